@@ -1,0 +1,96 @@
+"""Excel Async Bridge: HTTP and queue functions (Azure Functions, Python v2 model).
+
+Thin on purpose: each function parses its trigger, calls shared/, and formats the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import azure.functions as func
+
+from shared import operations, poller
+from shared.problems import Problem
+from shared.responses import (
+    api_base,
+    json_response,
+    page_response,
+    problem_response,
+    reply_response,
+    unexpected_response,
+)
+from shared.runtime import Runtime, get_runtime
+from shared.settings import SettingsError
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger("excel_async_bridge")
+
+Handler = Callable[[Runtime], Awaitable[func.HttpResponse]]
+
+
+async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
+    """Run a handler; problems become application/problem+json, anything else a logged 500."""
+    try:
+        return await handler(await get_runtime())
+    except Problem as problem:
+        return problem_response(problem, req.url.split("?", 1)[0])
+    except SettingsError as exc:
+        return problem_response(Problem(500, "misconfigured", "The bridge is misconfigured", str(exc)))
+    except Exception as exc:
+        return unexpected_response(exc)
+
+
+@app.route(route="operations", methods=["POST"])
+async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        reply = await operations.start(rt, req.get_body(), req.headers.get("Idempotency-Key"),
+                                       api_base(req, "operations"))
+        return reply_response(reply)
+
+    return await _answer(req, handle)
+
+
+@app.route(route="operations/{id}", methods=["GET"])
+async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        return reply_response(await operations.get(rt, req.route_params.get("id", "")))
+
+    return await _answer(req, handle)
+
+
+@app.route(route="operations", methods=["GET"])
+async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        status, top = req.params.get("status"), req.params.get("top")
+        page = await operations.list_page(rt, status, top, req.params.get("continuationToken"))
+        return page_response(page, req.url.split("?", 1)[0], status, int(top) if top else None)
+
+    return await _answer(req, handle)
+
+
+@app.route(route="operations/{id}", methods=["DELETE"])
+async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        return reply_response(await operations.cancel(rt, req.route_params.get("id", "")))
+
+    return await _answer(req, handle)
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        rt = await get_runtime()
+        await rt.store.ping()
+        await rt.polls.client.get_queue_properties()
+    except Exception as exc:
+        log.warning("health check failed: %s", type(exc).__name__)
+        return problem_response(Problem(503, "unhealthy", "Storage is not reachable", type(exc).__name__))
+    return json_response(200, {"status": "healthy"})
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%POLL_QUEUE%", connection="AzureWebJobsStorage")
+async def poll_operation(msg: func.QueueMessage) -> None:
+    """One poll of one operation. Raises only for storage failures, so the host retries, then poisons."""
+    rt = await get_runtime()
+    await poller.handle_message(rt, msg.get_body().decode("utf-8", "replace"), msg.dequeue_count or 1)

@@ -1,0 +1,283 @@
+"""What the HTTP functions do: start or track, read, list and cancel operations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .graph import TransportFailure
+from .graph_answers import graph_error, innermost_code, parse_retry_after, result_from
+from .polling import PollState, status_retry_after, whole_seconds
+from .problems import FieldError, Problem, invalid, not_found
+from .records import (
+    ACTIVE,
+    CANCELED,
+    FAILED,
+    NOT_STARTED,
+    STATUSES,
+    SUCCEEDED,
+    WEBHOOK_NONE,
+    WEBHOOK_PENDING,
+    Operation,
+    is_operation_id,
+    iso,
+    new_operation_id,
+    parse_iso,
+)
+from .runtime import Runtime
+from .sealing import seal
+from .store import Conflict, Page
+from .validation import StartRequest, TrackRequest, parse_json_body, parse_operation_request
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_IN_FLIGHT_SECONDS = 60.0
+STALL_GRACE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An operation and how to answer about it: 202 while active, 200 once terminal."""
+
+    operation: Operation
+    retry_after: int | None
+
+    @property
+    def status_code(self) -> int:
+        return 202 if self.operation.status in ACTIVE else 200
+
+
+def _reply(rt: Runtime, op: Operation, now: float) -> Reply:
+    if op.status in ACTIVE:
+        return Reply(op, status_retry_after(now - parse_iso(op.created_at), rt.timing))
+    return Reply(op, None)
+
+
+def _fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _check_idempotency_key(key: str) -> str:
+    if not 1 <= len(key) <= 255 or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        raise invalid([FieldError("Idempotency-Key", "must be 1-255 printable ASCII characters")])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url: str) -> Reply:
+    payload = parse_json_body(body)
+    request = parse_operation_request(
+        payload,
+        graph_origin=rt.settings.graph_origin,
+        allow_private_callbacks=rt.settings.webhook_allow_private_networks,
+        webhooks_configured=bool(rt.settings.webhook_secrets),
+    )
+    now = time.time()
+    operation_id = new_operation_id(now)
+    key_hash = _check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    if key_hash:
+        claim = await rt.store.claim_idempotency(key_hash, operation_id, _fingerprint(payload))
+        if claim.existing:
+            if claim.fingerprint != _fingerprint(payload):
+                raise Problem(409, "idempotencyKeyReused", "Idempotency-Key already used with another body",
+                              "Use a new Idempotency-Key for a different request.",
+                              [FieldError("Idempotency-Key", "already used with a different request body")])
+            existing = await rt.store.get(claim.operation_id)
+            if existing is not None:
+                return _reply(rt, await rearm_if_stalled(rt, existing, now), now)
+            if now - claim.created_at < IDEMPOTENCY_IN_FLIGHT_SECONDS:
+                raise Problem(409, "requestInProgress", "A request with this Idempotency-Key is in progress",
+                              "Retry shortly.", headers={"Retry-After": "1"})
+            operation_id = claim.operation_id  # the first attempt died before storing anything: take over
+    try:
+        if isinstance(request, TrackRequest):
+            op = await _track(rt, request, operation_id, now, base_url)
+        else:
+            op = await _start(rt, request, operation_id, now, base_url)
+    except BaseException:
+        if key_hash:
+            await rt.store.release_idempotency(key_hash)
+        raise
+    return _reply(rt, op, now)
+
+
+def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, action: str | None,
+                workbook: str, callback_url: str | None, client_reference: str | None,
+                operation_url: str | None) -> Operation:
+    return Operation(
+        id=operation_id,
+        status=NOT_STARTED,
+        action=action,
+        workbook=workbook,
+        operation_url=operation_url,
+        created_at=iso(now),
+        updated_at=iso(now),
+        base_url=base_url,
+        client_reference=client_reference,
+        callback_sealed=seal(callback_url, rt.settings.webhook_secrets, operation_id) if callback_url else None,
+    )
+
+
+async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation:
+    """Create the record, then its first queue message; undo the record if the message cannot be sent."""
+    try:
+        op = await rt.store.create(op)
+    except Conflict:
+        existing = await rt.store.get(op.id)
+        if existing is None:
+            raise
+        return existing
+    needs_message = op.status in ACTIVE or op.webhook_state == WEBHOOK_PENDING
+    if needs_message:
+        try:
+            await rt.polls.send(PollState(op.id, op.generation), delay)
+        except Exception:
+            log.exception("could not enqueue operation %s; removing its record", op.id)
+            await rt.store.delete(op.id)
+            raise Problem(503, "storageUnavailable", "The operation could not be queued",
+                          "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
+    return op
+
+
+async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str) -> Operation:
+    op = _new_record(rt, operation_id, now, base_url, action=request.action, workbook=request.workbook,
+                     callback_url=request.callback_url, client_reference=request.client_reference,
+                     operation_url=request.operation_url)
+    log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
+    return await _store_and_enqueue(rt, op, 0)
+
+
+async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str) -> Operation:
+    try:
+        response = await rt.graph.start(rt.settings.graph_base_url, request)
+    except TransportFailure as exc:
+        raise Problem(503, "graphUnavailable", "Graph did not answer", f"{exc}; nothing was stored, retry.",
+                      headers={"Retry-After": "5"}) from None
+    op = _new_record(rt, operation_id, now, base_url, action=request.action, workbook=request.workbook,
+                     callback_url=request.callback_url, client_reference=request.client_reference,
+                     operation_url=None)
+    status = response.status
+    if status == 202:
+        location = response.headers.get("location")
+        if location and rt.graph.trusted(location):
+            op = op.with_(operation_url=location)
+            log.info("started %s as operation %s", request.action, op.id)
+            return await _store_and_enqueue(rt, op, whole_seconds(rt.settings.poll_initial_delay))
+        error = (
+            {"code": "untrustedOperationOrigin",
+             "message": f"Graph's Location is not on {rt.settings.graph_origin}; it was not followed."}
+            if location else
+            {"code": "missingOperationLocation", "message": "Graph answered 202 without a Location header."}
+        )
+        return await _store_and_enqueue(rt, _terminal(op, FAILED, now, error=error), 0)
+    if 200 <= status < 300:
+        result = result_from(request.action, response.body)
+        log.info("%s for operation %s finished synchronously (%s)", request.action, op.id, status)
+        return await _store_and_enqueue(rt, _terminal(op, SUCCEEDED, now, result=result), 0)
+    raise _graph_problem(status, response.headers, response.body)
+
+
+def _graph_problem(status: int, headers: dict[str, str], body: bytes) -> Problem:
+    error = graph_error(body, status)
+    code = innermost_code(error)
+    if status == 429 or status >= 500:
+        retry = parse_retry_after(headers.get("retry-after"))
+        return Problem(503, code, "Graph is busy or unavailable", "Nothing was stored; retry the request.",
+                       extra={"graphStatus": status, "graphError": error},
+                       headers={"Retry-After": str(max(1, whole_seconds(retry or 5)))})
+    if status == 401:
+        return Problem(502, code, "Graph refused the bridge's credentials",
+                       "The bridge's token was rejected even after a refresh.",
+                       extra={"graphStatus": status, "graphError": error})
+    return Problem(status if 400 <= status < 500 else 502, code, "Graph rejected the request",
+                   str(error.get("message") or ""), extra={"graphStatus": status, "graphError": error})
+
+
+def _terminal(op: Operation, status: str, now: float, *, result: Any = None,
+              error: dict[str, Any] | None = None, poll_count: int | None = None) -> Operation:
+    """The operation in a terminal state, with a webhook due if it has a callback."""
+    return op.with_(
+        status=status,
+        completed_at=iso(now),
+        updated_at=iso(now),
+        result=result,
+        error=error,
+        poll_count=op.poll_count if poll_count is None else poll_count,
+        event_id=str(uuid.uuid4()),
+        webhook_state=WEBHOOK_PENDING if op.callback_sealed else WEBHOOK_NONE,
+    )
+
+
+TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
+                   "webhook_state", "generation"}
+
+
+async def get(rt: Runtime, operation_id: str) -> Reply:
+    op = await _load(rt, operation_id)
+    now = time.time()
+    return _reply(rt, await rearm_if_stalled(rt, op, now), now)
+
+
+async def _load(rt: Runtime, operation_id: str) -> Operation:
+    op = await rt.store.get(operation_id) if is_operation_id(operation_id) else None
+    if op is None:
+        raise not_found(operation_id)
+    return op
+
+
+async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
+    """Self-healing: an active record long past its deadline has lost its queue message; start a new chain."""
+    if op.status not in ACTIVE:
+        return op
+    if now - parse_iso(op.created_at) < rt.timing.timeout + max(STALL_GRACE_SECONDS, 2 * rt.timing.maximum):
+        return op
+    try:
+        op = await rt.store.update(op.with_(generation=op.generation + 1), {"generation"})
+    except Conflict:
+        return op
+    log.warning("operation %s had no poll chain; re-armed as generation %s", op.id, op.generation)
+    await rt.polls.send(PollState(op.id, op.generation, op.poll_count), 0)
+    return op
+
+
+async def list_page(rt: Runtime, status: str | None, top: str | None, token: str | None) -> Page:
+    errors: list[FieldError] = []
+    if status is not None and status not in STATUSES:
+        errors.append(FieldError("status", "must be one of " + ", ".join(STATUSES)))
+    count = 20
+    if top is not None:
+        if not top.isdigit() or not 1 <= int(top) <= 100:
+            errors.append(FieldError("top", "must be a whole number from 1 to 100"))
+        else:
+            count = int(top)
+    if errors:
+        raise invalid(errors)
+    return await rt.store.list(status, count, token)
+
+
+async def cancel(rt: Runtime, operation_id: str) -> Reply:
+    """Stop tracking. Idempotent: a finished operation is returned as it is."""
+    for _ in range(5):
+        op = await _load(rt, operation_id)
+        if op.status not in ACTIVE:
+            return Reply(op, None)
+        now = time.time()
+        canceled = _terminal(op, CANCELED, now, error={"code": "canceled",
+                                                        "message": "Tracking was canceled by the caller."})
+        canceled = canceled.with_(generation=op.generation + 1)
+        try:
+            canceled = await rt.store.update(canceled, TERMINAL_FIELDS)
+        except Conflict:
+            continue
+        log.info("operation %s canceled", op.id)
+        if canceled.webhook_state == WEBHOOK_PENDING:
+            try:
+                await rt.polls.send(PollState(canceled.id, canceled.generation), 0)
+            except Exception:  # the chain's own pending message will deliver it, a little later
+                log.warning("could not queue the cancel webhook of %s now", op.id, exc_info=True)
+        return Reply(canceled, None)
+    raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")

@@ -1,0 +1,176 @@
+"""One step of an operation's poll chain: what the queue-triggered function does with a message.
+
+Per uneventful poll: one entity read (cancel and duplicate-chain check), one Graph GET, one message
+sent with a visibility delay; the host deletes the message it delivered. Nothing is written to the table
+unless something changed (Graph's status moved, the operation ended, or a redelivery claims the chain).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from .graph import TransportFailure, UntrustedOrigin
+from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
+from .operations import TERMINAL_FIELDS, _terminal
+from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient
+from .queue import BadMessage, decode
+from .records import (
+    WEBHOOK_DELIVERED,
+    WEBHOOK_FAILED,
+    WEBHOOK_PENDING,
+    Operation,
+    is_operation_id,
+    iso,
+    parse_iso,
+    to_json,
+)
+from .runtime import Runtime
+from .sealing import SealingError, unseal
+from .store import Conflict
+from .webhooks import build_event, deliver, webhook_headers
+
+log = logging.getLogger(__name__)
+
+
+async def handle_message(rt: Runtime, text: str, dequeue_count: int) -> None:
+    """Never raises for a bad message or a Graph problem: those end here, logged, not retried forever."""
+    try:
+        state = decode(text)
+    except BadMessage as exc:
+        log.error("dropping unreadable poll message: %s", exc)
+        return
+    if not is_operation_id(state.operation_id):
+        log.error("dropping poll message with a malformed operation id")
+        return
+    op = await rt.store.get(state.operation_id)
+    if op is None:
+        log.error("dropping poll message for unknown operation %s", state.operation_id)
+        return
+    if op.terminal:
+        if op.webhook_state == WEBHOOK_PENDING:
+            await deliver_webhook(rt, op)
+        return
+    if state.generation != op.generation:
+        log.info("dropping stale message for %s (generation %s, current %s)", op.id, state.generation,
+                 op.generation)
+        return
+    if dequeue_count > 1:
+        # A redelivery: the first delivery may already have queued a successor. Claim a new generation
+        # so exactly one chain survives (the successor, if any, now carries a stale generation).
+        try:
+            op = await rt.store.update(op.with_(generation=op.generation + 1), {"generation"})
+        except Conflict:
+            log.info("another delivery of %s's message claimed the chain", op.id)
+            return
+        state = replace(state, generation=op.generation)
+    await poll_once(rt, op, state)
+
+
+async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
+    now = time.time()
+    elapsed = now - parse_iso(op.created_at)
+    if timed_out(elapsed, rt.timing):
+        await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing)))
+        return
+    answer, _ = await _get(rt, op.operation_url or "", classify_operation)
+    decision = decide(answer, state, elapsed, rt.timing)
+    if isinstance(decision, Finish) and decision.status == "succeeded" and decision.result_url:
+        outcome = await _fetch_result(rt, op, decision, elapsed)
+        if outcome is None:
+            return
+        decision, result = outcome
+        await finish(rt, op, decision, result)
+        return
+    if isinstance(decision, Reschedule):
+        await reschedule(rt, op, decision)
+        return
+    await finish(rt, op, decision)
+
+
+Classifier = Callable[[int, dict[str, str], bytes, float], Answer]
+
+
+async def _get(rt: Runtime, url: str, classify: Classifier) -> tuple[Answer, bytes]:
+    """GET a Graph URL (token only for GRAPH_BASE_URL's origin) and classify the answer."""
+    try:
+        response = await rt.graph.send("GET", url)
+    except UntrustedOrigin as exc:
+        return Answer(Kind.REJECTED, error={
+            "code": "untrustedOrigin",
+            "message": f"Graph pointed at {exc.origin}, which is not GRAPH_BASE_URL's origin; not followed."}), b""
+    except TransportFailure as exc:
+        return Answer(Kind.TRANSIENT, reason=str(exc)), b""
+    return classify(response.status, response.headers, response.body, time.time()), response.body
+
+
+async def _fetch_result(rt: Runtime, op: Operation, decision: Finish,
+                        elapsed: float) -> tuple[Finish, Any] | None:
+    """Read the result at resourceLocation. None means a retry was scheduled instead."""
+    url = decision.result_url or ""
+    answer, body = await _get(rt, url, classify_result)
+    if answer.kind is Kind.SUCCEEDED:
+        return decision, result_from(op.action or infer_action(url), body)
+    if answer.kind is Kind.TRANSIENT:
+        retry = transient(answer, decision.state, elapsed, rt.timing)
+        if isinstance(retry, Reschedule):
+            await reschedule(rt, op, retry)
+            return None
+        return retry, None
+    error: dict[str, Any] = {"code": "resultUnavailable",
+                             "message": "The operation succeeded but its result could not be read."}
+    if answer.error:
+        error["innerError"] = answer.error
+    return Finish("failed", decision.state, error=error), None
+
+
+async def reschedule(rt: Runtime, op: Operation, decision: Reschedule) -> None:
+    if decision.status and decision.status != op.status:
+        changed = op.with_(status=decision.status, updated_at=iso(time.time()), poll_count=decision.state.polls)
+        try:
+            await rt.store.update(changed, {"status", "updated_at", "poll_count"})
+        except Conflict:
+            log.info("operation %s changed while polling (canceled?); chain ends", op.id)
+            return
+    await rt.polls.send(decision.state, decision.delay)
+
+
+async def finish(rt: Runtime, op: Operation, decision: Finish, result: Any = None) -> None:
+    done = _terminal(op, decision.status, time.time(), result=result, error=decision.error,
+                     poll_count=decision.state.polls)
+    try:
+        done = await rt.store.update(done, TERMINAL_FIELDS)
+    except Conflict:
+        log.info("operation %s was finished elsewhere; not writing %s", op.id, decision.status)
+        return
+    log.info("operation %s %s after %s polls", op.id, done.status, done.poll_count)
+    if done.webhook_state == WEBHOOK_PENDING:
+        await deliver_webhook(rt, done)
+
+
+async def deliver_webhook(rt: Runtime, op: Operation) -> None:
+    """Send the terminal event; record the outcome on the record without touching the result."""
+    attempt_at = iso(time.time())
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        url = unseal(op.callback_sealed or "", rt.settings.webhook_secrets, op.id)
+    except SealingError as exc:
+        outcome_state, error = WEBHOOK_FAILED, str(exc)
+    else:
+        body = build_event(event_id=op.event_id or op.id, status=op.status, time=op.completed_at or attempt_at,
+                           subject=op.id, data=to_json(op, include_webhook=False))
+        headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), body)
+        outcome = await deliver(rt.http, url, headers, body, rt.settings.webhook_timeout)
+        outcome_state = WEBHOOK_DELIVERED if outcome.delivered else WEBHOOK_FAILED
+        status_code, error = outcome.status_code, outcome.error
+    log.info("webhook for %s: %s (%s)", op.id, outcome_state, status_code or error)
+    recorded = op.with_(webhook_state=outcome_state, webhook_attempts=op.webhook_attempts + 1,
+                        webhook_last_status=status_code, webhook_last_attempt_at=attempt_at,
+                        webhook_last_error=error)
+    await rt.store.merge_unconditionally(
+        recorded, {"webhook_state", "webhook_attempts", "webhook_last_status", "webhook_last_attempt_at",
+                   "webhook_last_error"})

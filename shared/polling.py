@@ -1,0 +1,165 @@
+"""When to poll next and what to do with a Graph answer. Pure: no clock reads, no I/O.
+
+The regular schedule is a function of time since the operation was created: polls fall at
+T0 = initial, then gaps that double up to the cap (1, 2, 4, 8, ... 240, 240 s). Because it depends only
+on the creation time, the status endpoint can tell a caller when the next poll will be without the
+poller writing anything per poll. Graph's Retry-After always wins when it asks for longer.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .graph_answers import Answer, Kind
+
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Timing:
+    initial: float
+    maximum: float
+    timeout: float
+    max_transient_failures: int
+
+
+@dataclass(frozen=True)
+class PollState:
+    """What the queue message carries from poll to poll (so uneventful polls write no table entity)."""
+
+    operation_id: str
+    generation: int
+    polls: int = 0
+    transient_failures: int = 0
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    delay: int
+    state: PollState
+    status: str | None  # notStarted or running as Graph says now; None when this answer says nothing
+
+
+@dataclass(frozen=True)
+class Finish:
+    status: str  # succeeded | failed | timedOut
+    state: PollState
+    error: dict[str, Any] | None = None
+    result_url: str | None = None
+
+
+Decision = Reschedule | Finish
+
+
+def schedule_offset(index: int, timing: Timing) -> float:
+    """Offset from creation of the index-th regular poll (0-based)."""
+    initial = max(timing.initial, 0.0)
+    step = max(initial, 1.0)
+    offset = initial
+    for _ in range(index):
+        offset += step
+        step = min(step * 2, timing.maximum)
+    return offset
+
+
+def next_regular_poll(elapsed: float, timing: Timing) -> float:
+    """Seconds from now to the first regular poll strictly after `elapsed` seconds since creation."""
+    initial = max(timing.initial, 0.0)
+    if elapsed < initial:
+        return initial - elapsed
+    step = max(initial, 1.0)
+    offset = initial
+    while offset <= elapsed:
+        offset += step
+        step = min(step * 2, timing.maximum)
+    return offset - elapsed
+
+
+def whole_seconds(delay: float) -> int:
+    """Queue visibility is whole seconds: round up so a Retry-After of 2.128 s waits 3 s, never 2."""
+    return max(0, min(MAX_VISIBILITY_SECONDS, math.ceil(delay - 1e-9)))
+
+
+def status_retry_after(elapsed: float, timing: Timing) -> int:
+    """The Retry-After the status endpoint gives while the operation runs: time to our next poll."""
+    return max(1, whole_seconds(next_regular_poll(elapsed, timing)))
+
+
+def transient_backoff(failures: int, timing: Timing, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter for the failures-th consecutive transient answer (1-based)."""
+    base = max(timing.initial, 1.0) * float(2 ** max(failures - 1, 0))
+    ceiling = min(base, timing.maximum)
+    jitter: float = (rng or random).uniform(0.5, 1.0)
+    return max(1.0, ceiling * jitter)
+
+
+def _bounded(delay: float, elapsed: float, timing: Timing) -> int:
+    remaining = timing.timeout - elapsed
+    seconds = whole_seconds(delay)
+    if remaining > 0 and seconds > remaining:
+        seconds = max(1, whole_seconds(remaining))
+    return max(1, seconds)
+
+
+def timed_out(elapsed: float, timing: Timing) -> bool:
+    return elapsed >= timing.timeout
+
+
+def timeout_error(timing: Timing) -> dict[str, Any]:
+    return {
+        "code": "operationTimedOut",
+        "message": f"The operation did not finish within {timing.timeout:g} seconds (OPERATION_TIMEOUT_SECONDS).",
+    }
+
+
+def decide(
+    answer: Answer, state: PollState, elapsed: float, timing: Timing, rng: random.Random | None = None
+) -> Decision:
+    """Turn one classified answer to `GET <operation>` into the next step."""
+    polled = replace(state, polls=state.polls + 1)
+    if answer.kind in (Kind.RUNNING, Kind.NOT_STARTED):
+        delay = max(next_regular_poll(elapsed, timing), answer.retry_after or 0.0)
+        status = "running" if answer.kind is Kind.RUNNING else "notStarted"
+        return Reschedule(_bounded(delay, elapsed, timing), replace(polled, transient_failures=0), status)
+    if answer.kind is Kind.SUCCEEDED:
+        return Finish("succeeded", polled, result_url=answer.resource_location)
+    if answer.kind is Kind.FAILED:
+        return Finish("failed", polled, error=answer.error)
+    if answer.kind is Kind.NOT_FOUND:
+        return Finish("failed", polled, error=_wrap("operationNotFound", "Graph no longer knows this operation "
+                                                   "(it expired or never existed).", answer.error))
+    if answer.kind is Kind.UNAUTHORIZED:
+        return Finish("failed", polled, error=_wrap("graphUnauthorized", "Graph refused the bridge's token "
+                                                   "even after a fresh one was fetched.", answer.error))
+    if answer.kind is Kind.REJECTED:
+        return Finish("failed", polled, error=answer.error)
+    return transient(answer, state, elapsed, timing, rng)
+
+
+def transient(
+    answer: Answer, state: PollState, elapsed: float, timing: Timing, rng: random.Random | None = None
+) -> Decision:
+    """A transient answer (429/5xx/timeout/bad body): back off, or give up after the bound."""
+    failures = state.transient_failures + 1
+    polled = replace(state, polls=state.polls + 1, transient_failures=failures)
+    if failures > timing.max_transient_failures:
+        return Finish(
+            "failed",
+            polled,
+            error={
+                "code": "graphUnavailable",
+                "message": f"Graph answered {failures} transient failures in a row; last: {answer.reason}.",
+            },
+        )
+    delay = max(transient_backoff(failures, timing, rng), answer.retry_after or 0.0)
+    return Reschedule(_bounded(delay, elapsed, timing), polled, None)
+
+
+def _wrap(code: str, message: str, inner: dict[str, Any] | None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if inner:
+        error["innerError"] = inner
+    return error

@@ -1,0 +1,159 @@
+"""The operation record: its table entity form and its public JSON form."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+NOT_STARTED, RUNNING = "notStarted", "running"
+SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
+ACTIVE = frozenset({NOT_STARTED, RUNNING})
+TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
+STATUSES = (NOT_STARTED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED)
+
+WEBHOOK_NONE, WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "none", "pending", "delivered", "failed"
+ROW_KEY = "operation"
+_ID_RE = re.compile(r"^[0-9]{13}[0-9a-f]{10}$")
+_MAX_MS = 9_999_999_999_999
+
+
+def new_operation_id(now: float | None = None) -> str:
+    """13 digits of inverted milliseconds + 10 hex: ids sort newest first, as Table Storage lists them."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{_MAX_MS - millis:013d}{secrets.token_hex(5)}"
+
+
+def is_operation_id(value: str) -> bool:
+    return bool(_ID_RE.match(value))
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_iso(value: str) -> float:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    status: str
+    action: str | None
+    workbook: str
+    operation_url: str | None
+    created_at: str
+    updated_at: str
+    base_url: str
+    client_reference: str | None = None
+    completed_at: str | None = None
+    poll_count: int = 0
+    generation: int = 0
+    result: Any = None
+    error: dict[str, Any] | None = None
+    callback_sealed: str | None = None
+    event_id: str | None = None
+    webhook_state: str = WEBHOOK_NONE
+    webhook_attempts: int = 0
+    webhook_last_status: int | None = None
+    webhook_last_attempt_at: str | None = None
+    webhook_last_error: str | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def with_(self, **changes: Any) -> Operation:
+        return replace(self, **changes)
+
+
+_ENTITY_NAMES = {
+    "status": "Status",
+    "action": "Action",
+    "workbook": "Workbook",
+    "operation_url": "OperationUrl",
+    "created_at": "CreatedAt",
+    "updated_at": "UpdatedAt",
+    "base_url": "BaseUrl",
+    "client_reference": "ClientReference",
+    "completed_at": "CompletedAt",
+    "poll_count": "PollCount",
+    "generation": "Generation",
+    "callback_sealed": "CallbackSealed",
+    "event_id": "EventId",
+    "webhook_state": "WebhookState",
+    "webhook_attempts": "WebhookAttempts",
+    "webhook_last_status": "WebhookLastStatus",
+    "webhook_last_attempt_at": "WebhookLastAttemptAt",
+    "webhook_last_error": "WebhookLastError",
+}
+_JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
+
+
+def to_entity(op: Operation, only: set[str] | None = None) -> dict[str, Any]:
+    """Entity properties; `only` limits them to some fields (for merges). None values are omitted."""
+    entity: dict[str, Any] = {"PartitionKey": op.id, "RowKey": ROW_KEY}
+    for f in fields(op):
+        if f.name in ("id", "etag") or (only is not None and f.name not in only):
+            continue
+        value = getattr(op, f.name)
+        if f.name in _JSON_FIELDS:
+            entity[_JSON_FIELDS[f.name]] = json.dumps(value, separators=(",", ":"))
+        elif value is not None:
+            entity[_ENTITY_NAMES[f.name]] = value
+        else:
+            entity[_ENTITY_NAMES[f.name]] = ""  # merge clears the property's value
+    return entity
+
+
+def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
+    kwargs: dict[str, Any] = {"id": entity["PartitionKey"], "etag": etag}
+    for name, prop in _ENTITY_NAMES.items():
+        value = entity.get(prop)
+        kwargs[name] = None if value == "" else value
+    for name, prop in _JSON_FIELDS.items():
+        raw = entity.get(prop)
+        kwargs[name] = json.loads(raw) if raw else None
+    for name in ("poll_count", "generation", "webhook_attempts"):
+        kwargs[name] = int(kwargs[name] or 0)
+    if kwargs["webhook_last_status"] is not None:
+        kwargs["webhook_last_status"] = int(kwargs["webhook_last_status"])
+    kwargs["webhook_state"] = kwargs["webhook_state"] or WEBHOOK_NONE
+    return Operation(**kwargs)
+
+
+def status_url(op: Operation) -> str:
+    return f"{op.base_url}/operations/{op.id}"
+
+
+def to_json(op: Operation, *, include_webhook: bool = True) -> dict[str, Any]:
+    """The public record. Never contains the callback URL, tokens or Graph URLs."""
+    body: dict[str, Any] = {
+        "id": op.id,
+        "status": op.status,
+        "action": op.action,
+        "workbook": op.workbook,
+        "clientReference": op.client_reference,
+        "createdAt": op.created_at,
+        "updatedAt": op.updated_at,
+        "completedAt": op.completed_at,
+        "pollCount": op.poll_count,
+        "result": op.result,
+        "error": op.error,
+    }
+    if include_webhook:
+        body["webhook"] = {
+            "state": op.webhook_state,
+            "attempts": op.webhook_attempts,
+            "lastStatusCode": op.webhook_last_status,
+            "lastAttemptAt": op.webhook_last_attempt_at,
+            "lastError": op.webhook_last_error,
+        }
+    body["links"] = {"self": status_url(op), "cancel": status_url(op)}
+    return body

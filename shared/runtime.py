@@ -1,0 +1,105 @@
+"""Clients created once per worker process and reused by every invocation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.data.tables.aio import TableClient
+from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient
+
+from .auth import CredentialTokenSource, TokenSource
+from .graph import GraphClient
+from .polling import Timing
+from .queue import PollQueue
+from .settings import Settings, StorageConnection, load_settings
+from .store import OperationStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    http: aiohttp.ClientSession
+    tokens: TokenSource
+    graph: GraphClient
+    store: OperationStore
+    polls: PollQueue
+    timing: Timing
+
+    async def close(self) -> None:
+        await self.http.close()
+        await self.tokens.close()
+        await self.store._table.close()
+        await self.polls.client.close()
+
+
+def _storage_credential(conn: StorageConnection) -> AsyncTokenCredential:
+    if conn.managed_identity_client_id:
+        return ManagedIdentityCredential(client_id=conn.managed_identity_client_id)
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def _clients(settings: Settings) -> tuple[TableClient, QueueClient]:
+    conn = settings.storage
+    encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()  # host.json messageEncoding: base64
+    if conn.connection_string:
+        table = TableClient.from_connection_string(conn.connection_string, table_name=settings.operations_table)
+        queue = QueueClient.from_connection_string(
+            conn.connection_string, settings.poll_queue, message_encode_policy=encode, message_decode_policy=decode
+        )
+        return table, queue
+    assert conn.table_service_uri and conn.queue_service_uri
+    credential = _storage_credential(conn)
+    table = TableClient(endpoint=conn.table_service_uri, table_name=settings.operations_table,
+                        credential=credential)
+    queue = QueueClient(conn.queue_service_uri, settings.poll_queue, credential=credential,
+                        message_encode_policy=encode, message_decode_policy=decode)
+    return table, queue
+
+
+async def build_runtime(settings: Settings | None = None) -> Runtime:
+    settings = settings or load_settings()
+    http = aiohttp.ClientSession(headers={"User-Agent": "excel-async-bridge/0.1"})
+    tokens = CredentialTokenSource(settings.graph_scope)
+    table, queue = _clients(settings)
+    runtime = Runtime(
+        settings=settings,
+        http=http,
+        tokens=tokens,
+        graph=GraphClient(http, tokens, settings.graph_base_url, settings.graph_timeout),
+        store=OperationStore(table),
+        polls=PollQueue(queue),
+        timing=Timing(settings.poll_initial_delay, settings.poll_max_delay, settings.operation_timeout,
+                      settings.max_transient_failures),
+    )
+    try:
+        await runtime.store.ensure_table()
+        await runtime.polls.ensure_queue()
+    except Exception:
+        log.warning("could not create the table or queue (they may already exist or lack permission)",
+                    exc_info=True)
+    return runtime
+
+
+_runtime: Runtime | None = None
+_lock: asyncio.Lock | None = None
+
+
+async def get_runtime() -> Runtime:
+    """The worker's runtime, built on first use inside the worker's event loop."""
+    global _runtime, _lock
+    if _runtime is not None:
+        return _runtime
+    if _lock is None:
+        _lock = asyncio.Lock()
+    async with _lock:
+        if _runtime is None:
+            _runtime = await build_runtime()
+    return _runtime

@@ -1,0 +1,160 @@
+"""Settings read from the environment (app settings in Azure, local.settings.json Values locally)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .webhooks import parse_webhook_secrets
+
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+STORAGE_SETTING = "AzureWebJobsStorage"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """How to reach the storage account: a connection string, or service URIs plus an identity."""
+
+    connection_string: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageConnection
+    graph_base_url: str
+    webhook_secrets: tuple[bytes, ...]
+    webhook_allow_private_networks: bool
+    poll_initial_delay: float
+    poll_max_delay: float
+    operation_timeout: float
+    max_transient_failures: int
+    poll_queue: str
+    webhook_queue: str
+    operations_table: str
+    graph_timeout: float = 30.0
+    webhook_timeout: float = 10.0
+
+    @property
+    def graph_origin(self) -> str:
+        return origin_of(self.graph_base_url)
+
+    @property
+    def graph_scope(self) -> str:
+        return f"{self.graph_origin}/.default"
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] in lower case, with the default port dropped."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _storage_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not (3 <= len(value) <= 56) or not value.replace("-", "").isalnum() or value != value.lower():
+        raise SettingsError(f"{name} must be 3-56 lower-case letters, digits or dashes, got {value!r}")
+    return value
+
+
+def storage_connection(env: Mapping[str, str], setting: str = STORAGE_SETTING) -> StorageConnection:
+    """Resolve a Functions-style storage connection: a connection string or the `__*` identity form."""
+    raw = env.get(setting, "").strip()
+    if raw:
+        if raw.replace(" ", "").lower() == "usedevelopmentstorage=true":
+            raw = AZURITE_CONNECTION_STRING
+        return StorageConnection(connection_string=raw)
+    account = env.get(f"{setting}__accountName", "").strip()
+    queue_uri = env.get(f"{setting}__queueServiceUri", "").strip() or (
+        f"https://{account}.queue.core.windows.net" if account else ""
+    )
+    table_uri = env.get(f"{setting}__tableServiceUri", "").strip() or (
+        f"https://{account}.table.core.windows.net" if account else ""
+    )
+    if not queue_uri or not table_uri:
+        raise SettingsError(
+            f"{setting} is not set: give a connection string, or {setting}__accountName "
+            f"(or {setting}__queueServiceUri and {setting}__tableServiceUri) for an identity-based connection"
+        )
+    client_id = None
+    if env.get(f"{setting}__credential", "").strip().lower() == "managedidentity":
+        client_id = env.get(f"{setting}__clientId", "").strip() or None
+    return StorageConnection(
+        queue_service_uri=queue_uri, table_service_uri=table_uri, managed_identity_client_id=client_id
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    base = (env.get("GRAPH_BASE_URL", "").strip() or "https://graph.microsoft.com/v1.0").rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"GRAPH_BASE_URL must be an absolute http(s) URL without query, got {base!r}")
+    initial = _number(env, "POLL_INITIAL_DELAY_SECONDS", 1.0, 0.0, 3600.0)
+    maximum = _number(env, "POLL_MAX_DELAY_SECONDS", 240.0, 1.0, 240.0)
+    if initial > maximum:
+        raise SettingsError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")
+    return Settings(
+        storage=storage_connection(env),
+        graph_base_url=base,
+        webhook_secrets=parse_webhook_secrets(env.get("WEBHOOK_SECRET", "")),
+        webhook_allow_private_networks=_flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
+        poll_initial_delay=initial,
+        poll_max_delay=maximum,
+        operation_timeout=_number(env, "OPERATION_TIMEOUT_SECONDS", 3600.0, 1.0, 7 * 24 * 3600.0),
+        max_transient_failures=int(_number(env, "POLL_MAX_TRANSIENT_FAILURES", 8, 0, 100)),
+        poll_queue=_storage_name(env, "POLL_QUEUE", "operation-polls"),
+        webhook_queue=_storage_name(env, "WEBHOOK_QUEUE", "webhook-deliveries"),
+        operations_table=_table_name(env.get("OPERATIONS_TABLE", "").strip() or "operations"),
+    )
+
+
+def _table_name(value: str) -> str:
+    if not (3 <= len(value) <= 63) or not value.isalnum() or not value[0].isalpha():
+        raise SettingsError(f"OPERATIONS_TABLE must be 3-63 letters or digits starting with a letter: {value!r}")
+    return value

@@ -1,0 +1,243 @@
+"""Parsing and validating `POST /api/operations` bodies. Pure: no I/O, every error names its field."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .problems import FieldError, Problem, invalid
+from .settings import origin_of
+
+Action = Literal["createSession", "createTableRow", "deleteTableRow"]
+ACTIONS: tuple[Action, ...] = ("createSession", "createTableRow", "deleteTableRow")
+
+_SEGMENT = r"[A-Za-z0-9!._,:@=$'()~-]{1,400}"
+WORKBOOK_RE = re.compile(
+    rf"^/(?:me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive|groups/{_SEGMENT}/drive)"
+    rf"/items/{_SEGMENT}$"
+)
+OPERATION_PATH_RE = re.compile(
+    rf"^/(?:v1\.0|beta)(/(?:me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive"
+    rf"|groups/{_SEGMENT}/drive)/items/{_SEGMENT})/workbook/operations/{_SEGMENT}$"
+)
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
+MAX_VALUES_BYTES = 32 * 1024
+MAX_URL_LENGTH = 2048
+_START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference"}
+_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference"}
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    workbook: str
+    action: Action
+    parameters: dict[str, Any]
+    session_id: str | None
+    callback_url: str | None
+    client_reference: str | None
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    operation_url: str
+    workbook: str
+    action: Action | None
+    callback_url: str | None
+    client_reference: str | None
+
+
+def parse_json_body(body: bytes) -> Any:
+    if not body.strip():
+        raise invalid([FieldError("body", "a JSON object is required")])
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise invalid([FieldError("body", f"not valid JSON: {exc}")]) from None
+
+
+def parse_operation_request(
+    payload: Any, *, graph_origin: str, allow_private_callbacks: bool, webhooks_configured: bool
+) -> StartRequest | TrackRequest:
+    if not isinstance(payload, dict):
+        raise invalid([FieldError("body", "must be a JSON object")])
+    errors: list[FieldError] = []
+    if "operationUrl" in payload:
+        if "workbook" in payload:
+            errors.append(FieldError("workbook", "give either workbook (start) or operationUrl (track), not both"))
+        result: StartRequest | TrackRequest | None = _track(payload, graph_origin, errors)
+    elif "workbook" in payload:
+        result = _start(payload, errors)
+    else:
+        raise invalid([FieldError("workbook", "required (or operationUrl to track an existing operation)")])
+    callback = _callback_url(payload.get("callbackUrl"), allow_private_callbacks, webhooks_configured, errors)
+    reference = payload.get("clientReference")
+    if reference is not None and (not isinstance(reference, str) or not 1 <= len(reference) <= 256):
+        errors.append(FieldError("clientReference", "must be a string of 1-256 characters"))
+    if errors or result is None:
+        raise invalid(errors)
+    if isinstance(result, StartRequest):
+        return StartRequest(
+            result.workbook, result.action, result.parameters, result.session_id, callback, reference
+        )
+    return TrackRequest(result.operation_url, result.workbook, result.action, callback, reference)
+
+
+def _unknown_fields(payload: dict[str, Any], allowed: set[str], errors: list[FieldError]) -> None:
+    for name in sorted(set(payload) - allowed):
+        errors.append(FieldError(name, "unknown field"))
+
+
+def _action(value: Any, errors: list[FieldError], required: bool) -> Action | None:
+    if value is None and not required:
+        return None
+    if value not in ACTIONS:
+        errors.append(FieldError("action", "must be one of " + ", ".join(ACTIONS)))
+        return None
+    return value  # type: ignore[no-any-return]
+
+
+def _start(payload: dict[str, Any], errors: list[FieldError]) -> StartRequest | None:
+    _unknown_fields(payload, _START_FIELDS, errors)
+    workbook = payload.get("workbook")
+    if not isinstance(workbook, str) or not WORKBOOK_RE.match(workbook) or "/../" in workbook + "/":
+        errors.append(
+            FieldError(
+                "workbook",
+                "must be a drive item path such as /drives/{drive-id}/items/{item-id}, /me/drive/items/{id}, "
+                "/users/{id}/drive/items/{id}, /sites/{id}/drive/items/{id} or /groups/{id}/drive/items/{id}",
+            )
+        )
+        workbook = None
+    action = _action(payload.get("action"), errors, required=True)
+    session_id = payload.get("sessionId")
+    if session_id is not None and (not isinstance(session_id, str) or not _HEADER_SAFE.match(session_id)):
+        errors.append(FieldError("sessionId", "must be a workbook session id (printable ASCII, no spaces)"))
+    parameters = payload.get("parameters", {} if action == "createSession" else None)
+    checked = _parameters(action, parameters, errors) if action else None
+    if workbook is None or action is None or checked is None:
+        return None
+    return StartRequest(workbook, action, checked, session_id, None, None)
+
+
+def _parameters(action: Action, value: Any, errors: list[FieldError]) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        errors.append(FieldError("parameters", f"an object is required for {action}"))
+        return None
+    before = len(errors)
+    allowed = {
+        "createSession": {"persistChanges"},
+        "createTableRow": {"table", "values", "index"},
+        "deleteTableRow": {"table", "index"},
+    }[action]
+    for name in sorted(set(value) - allowed):
+        errors.append(FieldError(f"parameters.{name}", f"unknown parameter for {action}"))
+    out: dict[str, Any] = {}
+    if action == "createSession":
+        persist = value.get("persistChanges", True)
+        if not isinstance(persist, bool):
+            errors.append(FieldError("parameters.persistChanges", "must be true or false"))
+        out["persistChanges"] = persist
+        return out if len(errors) == before else None
+    table = value.get("table")
+    if not isinstance(table, str) or not 1 <= len(table) <= 255 or not table.strip():
+        errors.append(FieldError("parameters.table", "a table id or name (1-255 characters) is required"))
+    out["table"] = table
+    index = value.get("index")
+    if action == "deleteTableRow" and index is None:
+        errors.append(FieldError("parameters.index", "the zero-based index of the row to delete is required"))
+    elif index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+        errors.append(FieldError("parameters.index", "must be a whole number >= 0"))
+    out["index"] = index
+    if action == "createTableRow":
+        values = value.get("values")
+        if not _is_rows(values):
+            errors.append(
+                FieldError("parameters.values", "must be a non-empty array of non-empty arrays of scalars")
+            )
+        elif len(json.dumps(values)) > MAX_VALUES_BYTES:
+            errors.append(FieldError("parameters.values", f"must be at most {MAX_VALUES_BYTES} bytes as JSON"))
+        out["values"] = values
+    return out if len(errors) == before else None
+
+
+def _is_rows(values: Any) -> bool:
+    if not isinstance(values, list) or not values:
+        return False
+    for row in values:
+        if not isinstance(row, list) or not row:
+            return False
+        if not all(cell is None or isinstance(cell, str | int | float | bool) for cell in row):
+            return False
+    return True
+
+
+def _track(payload: dict[str, Any], graph_origin: str, errors: list[FieldError]) -> TrackRequest | None:
+    _unknown_fields(payload, _TRACK_FIELDS, errors)
+    url = payload.get("operationUrl")
+    action = _action(payload.get("action"), errors, required=False)
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        errors.append(FieldError("operationUrl", "must be a URL string"))
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.fragment:
+        errors.append(FieldError("operationUrl", "must be an absolute http(s) URL without credentials"))
+        return None
+    if origin_of(url) != graph_origin:
+        raise Problem(
+            400,
+            "untrustedOperationOrigin",
+            "The operation URL is not on the configured Graph origin",
+            f"Only {graph_origin} receives Graph tokens; this URL's origin is {origin_of(url)}.",
+            [FieldError("operationUrl", f"origin must be {graph_origin}")],
+        )
+    match = OPERATION_PATH_RE.match(parts.path)
+    if not match:
+        errors.append(
+            FieldError("operationUrl", "must be a workbook operation URL: .../items/{id}/workbook/operations/{id}")
+        )
+        return None
+    return TrackRequest(url, match.group(1), action, None, None)
+
+
+def _callback_url(
+    value: Any, allow_private: bool, webhooks_configured: bool, errors: list[FieldError]
+) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
+        errors.append(FieldError("callbackUrl", f"must be a URL of at most {MAX_URL_LENGTH} characters"))
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        errors.append(FieldError("callbackUrl", "must be an absolute https URL"))
+        return None
+    if parts.username or parts.password:
+        errors.append(FieldError("callbackUrl", "must not carry user information"))
+        return None
+    if not allow_private:
+        if parts.scheme != "https":
+            errors.append(FieldError("callbackUrl", "must use https"))
+            return None
+        if _is_private_host(parts.hostname):
+            errors.append(FieldError("callbackUrl", "must not point at a loopback or private address"))
+            return None
+    if not webhooks_configured:
+        errors.append(FieldError("callbackUrl", "webhooks are not configured on this bridge (WEBHOOK_SECRET)"))
+        return None
+    return value
+
+
+def _is_private_host(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return not address.is_global

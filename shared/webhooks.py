@@ -1,0 +1,108 @@
+"""Terminal-status webhooks: CloudEvents 1.0 bodies signed the Standard Webhooks way.
+
+Pure parts (secret parsing, signing, event building) are separate from the one I/O call (`deliver`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
+EVENT_TYPE_PREFIX = "workbook.operation."
+EVENT_SOURCE = "/excel-async-bridge/operations"
+
+
+class WebhookSecretError(ValueError):
+    pass
+
+
+def parse_webhook_secrets(raw: str) -> tuple[bytes, ...]:
+    """`whsec_<base64>` secrets, space separated (several while rotating); the prefix is optional."""
+    keys: list[bytes] = []
+    for item in raw.split():
+        encoded = item[len(SECRET_PREFIX):] if item.startswith(SECRET_PREFIX) else item
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise WebhookSecretError("WEBHOOK_SECRET must be whsec_<base64>; one entry is not base64") from None
+        if len(key) < 16:
+            raise WebhookSecretError("WEBHOOK_SECRET keys must be at least 16 bytes (24 base64 characters)")
+        keys.append(key)
+    return tuple(keys)
+
+
+def sign(keys: tuple[bytes, ...], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header: one `v1,<base64 HMAC-SHA256>` per key, space separated."""
+    payload = f"{msg_id}.{timestamp}.".encode() + body
+    signatures = [
+        "v1," + base64.b64encode(hmac.new(key, payload, hashlib.sha256).digest()).decode() for key in keys
+    ]
+    return " ".join(signatures)
+
+
+def build_event(*, event_id: str, status: str, time: str, subject: str, data: dict[str, Any]) -> bytes:
+    """A CloudEvents 1.0 structured-mode JSON body; the same inputs always give the same bytes."""
+    event = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": EVENT_SOURCE,
+        "type": EVENT_TYPE_PREFIX + status,
+        "time": time,
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+
+
+def webhook_headers(keys: tuple[bytes, ...], event_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "content-type": "application/cloudevents+json; charset=utf-8",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(keys, event_id, timestamp, body),
+        "user-agent": "excel-async-bridge-webhooks/1",
+    }
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    delivered: bool
+    status_code: int | None
+    error: str | None
+
+
+async def deliver(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    timeout: float,
+) -> DeliveryOutcome:
+    """One POST attempt. 2xx is delivered; redirects are never followed. Never raises for I/O errors."""
+    try:
+        async with session.post(
+            url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            await response.read()
+            ok = 200 <= response.status < 300
+            return DeliveryOutcome(ok, response.status, None if ok else f"receiver answered {response.status}")
+    except TimeoutError:
+        return DeliveryOutcome(False, None, "timed out")
+    except aiohttp.ClientError as exc:
+        return DeliveryOutcome(False, None, f"connection failed: {type(exc).__name__}")
