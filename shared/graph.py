@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from .auth import TokenSource
 from .settings import origin_of
@@ -90,7 +91,8 @@ class GraphClient:
         all_headers = {**headers, "Authorization": f"Bearer {token}", "client-request-id": request_id,
                        "Accept": "application/json"}
         try:
-            async with self._session.request(method, url, json=json, headers=all_headers,
+            # encoded=True: Location/resourceLocation are sent byte for byte, never re-quoted.
+            async with self._session.request(method, URL(url, encoded=True), json=json, headers=all_headers,
                                              timeout=self._timeout, allow_redirects=False) as resp:
                 body = await resp.read()
                 answer = GraphResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)

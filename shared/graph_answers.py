@@ -84,8 +84,9 @@ def sanitize_error(error: dict[str, Any], depth: int = 0) -> dict[str, Any]:
                 out["innerError"] = sanitize_error(value, depth + 1)
         elif isinstance(value, str | int | float | bool) or value is None:
             out[key] = value if not isinstance(value, str) else value[:2000]
-    out.setdefault("code", "unknown")
-    out.setdefault("message", "")
+    if depth == 0:  # Graph's inner errors may carry only date/request-id: give no code they lack
+        out.setdefault("code", "unknown")
+        out.setdefault("message", "")
     return out
 
 

@@ -53,6 +53,7 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int) -> None:
     if op.terminal:
         if op.webhook_state == WEBHOOK_PENDING:
             await deliver_webhook(rt, op)
+        log.info("operation %s is %s; poll message dropped", op.id, op.status)
         return
     if state.generation != op.generation:
         log.info("dropping stale message for %s (generation %s, current %s)", op.id, state.generation,
@@ -67,6 +68,8 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int) -> None:
             log.info("another delivery of %s's message claimed the chain", op.id)
             return
         state = replace(state, generation=op.generation)
+        log.info("redelivered message for %s (dequeue count %s): chain claimed as generation %s",
+                 op.id, dequeue_count, op.generation)
     await poll_once(rt, op, state)
 
 
@@ -122,7 +125,9 @@ async def _fetch_result(rt: Runtime, op: Operation, decision: Finish,
         return retry, None
     error: dict[str, Any] = {"code": "resultUnavailable",
                              "message": "The operation succeeded but its result could not be read."}
-    if answer.error:
+    if answer.error and answer.error.get("code") == "untrustedOrigin":
+        error = answer.error  # the bridge's own refusal says it best
+    elif answer.error:
         error["innerError"] = answer.error
     return Finish("failed", decision.state, error=error), None
 

@@ -37,8 +37,10 @@ def decode(text: str) -> PollState:
         raise BadMessage("not JSON") from None
     if not isinstance(raw, dict) or raw.get("v") != MESSAGE_VERSION:
         raise BadMessage("unknown message version")
+    if not isinstance(raw.get("id"), str):
+        raise BadMessage("missing operation id")
     try:
-        state = PollState(str(raw["id"]), int(raw["gen"]), int(raw.get("polls", 0)), int(raw.get("transient", 0)))
+        state = PollState(raw["id"], int(raw["gen"]), int(raw.get("polls", 0)), int(raw.get("transient", 0)))
     except (KeyError, TypeError, ValueError):
         raise BadMessage("missing or malformed fields") from None
     if state.generation < 0 or state.polls < 0 or state.transient_failures < 0:

@@ -7,6 +7,7 @@ every configured one may open, so rotating WEBHOOK_SECRET keeps older records re
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -37,10 +38,15 @@ def seal(plaintext: str, secrets: tuple[bytes, ...], associated: str) -> str:
 def unseal(token: str, secrets: tuple[bytes, ...], associated: str) -> str:
     if not token.startswith(PREFIX):
         raise SealingError("not a sealed value")
-    raw = base64.urlsafe_b64decode(token[len(PREFIX):])
+    try:
+        raw = base64.urlsafe_b64decode(token[len(PREFIX):])
+    except (binascii.Error, ValueError):
+        raise SealingError("the sealed value is damaged") from None
+    if len(raw) < 12 + 16:
+        raise SealingError("the sealed value is damaged")
     for secret in secrets:
         try:
             return AESGCM(_key(secret)).decrypt(raw[:12], raw[12:], associated.encode()).decode()
-        except InvalidTag:
+        except (InvalidTag, UnicodeDecodeError):
             continue
     raise SealingError("no configured key opens this value (was WEBHOOK_SECRET rotated away?)")

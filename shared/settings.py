@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .webhooks import parse_webhook_secrets
+from .webhooks import WebhookSecretError, parse_webhook_secrets
 
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
@@ -68,7 +68,7 @@ def origin_of(url: str) -> str:
     try:
         port = parts.port
     except ValueError:
-        port = None
+        return f"{scheme}://{host}:invalid-port"  # never equal to a real origin
     default = {"https": 443, "http": 80}.get(scheme)
     return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
 
@@ -139,10 +139,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     maximum = _number(env, "POLL_MAX_DELAY_SECONDS", 240.0, 1.0, 240.0)
     if initial > maximum:
         raise SettingsError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")
+    try:
+        webhook_secrets = parse_webhook_secrets(env.get("WEBHOOK_SECRET", ""))
+    except WebhookSecretError as exc:
+        raise SettingsError(str(exc)) from None
     return Settings(
         storage=storage_connection(env),
         graph_base_url=base,
-        webhook_secrets=parse_webhook_secrets(env.get("WEBHOOK_SECRET", "")),
+        webhook_secrets=webhook_secrets,
         webhook_allow_private_networks=_flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
         poll_initial_delay=initial,
         poll_max_delay=maximum,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -103,7 +104,7 @@ def _action(value: Any, errors: list[FieldError], required: bool) -> Action | No
 def _start(payload: dict[str, Any], errors: list[FieldError]) -> StartRequest | None:
     _unknown_fields(payload, _START_FIELDS, errors)
     workbook = payload.get("workbook")
-    if not isinstance(workbook, str) or not WORKBOOK_RE.match(workbook) or "/../" in workbook + "/":
+    if not isinstance(workbook, str) or not WORKBOOK_RE.match(workbook) or _has_dot_segment(workbook):
         errors.append(
             FieldError(
                 "workbook",
@@ -195,7 +196,7 @@ def _track(payload: dict[str, Any], graph_origin: str, errors: list[FieldError])
             [FieldError("operationUrl", f"origin must be {graph_origin}")],
         )
     match = OPERATION_PATH_RE.match(parts.path)
-    if not match:
+    if not match or _has_dot_segment(parts.path):
         errors.append(
             FieldError("operationUrl", "must be a workbook operation URL: .../items/{id}/workbook/operations/{id}")
         )
@@ -231,13 +232,24 @@ def _callback_url(
     return value
 
 
+def _has_dot_segment(path: str) -> bool:
+    """`.` or `..` segments would be collapsed by URL libraries: the request would go elsewhere."""
+    return any(segment in (".", "..") for segment in path.split("/"))
+
+
 def _is_private_host(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+    name = host.lower().rstrip(".")
+    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
         return True
     try:
-        address = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
     except ValueError:
-        return False
+        if not re.fullmatch(r"[0-9a-fx.]+", name) or not re.search(r"[0-9]", name):
+            return False
+        try:  # resolver shorthands such as 127.1, 2130706433 or 0x7f.1 all reach an IPv4 address
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     return not address.is_global

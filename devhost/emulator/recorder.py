@@ -1,0 +1,100 @@
+"""Request log of every non-admin request. Never stores a token."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["token", "start", "operation", "result", "other"]
+
+_SECRET_QUERY = re.compile(r"(?i)(^|&)(access_token|token|code|client_secret|assertion|sig)=[^&]*")
+
+
+def redact_query(query: str) -> str:
+    """Blank out query parameters that could carry a credential."""
+    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}=REDACTED", query)
+
+
+@dataclass
+class RequestRecord:
+    seq: int
+    time: float
+    method: str
+    host: str | None
+    path: str
+    query: str
+    kind: Kind = "other"
+    item: str | None = None
+    operation_id: str | None = None
+    action: str | None = None
+    auth: str = "none"
+    status: int | None = None
+    prefer: str | None = None
+    workbook_session_id: str | None = None
+    client_request_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "method": self.method,
+            "host": self.host,
+            "path": self.path,
+            "query": self.query,
+            "kind": self.kind,
+            "item": self.item,
+            "operationId": self.operation_id,
+            "action": self.action,
+            "auth": self.auth,
+            "status": self.status,
+            "prefer": self.prefer,
+            "workbookSessionId": self.workbook_session_id,
+            "clientRequestId": self.client_request_id,
+        }
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._records: list[RequestRecord] = []
+        self._seq = 0
+
+    def begin(
+        self,
+        method: str,
+        host: str | None,
+        path: str,
+        query: str,
+        prefer: str | None,
+        workbook_session_id: str | None,
+        client_request_id: str | None,
+    ) -> RequestRecord:
+        self._seq += 1
+        record = RequestRecord(
+            seq=self._seq,
+            time=time.time(),
+            method=method,
+            host=host,
+            path=path,
+            query=redact_query(query),
+            prefer=prefer,
+            workbook_session_id=workbook_session_id,
+            client_request_id=client_request_id,
+        )
+        self._records.append(record)
+        return record
+
+    def list(self, item: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for record in sorted(self._records, key=lambda r: r.seq):
+            if item is not None and record.item != item:
+                continue
+            if kind is not None and record.kind != kind:
+                continue
+            out.append(record.to_json())
+        return out
+
+    def reset(self) -> None:
+        self._records.clear()
+        self._seq = 0

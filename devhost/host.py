@@ -1,0 +1,158 @@
+"""Wires settings, the app, the HTTP server and queue listeners together."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from devhost.http_server import HttpHost
+from devhost.loader import LoadedApp, load_app
+from devhost.queue_listener import QueueListener
+from devhost.settings import apply_local_settings
+from devhost.storage import QueueClients
+
+logger = logging.getLogger("devhost")
+
+DRAIN_SECONDS = 10.0
+DEFAULT_THREADS = 64
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    port: int
+    host: str = "127.0.0.1"
+    app_dir: Path = Path(".")
+    lease_seconds: int = 60
+    drain_seconds: float = DRAIN_SECONDS
+
+
+def prepare(app_dir: Path) -> LoadedApp:
+    """Load settings into the environment, then import the app (order matters)."""
+    applied = apply_local_settings(app_dir)
+    if applied:
+        logger.info("loaded %d setting(s) from local.settings.json", len(applied))
+    return load_app(app_dir)
+
+
+class Host:
+    def __init__(self, loaded: LoadedApp, options: HostOptions) -> None:
+        self.loaded = loaded
+        self.options = options
+        self.http = HttpHost(loaded.http_functions, loaded.host_config.route_prefix, str(loaded.app_dir))
+        self.clients = QueueClients()
+        self.listeners: list[QueueListener] = []
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def start(self) -> None:
+        queue_options = self.loaded.host_config.queues
+        for function in self.loaded.queue_functions:
+            client = await self.clients.queue(function.connection, function.queue_name)
+            poison = await self.clients.queue(function.connection, f"{function.queue_name}-poison")
+            self.listeners.append(
+                QueueListener(
+                    function,
+                    client,
+                    poison,
+                    queue_options,
+                    lease_seconds=self.options.lease_seconds,
+                    function_directory=str(self.loaded.app_dir),
+                )
+            )
+        self._runner = web.AppRunner(self.http.make_app(), access_log=None, shutdown_timeout=self.options.drain_seconds)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.options.host, self.options.port)
+        await site.start()
+        port = self.options.port
+        for address in self._runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                port = int(address[1])
+                break
+        self.base_url = f"http://{self.options.host}:{port}"
+        for listener in self.listeners:
+            listener.start()
+        if self.loaded.http_functions:
+            logger.info("HTTP auth levels are not enforced locally (function keys are ignored, like func start)")
+
+    def describe(self) -> list[str]:
+        lines: list[str] = []
+        prefix = self.loaded.host_config.route_prefix
+        for f in self.loaded.http_functions:
+            methods = ",".join(sorted(f.methods)) if f.methods else "ALL"
+            path = "/".join(p for p in (prefix, f.route) if p)
+            lines.append(f"  {f.name}: httpTrigger [{methods}] {self.base_url}/{path}")
+        for q in self.loaded.queue_functions:
+            how = self.clients.describe(q.connection)
+            lines.append(f"  {q.name}: queueTrigger queue={q.queue_name} connection={q.connection} ({how})")
+        return lines
+
+    async def stop(self) -> bool:
+        """Stop receiving, drain in-flight work (bounded), close clients. Returns True if drained cleanly."""
+        deadline = time.monotonic() + self.options.drain_seconds
+        await asyncio.gather(*(listener.stop_receiving() for listener in self.listeners))
+        clean = True
+        if self._runner is not None:
+            # stops accepting connections, waits for in-flight requests up to shutdown_timeout
+            await self._runner.cleanup()
+            if self.http.in_flight:
+                clean = False
+        for listener in self.listeners:
+            remaining = max(0.0, deadline - time.monotonic())
+            if not await listener.drain(remaining):
+                logger.warning("queue function %s still running at shutdown deadline", listener.function.name)
+                listener.cancel_in_flight()
+                clean = False
+        with contextlib.suppress(Exception):
+            await self.clients.close()
+        return clean
+
+
+async def serve(options: HostOptions) -> int:
+    loaded = prepare(options.app_dir)
+    host = Host(loaded, options)
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # like the Python worker's PYTHON_THREADPOOL_THREAD_COUNT: room for sync functions running concurrently
+    try:
+        threads = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or DEFAULT_THREADS)
+    except ValueError:
+        threads = DEFAULT_THREADS
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="devhost-fn")
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_event.set)
+    try:
+        await host.start()
+    except BaseException:
+        await host.stop()
+        raise
+    print(f"devhost listening on {host.base_url}", flush=True)
+    for line in host.describe():
+        print(line, flush=True)
+    if loaded.skipped:
+        print(f"  (skipped unsupported functions: {', '.join(loaded.skipped)})", flush=True)
+    await stop_event.wait()
+    logger.info("shutting down")
+    clean = await host.stop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+    if not clean:
+        # Sync functions stuck in worker threads would block interpreter exit; leave now.
+        logger.warning("in-flight invocations did not finish within %.0fs; exiting", options.drain_seconds)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    logger.info("stopped")
+    return 0

@@ -1,0 +1,100 @@
+"""`make run`: Azurite, the Graph emulator, a webhook receiver and the function app, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import time
+
+from .services import (
+    ROOT,
+    AzuritePorts,
+    Service,
+    ServiceError,
+    bridge_environment,
+    port_open,
+    start_azurite,
+    start_emulator,
+    start_function_app,
+    start_process,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run Excel Async Bridge locally")
+    parser.add_argument("--port", type=int, default=7071, help="function app port")
+    parser.add_argument("--emulator-port", type=int, default=7072)
+    parser.add_argument("--receiver-port", type=int, default=7073)
+    parser.add_argument("--storage-ports", default="10000,10001,10002", help="Azurite blob,queue,table ports")
+    args = parser.parse_args(argv)
+    blob, queue, table = (int(p) for p in args.storage_ports.split(","))
+    storage = AzuritePorts(blob, queue, table)
+    busy = [p for p in (args.port, args.emulator_port, args.receiver_port, blob, queue, table) if port_open(p)]
+    if busy:
+        print(f"ports already in use: {busy}; stop what uses them or pass other ports (see --help)")
+        return 2
+    settings = ROOT / "local.settings.json"
+    if not settings.exists():
+        shutil.copy(ROOT / "local.settings.json.example", settings)
+        print("created local.settings.json from local.settings.json.example")
+    logs = ROOT / ".run" / "logs"
+    services: list[Service] = []
+    try:
+        services.append(start_azurite(storage, logs, location=ROOT / ".azurite"))
+        services.append(start_emulator(args.emulator_port, logs))
+        services.append(start_process("receiver", [sys.executable, "-m", "devhost.receiver", "--port",
+                                                   str(args.receiver_port)],
+                                      marker="receiver listening on", log_dir=logs, echo=True))
+        env = bridge_environment(storage, args.emulator_port)
+        services.append(start_function_app(args.port, env, logs, echo=False))
+    except ServiceError as exc:
+        print(exc)
+        for service in reversed(services):
+            service.stop()
+        return 1
+    api = f"http://127.0.0.1:{args.port}/api"
+    body = {"workbook": "/me/drive/items/01DEMOITEM", "action": "createSession",
+            "parameters": {"persistChanges": True},
+            "callbackUrl": f"http://127.0.0.1:{args.receiver_port}/hooks/demo", "clientReference": "demo"}
+    print(f"""
+Excel Async Bridge is running (logs in .run/logs/).
+  function app      {api}   (health: {api}/health)
+  Graph emulator    http://127.0.0.1:{args.emulator_port}/v1.0   (admin: /_emulator/...)
+  webhook receiver  http://127.0.0.1:{args.receiver_port}   (verified webhooks are printed below)
+  Azurite           blob {blob}, queue {queue}, table {table} (data in .azurite/)
+
+Start an operation:
+  curl -i -X POST {api}/operations -H 'content-type: application/json' \\
+       -d '{json.dumps(body)}'
+Then follow the Location it returns (202 while running, 200 when done):
+  curl -i {api}/operations/<id>
+
+Press Ctrl-C to stop everything.
+""", flush=True)
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop:
+            dead = [s for s in services if s.process.poll() is not None]
+            if dead:
+                print(f"{dead[0].name} stopped unexpectedly; last lines:\n{dead[0].tail()}")
+                break
+            time.sleep(0.5)
+    finally:
+        print("stopping...", flush=True)
+        for service in reversed(services):
+            service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Module-scoped fixtures for devhost tests: in-memory Azurite, a sample v2 app and a devhost subprocess.
+
+Local to tests/devhost; the helpers live in devhost_testlib.py beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_REPO_ROOT = str(Path(__file__).resolve().parents[2])
+if _REPO_ROOT not in sys.path:  # make the devhost package importable for in-process tests
+    sys.path.insert(0, _REPO_ROOT)
+
+from devhost_testlib import (  # noqa: E402
+    AZURITE_BIN,
+    SAMPLE_APP,
+    Azurite,
+    DevhostProcess,
+    SampleApp,
+    free_port,
+    port_open,
+    start_devhost,
+    wait_until,
+)
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    if not AZURITE_BIN.exists():
+        pytest.skip("azurite is not installed (npm ci)")
+    blob, queue, table = free_port(), free_port(), free_port()
+    workdir = tmp_path_factory.mktemp("azurite")
+    cmd = [
+        str(AZURITE_BIN),
+        "--inMemoryPersistence",
+        "--disableTelemetry",
+        "--silent",
+        "--skipApiVersionCheck",
+        "--loose",
+        "--blobHost", "127.0.0.1", "--blobPort", str(blob),
+        "--queueHost", "127.0.0.1", "--queuePort", str(queue),
+        "--tableHost", "127.0.0.1", "--tablePort", str(table),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: proc.poll() is not None or (port_open(queue) and port_open(blob)), 30, "azurite")
+        if proc.poll() is not None:
+            raise RuntimeError(f"azurite exited with {proc.returncode}")
+        yield Azurite(proc, blob, queue, table)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def sample_app(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> SampleApp:
+    app_dir = tmp_path_factory.mktemp("sample_app")
+    record_dir = app_dir / "records"
+    (app_dir / "function_app.py").write_text(SAMPLE_APP)
+    host_json = {
+        "version": "2.0",
+        "extensions": {
+            "http": {"routePrefix": "api"},
+            "queues": {
+                "batchSize": 4,
+                "newBatchThreshold": 2,
+                "maxDequeueCount": 5,
+                "visibilityTimeout": "00:00:00",
+                "maxPollingInterval": "00:00:00.5",
+                "messageEncoding": "base64",
+            },
+        },
+    }
+    (app_dir / "host.json").write_text(json.dumps(host_json))
+    local_settings = {
+        "IsEncrypted": False,
+        "Values": {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "AzureWebJobsStorage": azurite.connection_string,
+            "WORK_QUEUE": "devhost-work",
+            "FAIL_QUEUE": "devhost-fail",
+            "SAMPLE_RECORD_DIR": str(record_dir),
+            "GREETING": "from-local-settings",
+            "ONLY_LOCAL": "yes",
+        },
+    }
+    (app_dir / "local.settings.json").write_text(json.dumps(local_settings))
+    return SampleApp(app_dir, record_dir, "devhost-work", "devhost-fail")
+
+
+@pytest.fixture(scope="module")
+def devhost(sample_app: SampleApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
+    log_path = tmp_path_factory.mktemp("devhost-log") / "devhost.log"
+    env = {
+        "GREETING": "from-env",
+        # host.json says maxDequeueCount 5; the environment override must win
+        "AzureFunctionsJobHost__Extensions__Queues__MaxDequeueCount": "2",
+    }
+    host = start_devhost(sample_app.app_dir, env, log_path)
+    yield host
+    if host.proc.poll() is None:
+        assert host.stop() == 0, host.log()

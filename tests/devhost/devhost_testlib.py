@@ -1,0 +1,293 @@
+"""Helpers for the devhost tests (Azurite/devhost subprocesses, polling, the sample app)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+SAMPLE_APP = r"""
+import asyncio
+import json
+import os
+import pathlib
+import threading
+import time
+import uuid
+
+import azure.functions as func
+
+# read at import time: proves local.settings.json is applied before the app is imported
+RECORD_DIR = pathlib.Path(os.environ["SAMPLE_RECORD_DIR"])
+GREETING_AT_IMPORT = os.environ.get("GREETING", "<unset>")
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+def _record(kind: str, payload: dict) -> None:
+    RECORD_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = RECORD_DIR / f".{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(payload))
+    tmp.rename(RECORD_DIR / f"{kind}-{uuid.uuid4().hex}.json")
+
+
+@app.route(route="items/{id:int}", methods=["GET"])
+def get_item(req: func.HttpRequest, context) -> func.HttpResponse:
+    payload = {
+        "id": req.route_params.get("id"),
+        "params": dict(req.params),
+        "url": req.url,
+        "method": req.method,
+        "thread": threading.current_thread() is threading.main_thread(),
+        "context_function": context.function_name,
+        "invocation_id": context.invocation_id,
+        "header": req.headers.get("x-custom"),
+    }
+    return func.HttpResponse(json.dumps(payload), mimetype="application/json")
+
+
+@app.route(route="operations/{id}", methods=["GET", "DELETE"])
+async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(f"operation {req.route_params['id']}", status_code=200)
+
+
+@app.route(route="operations/health", methods=["GET"])
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    resp = func.HttpResponse("healthy", status_code=203, headers={"X-Health": "ok"})
+    resp.headers.add("Set-Cookie", "a=1")
+    resp.headers.add("Set-Cookie", "b=2")
+    return resp
+
+
+@app.route(route="echo", methods=["POST"])
+async def echo(req: func.HttpRequest) -> func.HttpResponse:
+    body = req.get_body()
+    return func.HttpResponse(
+        body,
+        status_code=201,
+        headers={"Content-Type": "application/x-echo", "X-Echo-Length": str(len(body))},
+    )
+
+
+@app.route(route="files/{*path}", methods=["GET"])
+def files(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(req.route_params.get("path", "<none>"))
+
+
+@app.route(route="opt/{name:alpha?}", methods=["GET"])
+def optional(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(req.route_params.get("name", "<none>"))
+
+
+@app.route(route="guids/{id:guid}", methods=["GET"])
+def guids(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(req.route_params["id"])
+
+
+@app.route(route="settings", methods=["GET"])
+def settings(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(
+            {
+                "greeting": os.environ.get("GREETING"),
+                "greeting_at_import": GREETING_AT_IMPORT,
+                "only_local": os.environ.get("ONLY_LOCAL"),
+            }
+        ),
+        mimetype="application/json",
+    )
+
+
+@app.route(route="async", methods=["GET"])
+async def async_fn(req: func.HttpRequest) -> func.HttpResponse:
+    await asyncio.sleep(0)
+    return func.HttpResponse("async ok", mimetype="text/plain")
+
+
+@app.route(route="boom", methods=["GET"])
+def boom(req: func.HttpRequest) -> func.HttpResponse:
+    raise RuntimeError("kaboom")
+
+
+@app.route(route="slow", methods=["GET"])
+async def slow(req: func.HttpRequest) -> func.HttpResponse:
+    marker = pathlib.Path(req.params["marker"])
+    marker.write_text("started")
+    release = pathlib.Path(req.params["release"])
+    deadline = time.monotonic() + 20
+    while not release.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return func.HttpResponse("slow done")
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *")
+def tick(timer: func.TimerRequest) -> None:  # unsupported trigger: devhost warns and skips it
+    pass
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
+def work(msg: func.QueueMessage) -> None:
+    _record(
+        "work",
+        {
+            "id": msg.id,
+            "body": msg.get_body().decode("utf-8"),
+            "dequeue_count": msg.dequeue_count,
+            "has_pop_receipt": bool(msg.pop_receipt),
+            "has_insertion_time": msg.insertion_time is not None,
+        },
+    )
+
+
+@app.queue_trigger(arg_name="item", queue_name="%FAIL_QUEUE%", connection="AzureWebJobsStorage")
+async def always_fails(item: func.QueueMessage) -> None:
+    _record("fail", {"id": item.id, "body": item.get_body().decode("utf-8"), "dequeue_count": item.dequeue_count})
+    raise ValueError("always fails")
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Azurite:
+    proc: subprocess.Popen[bytes]
+    blob_port: int
+    queue_port: int
+    table_port: int
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={DEV_ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/devstoreaccount1;"
+            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/devstoreaccount1;"
+            f"TableEndpoint=http://127.0.0.1:{self.table_port}/devstoreaccount1;"
+        )
+
+
+@dataclass
+class DevhostProcess:
+    proc: subprocess.Popen[str]
+    port: int
+    log_path: Path
+    stdout_lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_reader(self) -> None:
+        def _read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.stdout_lines.append(line.rstrip("\n"))
+
+        self._reader = threading.Thread(target=_read, daemon=True)
+        self._reader.start()
+
+    def listening(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"devhost exited with {self.proc.returncode}:\n{self.log()}")
+        return any(line.startswith("devhost listening on ") for line in self.stdout_lines)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+def start_devhost(
+    app_dir: Path, env_extra: dict[str, str], log_path: Path, *, lease_seconds: int = 30
+) -> DevhostProcess:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("azurefunctionsjobhost__")}
+    env.update(env_extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    log_file = log_path.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devhost",
+            "--port",
+            str(port),
+            "--app-dir",
+            str(app_dir),
+            "--lease-seconds",
+            str(lease_seconds),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+        text=True,
+    )
+    log_file.close()
+    host = DevhostProcess(proc, port, log_path)
+    host.start_reader()
+    try:
+        wait_until(host.listening, 30, "devhost listening line")
+    except BaseException:
+        host.stop()
+        raise
+    return host
+
+
+@dataclass
+class SampleApp:
+    app_dir: Path
+    record_dir: Path
+    work_queue: str
+    fail_queue: str
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        if not self.record_dir.exists():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(self.record_dir.glob(f"{kind}-*.json"))]

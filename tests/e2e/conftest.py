@@ -1,0 +1,89 @@
+"""End-to-end fixtures: Azurite, the Graph emulator and the function app (devhost) as real processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devhost.services import (
+    AzuritePorts,
+    Service,
+    bridge_environment,
+    free_port,
+    start_azurite,
+    start_emulator,
+    start_function_app,
+)
+
+from .harness import Bridge, Emulator, WebhookReceiver, start_receiver
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = Path(os.environ.get("E2E_LOG_DIR") or tmp_path_factory.mktemp("logs"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def azurite(log_dir: Path) -> Iterator[AzuritePorts]:
+    ports = AzuritePorts(free_port(), free_port(), free_port())
+    service = start_azurite(ports, log_dir)
+    yield ports
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(log_dir: Path) -> Iterator[Emulator]:
+    service = start_emulator(free_port(), log_dir)
+    with httpx.Client(timeout=10) as client:
+        yield Emulator(service.url, client)
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = start_receiver()
+    yield receiver
+    receiver.close()
+
+
+BridgeFactory = Callable[..., Bridge]
+
+
+@pytest.fixture(scope="session")
+def make_bridge(azurite: AzuritePorts, emulator: Emulator, log_dir: Path) -> Iterator[BridgeFactory]:
+    """Start a function app with its own queue and table; settings can be overridden per bridge."""
+    started: list[Bridge] = []
+    client = httpx.Client(timeout=30)
+
+    def make(name: str, extra_args: list[str] | None = None, **overrides: str) -> Bridge:
+        port = free_port()
+        settings = {"POLL_QUEUE": f"{name}-polls", "OPERATIONS_TABLE": f"{name.replace('-', '')}ops",
+                    "POLL_MAX_DELAY_SECONDS": "2", **overrides}
+        env = bridge_environment(azurite, int(emulator.url.rsplit(":", 1)[1]), **settings)
+        service = start_function_app(port, env, log_dir, name=f"functions-{name}", extra_args=extra_args)
+        bridge = Bridge(service, port, env, azurite, client, log_dir)
+        started.append(bridge)
+        return bridge
+
+    yield make
+    for bridge in started:
+        bridge.service.stop()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def bridge(make_bridge: BridgeFactory) -> Bridge:
+    """The shared bridge most tests use."""
+    return make_bridge("main")
+
+
+def restart(bridge: Bridge, extra_args: list[str] | None = None) -> Service:
+    bridge.service = start_function_app(bridge.port, bridge.env, bridge.log_dir,
+                                        name=bridge.service.name, extra_args=extra_args)
+    return bridge.service

@@ -1,0 +1,202 @@
+"""Test helpers: a webhook receiver, an emulator admin client and a bridge client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from azure.data.tables import TableClient
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+from devhost.services import AzuritePorts, Service
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Wait until condition() returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Delivery:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: float
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)  # type: ignore[no-any-return]
+
+
+@dataclass
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 that records every POST. Paths under /status/NNN answer NNN."""
+
+    server: ThreadingHTTPServer
+    deliveries: list[Delivery] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def new_url(self, status: int = 200) -> str:
+        return f"{self.url}/status/{status}/{uuid.uuid4().hex}"
+
+    def for_path(self, url: str) -> list[Delivery]:
+        path = "/" + url.split("/", 3)[3]
+        with self.changed:
+            return [d for d in self.deliveries if d.path == path]
+
+    def wait(self, url: str, count: int = 1, timeout: float = 60.0) -> list[Delivery]:
+        path = "/" + url.split("/", 3)[3]
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                got = [d for d in self.deliveries if d.path == path]
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no webhook at {path} within {timeout}s")
+                self.changed.wait(left)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_receiver() -> WebhookReceiver:
+    holder: dict[str, WebhookReceiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            receiver = holder["r"]
+            with receiver.changed:
+                receiver.deliveries.append(
+                    Delivery(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                )
+                receiver.changed.notify_all()
+            parts = self.path.split("/")
+            status = int(parts[2]) if len(parts) > 2 and parts[1] == "status" and parts[2].isdigit() else 200
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", f"{receiver.url}/redirected")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver = WebhookReceiver(server)
+    holder["r"] = receiver
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return receiver
+
+
+@dataclass
+class Emulator:
+    url: str
+    client: httpx.Client
+
+    @property
+    def graph(self) -> str:
+        return f"{self.url}/v1.0"
+
+    def scenario(self, item: str, **scenario: Any) -> None:
+        response = self.client.put(f"{self.url}/_emulator/scenarios/{item}", json=scenario)
+        assert response.status_code in (200, 204), response.text
+
+    def requests(self, item: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("item", item), ("kind", kind)) if v}
+        response = self.client.get(f"{self.url}/_emulator/requests", params=params)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def rows(self, item: str, table: str) -> list[list[Any]]:
+        response = self.client.get(f"{self.url}/_emulator/tables/{item}/{table}")
+        response.raise_for_status()
+        return response.json()["rows"]  # type: ignore[no-any-return]
+
+    def revoke_tokens(self) -> None:
+        self.client.post(f"{self.url}/_emulator/tokens/revoke").raise_for_status()
+
+    def config(self, **config: Any) -> None:
+        response = self.client.put(f"{self.url}/_emulator/config", json=config)
+        assert response.status_code in (200, 204), response.text
+
+
+def new_item() -> str:
+    return "01TEST" + uuid.uuid4().hex.upper()[:20]
+
+
+@dataclass
+class Bridge:
+    """A running function app (devhost) with its own queue and table."""
+
+    service: Service
+    port: int
+    env: dict[str, str]
+    storage: AzuritePorts
+    client: httpx.Client
+    log_dir: Path
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self, body: Any, **headers: str) -> httpx.Response:
+        return self.client.post(f"{self.api}/operations", json=body, headers=headers)
+
+    def post_raw(self, content: bytes, **headers: str) -> httpx.Response:
+        return self.client.post(f"{self.api}/operations", content=content,
+                                headers={"content-type": "application/json", **headers})
+
+    def status(self, operation_id: str) -> httpx.Response:
+        return self.client.get(f"{self.api}/operations/{operation_id}")
+
+    def wait_done(self, operation_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Follow the status endpoint until it stops answering 202 (as Logic Apps would)."""
+        def done() -> dict[str, Any] | None:
+            response = self.status(operation_id)
+            assert response.status_code in (200, 202), response.text
+            return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+        return wait_for(done, timeout, f"operation {operation_id} to finish", interval=0.2)  # type: ignore[no-any-return]
+
+    @property
+    def table(self) -> TableClient:
+        return TableClient.from_connection_string(self.storage.connection_string, self.env["OPERATIONS_TABLE"])
+
+    @property
+    def queue(self) -> QueueClient:
+        return QueueClient.from_connection_string(self.storage.connection_string, self.env["POLL_QUEUE"],
+                                                  message_decode_policy=TextBase64DecodePolicy())
+
+    def entity(self, operation_id: str) -> dict[str, Any]:
+        with self.table as table:
+            return dict(table.get_entity(operation_id, "operation"))
+
+    def entities(self) -> list[dict[str, Any]]:
+        with self.table as table:
+            return [dict(e) for e in table.list_entities()]
+
+    def queued(self) -> int:
+        with self.queue as queue:
+            return int(queue.get_queue_properties().approximate_message_count)

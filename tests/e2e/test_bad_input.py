@@ -1,0 +1,89 @@
+"""Bad input: a clear problem naming the field, and nothing stored, queued or sent to Graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import BridgeFactory
+from .harness import Bridge, Emulator, new_item
+
+ITEM = new_item()
+GOOD = {"workbook": f"/me/drive/items/{ITEM}", "action": "createTableRow",
+        "parameters": {"table": "T", "values": [[1]]}}
+
+CASES: list[tuple[str, Any, str]] = [
+    ("empty body", b"", "body"),
+    ("not json", b"{nope", "body"),
+    ("json array", b"[1, 2]", "body"),
+    ("no workbook", {"action": "createSession"}, "workbook"),
+    ("path workbook", {**GOOD, "workbook": "/me/drive/root:/a.xlsx:"}, "workbook"),
+    ("traversal", {**GOOD, "workbook": "/me/drive/items/../../admin"}, "workbook"),
+    ("bad action", {**GOOD, "action": "dropTable"}, "action"),
+    ("unknown field", {**GOOD, "colour": "blue"}, "colour"),
+    ("values not 2-d", {**GOOD, "parameters": {"table": "T", "values": [1, 2]}}, "parameters.values"),
+    ("values with object", {**GOOD, "parameters": {"table": "T", "values": [[{"a": 1}]]}}, "parameters.values"),
+    ("no table", {**GOOD, "parameters": {"values": [[1]]}}, "parameters.table"),
+    ("negative index", {**GOOD, "parameters": {"table": "T", "values": [[1]], "index": -1}}, "parameters.index"),
+    ("delete without index", {**GOOD, "action": "deleteTableRow", "parameters": {"table": "T"}},
+     "parameters.index"),
+    ("persistChanges not bool", {**GOOD, "action": "createSession", "parameters": {"persistChanges": "yes"}},
+     "parameters.persistChanges"),
+    ("session id with spaces", {**GOOD, "sessionId": "a b"}, "sessionId"),
+    ("callback not a url", {**GOOD, "callbackUrl": "not a url"}, "callbackUrl"),
+    ("callback with userinfo", {**GOOD, "callbackUrl": "https://user:pw@example.com/hook"}, "callbackUrl"),
+    ("client reference too long", {**GOOD, "clientReference": "x" * 300}, "clientReference"),
+    ("operation url not an operation", {"operationUrl": "{graph}/me/drive/items/x/workbook/tables"}, "operationUrl"),
+    ("both workbook and operationUrl", {**GOOD, "operationUrl": "{graph}/me/drive/items/x/workbook/operations/y"},
+     "workbook"),
+]
+
+
+@pytest.fixture(scope="module")
+def quiet(make_bridge: BridgeFactory) -> Bridge:
+    """A bridge nobody else uses, so "nothing queued, nothing stored" can be checked exactly."""
+    return make_bridge("quiet")
+
+
+@pytest.mark.parametrize(("name", "body", "field"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_a_problem_naming_the_field(quiet: Bridge, emulator: Emulator, name: str, body: Any,
+                                                  field: str) -> None:
+    if isinstance(body, bytes):
+        response = quiet.post_raw(body)
+    else:
+        body = {k: v.replace("{graph}", emulator.graph) if isinstance(v, str) else v for k, v in body.items()}
+        response = quiet.start(body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 400 and problem["field"] == field
+    assert any(e["field"] == field for e in problem["errors"])
+    assert quiet.entities() == []
+    assert quiet.queued() == 0
+    assert emulator.requests(item=ITEM) == []
+
+
+def test_bad_idempotency_key_is_refused_before_anything(quiet: Bridge, emulator: Emulator) -> None:
+    response = quiet.start(GOOD, **{"Idempotency-Key": "x" * 300})
+    assert response.status_code == 400 and response.json()["field"] == "Idempotency-Key"
+    assert quiet.entities() == [] and quiet.queued() == 0
+    assert emulator.requests(item=ITEM) == []
+
+
+def test_graph_rejection_at_start_stores_nothing(quiet: Bridge, emulator: Emulator) -> None:
+    item = new_item()
+    emulator.scenario(item, startError={"status": 403, "error": {"code": "accessDenied", "message": "No"}})
+    response = quiet.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"},
+                           **{"Idempotency-Key": f"k-{item}"})
+    assert response.status_code == 403 and response.json()["code"] == "accessDenied"
+    assert quiet.entities() == [] and quiet.queued() == 0  # the idempotency claim was released too
+
+
+def test_graph_busy_at_start_is_503_with_retry_after(quiet: Bridge, emulator: Emulator) -> None:
+    item = new_item()
+    emulator.scenario(item, startError={"status": 429, "headers": {"Retry-After": "7.5"},
+                                        "error": {"code": "tooManyRequests", "message": "busy"}})
+    response = quiet.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"})
+    assert response.status_code == 503 and response.headers["retry-after"] == "8"
+    assert quiet.entities() == [] and quiet.queued() == 0

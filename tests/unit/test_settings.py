@@ -1,0 +1,208 @@
+"""Settings from the environment: shared.settings."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from shared.settings import AZURITE_CONNECTION_STRING, SettingsError, load_settings, origin_of
+
+CONN = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
+
+
+def env(**values: str) -> dict[str, str]:
+    base = {"AzureWebJobsStorage": CONN}
+    base.update(values)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_defaults():
+    settings = load_settings(env())
+    assert settings.storage.connection_string == CONN
+    assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert settings.graph_origin == "https://graph.microsoft.com"
+    assert settings.graph_scope == "https://graph.microsoft.com/.default"
+    assert settings.poll_initial_delay == 1.0
+    assert settings.poll_max_delay == 240.0
+    assert settings.operation_timeout == 3600.0
+    assert settings.max_transient_failures == 8
+    assert settings.poll_queue == "operation-polls"
+    assert settings.webhook_queue == "webhook-deliveries"
+    assert settings.operations_table == "operations"
+    assert settings.webhook_secrets == ()
+    assert settings.webhook_allow_private_networks is False
+
+
+@pytest.mark.parametrize(
+    "raw", ["UseDevelopmentStorage=true", "UseDevelopmentStorage=True", " usedevelopmentstorage = true "]
+)
+def test_development_storage_is_expanded(raw):
+    settings = load_settings({"AzureWebJobsStorage": raw})
+    assert settings.storage.connection_string == AZURITE_CONNECTION_STRING
+    assert "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1" in settings.storage.connection_string
+
+
+def test_identity_based_storage():
+    settings = load_settings(
+        {
+            "AzureWebJobsStorage__accountName": "bridgeacct",
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": "11111111-2222-3333-4444-555555555555",
+        }
+    )
+    storage = settings.storage
+    assert storage.connection_string is None
+    assert storage.queue_service_uri == "https://bridgeacct.queue.core.windows.net"
+    assert storage.table_service_uri == "https://bridgeacct.table.core.windows.net"
+    assert storage.managed_identity_client_id == "11111111-2222-3333-4444-555555555555"
+
+
+def test_identity_based_storage_without_managed_identity_has_no_client_id():
+    settings = load_settings(
+        {"AzureWebJobsStorage__accountName": "bridgeacct", "AzureWebJobsStorage__clientId": "ignored"}
+    )
+    assert settings.storage.managed_identity_client_id is None
+    assert settings.storage.queue_service_uri == "https://bridgeacct.queue.core.windows.net"
+
+
+def test_identity_based_storage_with_explicit_service_uris():
+    settings = load_settings(
+        {
+            "AzureWebJobsStorage__queueServiceUri": "http://127.0.0.1:10001/devstoreaccount1",
+            "AzureWebJobsStorage__tableServiceUri": "http://127.0.0.1:10002/devstoreaccount1",
+        }
+    )
+    assert settings.storage.queue_service_uri == "http://127.0.0.1:10001/devstoreaccount1"
+    assert settings.storage.table_service_uri == "http://127.0.0.1:10002/devstoreaccount1"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"AzureWebJobsStorage": "   "},
+        {"AzureWebJobsStorage__credential": "managedidentity"},
+        {"AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net"},
+    ],
+)
+def test_missing_storage_names_the_setting(values):
+    with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
+        load_settings(values)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "attribute", "expected"),
+    [
+        ("GRAPH_BASE_URL", "https://graph.microsoft.com/beta/", "graph_base_url", "https://graph.microsoft.com/beta"),
+        ("GRAPH_BASE_URL", "http://127.0.0.1:7300/v1.0", "graph_base_url", "http://127.0.0.1:7300/v1.0"),
+        ("POLL_INITIAL_DELAY_SECONDS", "0", "poll_initial_delay", 0.0),
+        ("POLL_INITIAL_DELAY_SECONDS", "2.5", "poll_initial_delay", 2.5),
+        ("POLL_MAX_DELAY_SECONDS", "240", "poll_max_delay", 240.0),
+        ("POLL_MAX_DELAY_SECONDS", "30", "poll_max_delay", 30.0),
+        ("OPERATION_TIMEOUT_SECONDS", "60", "operation_timeout", 60.0),
+        ("POLL_MAX_TRANSIENT_FAILURES", "0", "max_transient_failures", 0),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true", "webhook_allow_private_networks", True),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "YES", "webhook_allow_private_networks", True),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "1", "webhook_allow_private_networks", True),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "off", "webhook_allow_private_networks", False),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "False", "webhook_allow_private_networks", False),
+        ("POLL_QUEUE", "my-polls-2", "poll_queue", "my-polls-2"),
+        ("WEBHOOK_QUEUE", "hooks", "webhook_queue", "hooks"),
+        ("OPERATIONS_TABLE", "Ops2024", "operations_table", "Ops2024"),
+    ],
+)
+def test_overrides(name, value, attribute, expected):
+    assert getattr(load_settings(env(**{name: value})), attribute) == expected
+
+
+def test_webhook_secret_is_parsed():
+    key = b"k" * 24
+    settings = load_settings(env(WEBHOOK_SECRET="whsec_" + base64.b64encode(key).decode()))
+    assert settings.webhook_secrets == (key,)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POLL_MAX_DELAY_SECONDS", "241"),
+        ("POLL_MAX_DELAY_SECONDS", "0.5"),
+        ("POLL_MAX_DELAY_SECONDS", "four"),
+        ("POLL_INITIAL_DELAY_SECONDS", "-1"),
+        ("POLL_INITIAL_DELAY_SECONDS", "300"),  # above the (default) max delay
+        ("OPERATION_TIMEOUT_SECONDS", "0"),
+        ("OPERATION_TIMEOUT_SECONDS", "604801"),
+        ("POLL_MAX_TRANSIENT_FAILURES", "101"),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "maybe"),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "2"),
+        ("POLL_QUEUE", "Polls"),
+        ("POLL_QUEUE", "ab"),
+        ("POLL_QUEUE", "bad_queue"),
+        ("POLL_QUEUE", "q" * 57),
+        ("WEBHOOK_QUEUE", "hooks!"),
+        ("OPERATIONS_TABLE", "ops-table"),
+        ("OPERATIONS_TABLE", "1ops"),
+        ("OPERATIONS_TABLE", "ab"),
+        ("GRAPH_BASE_URL", "graph.microsoft.com/v1.0"),
+        ("GRAPH_BASE_URL", "ftp://graph.microsoft.com"),
+        ("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0?x=1"),
+    ],
+)
+def test_bad_settings_raise(name, value):
+    with pytest.raises(SettingsError):
+        load_settings(env(**{name: value}))
+
+
+@pytest.mark.parametrize("value", ["whsec_%%%", "whsec_" + base64.b64encode(b"short").decode()])
+def test_bad_webhook_secret_is_refused(value):
+    with pytest.raises(ValueError, match="WEBHOOK_SECRET"):
+        load_settings(env(WEBHOOK_SECRET=value))
+
+
+@pytest.mark.parametrize("value", ["whsec_%%%", "whsec_" + base64.b64encode(b"short").decode()])
+def test_bad_webhook_secret_is_a_settings_error(value):
+    with pytest.raises(SettingsError):
+        load_settings(env(WEBHOOK_SECRET=value))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POLL_MAX_DELAY_SECONDS", "241"),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "maybe"),
+        ("POLL_QUEUE", "Bad_Queue"),
+        ("OPERATIONS_TABLE", "ops-table"),
+        ("GRAPH_BASE_URL", "ftp://x"),
+    ],
+)
+def test_settings_error_message_names_the_setting(name, value):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env(**{name: value}))
+    assert name in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://graph.microsoft.com/v1.0", "https://graph.microsoft.com"),
+        ("https://graph.microsoft.com:443/v1.0/me", "https://graph.microsoft.com"),
+        ("HTTPS://Graph.Microsoft.COM/beta", "https://graph.microsoft.com"),
+        ("http://example.com:80/x", "http://example.com"),
+        ("http://example.com:443/x", "http://example.com:443"),
+        ("https://example.com:80/x", "https://example.com:80"),
+        ("http://127.0.0.1:7300/v1.0", "http://127.0.0.1:7300"),
+        ("https://[::1]:8443/x", "https://[::1]:8443"),
+        ("https://[::1]/x", "https://[::1]"),
+        ("https://[2001:DB8::1]:443/x", "https://[2001:db8::1]"),
+        ("https://user:pw@example.com/x", "https://example.com"),
+        ("https://example.com?x=1#f", "https://example.com"),
+    ],
+)
+def test_origin_of(url, origin):
+    assert origin_of(url) == origin
+
+
+def test_origin_of_distinguishes_hosts_and_ports():
+    assert origin_of("https://graph.microsoft.com/") != origin_of("https://graph.microsoft.com.evil.io/")
+    assert origin_of("https://graph.microsoft.com/") != origin_of("http://graph.microsoft.com/")
+    assert origin_of("https://graph.microsoft.com/") != origin_of("https://graph.microsoft.com:8443/")
