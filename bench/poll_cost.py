@@ -59,8 +59,8 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
     counter: Counter[str] = Counter()
     rt = await build_runtime(settings)
     conn = storage.connection_string
-    await rt.store._table.close()
-    await rt.polls.client.close()
+    await rt.store.close()
+    await rt.polls.close()
     rt.store = OperationStore(TableClient.from_connection_string(
         conn, settings.operations_table, transport=CountingTransport(counter, "table")))
     rt.polls = PollQueue(QueueClient.from_connection_string(

@@ -119,6 +119,7 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, ac
         base_url=base_url,
         client_reference=client_reference,
         callback_sealed=seal(callback_url, rt.settings.webhook_secrets, operation_id) if callback_url else None,
+        webhook_state=WEBHOOK_PENDING if callback_url else WEBHOOK_NONE,
     )
 
 
@@ -173,11 +174,11 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
             if location else
             {"code": "missingOperationLocation", "message": "Graph answered 202 without a Location header."}
         )
-        return await _store_and_enqueue(rt, _terminal(op, FAILED, now, error=error), 0)
+        return await _store_and_enqueue(rt, terminal_state(op, FAILED, now, error=error), 0)
     if 200 <= status < 300:
         result = result_from(request.action, response.body)
         log.info("%s for operation %s finished synchronously (%s)", request.action, op.id, status)
-        return await _store_and_enqueue(rt, _terminal(op, SUCCEEDED, now, result=result), 0)
+        return await _store_and_enqueue(rt, terminal_state(op, SUCCEEDED, now, result=result), 0)
     raise _graph_problem(status, response.headers, response.body)
 
 
@@ -197,7 +198,7 @@ def _graph_problem(status: int, headers: dict[str, str], body: bytes) -> Problem
                    str(error.get("message") or ""), extra={"graphStatus": status, "graphError": error})
 
 
-def _terminal(op: Operation, status: str, now: float, *, result: Any = None,
+def terminal_state(op: Operation, status: str, now: float, *, result: Any = None,
               error: dict[str, Any] | None = None, poll_count: int | None = None) -> Operation:
     """The operation in a terminal state, with a webhook due if it has a callback."""
     return op.with_(
@@ -266,7 +267,7 @@ async def cancel(rt: Runtime, operation_id: str) -> Reply:
         if op.status not in ACTIVE:
             return Reply(op, None)
         now = time.time()
-        canceled = _terminal(op, CANCELED, now, error={"code": "canceled",
+        canceled = terminal_state(op, CANCELED, now, error={"code": "canceled",
                                                         "message": "Tracking was canceled by the caller."})
         canceled = canceled.with_(generation=op.generation + 1)
         try:

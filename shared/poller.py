@@ -15,7 +15,7 @@ from typing import Any
 
 from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
-from .operations import TERMINAL_FIELDS, _terminal
+from .operations import TERMINAL_FIELDS, terminal_state
 from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient
 from .queue import BadMessage, decode
 from .records import (
@@ -144,7 +144,7 @@ async def reschedule(rt: Runtime, op: Operation, decision: Reschedule) -> None:
 
 
 async def finish(rt: Runtime, op: Operation, decision: Finish, result: Any = None) -> None:
-    done = _terminal(op, decision.status, time.time(), result=result, error=decision.error,
+    done = terminal_state(op, decision.status, time.time(), result=result, error=decision.error,
                      poll_count=decision.state.polls)
     try:
         done = await rt.store.update(done, TERMINAL_FIELDS)

@@ -52,6 +52,9 @@ def decode(text: str) -> PollState:
 class PollQueue:
     client: QueueClient
 
+    async def close(self) -> None:
+        await self.client.close()
+
     async def ensure_queue(self) -> None:
         try:
             await self.client.create_queue()

@@ -36,8 +36,8 @@ class Runtime:
     async def close(self) -> None:
         await self.http.close()
         await self.tokens.close()
-        await self.store._table.close()
-        await self.polls.client.close()
+        await self.store.close()
+        await self.polls.close()
 
 
 def _storage_credential(conn: StorageConnection) -> AsyncTokenCredential:

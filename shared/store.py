@@ -71,6 +71,9 @@ class OperationStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
+    async def close(self) -> None:
+        await self._table.close()
+
     async def ensure_table(self) -> None:
         try:
             await self._table.create_table()
