@@ -10,16 +10,12 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from .services import AzuritePorts
+
 logger = logging.getLogger("devhost.settings")
 
 DEV_STORAGE_SHORTCUT = "usedevelopmentstorage=true"
-DEV_STORAGE_CONNECTION_STRING = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
-    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
+DEV_STORAGE_CONNECTION_STRING = AzuritePorts(10000, 10001, 10002).connection_string
 STORAGE_SETTING = "AzureWebJobsStorage"
 LOCAL_SETTINGS_FILE = "local.settings.json"
 

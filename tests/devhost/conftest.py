@@ -6,7 +6,6 @@ Local to tests/devhost; the helpers live in devhost_testlib.py beside this file.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,52 +17,25 @@ if _REPO_ROOT not in sys.path:  # make the devhost package importable for in-pro
     sys.path.insert(0, _REPO_ROOT)
 
 from devhost_testlib import (  # noqa: E402
-    AZURITE_BIN,
     SAMPLE_APP,
-    Azurite,
     DevhostProcess,
     SampleApp,
-    free_port,
-    port_open,
     start_devhost,
-    wait_until,
 )
 
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    if not AZURITE_BIN.exists():
-        pytest.skip("azurite is not installed (npm ci)")
-    blob, queue, table = free_port(), free_port(), free_port()
-    workdir = tmp_path_factory.mktemp("azurite")
-    cmd = [
-        str(AZURITE_BIN),
-        "--inMemoryPersistence",
-        "--disableTelemetry",
-        "--silent",
-        "--skipApiVersionCheck",
-        "--loose",
-        "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-        "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-        "--tableHost", "127.0.0.1", "--tablePort", str(table),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: proc.poll() is not None or (port_open(queue) and port_open(blob)), 30, "azurite")
-        if proc.poll() is not None:
-            raise RuntimeError(f"azurite exited with {proc.returncode}")
-        yield Azurite(proc, blob, queue, table)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from devhost.services import AzuritePorts, free_port, start_azurite  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def sample_app(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> SampleApp:
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuritePorts]:
+    ports = AzuritePorts(free_port(), free_port(), free_port())
+    service = start_azurite(ports, tmp_path_factory.mktemp("azurite"))
+    yield ports
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def sample_app(tmp_path_factory: pytest.TempPathFactory, azurite: AzuritePorts) -> SampleApp:
     app_dir = tmp_path_factory.mktemp("sample_app")
     record_dir = app_dir / "records"
     (app_dir / "function_app.py").write_text(SAMPLE_APP)

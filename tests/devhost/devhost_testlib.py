@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devhost.services import AzuritePorts, free_port
+from tests.support import wait_for as wait_until
+
+__all__ = ["AzuritePorts", "free_port", "wait_until"]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
-DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 SAMPLE_APP = r"""
 import asyncio
@@ -158,48 +157,6 @@ async def always_fails(item: func.QueueMessage) -> None:
     _record("fail", {"id": item.id, "body": item.get_body().decode("utf-8"), "dequeue_count": item.dequeue_count})
     raise ValueError("always fails")
 """
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-        return True
-    return False
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-@dataclass
-class Azurite:
-    proc: subprocess.Popen[bytes]
-    blob_port: int
-    queue_port: int
-    table_port: int
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={DEV_ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/devstoreaccount1;"
-            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/devstoreaccount1;"
-            f"TableEndpoint=http://127.0.0.1:{self.table_port}/devstoreaccount1;"
-        )
 
 
 @dataclass

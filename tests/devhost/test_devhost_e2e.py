@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
-from devhost_testlib import REPO_ROOT, Azurite, DevhostProcess, SampleApp, free_port, start_devhost, wait_until
+from devhost_testlib import REPO_ROOT, AzuritePorts, DevhostProcess, SampleApp, free_port, start_devhost, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _queue(azurite: Azurite, name: str, *, base64_encode: bool = True) -> QueueClient:
+def _queue(azurite: AzuritePorts, name: str, *, base64_encode: bool = True) -> QueueClient:
     policy = TextBase64EncodePolicy() if base64_encode else None
     return QueueClient.from_connection_string(azurite.connection_string, name, message_encode_policy=policy)
 
@@ -112,7 +112,7 @@ def test_settings_env_wins_and_loaded_before_import(devhost: DevhostProcess) -> 
     assert data == {"greeting": "from-env", "greeting_at_import": "from-env", "only_local": "yes"}
 
 
-def test_base64_messages_delivered(devhost: DevhostProcess, azurite: Azurite, sample_app: SampleApp) -> None:
+def test_base64_messages_delivered(devhost: DevhostProcess, azurite: AzuritePorts, sample_app: SampleApp) -> None:
     queue = _queue(azurite, sample_app.work_queue)  # queue name came from %WORK_QUEUE%
     bodies = [f"hello {i} ✓" for i in range(10)]
     for body in bodies:
@@ -126,7 +126,7 @@ def test_base64_messages_delivered(devhost: DevhostProcess, azurite: Azurite, sa
 
 
 def test_failing_message_retried_then_poisoned(
-    devhost: DevhostProcess, azurite: Azurite, sample_app: SampleApp
+    devhost: DevhostProcess, azurite: AzuritePorts, sample_app: SampleApp
 ) -> None:
     queue = _queue(azurite, sample_app.fail_queue)
     poison = _queue(azurite, f"{sample_app.fail_queue}-poison", base64_encode=False)
@@ -146,7 +146,9 @@ def test_failing_message_retried_then_poisoned(
     assert text not in devhost.log()  # message bodies are never logged
 
 
-def test_undecodable_message_goes_to_poison(devhost: DevhostProcess, azurite: Azurite, sample_app: SampleApp) -> None:
+def test_undecodable_message_goes_to_poison(
+    devhost: DevhostProcess, azurite: AzuritePorts, sample_app: SampleApp
+) -> None:
     raw = _queue(azurite, sample_app.work_queue, base64_encode=False)
     poison = _queue(azurite, f"{sample_app.work_queue}-poison", base64_encode=False)
     raw.send_message("this is not base64!")

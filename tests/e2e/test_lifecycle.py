@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from devhost.services import DEV_WEBHOOK_SECRET
@@ -357,31 +358,20 @@ def test_unreadable_queue_messages_are_dropped_not_retried(bridge: Bridge, emula
     assert bridge.wait_done(record["id"])["status"] == "succeeded"
 
 
-def test_webhook_failure_keeps_the_result(bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
+@pytest.mark.parametrize("receiver_status", [500, 307], ids=["server-error", "redirect"])
+def test_webhook_failure_keeps_the_result(bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver,
+                                          receiver_status: int) -> None:
     item = new_item()
     emulator.scenario(item, mode="sync")
-    hook = receiver.new_url(status=500)
+    hook = receiver.new_url(status=receiver_status)
     record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
                            "callbackUrl": hook}).json()
     receiver.wait(hook)
     state = wait_for(lambda: (r := bridge.status(record["id"]).json())["webhook"]["state"] == "failed" and r,
                      20, "webhook failure recorded")
-    assert state["webhook"]["lastStatusCode"] == 500 and state["webhook"]["attempts"] == 1
+    assert state["webhook"]["lastStatusCode"] == receiver_status and state["webhook"]["attempts"] == 1
     assert state["status"] == "succeeded" and state["result"] == record["result"]
-
-
-def test_redirecting_receiver_is_not_followed(bridge: Bridge, emulator: Emulator,
-                                              receiver: WebhookReceiver) -> None:
-    item = new_item()
-    emulator.scenario(item, mode="sync")
-    hook = receiver.new_url(status=307)
-    record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                           "callbackUrl": hook}).json()
-    receiver.wait(hook)
-    state = wait_for(lambda: (r := bridge.status(record["id"]).json())["webhook"]["state"] == "failed" and r,
-                     20, "webhook failure recorded")
-    assert state["webhook"]["lastStatusCode"] == 307
-    assert receiver.for_path(f"{receiver.url}/redirected") == []
+    assert receiver.for_path(f"{receiver.url}/redirected") == []  # redirects are never followed
 
 
 def test_responses_never_leak_callback_urls(bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
@@ -395,3 +385,12 @@ def test_responses_never_leak_callback_urls(bridge: Bridge, emulator: Emulator, 
     assert "SECRET-SIGNATURE" not in listing
     assert "SECRET-SIGNATURE" not in json.dumps(bridge.entity(record["id"]), default=str)
     assert "SECRET-SIGNATURE" not in bridge.service.tail(2000)
+
+
+def test_pascal_case_statuses_and_completed(bridge: Bridge, emulator: Emulator) -> None:
+    item = new_item()
+    emulator.scenario(item, notStartedPolls=1, runningPolls=1, statusCase="pascal")
+    record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"}).json()
+    done = bridge.wait_done(record["id"])
+    assert done["status"] == "succeeded" and done["result"]["id"]
+    assert done["pollCount"] == 3
