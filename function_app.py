@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import azure.functions as func
 
-from shared import operations, poller
+from shared import deliverer, operations, poller
 from shared.problems import Problem
 from shared.responses import (
     api_base,
@@ -46,7 +46,7 @@ async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         reply = await operations.start(rt, req.get_body(), req.headers.get("Idempotency-Key"),
                                        api_base(req, "operations"))
-        return reply_response(reply)
+        return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
     return await _answer(req, handle)
 
@@ -54,7 +54,8 @@ async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/{id}", methods=["GET"])
 async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        return reply_response(await operations.get(rt, req.route_params.get("id", "")))
+        reply = await operations.get(rt, req.route_params.get("id", ""))
+        return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
     return await _answer(req, handle)
 
@@ -77,6 +78,15 @@ async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
     return await _answer(req, handle)
 
 
+@app.route(route="operations/{id}/webhook/redeliver", methods=["POST"])
+async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        reply = await operations.redeliver(rt, req.route_params.get("id", ""))
+        return reply_response(reply, status_code=202)
+
+    return await _answer(req, handle)
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
@@ -94,3 +104,10 @@ async def poll_operation(msg: func.QueueMessage) -> None:
     """One poll of one operation. Raises only for storage failures, so the host retries, then poisons."""
     rt = await get_runtime()
     await poller.handle_message(rt, msg.get_body().decode("utf-8", "replace"), msg.dequeue_count or 1)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%WEBHOOK_QUEUE%", connection="AzureWebJobsStorage")
+async def deliver_webhook(msg: func.QueueMessage) -> None:
+    """One webhook attempt; retries are new messages with a visibility delay."""
+    rt = await get_runtime()
+    await deliverer.handle_message(rt, msg.get_body().decode("utf-8", "replace"))

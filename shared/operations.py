@@ -10,8 +10,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from .deliverer import queue_next_attempt
 from .graph import TransportFailure
 from .graph_answers import graph_error, innermost_code, parse_retry_after, result_from
+from .outbound import Refused, check_target
 from .polling import PollState, status_retry_after, whole_seconds
 from .problems import FieldError, Problem, invalid, not_found
 from .records import (
@@ -21,6 +23,8 @@ from .records import (
     NOT_STARTED,
     STATUSES,
     SUCCEEDED,
+    TIMED_OUT,
+    WEBHOOK_FAILED,
     WEBHOOK_NONE,
     WEBHOOK_PENDING,
     Operation,
@@ -28,6 +32,7 @@ from .records import (
     iso,
     new_operation_id,
     parse_iso,
+    to_json,
 )
 from .runtime import Runtime
 from .sealing import seal
@@ -75,7 +80,13 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
         graph_origin=rt.settings.graph_origin,
         allow_private_callbacks=rt.settings.webhook_allow_private_networks,
         webhooks_configured=bool(rt.settings.webhook_secrets),
+        allowed_callback_hosts=rt.settings.webhook_allowed_hosts,
     )
+    if request.callback_url:
+        try:
+            await check_target(request.callback_url, rt.outbound, rt.resolver)
+        except Refused as exc:
+            raise invalid([FieldError("callbackUrl", exc.reason)]) from None
     now = time.time()
     operation_id = new_operation_id(now)
     key_hash = _check_idempotency_key(idempotency_key) if idempotency_key is not None else None
@@ -107,7 +118,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
 
 def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, action: str | None,
                 workbook: str, callback_url: str | None, client_reference: str | None,
-                operation_url: str | None) -> Operation:
+                operation_url: str | None, fail_on_error: bool) -> Operation:
     return Operation(
         id=operation_id,
         status=NOT_STARTED,
@@ -120,6 +131,7 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, ac
         client_reference=client_reference,
         callback_sealed=seal(callback_url, rt.settings.webhook_secrets, operation_id) if callback_url else None,
         webhook_state=WEBHOOK_PENDING if callback_url else WEBHOOK_NONE,
+        fail_on_error=fail_on_error,
     )
 
 
@@ -132,22 +144,23 @@ async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operatio
         if existing is None:
             raise
         return existing
-    needs_message = op.status in ACTIVE or op.webhook_state == WEBHOOK_PENDING
-    if needs_message:
-        try:
+    try:
+        if op.status in ACTIVE:
             await rt.polls.send(PollState(op.id, op.generation), delay)
-        except Exception:
-            log.exception("could not enqueue operation %s; removing its record", op.id)
-            await rt.store.delete(op.id)
-            raise Problem(503, "storageUnavailable", "The operation could not be queued",
-                          "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
+        elif op.webhook_state == WEBHOOK_PENDING:
+            await queue_next_attempt(rt, op)
+    except Exception:
+        log.exception("could not enqueue operation %s; removing its record", op.id)
+        await rt.store.delete(op.id)
+        raise Problem(503, "storageUnavailable", "The operation could not be queued",
+                      "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
     return op
 
 
 async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str) -> Operation:
     op = _new_record(rt, operation_id, now, base_url, action=request.action, workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
-                     operation_url=request.operation_url)
+                     operation_url=request.operation_url, fail_on_error=request.fail_on_error)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
     return await _store_and_enqueue(rt, op, 0)
 
@@ -160,7 +173,7 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
                       headers={"Retry-After": "5"}) from None
     op = _new_record(rt, operation_id, now, base_url, action=request.action, workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
-                     operation_url=None)
+                     operation_url=None, fail_on_error=request.fail_on_error)
     status = response.status
     if status == 202:
         location = response.headers.get("location")
@@ -261,24 +274,65 @@ async def list_page(rt: Runtime, status: str | None, top: str | None, token: str
 
 
 async def cancel(rt: Runtime, operation_id: str) -> Reply:
-    """Stop tracking. Idempotent: a finished operation is returned as it is."""
+    """Stop tracking (and stop webhooks: for Logic Apps this is "unsubscribe"). Idempotent.
+
+    An active operation becomes `canceled` without a webhook (the subscriber is the one leaving); a
+    finished one keeps its state, and webhook retries still pending for it stop.
+    """
     for _ in range(5):
         op = await _load(rt, operation_id)
-        if op.status not in ACTIVE:
-            return Reply(op, None)
         now = time.time()
-        canceled = terminal_state(op, CANCELED, now, error={"code": "canceled",
-                                                        "message": "Tracking was canceled by the caller."})
-        canceled = canceled.with_(generation=op.generation + 1)
+        if op.status in ACTIVE:
+            changed = terminal_state(op, CANCELED, now, error={"code": "canceled",
+                                                              "message": "Tracking was canceled by the caller."})
+            changed = changed.with_(generation=op.generation + 1, webhook_state=WEBHOOK_NONE)
+            fields = TERMINAL_FIELDS
+        elif op.webhook_state == WEBHOOK_PENDING:
+            changed = op.with_(webhook_state=WEBHOOK_FAILED, webhook_next_attempt_at=None,
+                               webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)")
+            fields = {"webhook_state", "webhook_next_attempt_at", "webhook_last_error"}
+        else:
+            return Reply(op, None)
         try:
-            canceled = await rt.store.update(canceled, TERMINAL_FIELDS)
+            changed = await rt.store.update(changed, fields)
         except Conflict:
             continue
-        log.info("operation %s canceled", op.id)
-        if canceled.webhook_state == WEBHOOK_PENDING:
-            try:
-                await rt.polls.send(PollState(canceled.id, canceled.generation), 0)
-            except Exception:  # the chain's own pending message will deliver it, a little later
-                log.warning("could not queue the cancel webhook of %s now", op.id, exc_info=True)
-        return Reply(canceled, None)
+        log.info("operation %s canceled by the caller", op.id)
+        return Reply(changed, None)
     raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
+
+
+async def redeliver(rt: Runtime, operation_id: str) -> Reply:
+    """Send the operation's terminal event again, same webhook-id, with a fresh retry window."""
+    for _ in range(5):
+        op = await _load(rt, operation_id)
+        if not op.callback_sealed:
+            raise Problem(409, "noWebhook", "This operation has no callbackUrl", "There is nothing to redeliver.")
+        if op.status in ACTIVE or not op.event_id:
+            raise Problem(409, "operationNotFinished", "The operation has not finished",
+                          "Its webhook is sent when it finishes.")
+        pending = op.with_(webhook_state=WEBHOOK_PENDING, webhook_dead_lettered_at=None,
+                           webhook_next_attempt_at=iso(time.time()))
+        try:
+            pending = await rt.store.update(pending, {"webhook_state", "webhook_dead_lettered_at",
+                                                      "webhook_next_attempt_at"})
+        except Conflict:
+            continue
+        await queue_next_attempt(rt, pending)
+        log.info("webhook of %s queued for redelivery (attempt %s)", op.id, pending.webhook_attempts + 1)
+        return Reply(pending, None)
+    raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
+
+
+FAILURE_STATUS = {FAILED: 422, TIMED_OUT: 422, CANCELED: 409}
+
+
+def failure_problem(op: Operation) -> Problem | None:
+    """With failOnError, a finished-but-unsuccessful operation is answered as a problem (so Logic Apps'
+    "has failed" branches run): failed and timedOut give 422, canceled gives 409; the record rides along."""
+    if not op.fail_on_error or op.status not in FAILURE_STATUS:
+        return None
+    error = op.error or {}
+    return Problem(FAILURE_STATUS[op.status], innermost_code(error) if error else op.status,
+                   f"The operation {op.status}", str(error.get("message") or ""),
+                   extra={"operation": to_json(op)})

@@ -13,25 +13,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from .deliverer import queue_next_attempt
 from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from .operations import TERMINAL_FIELDS, terminal_state
 from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient
 from .queue import BadMessage, decode
-from .records import (
-    WEBHOOK_DELIVERED,
-    WEBHOOK_FAILED,
-    WEBHOOK_PENDING,
-    Operation,
-    is_operation_id,
-    iso,
-    parse_iso,
-    to_json,
-)
+from .records import WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
 from .runtime import Runtime
-from .sealing import SealingError, unseal
 from .store import Conflict
-from .webhooks import build_event, deliver, webhook_headers
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +41,8 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int) -> None:
         log.error("dropping poll message for unknown operation %s", state.operation_id)
         return
     if op.terminal:
-        if op.webhook_state == WEBHOOK_PENDING:
-            await deliver_webhook(rt, op)
+        if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
+            await queue_next_attempt(rt, op)  # the finishing step may have died before queuing it
         log.info("operation %s is %s; poll message dropped", op.id, op.status)
         return
     if state.generation != op.generation:
@@ -153,29 +143,4 @@ async def finish(rt: Runtime, op: Operation, decision: Finish, result: Any = Non
         return
     log.info("operation %s %s after %s polls", op.id, done.status, done.poll_count)
     if done.webhook_state == WEBHOOK_PENDING:
-        await deliver_webhook(rt, done)
-
-
-async def deliver_webhook(rt: Runtime, op: Operation) -> None:
-    """Send the terminal event; record the outcome on the record without touching the result."""
-    attempt_at = iso(time.time())
-    status_code: int | None = None
-    error: str | None = None
-    try:
-        url = unseal(op.callback_sealed or "", rt.settings.webhook_secrets, op.id)
-    except SealingError as exc:
-        outcome_state, error = WEBHOOK_FAILED, str(exc)
-    else:
-        body = build_event(event_id=op.event_id or op.id, status=op.status, time=op.completed_at or attempt_at,
-                           subject=op.id, data=to_json(op, include_webhook=False))
-        headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), body)
-        outcome = await deliver(rt.http, url, headers, body, rt.settings.webhook_timeout)
-        outcome_state = WEBHOOK_DELIVERED if outcome.delivered else WEBHOOK_FAILED
-        status_code, error = outcome.status_code, outcome.error
-    log.info("webhook for %s: %s (%s)", op.id, outcome_state, status_code or error)
-    recorded = op.with_(webhook_state=outcome_state, webhook_attempts=op.webhook_attempts + 1,
-                        webhook_last_status=status_code, webhook_last_attempt_at=attempt_at,
-                        webhook_last_error=error)
-    await rt.store.merge_unconditionally(
-        recorded, {"webhook_state", "webhook_attempts", "webhook_last_status", "webhook_last_attempt_at",
-                   "webhook_last_error"})
+        await queue_next_attempt(rt, done)

@@ -1,4 +1,7 @@
-"""The poll queue: one message per operation in flight, re-sent with a visibility delay per poll."""
+"""The two queues: polls (one message per operation in flight) and webhook deliveries (one per attempt).
+
+Every message is small JSON with a version; anything else is a BadMessage, dropped, never retried.
+"""
 
 from __future__ import annotations
 
@@ -48,8 +51,41 @@ def decode(text: str) -> PollState:
     return state
 
 
+@dataclass(frozen=True)
+class DeliveryTask:
+    """One webhook attempt: which event, which attempt, and when this run of attempts began."""
+
+    operation_id: str
+    event_id: str
+    attempt: int
+    since: float
+
+
+def encode_delivery(task: DeliveryTask) -> str:
+    return json.dumps({"v": MESSAGE_VERSION, "kind": "webhook", "id": task.operation_id, "event": task.event_id,
+                       "attempt": task.attempt, "since": task.since}, separators=(",", ":"))
+
+
+def decode_delivery(text: str) -> DeliveryTask:
+    try:
+        raw = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise BadMessage("not JSON") from None
+    if not isinstance(raw, dict) or raw.get("v") != MESSAGE_VERSION or raw.get("kind") != "webhook":
+        raise BadMessage("not a webhook delivery message")
+    if not isinstance(raw.get("id"), str) or not isinstance(raw.get("event"), str):
+        raise BadMessage("missing operation or event id")
+    try:
+        task = DeliveryTask(raw["id"], raw["event"], int(raw["attempt"]), float(raw["since"]))
+    except (KeyError, TypeError, ValueError):
+        raise BadMessage("missing or malformed fields") from None
+    if task.attempt < 1:
+        raise BadMessage("attempt must be >= 1")
+    return task
+
+
 @dataclass
-class PollQueue:
+class StorageQueue:
     client: QueueClient
 
     async def close(self) -> None:
@@ -61,7 +97,17 @@ class PollQueue:
         except ResourceExistsError:
             pass
 
-    async def send(self, state: PollState, delay: int) -> None:
+    async def send_text(self, text: str, delay: int) -> None:
         await self.client.send_message(
-            encode(state), visibility_timeout=max(0, min(delay, MAX_VISIBILITY_SECONDS)), time_to_live=-1
+            text, visibility_timeout=max(0, min(delay, MAX_VISIBILITY_SECONDS)), time_to_live=-1
         )
+
+
+class PollQueue(StorageQueue):
+    async def send(self, state: PollState, delay: int) -> None:
+        await self.send_text(encode(state), delay)
+
+
+class DeliveryQueue(StorageQueue):
+    async def send(self, task: DeliveryTask, delay: int = 0) -> None:
+        await self.send_text(encode_delivery(task), delay)

@@ -63,6 +63,9 @@ class Operation:
     webhook_last_status: int | None = None
     webhook_last_attempt_at: str | None = None
     webhook_last_error: str | None = None
+    webhook_next_attempt_at: str | None = None
+    webhook_dead_lettered_at: str | None = None
+    fail_on_error: bool = False
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -92,6 +95,9 @@ _ENTITY_NAMES = {
     "webhook_last_status": "WebhookLastStatus",
     "webhook_last_attempt_at": "WebhookLastAttemptAt",
     "webhook_last_error": "WebhookLastError",
+    "webhook_next_attempt_at": "WebhookNextAttemptAt",
+    "webhook_dead_lettered_at": "WebhookDeadLetteredAt",
+    "fail_on_error": "FailOnError",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 
@@ -125,6 +131,7 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
     if kwargs["webhook_last_status"] is not None:
         kwargs["webhook_last_status"] = int(kwargs["webhook_last_status"])
     kwargs["webhook_state"] = kwargs["webhook_state"] or WEBHOOK_NONE
+    kwargs["fail_on_error"] = bool(kwargs["fail_on_error"])
     return Operation(**kwargs)
 
 
@@ -146,6 +153,7 @@ def to_json(op: Operation, *, include_webhook: bool = True) -> dict[str, Any]:
         "pollCount": op.poll_count,
         "result": op.result,
         "error": op.error,
+        "failOnError": op.fail_on_error,
     }
     if include_webhook:
         body["webhook"] = {
@@ -154,6 +162,10 @@ def to_json(op: Operation, *, include_webhook: bool = True) -> dict[str, Any]:
             "lastStatusCode": op.webhook_last_status,
             "lastAttemptAt": op.webhook_last_attempt_at,
             "lastError": op.webhook_last_error,
+            "nextAttemptAt": op.webhook_next_attempt_at,
+            "deadLetteredAt": op.webhook_dead_lettered_at,
         }
     body["links"] = {"self": status_url(op), "cancel": status_url(op)}
+    if op.callback_sealed:
+        body["links"]["redeliver"] = f"{status_url(op)}/webhook/redeliver"
     return body

@@ -32,12 +32,16 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
                              headers=headers or {}, mimetype=JSON, charset="utf-8")
 
 
-def reply_response(reply: Reply) -> func.HttpResponse:
+def reply_response(reply: Reply, *, failure: Problem | None = None,
+                   status_code: int | None = None) -> func.HttpResponse:
+    """The record with Location (and Retry-After while active); `failure` replaces it (failOnError)."""
     op = reply.operation
+    if failure is not None:
+        return problem_response(failure, status_url(op))
     headers = {"Location": status_url(op)}
     if reply.retry_after is not None:
         headers["Retry-After"] = str(reply.retry_after)
-    return json_response(reply.status_code, to_json(op), headers)
+    return json_response(status_code or reply.status_code, to_json(op), headers)
 
 
 def page_response(page: Page, list_url: str, status: str | None, top: int | None) -> func.HttpResponse:

@@ -15,8 +15,9 @@ from azure.storage.queue.aio import QueueClient
 
 from .auth import CredentialTokenSource, TokenSource
 from .graph import GraphClient
+from .outbound import OutboundPolicy, PinnedResolver
 from .polling import Timing
-from .queue import PollQueue
+from .queue import DeliveryQueue, PollQueue
 from .settings import Settings, StorageConnection, load_settings
 from .store import OperationStore
 
@@ -31,13 +32,19 @@ class Runtime:
     graph: GraphClient
     store: OperationStore
     polls: PollQueue
+    deliveries: DeliveryQueue
     timing: Timing
+    webhook_http: aiohttp.ClientSession
+    resolver: PinnedResolver
+    outbound: OutboundPolicy
 
     async def close(self) -> None:
         await self.http.close()
+        await self.webhook_http.close()
         await self.tokens.close()
         await self.store.close()
         await self.polls.close()
+        await self.deliveries.close()
 
 
 def _storage_credential(conn: StorageConnection) -> AsyncTokenCredential:
@@ -46,42 +53,65 @@ def _storage_credential(conn: StorageConnection) -> AsyncTokenCredential:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
-def _clients(settings: Settings) -> tuple[TableClient, QueueClient]:
+def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient]:
+    """The operations table and the two queues, from a connection string or an identity."""
     conn = settings.storage
     encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()  # host.json messageEncoding: base64
+    names = (settings.poll_queue, settings.webhook_queue)
     if conn.connection_string:
         table = TableClient.from_connection_string(conn.connection_string, table_name=settings.operations_table)
-        queue = QueueClient.from_connection_string(
-            conn.connection_string, settings.poll_queue, message_encode_policy=encode, message_decode_policy=decode
+        polls, deliveries = (
+            QueueClient.from_connection_string(conn.connection_string, name, message_encode_policy=encode,
+                                               message_decode_policy=decode)
+            for name in names
         )
-        return table, queue
+        return table, polls, deliveries
     assert conn.table_service_uri and conn.queue_service_uri
     credential = _storage_credential(conn)
     table = TableClient(endpoint=conn.table_service_uri, table_name=settings.operations_table,
                         credential=credential)
-    queue = QueueClient(conn.queue_service_uri, settings.poll_queue, credential=credential,
-                        message_encode_policy=encode, message_decode_policy=decode)
-    return table, queue
+    polls, deliveries = (
+        QueueClient(conn.queue_service_uri, name, credential=credential, message_encode_policy=encode,
+                    message_decode_policy=decode)
+        for name in names
+    )
+    return table, polls, deliveries
+
+
+def outbound_policy(settings: Settings) -> OutboundPolicy:
+    return OutboundPolicy(settings.webhook_allow_private_networks, settings.webhook_allowed_hosts)
 
 
 async def build_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     http = aiohttp.ClientSession(headers={"User-Agent": "excel-async-bridge/0.1"})
     tokens = CredentialTokenSource(settings.graph_scope)
-    table, queue = _clients(settings)
+    table, polls, deliveries = _clients(settings)
+    policy = outbound_policy(settings)
+    resolver = PinnedResolver(policy)
+    # Webhooks get their own session: no shared headers, names resolved (and checked) by the pinned resolver.
+    webhook_http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, limit_per_host=8),
+        headers={"User-Agent": "excel-async-bridge-webhooks/1"},
+    )
     runtime = Runtime(
         settings=settings,
         http=http,
         tokens=tokens,
         graph=GraphClient(http, tokens, settings.graph_base_url, settings.graph_timeout),
         store=OperationStore(table),
-        polls=PollQueue(queue),
+        polls=PollQueue(polls),
+        deliveries=DeliveryQueue(deliveries),
         timing=Timing(settings.poll_initial_delay, settings.poll_max_delay, settings.operation_timeout,
                       settings.max_transient_failures),
+        webhook_http=webhook_http,
+        resolver=resolver,
+        outbound=policy,
     )
     try:
         await runtime.store.ensure_table()
         await runtime.polls.ensure_queue()
+        await runtime.deliveries.ensure_queue()
     except Exception:
         log.warning("could not create the table or queue (they may already exist or lack permission)",
                     exc_info=True)

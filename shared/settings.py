@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .outbound import parse_allowed_hosts
 from .webhooks import WebhookSecretError, parse_webhook_secrets
 
 AZURITE_CONNECTION_STRING = (
@@ -46,8 +47,11 @@ class Settings:
     poll_queue: str
     webhook_queue: str
     operations_table: str
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_retry_initial_delay: float = 5.0
+    webhook_retry_window: float = 86_400.0
     graph_timeout: float = 30.0
-    webhook_timeout: float = 10.0
+    webhook_timeout: float = 15.0
 
     @property
     def graph_origin(self) -> str:
@@ -155,6 +159,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_queue=_storage_name(env, "POLL_QUEUE", "operation-polls"),
         webhook_queue=_storage_name(env, "WEBHOOK_QUEUE", "webhook-deliveries"),
         operations_table=_table_name(env.get("OPERATIONS_TABLE", "").strip() or "operations"),
+        webhook_allowed_hosts=parse_allowed_hosts(env.get("WEBHOOK_ALLOWED_HOSTS", "")),
+        webhook_retry_initial_delay=_number(env, "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS", 5.0, 1.0, 3600.0),
+        webhook_retry_window=_number(env, "WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0, 1.0, 7 * 24 * 3600.0),
     )
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .outbound import OutboundPolicy, Refused, check_url
 from .problems import FieldError, Problem, invalid
 from .settings import origin_of
 
@@ -28,8 +27,8 @@ OPERATION_PATH_RE = re.compile(
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
 MAX_VALUES_BYTES = 32 * 1024
 MAX_URL_LENGTH = 2048
-_START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference"}
-_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference"}
+_START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError"}
+_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,7 @@ class StartRequest:
     session_id: str | None
     callback_url: str | None
     client_reference: str | None
+    fail_on_error: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class TrackRequest:
     action: Action | None
     callback_url: str | None
     client_reference: str | None
+    fail_on_error: bool = False
 
 
 def parse_json_body(body: bytes) -> Any:
@@ -61,7 +62,8 @@ def parse_json_body(body: bytes) -> Any:
 
 
 def parse_operation_request(
-    payload: Any, *, graph_origin: str, allow_private_callbacks: bool, webhooks_configured: bool
+    payload: Any, *, graph_origin: str, allow_private_callbacks: bool, webhooks_configured: bool,
+    allowed_callback_hosts: tuple[str, ...] = (),
 ) -> StartRequest | TrackRequest:
     if not isinstance(payload, dict):
         raise invalid([FieldError("body", "must be a JSON object")])
@@ -74,17 +76,20 @@ def parse_operation_request(
         result = _start(payload, errors)
     else:
         raise invalid([FieldError("workbook", "required (or operationUrl to track an existing operation)")])
-    callback = _callback_url(payload.get("callbackUrl"), allow_private_callbacks, webhooks_configured, errors)
+    policy = OutboundPolicy(allow_private_callbacks, allowed_callback_hosts)
+    callback = _callback_url(payload.get("callbackUrl"), policy, webhooks_configured, errors)
     reference = payload.get("clientReference")
     if reference is not None and (not isinstance(reference, str) or not 1 <= len(reference) <= 256):
         errors.append(FieldError("clientReference", "must be a string of 1-256 characters"))
+    fail_on_error = payload.get("failOnError", False)
+    if not isinstance(fail_on_error, bool):
+        errors.append(FieldError("failOnError", "must be true or false"))
     if errors or result is None:
         raise invalid(errors)
     if isinstance(result, StartRequest):
-        return StartRequest(
-            result.workbook, result.action, result.parameters, result.session_id, callback, reference
-        )
-    return TrackRequest(result.operation_url, result.workbook, result.action, callback, reference)
+        return StartRequest(result.workbook, result.action, result.parameters, result.session_id, callback,
+                            reference, fail_on_error)
+    return TrackRequest(result.operation_url, result.workbook, result.action, callback, reference, fail_on_error)
 
 
 def _unknown_fields(payload: dict[str, Any], allowed: set[str], errors: list[FieldError]) -> None:
@@ -205,27 +210,19 @@ def _track(payload: dict[str, Any], graph_origin: str, errors: list[FieldError])
 
 
 def _callback_url(
-    value: Any, allow_private: bool, webhooks_configured: bool, errors: list[FieldError]
+    value: Any, policy: OutboundPolicy, webhooks_configured: bool, errors: list[FieldError]
 ) -> str | None:
+    """Static SSRF checks (shared with every delivery); names are resolved and checked by the caller."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
-        errors.append(FieldError("callbackUrl", f"must be a URL of at most {MAX_URL_LENGTH} characters"))
+    if not isinstance(value, str):
+        errors.append(FieldError("callbackUrl", "must be a URL string"))
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        errors.append(FieldError("callbackUrl", "must be an absolute https URL"))
+    try:
+        check_url(value, policy)
+    except Refused as exc:
+        errors.append(FieldError("callbackUrl", exc.reason))
         return None
-    if parts.username or parts.password:
-        errors.append(FieldError("callbackUrl", "must not carry user information"))
-        return None
-    if not allow_private:
-        if parts.scheme != "https":
-            errors.append(FieldError("callbackUrl", "must use https"))
-            return None
-        if _is_private_host(parts.hostname):
-            errors.append(FieldError("callbackUrl", "must not point at a loopback or private address"))
-            return None
     if not webhooks_configured:
         errors.append(FieldError("callbackUrl", "webhooks are not configured on this bridge (WEBHOOK_SECRET)"))
         return None
@@ -235,21 +232,3 @@ def _callback_url(
 def _has_dot_segment(path: str) -> bool:
     """`.` or `..` segments would be collapsed by URL libraries: the request would go elsewhere."""
     return any(segment in (".", "..") for segment in path.split("/"))
-
-
-def _is_private_host(host: str) -> bool:
-    name = host.lower().rstrip(".")
-    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
-        return True
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
-    except ValueError:
-        if not re.fullmatch(r"[0-9a-fx.]+", name) or not re.search(r"[0-9]", name):
-            return False
-        try:  # resolver shorthands such as 127.1, 2130706433 or 0x7f.1 all reach an IPv4 address
-            address = ipaddress.IPv4Address(socket.inet_aton(name))
-        except OSError:
-            return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return not address.is_global

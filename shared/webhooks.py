@@ -16,6 +16,9 @@ from typing import Any
 
 import aiohttp
 
+from .graph_answers import parse_retry_after
+from .outbound import Refused
+
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
@@ -81,6 +84,8 @@ class DeliveryOutcome:
     delivered: bool
     status_code: int | None
     error: str | None
+    retry_after: float | None = None
+    refused: bool = False
 
 
 async def deliver(
@@ -90,7 +95,10 @@ async def deliver(
     body: bytes,
     timeout: float,
 ) -> DeliveryOutcome:
-    """One POST attempt. 2xx is delivered; redirects are never followed. Never raises for I/O errors."""
+    """One POST attempt. 2xx is delivered; redirects are never followed. Never raises for I/O errors.
+
+    `session` must resolve names through `outbound.PinnedResolver`, whose refusals come back as `refused`.
+    """
     try:
         async with session.post(
             url,
@@ -99,10 +107,13 @@ async def deliver(
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
-            await response.read()
+            await response.content.read(64 * 1024)  # enough to reuse the connection; the body is not used
             ok = 200 <= response.status < 300
-            return DeliveryOutcome(ok, response.status, None if ok else f"receiver answered {response.status}")
+            return DeliveryOutcome(ok, response.status, None if ok else f"receiver answered {response.status}",
+                                   retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    except Refused as exc:
+        return DeliveryOutcome(False, None, exc.reason, refused=True)
     except TimeoutError:
-        return DeliveryOutcome(False, None, "timed out")
+        return DeliveryOutcome(False, None, f"no answer within {timeout:g} s")
     except aiohttp.ClientError as exc:
         return DeliveryOutcome(False, None, f"connection failed: {type(exc).__name__}")

@@ -63,8 +63,10 @@ def make_bridge(azurite: AzuritePorts, emulator: Emulator, log_dir: Path) -> Ite
 
     def make(name: str, extra_args: list[str] | None = None, **overrides: str) -> Bridge:
         port = free_port()
-        settings = {"POLL_QUEUE": f"{name}-polls", "OPERATIONS_TABLE": f"{name.replace('-', '')}ops",
-                    "POLL_MAX_DELAY_SECONDS": "2", **overrides}
+        settings = {"POLL_QUEUE": f"{name}-polls", "WEBHOOK_QUEUE": f"{name}-hooks",
+                    "OPERATIONS_TABLE": f"{name.replace('-', '')}ops", "POLL_MAX_DELAY_SECONDS": "2",
+                    "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS": "1", "WEBHOOK_RETRY_WINDOW_SECONDS": "30",
+                    **overrides}
         env = bridge_environment(azurite, int(emulator.url.rsplit(":", 1)[1]), **settings)
         service = start_function_app(port, env, log_dir, name=f"functions-{name}", extra_args=extra_args)
         bridge = Bridge(service, port, env, azurite, client, log_dir)

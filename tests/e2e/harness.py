@@ -35,18 +35,28 @@ class Delivery:
 
 @dataclass
 class WebhookReceiver:
-    """A real HTTP server on 127.0.0.1 that records every POST. Paths under /status/NNN answer NNN."""
+    """A real HTTP server on 127.0.0.1 that records every POST and answers from a per-URL script."""
 
     server: ThreadingHTTPServer
     deliveries: list[Delivery] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
+    scripts: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def new_url(self, status: int = 200) -> str:
-        return f"{self.url}/status/{status}/{uuid.uuid4().hex}"
+    def new_url(self, *statuses: int, headers: dict[str, str] | None = None) -> str:
+        """A fresh URL answering `statuses` in turn (the last one repeats; 200 when none)."""
+        path = f"/hook/{uuid.uuid4().hex}"
+        with self.changed:
+            self.scripts[path] = [(status, dict(headers or {})) for status in (statuses or (200,))]
+        return self.url + path
+
+    def answer(self, path: str) -> tuple[int, dict[str, str]]:
+        with self.changed:
+            script = self.scripts.get(path.split("?", 1)[0], [(200, {})])
+            return script.pop(0) if len(script) > 1 else script[0]
 
     def for_path(self, url: str) -> list[Delivery]:
         path = "/" + url.split("/", 3)[3]
@@ -83,9 +93,10 @@ def start_receiver() -> WebhookReceiver:
                     Delivery(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
                 )
                 receiver.changed.notify_all()
-            parts = self.path.split("/")
-            status = int(parts[2]) if len(parts) > 2 and parts[1] == "status" and parts[2].isdigit() else 200
+            status, headers = receiver.answer(self.path)
             self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             if 300 <= status < 400:
                 self.send_header("Location", f"{receiver.url}/redirected")
             self.send_header("content-length", "0")

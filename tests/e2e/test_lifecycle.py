@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from devhost.services import DEV_WEBHOOK_SECRET
@@ -156,7 +155,7 @@ def test_beta_location_with_session_id_is_followed_verbatim(bridge: Bridge, emul
         assert seen and all(r["path"].startswith("/beta/") and r["query"] == "sessionId=abc%2Fdef" for r in seen)
 
 
-def test_cancel_stops_polling_and_is_idempotent(bridge: Bridge, emulator: Emulator,
+def test_cancel_stops_polling_and_callbacks_and_is_idempotent(bridge: Bridge, emulator: Emulator,
                                                  receiver: WebhookReceiver) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)
@@ -171,13 +170,13 @@ def test_cancel_stops_polling_and_is_idempotent(bridge: Bridge, emulator: Emulat
     assert again.status_code == 200 and again.json()["status"] == "canceled"
     assert again.json()["completedAt"] == canceled.json()["completedAt"]
 
-    [delivery] = receiver.wait(hook)
-    assert Webhook(DEV_WEBHOOK_SECRET).verify(delivery.body, delivery.headers)["type"] == "workbook.operation.canceled"
     # The chain's own pending message arrives, finds the operation canceled and is dropped.
     wait_for(lambda: f"operation {record['id']} is canceled; poll message dropped" in bridge.service.tail(400),
              30, "the old chain's message to be dropped")
     assert len(emulator.requests(item=item, kind="operation")) <= polls_at_cancel + 1  # one may be in flight
-    assert bridge.status(record["id"]).json()["status"] == "canceled"
+    final = bridge.status(record["id"]).json()
+    assert final["status"] == "canceled" and final["webhook"]["state"] == "none"
+    assert receiver.for_path(hook) == []  # a cancel is an unsubscribe: no callback follows
 
 
 def test_idempotency_key(bridge: Bridge, emulator: Emulator) -> None:
@@ -356,22 +355,6 @@ def test_unreadable_queue_messages_are_dropped_not_retried(bridge: Bridge, emula
     item = new_item()
     record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"}).json()
     assert bridge.wait_done(record["id"])["status"] == "succeeded"
-
-
-@pytest.mark.parametrize("receiver_status", [500, 307], ids=["server-error", "redirect"])
-def test_webhook_failure_keeps_the_result(bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver,
-                                          receiver_status: int) -> None:
-    item = new_item()
-    emulator.scenario(item, mode="sync")
-    hook = receiver.new_url(status=receiver_status)
-    record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                           "callbackUrl": hook}).json()
-    receiver.wait(hook)
-    state = wait_for(lambda: (r := bridge.status(record["id"]).json())["webhook"]["state"] == "failed" and r,
-                     20, "webhook failure recorded")
-    assert state["webhook"]["lastStatusCode"] == receiver_status and state["webhook"]["attempts"] == 1
-    assert state["status"] == "succeeded" and state["result"] == record["result"]
-    assert receiver.for_path(f"{receiver.url}/redirected") == []  # redirects are never followed
 
 
 def test_responses_never_leak_callback_urls(bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:

@@ -199,6 +199,10 @@ def test_to_json_fields_and_links():
         "lastStatusCode": 503,
         "lastAttemptAt": "2024-05-01T12:01:00.000Z",
         "lastError": "receiver answered 503",
+        "nextAttemptAt": None,
+        "deadLetteredAt": None,
     }
+    assert body["failOnError"] is False
     assert body["links"]["self"] == f"https://bridge.example.com/api/operations/{op.id}"
     assert body["links"]["cancel"] == body["links"]["self"]
+    assert body["links"]["redeliver"] == body["links"]["self"] + "/webhook/redeliver"  # it has a callback

@@ -1,0 +1,116 @@
+"""Webhook deliveries: what the `webhook-deliveries` queue function does with one attempt.
+
+One message per attempt. An attempt runs only if the record still expects it (terminal, same event,
+state pending, `attempts == attempt - 1`), so duplicated or stale messages send nothing new. The next
+attempt's message is queued before this attempt is recorded (ETag-guarded), so a crash in between
+repeats the attempt rather than losing the chain; the receiver dedupes on `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .delivery_policy import Delivered, GiveUp, Retry, RetryPolicy, decide
+from .outbound import Refused, check_url
+from .queue import BadMessage, DeliveryTask, decode_delivery
+from .records import (
+    WEBHOOK_DELIVERED,
+    WEBHOOK_FAILED,
+    WEBHOOK_PENDING,
+    Operation,
+    is_operation_id,
+    iso,
+    to_json,
+)
+from .runtime import Runtime
+from .sealing import SealingError, unseal
+from .store import Conflict
+from .webhooks import DeliveryOutcome, build_event, deliver, webhook_headers
+
+log = logging.getLogger(__name__)
+
+OUTCOME_FIELDS = {"webhook_state", "webhook_attempts", "webhook_last_status", "webhook_last_attempt_at",
+                  "webhook_last_error", "webhook_next_attempt_at", "webhook_dead_lettered_at"}
+
+
+def event_body(op: Operation) -> bytes:
+    """The terminal event; the same bytes on every attempt (the record's data without delivery state)."""
+    return build_event(event_id=op.event_id or op.id, status=op.status, time=op.completed_at or op.updated_at,
+                       subject=op.id, data=to_json(op, include_webhook=False))
+
+
+def retry_policy(rt: Runtime) -> RetryPolicy:
+    return RetryPolicy(rt.settings.webhook_retry_initial_delay, rt.settings.webhook_retry_window)
+
+
+async def queue_next_attempt(rt: Runtime, op: Operation, since: float | None = None, delay: int = 0) -> None:
+    """Queue the attempt the record expects next (attempts + 1)."""
+    if not op.event_id:
+        return
+    task = DeliveryTask(op.id, op.event_id, op.webhook_attempts + 1, time.time() if since is None else since)
+    await rt.deliveries.send(task, delay)
+
+
+def _expected(op: Operation, task: DeliveryTask) -> str | None:
+    """Why this attempt should not run, or None when it should."""
+    if not op.terminal or op.event_id != task.event_id:
+        return "not the operation's current event"
+    if op.webhook_state != WEBHOOK_PENDING:
+        return f"webhook is {op.webhook_state}"
+    if op.webhook_attempts != task.attempt - 1:
+        return f"attempt {task.attempt} is stale (attempts so far: {op.webhook_attempts})"
+    return None
+
+
+async def handle_message(rt: Runtime, text: str) -> None:
+    try:
+        task = decode_delivery(text)
+    except BadMessage as exc:
+        log.error("dropping unreadable webhook message: %s", exc)
+        return
+    op = await rt.store.get(task.operation_id) if is_operation_id(task.operation_id) else None
+    if op is None:
+        log.error("dropping webhook message for unknown operation %s", task.operation_id[:40])
+        return
+    skip = _expected(op, task)
+    if skip:
+        log.info("webhook attempt %s for %s not sent: %s", task.attempt, op.id, skip)
+        return
+    outcome = await _attempt(rt, op)
+    now = time.time()
+    verdict = decide(status=outcome.status_code, retry_after=outcome.retry_after, error=outcome.error,
+                     refused=outcome.refused, attempt=task.attempt, elapsed=now - task.since,
+                     policy=retry_policy(rt))
+    recorded = op.with_(webhook_attempts=task.attempt, webhook_last_status=outcome.status_code,
+                        webhook_last_attempt_at=iso(now), webhook_last_error=outcome.error,
+                        webhook_next_attempt_at=None)
+    if isinstance(verdict, Delivered):
+        recorded = recorded.with_(webhook_state=WEBHOOK_DELIVERED, webhook_dead_lettered_at=None)
+    elif isinstance(verdict, Retry):
+        recorded = recorded.with_(webhook_next_attempt_at=iso(now + verdict.delay))
+        await rt.deliveries.send(DeliveryTask(op.id, task.event_id, task.attempt + 1, task.since), verdict.delay)
+    elif isinstance(verdict, GiveUp):
+        recorded = recorded.with_(webhook_state=WEBHOOK_FAILED, webhook_last_error=verdict.reason,
+                                  webhook_dead_lettered_at=iso(now))
+    try:
+        await rt.store.update(recorded, OUTCOME_FIELDS)
+    except Conflict:
+        log.info("webhook attempt %s for %s was recorded by another delivery", task.attempt, op.id)
+        return
+    log.info("webhook attempt %s for %s: %s (%s)", task.attempt, op.id, type(verdict).__name__.lower(),
+             outcome.status_code or outcome.error)
+
+
+async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:
+    """One signed POST, after the SSRF checks; nothing is sent when a check fails."""
+    try:
+        url = unseal(op.callback_sealed or "", rt.settings.webhook_secrets, op.id)
+        check_url(url, rt.outbound)
+    except SealingError as exc:
+        return DeliveryOutcome(False, None, str(exc), refused=True)
+    except Refused as exc:
+        return DeliveryOutcome(False, None, exc.reason, refused=True)
+    body = event_body(op)
+    headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), body)
+    return await deliver(rt.webhook_http, url, headers, body, rt.settings.webhook_timeout)
