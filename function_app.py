@@ -111,3 +111,11 @@ async def deliver_webhook(msg: func.QueueMessage) -> None:
     """One webhook attempt; retries are new messages with a visibility delay."""
     rt = await get_runtime()
     await deliverer.handle_message(rt, msg.get_body().decode("utf-8", "replace"))
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI 3 document of every route (shared/openapi.py; tests keep it in step with this file)."""
+    from shared.openapi import build_spec  # appended with the deployment work; kept local to this function
+
+    return json_response(200, build_spec(api_base(req, "openapi.json")))

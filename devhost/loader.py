@@ -296,6 +296,10 @@ def load_app(app_dir: Path, environ: Mapping[str, str] | None = None) -> LoadedA
         bindings = [json.loads(raw) for raw in function.get_raw_bindings()]
         trigger = next((b for b in bindings if str(b.get("type", "")).lower().endswith("trigger")), None)
         trigger_type = str(trigger.get("type")) if trigger else "<none>"
+        if env.get(f"AzureWebJobs.{name}.Disabled", "").strip().lower() in ("1", "true"):
+            logger.warning("function %s is disabled (AzureWebJobs.%s.Disabled)", name, name)
+            skipped.append(name)
+            continue
         if trigger is not None and trigger_type == "httpTrigger":
             http_functions.append(_build_http(name, trigger, fn))
         elif trigger is not None and trigger_type == "queueTrigger":

@@ -81,7 +81,7 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def start_receiver() -> WebhookReceiver:
+def start_receiver(port: int = 0) -> WebhookReceiver:
     holder: dict[str, WebhookReceiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -105,7 +105,7 @@ def start_receiver() -> WebhookReceiver:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver = WebhookReceiver(server)
     holder["r"] = receiver
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,0 +1,605 @@
+// Excel Async Bridge: every resource, declared plainly with pinned API versions (no registry modules), so that
+// tests/infra can check each property offline. One user-assigned identity does everything; no account keys.
+
+@minLength(1)
+param environmentName string
+param location string = resourceGroup().location
+param tags object = {}
+param principalId string = ''
+@allowed([
+  'app'
+  'delegated'
+])
+param graphAuth string = 'app'
+param authClientId string = ''
+@secure()
+param authClientSecret string = ''
+@secure()
+param webhookSecret string
+@secure()
+param tokenSealingKeys string
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+param webhookAllowedHosts string = ''
+param alertEmail string = ''
+param instanceMemoryMB int = 2048
+param maximumInstanceCount int = 40
+param deploySampleLogicApp bool = false
+
+var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var delegated = graphAuth == 'delegated'
+
+// Storage names the app reads (settings POLL_QUEUE, WEBHOOK_QUEUE, OPERATIONS_TABLE). The host moves a message
+// that failed maxDequeueCount (host.json: 5) times to '<queue>-poison'; the template creates those too, so
+// the identity never needs the right to create queues.
+var pollQueueName = 'operation-polls'
+var webhookQueueName = 'webhook-deliveries'
+var operationsTableName = 'operations'
+var deploymentContainerName = 'app-package-${take(token, 8)}'
+
+// Built-in role definition ids (docs/deploy.md lists what each one allows and why it is needed).
+var roleIds = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
+  storageQueueDataMessageProcessor: '8a0f0c08-91a1-4084-bc3d-661d67233fed'
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+}
+
+// ---------------------------------------------------------------- identity
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${token}'
+  location: location
+  tags: tags
+}
+
+// ---------------------------------------------------------------- monitoring
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${token}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+    features: {
+      disableLocalAuth: true
+    }
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${token}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    DisableLocalAuth: true // telemetry only with an Entra token: APPLICATIONINSIGHTS_AUTHENTICATION_STRING below
+  }
+}
+
+// ---------------------------------------------------------------- storage
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  #checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches storage over the public endpoint; access is Entra-only (shared keys off)
+  #checkov:skip=CKV_AZURE_59:Same reason as CKV_AZURE_35: no private endpoint in this template, so the public endpoint stays enabled
+  #checkov:skip=CKV_AZURE_206:Operations are short-lived (hours) and re-creatable; LRS is the cost choice, GRS doubles storage cost
+  #checkov:skip=CKV_AZURE_33:Queue request logging would log every poll (~4 transactions per poll); failures reach Application Insights instead
+  #checkov:skip=CKV2_AZURE_1:Customer-managed keys are out of scope; data is encrypted at rest with Microsoft-managed keys
+  #checkov:skip=CKV2_AZURE_33:No private endpoint (see CKV_AZURE_35)
+  #checkov:skip=CKV2_AZURE_38:Blob soft delete is not useful for the host's lease blobs and deployment packages (redeployable)
+  #checkov:skip=CKV2_AZURE_40:Shared key access IS disabled (allowSharedKeyAccess: false); the check misreads the property
+  #checkov:skip=CKV2_AZURE_41:No SAS is ever issued (shared keys are off), so there is no SAS expiration policy to set
+  #checkov:skip=CKV2_AZURE_47:Blob public access IS disabled (allowBlobPublicAccess: false)
+  name: 'st${take(token, 22)}'
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false // no account keys and no key-based connection strings anywhere
+    allowBlobPublicAccess: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource pollQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: pollQueueName
+}
+
+resource pollPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${pollQueueName}-poison'
+}
+
+resource webhookQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: webhookQueueName
+}
+
+resource webhookPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${webhookQueueName}-poison'
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource operationsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: operationsTableName
+}
+
+// ---------------------------------------------------------------- role assignments (the identity)
+// Storage roles are scoped to the account: the host also uses the '-poison' queues and its own blobs.
+
+// Blob Data Owner: the Functions host keeps leases, function keys and timers in blobs (AzureWebJobsStorage),
+// and Flex Consumption reads the deployment package from deploymentContainer. Owner (not Contributor) because
+// the host manages blob leases and container metadata; this is what Microsoft's Flex samples grant.
+resource roleBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleIds.storageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataOwner)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Queue Data Reader: queue metadata (the host's scale decisions read queue length; GET /api/health calls
+// get_queue_properties on POLL_QUEUE) and peeking messages.
+resource roleQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleIds.storageQueueDataReader)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataReader)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Queue Data Message Processor: the queue triggers receive and delete messages (POLL_QUEUE, WEBHOOK_QUEUE),
+// and the host reads/deletes when it moves a message to '<queue>-poison'.
+resource roleQueueProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleIds.storageQueueDataMessageProcessor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageProcessor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Queue Data Message Sender: the app sends poll and delivery messages with a visibility delay
+// (shared/queue.py send_message), and the host adds failed messages to '<queue>-poison'.
+resource roleQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleIds.storageQueueDataMessageSender)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageSender)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Table Data Contributor: the operations table: point reads, queries (list, health), inserts (records,
+// idempotency keys), ETag-guarded merges and deletes (shared/store.py). There is no narrower built-in role.
+resource roleTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleIds.storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Monitoring Metrics Publisher: send telemetry to Application Insights, whose local (key) auth is off.
+resource roleMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, identity.id, roleIds.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.monitoringMetricsPublisher)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Key Vault Secrets User: resolve the Key Vault references in the app settings (keyVaultReferenceIdentity).
+resource roleSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyVault.id, identity.id, roleIds.keyVaultSecretsUser)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultSecretsUser)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The deployer (azd's AZURE_PRINCIPAL_ID), not the app: Key Vault Secrets Officer so secrets can be rotated
+// with `az keyvault secret set` (docs/deploy.md). Skipped when principalId is empty.
+resource roleDeployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+  name: guid(keyVault.id, principalId, roleIds.keyVaultSecretsOfficer)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultSecretsOfficer)
+    principalId: principalId
+    principalType: 'User'
+  }
+}
+
+// ---------------------------------------------------------------- Key Vault
+
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  #checkov:skip=CKV_AZURE_109:Flex Consumption without VNet integration resolves Key Vault references over the public endpoint; access is RBAC-only
+  #checkov:skip=CKV_AZURE_189:Same reason as CKV_AZURE_109: no private endpoint in this template
+  #checkov:skip=CKV2_AZURE_32:No private endpoint (see CKV_AZURE_109)
+  name: 'kv-${take(token, 20)}'
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true // no access policies: Azure RBAC only
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource webhookSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  #checkov:skip=CKV_AZURE_41:An expiry would silently stop webhook signing; rotation is manual and documented in docs/deploy.md
+  parent: keyVault
+  name: 'webhook-secret'
+  properties: {
+    value: webhookSecret
+    contentType: 'text/plain; format=whsec'
+  }
+}
+
+resource tokenSealingKeysValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  #checkov:skip=CKV_AZURE_41:An expiry would make sealed tokens unreadable; rotation is manual and documented in docs/deploy.md
+  parent: keyVault
+  name: 'token-sealing-keys'
+  properties: {
+    value: tokenSealingKeys
+    contentType: 'text/plain'
+  }
+}
+
+resource authClientSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (delegated) {
+  #checkov:skip=CKV_AZURE_41:The app registration's secret has its own expiry in Entra ID; rotate both together (docs/deploy.md)
+  parent: keyVault
+  name: 'auth-client-secret'
+  properties: {
+    value: authClientSecret
+    contentType: 'text/plain'
+  }
+}
+
+// ---------------------------------------------------------------- Function app (Flex Consumption)
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-${token}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  #checkov:skip=CKV_AZURE_56:Function keys authenticate callers (docs/api.md); App Service Authentication is on with graphAuth=delegated (authSettings below)
+  #checkov:skip=CKV_AZURE_17:Callers are Logic Apps and scripts with function keys; client certificates are not part of the API
+  #checkov:skip=CKV_AZURE_221:Public network access is the point: Logic Apps and webhooks reach the API over the internet
+  #checkov:skip=CKV_AZURE_212:Flex Consumption scales per function up to maximumInstanceCount; there is no zone-redundant instance count to set
+  name: 'func-${token}'
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identity.id // Key Vault references resolve with the user-assigned identity
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// App settings. tests/infra/test_consistency.py checks this list against every setting shared/ reads.
+// Flex Consumption takes no FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION (functionAppConfig.runtime).
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: functionApp
+  name: 'appsettings'
+  properties: {
+    // Host and app storage through the identity (no keys): the host uses the blob and queue URIs,
+    // shared/settings.py the queue and table URIs.
+    AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+    AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+    AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identity.properties.clientId
+    // azure-identity DefaultAzureCredential picks this identity for Graph tokens.
+    AZURE_CLIENT_ID: identity.properties.clientId
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+    GRAPH_BASE_URL: graphBaseUrl
+    WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${webhookSecretValue.name}/)'
+    TOKEN_SEALING_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${tokenSealingKeysValue.name}/)'
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false'
+    WEBHOOK_ALLOWED_HOSTS: webhookAllowedHosts
+    WEBHOOK_RETRY_INITIAL_DELAY_SECONDS: '5'
+    WEBHOOK_RETRY_WINDOW_SECONDS: '86400'
+    POLL_INITIAL_DELAY_SECONDS: '1'
+    POLL_MAX_DELAY_SECONDS: '240'
+    OPERATION_TIMEOUT_SECONDS: '3600'
+    POLL_MAX_TRANSIENT_FAILURES: '8'
+    POLL_QUEUE: pollQueue.name
+    WEBHOOK_QUEUE: webhookQueue.name
+    OPERATIONS_TABLE: operationsTable.name
+    GRAPH_AUTH: graphAuth
+    MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: delegated ? '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/auth-client-secret/)' : ''
+  }
+  dependsOn: [
+    roleBlobOwner
+    roleQueueReader
+    roleQueueProcessor
+    roleQueueSender
+    roleTableContributor
+    roleMetricsPublisher
+    roleSecretsUser
+    authClientSecretValue
+  ]
+}
+
+// graphAuth=delegated: App Service Authentication (Entra ID) in front of the API. Callers send a user token;
+// the platform validates it (health and the OpenAPI document stay anonymous). Delegated Graph calls
+// themselves arrive with a later issue.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/api/health'
+        '/api/openapi.json'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: authClientId
+          clientSecretSettingName: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'
+          openIdIssuer: 'https://sts.windows.net/${subscription().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${authClientId}'
+            authClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: true
+      }
+    }
+  }
+  dependsOn: [
+    appSettings
+  ]
+}
+
+// ---------------------------------------------------------------- alerts
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmail)) {
+  name: 'ag-${token}'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'xlbridge'
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'owner'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// A message reached maxDequeueCount and the host moved it to a '-poison' queue: an operation's poll chain or
+// a webhook delivery stopped. The host logs this as a warning trace (kept: traces at this rate are not sampled).
+resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-poison-${token}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Excel Async Bridge: message moved to a poison queue'
+    description: 'A queue message failed maxDequeueCount times and is now in operation-polls-poison or webhook-deliveries-poison.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message has "MaxDequeueCount" and message has "-poison"'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: empty(alertEmail) ? [] : [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// More than 5 % of function executions (HTTP and queue) failed over 15 minutes, with at least 20 executions.
+resource failureRateAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-failures-${token}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Excel Async Bridge: failure rate above 5 %'
+    description: 'Failed requests (HTTP 5xx and failed queue executions) above 5 % of all executions.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'requests | summarize total = count(), failed = countif(success == false) | where total >= 20 | extend failureRate = 100.0 * failed / total'
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'failureRate'
+          operator: 'GreaterThan'
+          threshold: 5
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: empty(alertEmail) ? [] : [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// ---------------------------------------------------------------- optional sample Logic App
+
+module sampleLogicApp 'modules/sample-logic-app.bicep' = if (deploySampleLogicApp) {
+  name: 'sample-logic-app'
+  params: {
+    name: 'logic-${token}'
+    location: location
+    tags: tags
+    bridgeUrl: 'https://${functionApp.properties.defaultHostName}/api'
+    bridgeKey: listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default
+  }
+  dependsOn: [
+    appSettings
+  ]
+}
+
+output functionAppName string = functionApp.name
+output keyVaultName string = keyVault.name
+output storageAccountName string = storage.name
+output identityClientId string = identity.properties.clientId
+output functionUrl string = 'https://${functionApp.properties.defaultHostName}/api'
+output healthUrl string = 'https://${functionApp.properties.defaultHostName}/api/health'
+output openApiUrl string = 'https://${functionApp.properties.defaultHostName}/api/openapi.json'

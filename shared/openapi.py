@@ -1,0 +1,224 @@
+"""The OpenAPI 3 description of the HTTP API, served at `GET /api/openapi.json`.
+
+`tests/unit/test_openapi.py` loads `function_app.py` and checks that every HTTP function's route and
+method is in `PATHS` and nothing else is, so this file cannot drift from the handlers unnoticed.
+Paths here are relative to the host's route prefix (`extensions.http.routePrefix` in host.json).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+OPENAPI_VERSION = "3.0.3"
+API_VERSION = "0.1.0"
+
+STATUSES = ["notStarted", "running", "succeeded", "failed", "timedOut", "canceled"]
+ACTIONS = ["createSession", "createTableRow", "deleteTableRow"]
+
+_JSON = "application/json"
+_PROBLEM = "application/problem+json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_PROBLEM: {"schema": _ref("Problem")}}}
+
+
+def _record(description: str, *, location: bool = False, retry_after: bool = False) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if location:
+        headers["Location"] = {"description": "Absolute status URL to poll (GET /operations/{id})",
+                               "schema": {"type": "string", "format": "uri"}}
+    if retry_after:
+        headers["Retry-After"] = {"description": "Whole seconds until the bridge's next poll of Graph",
+                                  "schema": {"type": "integer", "minimum": 0}}
+    answer: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": _ref("Operation")}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+_ID_PARAMETER: dict[str, Any] = {
+    "name": "id", "in": "path", "required": True, "description": "Operation id (from `id` or `Location`)",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+# (route relative to the route prefix, method) -> OpenAPI operation object
+PATHS: dict[str, dict[str, dict[str, Any]]] = {
+    "operations": {
+        "post": {
+            "operationId": "startOperation",
+            "summary": "Start an Excel request (or track an operation URL) and follow it to the end",
+            "parameters": [{
+                "name": "Idempotency-Key", "in": "header", "required": False,
+                "description": "1-255 printable ASCII; the same key and body give back the same operation",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }],
+            "requestBody": {"required": True, "content": {_JSON: {"schema": {
+                "oneOf": [_ref("StartRequest"), _ref("TrackRequest")]}}}},
+            "responses": {
+                "202": _record("Accepted: poll Location until it answers 200", location=True, retry_after=True),
+                "200": _record("The outcome is already known (terminal record)"),
+                "400": _problem("Bad JSON or a bad field (the problem names it)"),
+                "409": _problem("Idempotency conflict, or Graph refused the start with 409"),
+                "502": _problem("Graph rejected the bridge's token"),
+                "503": _problem("Graph answered 429/5xx or did not answer; nothing was stored"),
+                "default": _problem("Graph refused the start request (403, 404, ...)"),
+            },
+        },
+        "get": {
+            "operationId": "listOperations",
+            "summary": "List operations, newest first",
+            "parameters": [
+                {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": STATUSES}},
+                {"name": "top", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                {"name": "continuationToken", "in": "query", "required": False, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "A page of records", "content": {_JSON: {"schema": _ref("OperationPage")}}},
+                "400": _problem("Bad status, top or continuation token"),
+            },
+        },
+    },
+    "operations/{id}": {
+        "get": {
+            "operationId": "getOperation",
+            "summary": "Get an operation: 202 while it runs, 200 when it is terminal (the async pattern)",
+            "parameters": [_ID_PARAMETER],
+            "responses": {
+                "202": _record("Still running", location=True, retry_after=True),
+                "200": _record("Terminal: succeeded, failed, timedOut or canceled"),
+                "404": _problem("Unknown id"),
+            },
+        },
+        "delete": {
+            "operationId": "cancelOperation",
+            "summary": "Stop tracking an operation (status becomes canceled; idempotent)",
+            "parameters": [_ID_PARAMETER],
+            "responses": {
+                "200": _record("The record, now canceled (or its earlier terminal state)"),
+                "404": _problem("Unknown id"),
+            },
+        },
+    },
+    "health": {
+        "get": {
+            "operationId": "health",
+            "summary": "Storage reachability (anonymous)",
+            "security": [],
+            "responses": {
+                "200": {"description": "Healthy", "content": {_JSON: {"schema": {
+                    "type": "object", "properties": {"status": {"type": "string", "enum": ["healthy"]}}}}}},
+                "503": _problem("Table or poll queue unreachable"),
+            },
+        },
+    },
+    "openapi.json": {
+        "get": {
+            "operationId": "openApiDocument",
+            "summary": "This OpenAPI document (anonymous)",
+            "security": [],
+            "responses": {"200": {"description": "OpenAPI 3 document", "content": {_JSON: {"schema": {
+                "type": "object"}}}}},
+        },
+    },
+}
+
+_NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "StartRequest": {
+        "type": "object", "additionalProperties": False, "required": ["workbook", "action"],
+        "properties": {
+            "workbook": {"type": "string", "description": "/drives/{d}/items/{i}, /me/drive/items/{i}, ..."},
+            "action": {"type": "string", "enum": ACTIONS},
+            "parameters": {"type": "object", "description": "Per action: persistChanges / table, values, index"},
+            "sessionId": {"type": "string", "description": "Workbook session id (Workbook-Session-Id)"},
+            "callbackUrl": {"type": "string", "format": "uri", "description": "Webhook for the terminal status"},
+            "clientReference": {"type": "string", "maxLength": 256},
+        },
+    },
+    "TrackRequest": {
+        "type": "object", "additionalProperties": False, "required": ["operationUrl"],
+        "properties": {
+            "operationUrl": {"type": "string", "format": "uri",
+                             "description": "Graph workbook operation URL on GRAPH_BASE_URL's origin"},
+            "action": {"type": "string", "enum": ACTIONS},
+            "callbackUrl": {"type": "string", "format": "uri"},
+            "clientReference": {"type": "string", "maxLength": 256},
+        },
+    },
+    "Operation": {
+        "type": "object",
+        "required": ["id", "status", "createdAt", "updatedAt", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": STATUSES},
+            "action": {"type": "string", "enum": ACTIONS, "nullable": True},
+            "workbook": _NULLABLE_STRING,
+            "clientReference": _NULLABLE_STRING,
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+            "completedAt": {"type": "string", "format": "date-time", "nullable": True},
+            "pollCount": {"type": "integer"},
+            "result": {"nullable": True, "description": "Per action (session, row, null or the resource)"},
+            "error": {"type": "object", "nullable": True, "description": "Graph's error chain or {code, message}"},
+            "webhook": {"type": "object", "properties": {
+                "state": {"type": "string", "enum": ["none", "pending", "delivered", "failed"]},
+                "attempts": {"type": "integer"},
+                "lastStatusCode": {"type": "integer", "nullable": True},
+                "lastAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
+                "lastError": _NULLABLE_STRING,
+            }},
+            "links": {"type": "object", "properties": {
+                "self": {"type": "string", "format": "uri"}, "cancel": {"type": "string", "format": "uri"}}},
+        },
+    },
+    "OperationPage": {
+        "type": "object", "required": ["value"],
+        "properties": {"value": {"type": "array", "items": _ref("Operation")},
+                       "nextLink": {"type": "string", "format": "uri"}},
+    },
+    "Problem": {
+        "type": "object", "description": "RFC 9457 problem details",
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "code": {"type": "string"}, "detail": {"type": "string"}, "instance": {"type": "string"},
+            "field": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {
+                "field": {"type": "string"}, "message": {"type": "string"}}}},
+        },
+    },
+}
+
+
+def routes() -> set[tuple[str, str]]:
+    """(route, METHOD) pairs the document describes, routes relative to the route prefix."""
+    return {(route, method.upper()) for route, item in PATHS.items() for method in item}
+
+
+def build_spec(api_base: str = "/api") -> dict[str, Any]:
+    """The OpenAPI 3 document; `api_base` is the server URL including the route prefix."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Excel Async Bridge",
+            "version": API_VERSION,
+            "description": "Follows Microsoft Graph's asynchronous Excel operations for callers that cannot.",
+        },
+        "servers": [{"url": api_base.rstrip("/") or "/"}],
+        "security": [{"functionKeyHeader": []}, {"functionKeyQuery": []}],
+        "paths": {f"/{route}": copy.deepcopy(item) for route, item in PATHS.items()},
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "securitySchemes": {
+                "functionKeyHeader": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+            },
+        },
+    }
