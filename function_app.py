@@ -78,6 +78,14 @@ async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
     return await _answer(req, handle)
 
 
+@app.route(route="operations/by-key/{key}", methods=["DELETE"])
+async def cancel_operation_by_key(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        return reply_response(await operations.cancel_by_key(rt, req.route_params.get("key", "")))
+
+    return await _answer(req, handle)
+
+
 @app.route(route="operations/{id}/webhook/redeliver", methods=["POST"])
 async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:

@@ -302,6 +302,15 @@ async def cancel(rt: Runtime, operation_id: str) -> Reply:
     raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
 
 
+async def cancel_by_key(rt: Runtime, idempotency_key: str) -> Reply:
+    """Cancel the operation started with this Idempotency-Key: an unsubscribe URL a workflow can build
+    before it knows the operation id (Logic Apps' HTTP Webhook action)."""
+    operation_id = await rt.store.idempotency_operation(_check_idempotency_key(idempotency_key))
+    if operation_id is None:
+        raise Problem(404, "operationNotFound", "No operation was started with this Idempotency-Key")
+    return await cancel(rt, operation_id)
+
+
 async def redeliver(rt: Runtime, operation_id: str) -> Reply:
     """Send the operation's terminal event again, same webhook-id, with a fresh retry window."""
     for _ in range(5):

@@ -19,6 +19,7 @@ from urllib.parse import SplitResult, urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 MAX_URL_LENGTH = 2048
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -98,6 +99,8 @@ def check_url(url: str, policy: OutboundPolicy) -> SplitResult:
     """Static checks (no DNS): scheme, user info, port, length, literal addresses, the allowlist."""
     if len(url) > MAX_URL_LENGTH:
         raise Refused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if not _URL_CHARACTERS.fullmatch(url):
+        raise Refused("must be an encoded URL (ASCII letters, digits and URL punctuation; no spaces)")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise Refused("must be an absolute https URL")

@@ -157,6 +157,14 @@ class OperationStore:
                 str(stored["OperationId"]), str(stored["Fingerprint"]), float(str(stored["ClaimedAt"])), existing=True
             )
 
+    async def idempotency_operation(self, key_hash: str) -> str | None:
+        """The operation an Idempotency-Key was used for, if any."""
+        try:
+            stored = await self._table.get_entity(f"idem-{key_hash}", IDEMPOTENCY_ROW_KEY)
+        except ResourceNotFoundError:
+            return None
+        return str(stored["OperationId"])
+
     async def release_idempotency(self, key_hash: str) -> None:
         try:
             await self._table.delete_entity(f"idem-{key_hash}", IDEMPOTENCY_ROW_KEY)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from .graph_answers import parse_retry_after
 from .outbound import Refused
@@ -101,7 +102,7 @@ async def deliver(
     """
     try:
         async with session.post(
-            url,
+            URL(url, encoded=True),  # as given: signed callback URLs (Logic Apps' sig=) must not be re-quoted
             data=body,
             headers=headers,
             allow_redirects=False,

@@ -219,3 +219,32 @@ def test_ssrf_targets_are_refused_at_creation(strict: Bridge, emulator: Emulator
     problem = response.json()
     assert problem["field"] == "callbackUrl" and reason in problem["errors"][0]["message"]
     assert strict.entities() == [] and emulator.requests(item=item) == []
+
+
+def test_logic_apps_webhook_action_subscribe_and_unsubscribe(bridge: Bridge, emulator: Emulator,
+                                                             receiver: WebhookReceiver) -> None:
+    """What Logic Apps' HTTP Webhook action does: subscribe with listCallbackUrl() and an Idempotency-Key it
+    can rebuild, wait for the callback; unsubscribe (DELETE by key) when the run is canceled."""
+    item = new_item()
+    emulator.scenario(item, runningPolls=1)
+    callback = receiver.new_url(200) + "?api-version=2016-10-01&sp=%2Ftriggers%2Frun&sig=s3cr3t"
+    key = f"run-{item}-wait"
+    subscribed = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
+                               "callbackUrl": callback}, **{"Idempotency-Key": key})
+    assert subscribed.status_code == 202
+    [event] = receiver.wait(callback)
+    assert event.event["type"] == "workbook.operation.succeeded"
+    assert event.path.endswith("sig=s3cr3t")  # the callback URL is used exactly as given
+    after = bridge.client.delete(f"{bridge.api}/operations/by-key/{key}")  # unsubscribe after the callback
+    assert after.status_code == 200 and after.json()["status"] == "succeeded"
+
+    item = new_item()
+    emulator.scenario(item, runningPolls=10_000)
+    callback = receiver.new_url(200)
+    key = f"run-{item}-wait"
+    waiting = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
+                            "callbackUrl": callback}, **{"Idempotency-Key": key}).json()
+    canceled = bridge.client.delete(f"{bridge.api}/operations/by-key/{key}")
+    assert canceled.status_code == 200 and canceled.json()["id"] == waiting["id"]
+    assert canceled.json()["status"] == "canceled" and canceled.json()["webhook"]["state"] == "none"
+    assert bridge.client.delete(f"{bridge.api}/operations/by-key/never-used").status_code == 404

@@ -138,3 +138,9 @@ def test_extra_allowed_networks_are_for_tests_only() -> None:
     assert asyncio.run(PinnedResolver(policy, lookup).resolve("x.test", 443))
     with pytest.raises(Refused):
         check_url("https://127.0.0.1/hook", policy)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/a b", "https://example.com/caf\u00e9", 'https://example.com/"x"'])
+def test_unencoded_urls_are_refused(url: str) -> None:
+    with pytest.raises(Refused, match="encoded URL"):
+        check_url(url, STRICT)
