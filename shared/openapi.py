@@ -64,7 +64,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "202": _record("Accepted: poll Location until it answers 200", location=True, retry_after=True),
                 "200": _record("The outcome is already known (terminal record)"),
                 "400": _problem("Bad JSON or a bad field (the problem names it)"),
-                "409": _problem("Idempotency conflict, or Graph refused the start with 409"),
+                "409": _problem("Idempotency conflict, Graph refused the start with 409, or canceled (failOnError)"),
+                "422": _problem("failOnError: the operation failed or timed out (the record is under `operation`)"),
                 "502": _problem("Graph rejected the bridge's token"),
                 "503": _problem("Graph answered 429/5xx or did not answer; nothing was stored"),
                 "default": _problem("Graph refused the start request (403, 404, ...)"),
@@ -94,6 +95,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "202": _record("Still running", location=True, retry_after=True),
                 "200": _record("Terminal: succeeded, failed, timedOut or canceled"),
                 "404": _problem("Unknown id"),
+                "409": _problem("failOnError: the operation was canceled"),
+                "422": _problem("failOnError: the operation failed or timed out"),
             },
         },
         "delete": {
@@ -103,6 +106,32 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "responses": {
                 "200": _record("The record, now canceled (or its earlier terminal state)"),
                 "404": _problem("Unknown id"),
+            },
+        },
+    },
+    "operations/by-key/{key}": {
+        "delete": {
+            "operationId": "cancelOperationByKey",
+            "summary": "Stop tracking the operation started with this Idempotency-Key (webhook unsubscribe)",
+            "parameters": [{
+                "name": "key", "in": "path", "required": True, "description": "The Idempotency-Key of the start",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }],
+            "responses": {
+                "200": _record("The record, now canceled (or its earlier terminal state)"),
+                "404": _problem("Unknown key"),
+            },
+        },
+    },
+    "operations/{id}/webhook/redeliver": {
+        "post": {
+            "operationId": "redeliverWebhook",
+            "summary": "Send the operation's terminal event again (same webhook-id and body)",
+            "parameters": [_ID_PARAMETER],
+            "responses": {
+                "202": _record("Queued: webhook.state is pending"),
+                "404": _problem("Unknown id"),
+                "409": _problem("noWebhook (no callbackUrl) or operationNotFinished"),
             },
         },
     },
@@ -141,6 +170,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "sessionId": {"type": "string", "description": "Workbook session id (Workbook-Session-Id)"},
             "callbackUrl": {"type": "string", "format": "uri", "description": "Webhook for the terminal status"},
             "clientReference": {"type": "string", "maxLength": 256},
+            "failOnError": {"type": "boolean", "default": False,
+                            "description": "Finished but failed/timedOut answers 422, canceled 409 (problem + record)"},
         },
     },
     "TrackRequest": {
@@ -151,6 +182,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "action": {"type": "string", "enum": ACTIONS},
             "callbackUrl": {"type": "string", "format": "uri"},
             "clientReference": {"type": "string", "maxLength": 256},
+            "failOnError": {"type": "boolean", "default": False},
         },
     },
     "Operation": {
@@ -168,15 +200,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "pollCount": {"type": "integer"},
             "result": {"nullable": True, "description": "Per action (session, row, null or the resource)"},
             "error": {"type": "object", "nullable": True, "description": "Graph's error chain or {code, message}"},
+            "failOnError": {"type": "boolean"},
             "webhook": {"type": "object", "properties": {
                 "state": {"type": "string", "enum": ["none", "pending", "delivered", "failed"]},
                 "attempts": {"type": "integer"},
                 "lastStatusCode": {"type": "integer", "nullable": True},
                 "lastAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
                 "lastError": _NULLABLE_STRING,
+                "nextAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
+                "deadLetteredAt": {"type": "string", "format": "date-time", "nullable": True},
             }},
             "links": {"type": "object", "properties": {
-                "self": {"type": "string", "format": "uri"}, "cancel": {"type": "string", "format": "uri"}}},
+                "self": {"type": "string", "format": "uri"}, "cancel": {"type": "string", "format": "uri"},
+                "redeliver": {"type": "string", "format": "uri"}}},
         },
     },
     "OperationPage": {

@@ -1,0 +1,188 @@
+"""The Bicep deployment matches what the code reads and does (settings, storage names, roles).
+
+Each check also runs against a deliberately broken copy of the template to show it catches the break.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.infra import model as m
+
+
+@pytest.fixture(scope="module")
+def source() -> str:
+    return m.RESOURCES_BICEP.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def template() -> m.Template:
+    return m.load_template()
+
+
+@pytest.fixture(scope="module")
+def read() -> set[str]:
+    return m.settings_read_by_code()
+
+
+@pytest.fixture(scope="module")
+def operations() -> set[str]:
+    return m.storage_operations_of_code()
+
+
+def _without_resource(source: str, name: str) -> str:
+    """The template with one top-level `resource <name> ...` block (and its leading comments) removed."""
+    match = re.search(rf"^resource {name} .*?^}}\n", source, flags=re.M | re.S)
+    assert match, name
+    return source[: match.start()] + source[match.end():]
+
+
+# ---------------------------------------------------------------- the real template
+
+
+def test_scanner_finds_the_settings_the_code_reads(read: set[str]) -> None:
+    expected = {"GRAPH_BASE_URL", "WEBHOOK_SECRET", "WEBHOOK_ALLOW_PRIVATE_NETWORKS", "POLL_INITIAL_DELAY_SECONDS",
+                "POLL_MAX_DELAY_SECONDS", "OPERATION_TIMEOUT_SECONDS", "POLL_MAX_TRANSIENT_FAILURES", "POLL_QUEUE",
+                "WEBHOOK_QUEUE", "OPERATIONS_TABLE"}
+    assert expected <= read
+
+
+def test_scanner_sees_helper_lookups() -> None:
+    code = (
+        "import os\n"
+        "def load(env):\n"
+        "    a = _number(env, 'ONE_SECONDS', 1.0, 0, 5)\n"
+        "    b = _flag(env, 'TWO_FLAG')\n"
+        "    c = env.get('THREE', '')\n"
+        "    d = os.environ['FOUR']\n"
+        "    e = os.getenv('FIVE')\n"
+        "    f = helper(env, f'{prefix}__x', 'not a setting')\n"
+        "    return a, b, c, d, e, f\n"
+    )
+    assert m.settings_read_in(code) == {"ONE_SECONDS", "TWO_FLAG", "THREE", "FOUR", "FIVE"}
+
+
+def test_every_setting_is_deployed_and_every_deployed_setting_is_used(template: m.Template, read: set[str]) -> None:
+    assert m.check_settings(template, read) == []
+
+
+def test_settings_announced_by_the_webhook_work_are_deployed(template: m.Template) -> None:
+    settings = template.app_settings()
+    assert settings["WEBHOOK_ALLOWED_HOSTS"] == "webhookAllowedHosts"  # parameter, default ''
+    assert settings["WEBHOOK_RETRY_WINDOW_SECONDS"] == "86400"
+
+
+def test_queue_and_table_names_match(template: m.Template) -> None:
+    assert m.check_storage_names(template) == []
+    queues = template.names_of("Microsoft.Storage/storageAccounts/queueServices/queues")
+    assert queues == {"operation-polls", "operation-polls-poison", "webhook-deliveries", "webhook-deliveries-poison"}
+    assert template.names_of("Microsoft.Storage/storageAccounts/tableServices/tables") == {"operations"}
+
+
+def test_names_match_the_code_defaults(template: m.Template) -> None:
+    from shared.settings import load_settings
+
+    defaults = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    settings = template.app_settings()
+    assert template.resolve(settings["POLL_QUEUE"]) == defaults.poll_queue
+    assert template.resolve(settings["WEBHOOK_QUEUE"]) == defaults.webhook_queue
+    assert template.resolve(settings["OPERATIONS_TABLE"]) == defaults.operations_table
+
+
+def test_roles_cover_every_storage_operation(template: m.Template, operations: set[str]) -> None:
+    assert {"queue.send_message", "table.get_entity", "table.update_entity", "trigger.queue"} <= operations
+    assert m.check_roles(template, operations) == []
+
+
+def test_roles_are_least_privilege(template: m.Template, operations: set[str]) -> None:
+    assert m.check_no_excess_roles(template, operations) == []
+
+
+def test_non_storage_roles(template: m.Template) -> None:
+    by_role = {(a.role, a.scope, a.to_app_identity) for a in template.role_assignments()}
+    assert ("Monitoring Metrics Publisher", "appInsights", True) in by_role
+    assert ("Key Vault Secrets User", "keyVault", True) in by_role
+    # The deployer (not the app) may rotate secrets.
+    assert ("Key Vault Secrets Officer", "keyVault", False) in by_role
+
+
+def test_secrets_are_key_vault_references_with_the_identity(template: m.Template) -> None:
+    settings = template.app_settings()
+    for name in ("WEBHOOK_SECRET", "TOKEN_SEALING_KEYS"):
+        assert str(settings[name]).startswith("@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/")
+    site = m.resource_body(template.resources["functionApp"])["properties"]
+    assert "identity" in str(site["keyVaultReferenceIdentity"])
+
+
+# ---------------------------------------------------------------- deliberate breaks are caught
+
+
+def test_a_renamed_setting_is_caught(source: str, read: set[str]) -> None:
+    broken = m.load_template(text=source.replace("    POLL_MAX_DELAY_SECONDS: '240'", "    POLL_MAX_DELAY: '240'"))
+    problems = m.check_settings(broken, read)
+    assert "the code reads POLL_MAX_DELAY_SECONDS but the function app's settings do not set it" in problems
+    assert "app setting POLL_MAX_DELAY is read by no code and is not in the allowlist" in problems
+
+
+def test_a_setting_the_code_starts_reading_is_caught(template: m.Template, read: set[str]) -> None:
+    assert m.check_settings(template, read | {"NEW_KNOB_SECONDS"}) == [
+        "the code reads NEW_KNOB_SECONDS but the function app's settings do not set it"]
+
+
+def test_a_key_based_storage_connection_is_caught(source: str, read: set[str]) -> None:
+    broken = m.load_template(text=source.replace(
+        "    AzureWebJobsStorage__credential: 'managedidentity'\n",
+        "    AzureWebJobsStorage: 'DefaultEndpointsProtocol=https;AccountName=x;AccountKey=y'\n"))
+    problems = m.check_settings(broken, read)
+    assert "identity-based storage needs AzureWebJobsStorage__credential" in problems
+    assert any("must not be set" in p for p in problems)
+
+
+def test_a_renamed_queue_is_caught(source: str) -> None:
+    broken = m.load_template(text=source.replace("var webhookQueueName = 'webhook-deliveries'",
+                                                 "var webhookQueueName = 'webhook-delivery'"))
+    # The setting follows the resource, so the names still agree; the code default no longer matches.
+    assert m.check_storage_names(broken) == []
+    assert broken.resolve(broken.app_settings()["WEBHOOK_QUEUE"]) == "webhook-delivery"
+    broken = m.load_template(text=_without_resource(source, "webhookPoisonQueue"))
+    assert m.check_storage_names(broken) == ["the template does not create webhook-deliveries-poison"]
+
+
+def test_a_setting_pointing_at_a_missing_table_is_caught(source: str) -> None:
+    broken = m.load_template(text=source.replace("OPERATIONS_TABLE: operationsTable.name", "OPERATIONS_TABLE: 'ops'"))
+    assert m.check_storage_names(broken) == [
+        "OPERATIONS_TABLE='ops' is not a table the template creates (['operations'])"]
+
+
+def test_a_removed_role_is_caught(source: str, operations: set[str]) -> None:
+    broken = m.load_template(text=_without_resource(source, "roleQueueSender"))
+    problems = m.check_roles(broken, operations)
+    assert any(p.startswith("queue.send_message needs one of") for p in problems)
+    assert any(p.startswith("trigger.queue.poison needs one of") for p in problems)
+    broken = m.load_template(text=_without_resource(source, "roleTableContributor"))
+    assert any(p.startswith("table.update_entity needs one of") for p in m.check_roles(broken, operations))
+
+
+def test_a_role_given_to_someone_else_does_not_count(source: str, operations: set[str]) -> None:
+    block = re.search(r"^resource roleQueueProcessor .*?^}\n", source, flags=re.M | re.S)
+    assert block
+    moved = block.group(0).replace("principalId: identity.properties.principalId", "principalId: principalId")
+    broken = m.load_template(text=source.replace(block.group(0), moved))
+    assert any(p.startswith("trigger.queue needs one of") for p in m.check_roles(broken, operations))
+
+
+def test_a_broad_role_is_caught(source: str, operations: set[str]) -> None:
+    broken = m.load_template(text=source.replace("roleIds.storageQueueDataMessageSender)\n",
+                                                 "'974c5e8b-45b9-4653-ba55-5f855dd0fb88')\n"))
+    assert "role Storage Queue Data Contributor (roleQueueSender) is broader than needed" in (
+        m.check_no_excess_roles(broken, operations))
+
+
+def test_an_unknown_storage_operation_is_caught(template: m.Template, operations: set[str]) -> None:
+    assert m.storage_operations_in("async def f(c):\n    await c.set_queue_metadata({})\n") == {
+        "queue.set_queue_metadata"}
+    problems = m.check_roles(template, operations | {"queue.set_queue_metadata"})
+    assert problems == ["storage operation queue.set_queue_metadata is not in OPERATION_ROLES: "
+                        "add it with the roles that allow it"]
