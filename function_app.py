@@ -5,6 +5,7 @@ Thin on purpose: each function parses its trigger, calls shared/, and formats th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -27,6 +28,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("excel_async_bridge")
 
 Handler = Callable[[Runtime], Awaitable[func.HttpResponse]]
+HEALTH_TIMEOUT_SECONDS = 5
 
 
 async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
@@ -98,9 +100,10 @@ async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        rt = await get_runtime()
-        await rt.store.ping()
-        await rt.polls.client.get_queue_properties()
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):  # a probe must answer fast, even when storage hangs
+            rt = await get_runtime()
+            await rt.store.ping()
+            await rt.polls.client.get_queue_properties()
     except Exception as exc:
         log.warning("health check failed: %s", type(exc).__name__)
         return problem_response(Problem(503, "unhealthy", "Storage is not reachable", type(exc).__name__))
