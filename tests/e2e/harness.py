@@ -94,6 +94,8 @@ def start_receiver(port: int = 0) -> WebhookReceiver:
                 )
                 receiver.changed.notify_all()
             status, headers = receiver.answer(self.path)
+            if "x-test-hang-seconds" in headers:  # a receiver that accepts, then never answers in time
+                time.sleep(float(headers["x-test-hang-seconds"]))
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -106,6 +108,8 @@ def start_receiver(port: int = 0) -> WebhookReceiver:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True  # a hanging handler must not hold up the end of the test session
+    server.block_on_close = False
     receiver = WebhookReceiver(server)
     holder["r"] = receiver
     threading.Thread(target=server.serve_forever, daemon=True).start()

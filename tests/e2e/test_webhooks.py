@@ -248,3 +248,13 @@ def test_logic_apps_webhook_action_subscribe_and_unsubscribe(bridge: Bridge, emu
     assert canceled.status_code == 200 and canceled.json()["id"] == waiting["id"]
     assert canceled.json()["status"] == "canceled" and canceled.json()["webhook"]["state"] == "none"
     assert bridge.client.delete(f"{bridge.api}/operations/by-key/never-used").status_code == 404
+
+
+def test_each_attempt_has_a_timeout(hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
+    hook = receiver.new_url(200, headers={"x-test-hang-seconds": "25"})  # answers far too late
+    record = finished_with_hook(hooks, emulator, hook)
+    receiver.wait(hook)
+    timed_out = wait_for(lambda: (w := hooks.status(record["id"]).json()["webhook"])["attempts"] >= 1 and w,
+                         40, "the first attempt to time out")
+    assert timed_out["state"] == "pending" and "no answer within 15 s" in timed_out["lastError"]
+    assert timed_out["lastStatusCode"] is None and timed_out["nextAttemptAt"]
