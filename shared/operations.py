@@ -247,10 +247,12 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     """Self-healing: an active record long past its deadline has lost its queue message; start a new chain."""
     if op.status not in ACTIVE:
         return op
-    if now - parse_iso(op.created_at) < rt.timing.timeout + max(STALL_GRACE_SECONDS, 2 * rt.timing.maximum):
-        return op
+    grace = max(STALL_GRACE_SECONDS, 2 * rt.timing.maximum)
+    if now - parse_iso(op.created_at) < rt.timing.timeout + grace or now - parse_iso(op.updated_at) < grace:
+        return op  # within its life, or re-armed a moment ago
     try:
-        op = await rt.store.update(op.with_(generation=op.generation + 1), {"generation"})
+        op = await rt.store.update(op.with_(generation=op.generation + 1, updated_at=iso(now)),
+                                   {"generation", "updated_at"})
     except Conflict:
         return op
     log.warning("operation %s had no poll chain; re-armed as generation %s", op.id, op.generation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
@@ -377,3 +378,23 @@ def test_pascal_case_statuses_and_completed(bridge: Bridge, emulator: Emulator) 
     done = bridge.wait_done(record["id"])
     assert done["status"] == "succeeded" and done["result"]["id"]
     assert done["pollCount"] == 3
+
+
+def test_a_record_that_lost_its_queue_message_is_re_armed(bridge: Bridge, emulator: Emulator) -> None:
+    """A crash between storing a record and queuing its first message leaves it with no poll chain; the
+    next GET of it, once it is past its deadline plus grace, starts a new chain, which ends it."""
+    from shared.records import Operation, iso, new_operation_id, to_entity
+
+    long_ago = time.time() - 3600 - 400  # older than OPERATION_TIMEOUT_SECONDS + grace
+    op_id = new_operation_id(long_ago)
+    orphan = Operation(id=op_id, status="running", action="createSession", workbook="/me/drive/items/01ORPHAN",
+                       operation_url=f"{emulator.graph}/me/drive/items/01ORPHAN/workbook/operations/x",
+                       created_at=iso(long_ago), updated_at=iso(long_ago), base_url=bridge.api)
+    assert bridge.client.get(f"{bridge.api}/health").status_code == 200  # the app has created its table
+    with bridge.table as table:
+        table.create_entity(to_entity(orphan))
+    first = bridge.status(op_id)
+    assert first.status_code == 202
+    done = bridge.wait_done(op_id)
+    assert done["status"] == "timedOut" and done["error"]["code"] == "operationTimedOut"
+    assert bridge.entity(op_id)["Generation"] == 1  # a new chain was claimed
