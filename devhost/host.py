@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from devhost.easyauth import EasyAuth, EasyAuthConfig, enable_for_app
 from devhost.http_server import HttpHost
 from devhost.loader import LoadedApp, load_app
 from devhost.queue_listener import QueueListener
@@ -41,6 +42,11 @@ def prepare(app_dir: Path) -> LoadedApp:
     applied = apply_local_settings(app_dir)
     if applied:
         logger.info("loaded %d setting(s) from local.settings.json", len(applied))
+    auth = EasyAuthConfig.from_env(os.environ)
+    enable_for_app(auth)
+    if auth is not None:
+        logger.info("App Service Authentication emulated: issuer %s, audiences %s", auth.issuer,
+                    ", ".join(auth.audiences))
     return load_app(app_dir)
 
 
@@ -48,7 +54,9 @@ class Host:
     def __init__(self, loaded: LoadedApp, options: HostOptions) -> None:
         self.loaded = loaded
         self.options = options
-        self.http = HttpHost(loaded.http_functions, loaded.host_config.route_prefix, str(loaded.app_dir))
+        auth_config = EasyAuthConfig.from_env(os.environ)
+        self.auth = EasyAuth(auth_config) if auth_config else None
+        self.http = HttpHost(loaded.http_functions, loaded.host_config.route_prefix, str(loaded.app_dir), self.auth)
         self.clients = QueueClients()
         self.listeners: list[QueueListener] = []
         self._runner: web.AppRunner | None = None
@@ -100,6 +108,8 @@ class Host:
         """Stop receiving, drain in-flight work (bounded), close clients. Returns True if drained cleanly."""
         deadline = time.monotonic() + self.options.drain_seconds
         await asyncio.gather(*(listener.stop_receiving() for listener in self.listeners))
+        if self.auth is not None:
+            await self.auth.close()
         clean = True
         if self._runner is not None:
             # stops accepting connections, waits for in-flight requests up to shutdown_timeout

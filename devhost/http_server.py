@@ -14,6 +14,13 @@ import azure.functions as func
 from aiohttp import web
 from multidict import CIMultiDict
 
+from devhost.easyauth import (
+    EasyAuth,
+    Unauthenticated,
+    principal_headers,
+    strip_client_principal,
+    unauthenticated_body,
+)
 from devhost.loader import HttpFunction, InvocationContext, invoke_user_function
 
 logger = logging.getLogger("devhost.http")
@@ -271,9 +278,11 @@ def to_web_response(result: Any) -> web.Response:
 class HttpHost:
     """Holds the router and serves requests via aiohttp."""
 
-    def __init__(self, functions: Sequence[HttpFunction], route_prefix: str, function_directory: str) -> None:
+    def __init__(self, functions: Sequence[HttpFunction], route_prefix: str, function_directory: str,
+                 auth: EasyAuth | None = None) -> None:
         self.router = Router(functions, route_prefix)
         self.function_directory = function_directory
+        self.auth = auth
         self.in_flight = 0
 
     def make_app(self) -> web.Application:
@@ -294,10 +303,22 @@ class HttpHost:
         try:
             body = await request.read()
             url = f"{request.scheme}://{request.host}{request.raw_path}"
+            headers = strip_client_principal(request.headers.items())
+            if self.auth is not None and function.auth_level.lower() != "anonymous":
+                try:
+                    claims = await self.auth.validate(request.headers.get("Authorization"))
+                except Unauthenticated as exc:
+                    logger.info("Rejected %s %s: %s", request.method, request.path, exc)
+                    return web.Response(
+                        status=401, body=unauthenticated_body(str(exc), url.split("?", 1)[0]),
+                        content_type="application/problem+json",
+                        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'},
+                    )
+                headers += principal_headers(claims)
             req = build_request(
                 request.method,
                 url,
-                request.headers.items(),
+                headers,
                 request.query.items(),
                 match.route_params,
                 body,

@@ -1,0 +1,201 @@
+"""devhost's App Service Authentication emulation: token checks and the principal headers the app sees."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from devhost_testlib import DevhostProcess, start_devhost
+
+from devhost.easyauth import (
+    EasyAuth,
+    EasyAuthConfig,
+    Unauthenticated,
+    principal_headers,
+    strip_client_principal,
+)
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+AUDIENCE = "api://excel-bridge"
+KID = "test-key-1"
+
+
+class Issuer:
+    """A tiny OpenID issuer: discovery + JWKS over http on 127.0.0.1, and a way to mint tokens."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        jwk.update({"kid": KID, "use": "sig", "alg": "RS256"})
+        documents: dict[str, Any] = {}
+        issuer_holder: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = documents.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(body).encode() if body is not None else b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.issuer = f"{base}/{TENANT}/v2.0"
+        issuer_holder.append(self.issuer)
+        documents[f"/{TENANT}/v2.0/.well-known/openid-configuration"] = {
+            "issuer": self.issuer, "jwks_uri": f"{base}/{TENANT}/discovery/v2.0/keys"}
+        documents[f"/{TENANT}/discovery/v2.0/keys"] = {"keys": [jwk]}
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, *, key: Any = None, lifetime: float = 600, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": AUDIENCE, "tid": TENANT, "oid": "user-oid-1",
+                  "preferred_username": "ada@contoso.example", "scp": "access_as_user", "roles": ["Operations.ReadAll"],
+                  "iat": now, "nbf": now, "exp": int(now + lifetime)}
+        claims.update(overrides)
+        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": KID})
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    server = Issuer()
+    yield server
+    server.close()
+
+
+def validate(issuer: Issuer, authorization: str | None, tenants: tuple[str, ...] = ()) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        auth = EasyAuth(EasyAuthConfig(issuer.issuer, (AUDIENCE,), tenants, clock_skew=60))
+        try:
+            return await auth.validate(authorization)
+        finally:
+            await auth.close()
+    return asyncio.run(run())
+
+
+def test_a_valid_token_gives_its_claims(issuer: Issuer) -> None:
+    claims = validate(issuer, f"Bearer {issuer.token()}", tenants=(TENANT,))
+    assert claims["oid"] == "user-oid-1" and claims["tid"] == TENANT
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda i: None, "bearer token is required"),
+        (lambda i: "Basic dXNlcjpwdw==", "bearer token is required"),
+        (lambda i: "Bearer not-a-jwt", "not a JWT"),
+        (lambda i: f"Bearer {i.token(lifetime=-600)}", "expired"),
+        (lambda i: f"Bearer {i.token(aud='api://someone-else')}", "audience"),
+        (lambda i: f"Bearer {i.token(iss='https://evil.example/v2.0')}", "another issuer"),
+        (lambda i: f"Bearer {i.token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))}",
+         "signature"),
+        (lambda i: f"Bearer {i.token(tid='99999999-0000-0000-0000-000000000000')}", "tenant"),
+    ],
+    ids=["missing", "basic", "garbage", "expired", "wrong-audience", "wrong-issuer", "bad-signature", "tenant"],
+)
+def test_bad_tokens_are_refused_with_a_reason(issuer: Issuer, make: Any, reason: str) -> None:
+    with pytest.raises(Unauthenticated, match=reason):
+        validate(issuer, make(issuer), tenants=(TENANT,))
+
+
+def test_client_sent_principal_headers_are_dropped() -> None:
+    kept = strip_client_principal([("X-MS-CLIENT-PRINCIPAL", "forged"), ("x-ms-client-principal-id", "x"),
+                                   ("X-MS-TOKEN-AAD-ACCESS-TOKEN", "t"), ("Accept", "*/*")])
+    assert kept == [("Accept", "*/*")]
+
+
+def test_principal_headers_carry_the_claims() -> None:
+    headers = dict(principal_headers({"oid": "o1", "preferred_username": "ada@x", "roles": ["A", "B"]}))
+    principal = json.loads(base64.b64decode(headers["X-MS-CLIENT-PRINCIPAL"]))
+    assert headers["X-MS-CLIENT-PRINCIPAL-ID"] == "o1" and headers["X-MS-CLIENT-PRINCIPAL-NAME"] == "ada@x"
+    assert {"typ": "roles", "val": "B"} in principal["claims"] and principal["role_typ"] == "roles"
+
+
+WHOAMI_APP = '''
+import json, os
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+def _seen(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps({
+        "principal": req.headers.get("x-ms-client-principal"),
+        "oid": req.headers.get("x-ms-client-principal-id"),
+        "authorization": bool(req.headers.get("authorization")),
+        "authEnabled": os.environ.get("WEBSITE_AUTH_ENABLED"),
+    }), mimetype="application/json")
+
+
+@app.route(route="whoami", methods=["GET"])
+def whoami(req: func.HttpRequest) -> func.HttpResponse:
+    return _seen(req)
+
+
+@app.route(route="open", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def open_route(req: func.HttpRequest) -> func.HttpResponse:
+    return _seen(req)
+'''
+
+
+@pytest.fixture(scope="module")
+def protected(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[DevhostProcess]:
+    app_dir = tmp_path_factory.mktemp("whoami")
+    (app_dir / "function_app.py").write_text(WHOAMI_APP)
+    (app_dir / "host.json").write_text(json.dumps({"version": "2.0"}))
+    host = start_devhost(app_dir, {"DEVHOST_AUTH_ISSUER": issuer.issuer, "DEVHOST_AUTH_AUDIENCES": AUDIENCE,
+                                   "DEVHOST_AUTH_ALLOWED_TENANTS": TENANT}, app_dir / "devhost.log")
+    yield host
+    host.stop()
+
+
+def test_devhost_checks_tokens_and_passes_the_principal(protected: DevhostProcess, issuer: Issuer) -> None:
+    url = f"{protected.base_url}/api/whoami"
+    forged = {"X-MS-CLIENT-PRINCIPAL-ID": "someone-else", "X-MS-CLIENT-PRINCIPAL": "Zm9yZ2Vk"}
+    refused = httpx.get(url, headers=forged)
+    assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["detail"] == "a bearer token is required" and "invalid_token" in refused.headers[
+        "www-authenticate"]
+    expired = httpx.get(url, headers={"Authorization": f"Bearer {issuer.token(lifetime=-600)}"})
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+
+    seen = httpx.get(url, headers={"Authorization": f"Bearer {issuer.token()}", **forged}).json()
+    assert seen["oid"] == "user-oid-1" and seen["authorization"] and seen["authEnabled"] == "True"
+    claims = json.loads(base64.b64decode(seen["principal"]))["claims"]
+    assert {"typ": "tid", "val": TENANT} in claims
+
+
+def test_anonymous_routes_need_no_token_and_never_see_forged_headers(protected: DevhostProcess) -> None:
+    seen = httpx.get(f"{protected.base_url}/api/open",
+                     headers={"X-MS-CLIENT-PRINCIPAL-ID": f"forged-{uuid.uuid4()}"}).json()
+    assert seen["oid"] is None and seen["principal"] is None
+
+
+def test_devhost_without_auth_still_drops_forged_headers(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(WHOAMI_APP)
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0"}))
+    host = start_devhost(tmp_path, {}, tmp_path / "devhost.log")
+    try:
+        seen = httpx.get(f"{host.base_url}/api/whoami", headers={"X-MS-CLIENT-PRINCIPAL-ID": "forged"}).json()
+    finally:
+        host.stop()
+    assert seen["oid"] is None and seen["authEnabled"] is None
