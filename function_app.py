@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import azure.functions as func
 
 from shared import deliverer, operations, poller
+from shared.identity import Caller, caller_from_headers
 from shared.problems import Problem
 from shared.responses import (
     api_base,
@@ -31,6 +32,12 @@ Handler = Callable[[Runtime], Awaitable[func.HttpResponse]]
 HEALTH_TIMEOUT_SECONDS = 5
 
 
+def caller(rt: Runtime, req: func.HttpRequest) -> Caller:
+    """The caller as App Service Authentication describes it (trusted only when it is on)."""
+    return caller_from_headers(req.headers, auth_enabled=rt.settings.auth_enabled,
+                               default_owner=rt.settings.default_owner)
+
+
 async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
     """Run a handler; problems become application/problem+json, anything else a logged 500."""
     try:
@@ -47,7 +54,7 @@ async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
 async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         reply = await operations.start(rt, req.get_body(), req.headers.get("Idempotency-Key"),
-                                       api_base(req, "operations"))
+                                       api_base(req, "operations"), caller(rt, req))
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
     return await _answer(req, handle)
@@ -56,7 +63,7 @@ async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/{id}", methods=["GET"])
 async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        reply = await operations.get(rt, req.route_params.get("id", ""))
+        reply = await operations.get(rt, req.route_params.get("id", ""), caller(rt, req))
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
     return await _answer(req, handle)
@@ -66,7 +73,7 @@ async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
 async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         status, top = req.params.get("status"), req.params.get("top")
-        page = await operations.list_page(rt, status, top, req.params.get("continuationToken"))
+        page = await operations.list_page(rt, status, top, req.params.get("continuationToken"), caller(rt, req))
         return page_response(page, req.url.split("?", 1)[0], status, int(top) if top else None)
 
     return await _answer(req, handle)
@@ -75,7 +82,7 @@ async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/{id}", methods=["DELETE"])
 async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        return reply_response(await operations.cancel(rt, req.route_params.get("id", "")))
+        return reply_response(await operations.cancel(rt, req.route_params.get("id", ""), caller(rt, req)))
 
     return await _answer(req, handle)
 
@@ -83,7 +90,7 @@ async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/by-key/{key}", methods=["DELETE"])
 async def cancel_operation_by_key(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        return reply_response(await operations.cancel_by_key(rt, req.route_params.get("key", "")))
+        return reply_response(await operations.cancel_by_key(rt, req.route_params.get("key", ""), caller(rt, req)))
 
     return await _answer(req, handle)
 
@@ -91,7 +98,7 @@ async def cancel_operation_by_key(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/{id}/webhook/redeliver", methods=["POST"])
 async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        reply = await operations.redeliver(rt, req.route_params.get("id", ""))
+        reply = await operations.redeliver(rt, req.route_params.get("id", ""), caller(rt, req))
         return reply_response(reply, status_code=202)
 
     return await _answer(req, handle)

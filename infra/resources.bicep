@@ -422,6 +422,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     WEBHOOK_QUEUE: webhookQueue.name
     OPERATIONS_TABLE: operationsTable.name
     GRAPH_AUTH: graphAuth
+    // Owner of operations when no authenticated caller is known (App Service Authentication off).
+    DEFAULT_OWNER: 'default'
     MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: delegated ? '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/auth-client-secret/)' : ''
   }
   dependsOn: [

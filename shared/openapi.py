@@ -201,6 +201,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "result": {"nullable": True, "description": "Per action (session, row, null or the resource)"},
             "error": {"type": "object", "nullable": True, "description": "Graph's error chain or {code, message}"},
             "failOnError": {"type": "boolean"},
+            "owner": {"type": "string", "nullable": True,
+                      "description": "`<tenant id>/<object id>` of the authenticated caller, or DEFAULT_OWNER"},
             "webhook": {"type": "object", "properties": {
                 "state": {"type": "string", "enum": ["none", "pending", "delivered", "failed"]},
                 "attempts": {"type": "integer"},

@@ -13,6 +13,7 @@ from typing import Any
 from .deliverer import queue_next_attempt
 from .graph import TransportFailure
 from .graph_answers import graph_error, innermost_code, parse_retry_after, result_from
+from .identity import Caller
 from .outbound import Refused, check_target
 from .polling import PollState, status_retry_after, whole_seconds
 from .problems import FieldError, Problem, invalid, not_found
@@ -67,13 +68,16 @@ def _fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _check_idempotency_key(key: str) -> str:
+def _check_idempotency_key(key: str, caller: Caller) -> str:
+    """The stored form of a key: hashed, and scoped to its owner (two callers may use the same key)."""
     if not 1 <= len(key) <= 255 or not all(0x21 <= ord(c) <= 0x7E for c in key):
         raise invalid([FieldError("Idempotency-Key", "must be 1-255 printable ASCII characters")])
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(f"{caller.owner}\n{key}".encode()).hexdigest()
 
 
-async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url: str) -> Reply:
+async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url: str,
+                caller: Caller | None = None) -> Reply:
+    caller = caller or Caller(rt.settings.default_owner)
     payload = parse_json_body(body)
     request = parse_operation_request(
         payload,
@@ -89,7 +93,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
             raise invalid([FieldError("callbackUrl", exc.reason)]) from None
     now = time.time()
     operation_id = new_operation_id(now)
-    key_hash = _check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    key_hash = _check_idempotency_key(idempotency_key, caller) if idempotency_key is not None else None
     if key_hash:
         claim = await rt.store.claim_idempotency(key_hash, operation_id, _fingerprint(payload))
         if claim.existing:
@@ -106,9 +110,9 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
             operation_id = claim.operation_id  # the first attempt died before storing anything: take over
     try:
         if isinstance(request, TrackRequest):
-            op = await _track(rt, request, operation_id, now, base_url)
+            op = await _track(rt, request, operation_id, now, base_url, caller)
         else:
-            op = await _start(rt, request, operation_id, now, base_url)
+            op = await _start(rt, request, operation_id, now, base_url, caller)
     except BaseException:
         if key_hash:
             await rt.store.release_idempotency(key_hash)
@@ -116,7 +120,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
     return _reply(rt, op, now)
 
 
-def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, action: str | None,
+def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, owner: str, action: str | None,
                 workbook: str, callback_url: str | None, client_reference: str | None,
                 operation_url: str | None, fail_on_error: bool) -> Operation:
     return Operation(
@@ -132,6 +136,7 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, ac
         callback_sealed=seal(callback_url, rt.settings.webhook_secrets, operation_id) if callback_url else None,
         webhook_state=WEBHOOK_PENDING if callback_url else WEBHOOK_NONE,
         fail_on_error=fail_on_error,
+        owner=owner,
     )
 
 
@@ -157,23 +162,27 @@ async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operatio
     return op
 
 
-async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str) -> Operation:
-    op = _new_record(rt, operation_id, now, base_url, action=request.action, workbook=request.workbook,
+async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str,
+                 caller: Caller) -> Operation:
+    op = _new_record(rt, operation_id, now, base_url, owner=caller.owner, action=request.action,
+                     workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
                      operation_url=request.operation_url, fail_on_error=request.fail_on_error)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
     return await _store_and_enqueue(rt, op, 0)
 
 
-async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str) -> Operation:
+async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
+                 caller: Caller) -> Operation:
     try:
         response = await rt.graph.start(rt.settings.graph_base_url, request)
     except TransportFailure as exc:
         raise Problem(503, "graphUnavailable", "Graph did not answer", f"{exc}; nothing was stored, retry.",
                       headers={"Retry-After": "5"}) from None
-    op = _new_record(rt, operation_id, now, base_url, action=request.action, workbook=request.workbook,
-                     callback_url=request.callback_url, client_reference=request.client_reference,
-                     operation_url=None, fail_on_error=request.fail_on_error)
+    op = _new_record(rt, operation_id, now, base_url, owner=caller.owner, action=request.action,
+                     workbook=request.workbook, callback_url=request.callback_url,
+                     client_reference=request.client_reference, operation_url=None,
+                     fail_on_error=request.fail_on_error)
     status = response.status
     if status == 202:
         location = response.headers.get("location")
@@ -230,15 +239,17 @@ TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "p
                    "webhook_state", "generation"}
 
 
-async def get(rt: Runtime, operation_id: str) -> Reply:
-    op = await _load(rt, operation_id)
+async def get(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
+    op = await _load(rt, operation_id, caller)
     now = time.time()
     return _reply(rt, await rearm_if_stalled(rt, op, now), now)
 
 
-async def _load(rt: Runtime, operation_id: str) -> Operation:
+async def _load(rt: Runtime, operation_id: str, caller: Caller | None) -> Operation:
+    """The operation, if it exists and the caller may see it; others' operations are 404, as if absent."""
+    caller = caller or Caller(rt.settings.default_owner)
     op = await rt.store.get(operation_id) if is_operation_id(operation_id) else None
-    if op is None:
+    if op is None or not caller.may_see(op.owner):
         raise not_found(operation_id)
     return op
 
@@ -260,7 +271,9 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     return op
 
 
-async def list_page(rt: Runtime, status: str | None, top: str | None, token: str | None) -> Page:
+async def list_page(rt: Runtime, status: str | None, top: str | None, token: str | None,
+                    caller: Caller | None = None) -> Page:
+    caller = caller or Caller(rt.settings.default_owner)
     errors: list[FieldError] = []
     if status is not None and status not in STATUSES:
         errors.append(FieldError("status", "must be one of " + ", ".join(STATUSES)))
@@ -272,17 +285,17 @@ async def list_page(rt: Runtime, status: str | None, top: str | None, token: str
             count = int(top)
     if errors:
         raise invalid(errors)
-    return await rt.store.list(status, count, token)
+    return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
 
 
-async def cancel(rt: Runtime, operation_id: str) -> Reply:
+async def cancel(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
     """Stop tracking (and stop webhooks: for Logic Apps this is "unsubscribe"). Idempotent.
 
     An active operation becomes `canceled` without a webhook (the subscriber is the one leaving); a
     finished one keeps its state, and webhook retries still pending for it stop.
     """
     for _ in range(5):
-        op = await _load(rt, operation_id)
+        op = await _load(rt, operation_id, caller)
         now = time.time()
         if op.status in ACTIVE:
             changed = terminal_state(op, CANCELED, now, error={"code": "canceled",
@@ -304,19 +317,20 @@ async def cancel(rt: Runtime, operation_id: str) -> Reply:
     raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
 
 
-async def cancel_by_key(rt: Runtime, idempotency_key: str) -> Reply:
+async def cancel_by_key(rt: Runtime, idempotency_key: str, caller: Caller | None = None) -> Reply:
     """Cancel the operation started with this Idempotency-Key: an unsubscribe URL a workflow can build
     before it knows the operation id (Logic Apps' HTTP Webhook action)."""
-    operation_id = await rt.store.idempotency_operation(_check_idempotency_key(idempotency_key))
+    caller = caller or Caller(rt.settings.default_owner)
+    operation_id = await rt.store.idempotency_operation(_check_idempotency_key(idempotency_key, caller))
     if operation_id is None:
         raise Problem(404, "operationNotFound", "No operation was started with this Idempotency-Key")
-    return await cancel(rt, operation_id)
+    return await cancel(rt, operation_id, caller)
 
 
-async def redeliver(rt: Runtime, operation_id: str) -> Reply:
+async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
     """Send the operation's terminal event again, same webhook-id, with a fresh retry window."""
     for _ in range(5):
-        op = await _load(rt, operation_id)
+        op = await _load(rt, operation_id, caller)
         if not op.callback_sealed:
             raise Problem(409, "noWebhook", "This operation has no callbackUrl", "There is nothing to redeliver.")
         if op.status in ACTIVE or not op.event_id:

@@ -66,6 +66,7 @@ class Operation:
     webhook_next_attempt_at: str | None = None
     webhook_dead_lettered_at: str | None = None
     fail_on_error: bool = False
+    owner: str | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -98,6 +99,7 @@ _ENTITY_NAMES = {
     "webhook_next_attempt_at": "WebhookNextAttemptAt",
     "webhook_dead_lettered_at": "WebhookDeadLetteredAt",
     "fail_on_error": "FailOnError",
+    "owner": "Owner",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 
@@ -154,6 +156,7 @@ def to_json(op: Operation, *, include_webhook: bool = True) -> dict[str, Any]:
         "result": op.result,
         "error": op.error,
         "failOnError": op.fail_on_error,
+        "owner": op.owner,
     }
     if include_webhook:
         body["webhook"] = {

@@ -48,6 +48,8 @@ class Settings:
     webhook_queue: str
     operations_table: str
     webhook_allowed_hosts: tuple[str, ...] = ()
+    auth_enabled: bool = False
+    default_owner: str = "default"
     webhook_retry_initial_delay: float = 5.0
     webhook_retry_window: float = 86_400.0
     graph_timeout: float = 30.0
@@ -162,7 +164,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_allowed_hosts=parse_allowed_hosts(env.get("WEBHOOK_ALLOWED_HOSTS", "")),
         webhook_retry_initial_delay=_number(env, "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS", 5.0, 1.0, 3600.0),
         webhook_retry_window=_number(env, "WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0, 1.0, 7 * 24 * 3600.0),
+        auth_enabled=env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true",  # set by App Service
+        default_owner=_owner(env.get("DEFAULT_OWNER", "").strip() or "default"),
     )
+
+
+def _owner(value: str) -> str:
+    if len(value) > 256 or "/" in value:
+        raise SettingsError("DEFAULT_OWNER must be at most 256 characters, without '/'")
+    return value
 
 
 def _table_name(value: str) -> str:

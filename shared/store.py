@@ -122,9 +122,13 @@ class OperationStore:
     async def delete(self, operation_id: str) -> None:
         await self._table.delete_entity(operation_id, ROW_KEY)
 
-    async def list(self, status: str | None, top: int, continuation: str | None) -> Page:
+    async def list(self, status: str | None, top: int, continuation: str | None, owner: str | None = None) -> Page:
+        """Newest first; only `owner`'s operations unless owner is None (a caller who may read all)."""
         query = "RowKey eq @rk"
         parameters: dict[str, Any] = {"rk": ROW_KEY}
+        if owner is not None:
+            query += " and Owner eq @owner"
+            parameters["owner"] = owner
         if status:
             query += " and Status eq @status"
             parameters["status"] = status

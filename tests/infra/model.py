@@ -47,7 +47,10 @@ AZURE_ONLY_SETTINGS: dict[str, str] = {
     "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET": "App Service Authentication client secret (delegated)",
 }
 # Settings the code reads that the deployment deliberately does not set (none today).
-NOT_DEPLOYED: dict[str, str] = {}
+NOT_DEPLOYED: dict[str, str] = {
+    # App Service sets it itself when App Service Authentication is on; the app only trusts caller headers then.
+    "WEBSITE_AUTH_ENABLED": "set by the platform when authentication is enabled",
+}
 
 # Built-in role definition ids -> names (Azure built-in roles).
 ROLE_NAMES: dict[str, str] = {
