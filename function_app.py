@@ -54,7 +54,7 @@ async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
 async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         reply = await operations.start(rt, req.get_body(), req.headers.get("Idempotency-Key"),
-                                       api_base(req, "operations"), caller(rt, req))
+                                       api_base(req, "operations"), caller(rt, req), req.headers.get("Authorization"))
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
     return await _answer(req, handle)

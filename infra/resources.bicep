@@ -425,6 +425,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Owner of operations when no authenticated caller is known (App Service Authentication off).
     DEFAULT_OWNER: 'default'
     MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: delegated ? '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/auth-client-secret/)' : ''
+    // GRAPH_AUTH=delegated: the same app registration exchanges callers' tokens on their behalf (OBO). Without a
+    // client secret the managed identity signs a federated client assertion (preferred: no secret at all).
+    DELEGATED_TENANT_ID: delegated ? subscription().tenantId : ''
+    DELEGATED_CLIENT_ID: delegated ? authClientId : ''
+    DELEGATED_CLIENT_SECRET: delegated && !empty(authClientSecret) ? '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/auth-client-secret/)' : ''
   }
   dependsOn: [
     roleBlobOwner

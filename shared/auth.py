@@ -1,17 +1,25 @@
 """Where Graph tokens come from. One small seam: `TokenSource.token(refresh=...)`.
 
-Today: the app's own identity through azure-identity's DefaultAzureCredential (managed identity in
-Azure; the emulator's App Service identity endpoint locally). Delegated tokens will plug in here.
+- GRAPH_AUTH=app: the app's own identity through azure-identity's DefaultAzureCredential (managed identity in
+  Azure; the emulator's App Service identity endpoint locally). One source per worker.
+- GRAPH_AUTH=delegated: the caller's token exchanged on the user's behalf (azure-identity
+  OnBehalfOfCredential) by the bridge API's app registration, whose own credential is a client secret or,
+  without one, the managed identity as a federated client assertion. One source per operation step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Protocol
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.identity.aio import DefaultAzureCredential
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ManagedIdentityCredential as SyncManagedIdentityCredential
+from azure.identity.aio import DefaultAzureCredential, OnBehalfOfCredential
+
+from .settings import DelegatedSettings
 
 
 class TokenSource(Protocol):
@@ -20,6 +28,14 @@ class TokenSource(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class DelegatedCredentialError(Exception):
+    """The user's credential cannot give a Graph token any more; `code` is the bridge's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class CredentialTokenSource:
@@ -41,3 +57,49 @@ class CredentialTokenSource:
 
     async def close(self) -> None:
         await self._credential.close()
+
+
+FEDERATION_SCOPE = "api://AzureADTokenExchange/.default"
+
+
+def on_behalf_of(scope: str, delegated: DelegatedSettings, user_assertion: str) -> CredentialTokenSource:
+    """A token source acting for the user whose access token (for the bridge's API) is `user_assertion`."""
+    def factory() -> AsyncTokenCredential:
+        if delegated.client_secret:
+            return OnBehalfOfCredential(delegated.tenant_id, delegated.client_id,
+                                        client_secret=delegated.client_secret, user_assertion=user_assertion)
+        identity = _federation_identity(delegated.managed_identity_client_id)
+
+        def assertion() -> str:
+            # The managed identity, as a federated credential of the app registration. azure-identity calls
+            # this synchronously; the sync credential caches its token (about a day), so it rarely blocks.
+            return str(identity.get_token(FEDERATION_SCOPE).token)
+
+        return OnBehalfOfCredential(delegated.tenant_id, delegated.client_id, client_assertion_func=assertion,
+                                    user_assertion=user_assertion)
+
+    return DelegatedTokenSource(scope, factory)
+
+
+@functools.cache
+def _federation_identity(client_id: str | None) -> SyncManagedIdentityCredential:
+    return SyncManagedIdentityCredential(client_id=client_id)
+
+
+class DelegatedTokenSource(CredentialTokenSource):
+    """Turns Entra's refusals into DelegatedCredentialError (never echoing tokens)."""
+
+    async def token(self, *, refresh: bool = False) -> str:
+        try:
+            return await super().token(refresh=refresh)
+        except ClientAuthenticationError as exc:
+            text = str(exc)
+            if "AADSTS500133" in text or "expired" in text.lower():
+                raise DelegatedCredentialError(
+                    "delegatedCredentialExpired",
+                    "The caller's token has expired, so Graph cannot be called on their behalf any more "
+                    "(operations must finish within the caller's token lifetime).") from None
+            raise DelegatedCredentialError(
+                "delegatedCredentialRejected",
+                "Entra ID refused to exchange the caller's token (consent, scopes or the app's credential).",
+            ) from None

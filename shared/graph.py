@@ -74,19 +74,20 @@ class GraphClient:
         return origin_of(url) == self._origin
 
     async def send(self, method: str, url: str, *, json: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> GraphResponse:
+                   headers: dict[str, str] | None = None, tokens: TokenSource | None = None) -> GraphResponse:
         """Send once; on 401 fetch one fresh token and send again."""
         if not self.trusted(url):
             raise UntrustedOrigin(url, self._origin)
-        response = await self._send(method, url, json, headers or {}, refresh=False)
+        source = tokens or self._tokens
+        response = await self._send(method, url, json, headers or {}, source, refresh=False)
         if response.status == 401:
             log.info("Graph answered 401; retrying once with a fresh token")
-            response = await self._send(method, url, json, headers or {}, refresh=True)
+            response = await self._send(method, url, json, headers or {}, source, refresh=True)
         return response
 
     async def _send(self, method: str, url: str, json: dict[str, Any] | None, headers: dict[str, str],
-                    refresh: bool) -> GraphResponse:
-        token = await self._tokens.token(refresh=refresh)
+                    tokens: TokenSource, refresh: bool) -> GraphResponse:
+        token = await tokens.token(refresh=refresh)
         request_id = str(uuid.uuid4())
         all_headers = {**headers, "Authorization": f"Bearer {token}", "client-request-id": request_id,
                        "Accept": "application/json"}
@@ -106,9 +107,10 @@ class GraphClient:
         )
         return answer
 
-    async def start(self, base_url: str, start: StartRequest) -> GraphResponse:
+    async def start(self, base_url: str, start: StartRequest, tokens: TokenSource | None = None) -> GraphResponse:
         request = start_request(base_url, start)
-        return await self.send(request.method, request.url, json=request.json, headers=request.headers)
+        return await self.send(request.method, request.url, json=request.json, headers=request.headers,
+                               tokens=tokens)
 
 
 def _path_only(url: str) -> str:

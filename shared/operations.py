@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from .auth import DelegatedCredentialError, on_behalf_of
 from .deliverer import queue_next_attempt
 from .graph import TransportFailure
 from .graph_answers import graph_error, innermost_code, parse_retry_after, result_from
@@ -47,6 +48,28 @@ STALL_GRACE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
+class Acting:
+    """Who a new operation acts for: its owner and, in delegated mode, their token (and its sealed form)."""
+
+    caller: Caller
+    assertion: str | None = None
+    sealed_assertion: str | None = None
+
+
+def _delegated_assertion(rt: Runtime, caller: Caller, authorization: str | None) -> str | None:
+    """In delegated mode the caller must be signed in; their bearer token is what Graph is called with."""
+    if rt.settings.delegated is None:
+        return None
+    token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
+    if caller.object_id is None or not token:
+        raise Problem(401, "unauthenticated", "Sign-in required",
+                      "GRAPH_AUTH=delegated calls Graph as the signed-in caller: send an Entra ID access token "
+                      "for the bridge's API (App Service Authentication validates it).",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return token
+
+
+@dataclass(frozen=True)
 class Reply:
     """An operation and how to answer about it: 202 while active, 200 once terminal."""
 
@@ -76,8 +99,9 @@ def _check_idempotency_key(key: str, caller: Caller) -> str:
 
 
 async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url: str,
-                caller: Caller | None = None) -> Reply:
+                caller: Caller | None = None, authorization: str | None = None) -> Reply:
     caller = caller or Caller(rt.settings.default_owner)
+    assertion = _delegated_assertion(rt, caller, authorization)
     payload = parse_json_body(body)
     request = parse_operation_request(
         payload,
@@ -108,11 +132,12 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
                 raise Problem(409, "requestInProgress", "A request with this Idempotency-Key is in progress",
                               "Retry shortly.", headers={"Retry-After": "1"})
             operation_id = claim.operation_id  # the first attempt died before storing anything: take over
+    acting = Acting(caller, assertion, rt.settings.keyring.seal(assertion, operation_id) if assertion else None)
     try:
         if isinstance(request, TrackRequest):
-            op = await _track(rt, request, operation_id, now, base_url, caller)
+            op = await _track(rt, request, operation_id, now, base_url, acting)
         else:
-            op = await _start(rt, request, operation_id, now, base_url, caller)
+            op = await _start(rt, request, operation_id, now, base_url, acting)
     except BaseException:
         if key_hash:
             await rt.store.release_idempotency(key_hash)
@@ -120,7 +145,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
     return _reply(rt, op, now)
 
 
-def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, owner: str, action: str | None,
+def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, acting: Acting, *, action: str | None,
                 workbook: str, callback_url: str | None, client_reference: str | None,
                 operation_url: str | None, fail_on_error: bool) -> Operation:
     return Operation(
@@ -136,7 +161,8 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, *, ow
         callback_sealed=seal(callback_url, rt.settings.webhook_secrets, operation_id) if callback_url else None,
         webhook_state=WEBHOOK_PENDING if callback_url else WEBHOOK_NONE,
         fail_on_error=fail_on_error,
-        owner=owner,
+        owner=acting.caller.owner,
+        credential_sealed=acting.sealed_assertion,
     )
 
 
@@ -163,8 +189,8 @@ async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operatio
 
 
 async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str,
-                 caller: Caller) -> Operation:
-    op = _new_record(rt, operation_id, now, base_url, owner=caller.owner, action=request.action,
+                 acting: Acting) -> Operation:
+    op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
                      operation_url=request.operation_url, fail_on_error=request.fail_on_error)
@@ -173,13 +199,21 @@ async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: flo
 
 
 async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
-                 caller: Caller) -> Operation:
+                 acting: Acting) -> Operation:
+    tokens = on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, acting.assertion) \
+        if rt.settings.delegated and acting.assertion else None
     try:
-        response = await rt.graph.start(rt.settings.graph_base_url, request)
+        response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
     except TransportFailure as exc:
         raise Problem(503, "graphUnavailable", "Graph did not answer", f"{exc}; nothing was stored, retry.",
                       headers={"Retry-After": "5"}) from None
-    op = _new_record(rt, operation_id, now, base_url, owner=caller.owner, action=request.action,
+    except DelegatedCredentialError as exc:
+        raise Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
+                      "Graph cannot be called on your behalf", str(exc)) from None
+    finally:
+        if tokens is not None:
+            await tokens.close()
+    op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook, callback_url=request.callback_url,
                      client_reference=request.client_reference, operation_url=None,
                      fail_on_error=request.fail_on_error)
@@ -232,11 +266,12 @@ def terminal_state(op: Operation, status: str, now: float, *, result: Any = None
         poll_count=op.poll_count if poll_count is None else poll_count,
         event_id=str(uuid.uuid4()),
         webhook_state=WEBHOOK_PENDING if op.callback_sealed else WEBHOOK_NONE,
+        credential_sealed=None,  # nothing acts for the caller any more: erase their sealed token
     )
 
 
 TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
-                   "webhook_state", "generation"}
+                   "webhook_state", "generation", "credential_sealed"}
 
 
 async def get(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
@@ -249,7 +284,7 @@ async def _load(rt: Runtime, operation_id: str, caller: Caller | None) -> Operat
     """The operation, if it exists and the caller may see it; others' operations are 404, as if absent."""
     caller = caller or Caller(rt.settings.default_owner)
     op = await rt.store.get(operation_id) if is_operation_id(operation_id) else None
-    if op is None or not caller.may_see(op.owner):
+    if op is None or not caller.may_see(op.owner or rt.settings.default_owner):  # ownerless: older records
         raise not_found(operation_id)
     return op
 

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from .auth import DelegatedCredentialError, TokenSource, on_behalf_of
 from .deliverer import queue_next_attempt
 from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
+from .keyring import UnsealError
 from .operations import TERMINAL_FIELDS, terminal_state
 from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient
 from .queue import BadMessage, decode
@@ -69,15 +71,24 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     if timed_out(elapsed, rt.timing):
         await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing)))
         return
-    answer, _ = await _get(rt, op.operation_url or "", classify_operation)
-    decision = decide(answer, state, elapsed, rt.timing)
-    if isinstance(decision, Finish) and decision.status == "succeeded" and decision.result_url:
-        outcome = await _fetch_result(rt, op, decision, elapsed)
-        if outcome is None:
-            return
-        decision, result = outcome
-        await finish(rt, op, decision, result)
+    try:
+        tokens = _tokens_for(rt, op)
+    except UnsealError as exc:
+        await finish(rt, op, Finish("failed", state, error={"code": "credentialUnavailable", "message": str(exc)}))
         return
+    try:
+        answer, _ = await _get(rt, op.operation_url or "", classify_operation, tokens)
+        decision = decide(answer, state, elapsed, rt.timing)
+        if isinstance(decision, Finish) and decision.status == "succeeded" and decision.result_url:
+            outcome = await _fetch_result(rt, op, decision, elapsed, tokens)
+            if outcome is None:
+                return
+            decision, result = outcome
+            await finish(rt, op, decision, result)
+            return
+    finally:
+        if tokens is not None:
+            await tokens.close()
     if isinstance(decision, Reschedule):
         await reschedule(rt, op, decision)
         return
@@ -87,10 +98,20 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
 Classifier = Callable[[int, dict[str, str], bytes, float], Answer]
 
 
-async def _get(rt: Runtime, url: str, classify: Classifier) -> tuple[Answer, bytes]:
+def _tokens_for(rt: Runtime, op: Operation) -> TokenSource | None:
+    """Delegated operations act for their caller (sealed token); others use the app's identity (None)."""
+    if not op.credential_sealed or rt.settings.delegated is None:
+        return None
+    assertion = rt.settings.keyring.unseal(op.credential_sealed, op.id)
+    return on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion)
+
+
+async def _get(rt: Runtime, url: str, classify: Classifier, tokens: TokenSource | None = None) -> tuple[Answer, bytes]:
     """GET a Graph URL (token only for GRAPH_BASE_URL's origin) and classify the answer."""
     try:
-        response = await rt.graph.send("GET", url)
+        response = await rt.graph.send("GET", url, tokens=tokens)
+    except DelegatedCredentialError as exc:
+        return Answer(Kind.REJECTED, error={"code": exc.code, "message": str(exc)}), b""
     except UntrustedOrigin as exc:
         return Answer(Kind.REJECTED, error={
             "code": "untrustedOrigin",
@@ -100,11 +121,11 @@ async def _get(rt: Runtime, url: str, classify: Classifier) -> tuple[Answer, byt
     return classify(response.status, response.headers, response.body, time.time()), response.body
 
 
-async def _fetch_result(rt: Runtime, op: Operation, decision: Finish,
-                        elapsed: float) -> tuple[Finish, Any] | None:
+async def _fetch_result(rt: Runtime, op: Operation, decision: Finish, elapsed: float,
+                        tokens: TokenSource | None) -> tuple[Finish, Any] | None:
     """Read the result at resourceLocation. None means a retry was scheduled instead."""
     url = decision.result_url or ""
-    answer, body = await _get(rt, url, classify_result)
+    answer, body = await _get(rt, url, classify_result, tokens)
     if answer.kind is Kind.SUCCEEDED:
         return decision, result_from(op.action or infer_action(url), body)
     if answer.kind is Kind.TRANSIENT:
@@ -115,7 +136,8 @@ async def _fetch_result(rt: Runtime, op: Operation, decision: Finish,
         return retry, None
     error: dict[str, Any] = {"code": "resultUnavailable",
                              "message": "The operation succeeded but its result could not be read."}
-    if answer.error and answer.error.get("code") == "untrustedOrigin":
+    if answer.error and answer.error.get("code") in ("untrustedOrigin", "delegatedCredentialExpired",
+                                                     "delegatedCredentialRejected"):
         error = answer.error  # the bridge's own refusal says it best
     elif answer.error:
         error["innerError"] = answer.error

@@ -67,6 +67,7 @@ class Operation:
     webhook_dead_lettered_at: str | None = None
     fail_on_error: bool = False
     owner: str | None = None
+    credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -100,6 +101,7 @@ _ENTITY_NAMES = {
     "webhook_dead_lettered_at": "WebhookDeadLetteredAt",
     "fail_on_error": "FailOnError",
     "owner": "Owner",
+    "credential_sealed": "CredentialSealed",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 

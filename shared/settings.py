@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .keyring import Keyring, KeyringError, parse_keyring
 from .outbound import parse_allowed_hosts
 from .webhooks import WebhookSecretError, parse_webhook_secrets
 
@@ -35,6 +36,16 @@ class StorageConnection:
 
 
 @dataclass(frozen=True)
+class DelegatedSettings:
+    """The bridge API's app registration, which exchanges callers' tokens on their behalf."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: str | None  # else the managed identity signs a federated client assertion
+    managed_identity_client_id: str | None
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageConnection
     graph_base_url: str
@@ -50,6 +61,9 @@ class Settings:
     webhook_allowed_hosts: tuple[str, ...] = ()
     auth_enabled: bool = False
     default_owner: str = "default"
+    graph_auth: str = "app"
+    delegated: DelegatedSettings | None = None
+    keyring: Keyring = field(default_factory=lambda: Keyring(()))
     webhook_retry_initial_delay: float = 5.0
     webhook_retry_window: float = 86_400.0
     graph_timeout: float = 30.0
@@ -147,8 +161,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")
     try:
         webhook_secrets = parse_webhook_secrets(env.get("WEBHOOK_SECRET", ""))
-    except WebhookSecretError as exc:
+        keyring = parse_keyring(env.get("TOKEN_SEALING_KEYS", ""))
+    except (WebhookSecretError, KeyringError) as exc:
         raise SettingsError(str(exc)) from None
+    graph_auth = env.get("GRAPH_AUTH", "").strip().lower() or "app"
+    if graph_auth not in ("app", "delegated"):
+        raise SettingsError(f"GRAPH_AUTH must be app or delegated, got {graph_auth!r}")
+    if graph_auth == "delegated" and not keyring.configured:
+        raise SettingsError("GRAPH_AUTH=delegated needs TOKEN_SEALING_KEYS (callers' tokens are sealed with it)")
     return Settings(
         storage=storage_connection(env),
         graph_base_url=base,
@@ -166,7 +186,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_retry_window=_number(env, "WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0, 1.0, 7 * 24 * 3600.0),
         auth_enabled=env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true",  # set by App Service
         default_owner=_owner(env.get("DEFAULT_OWNER", "").strip() or "default"),
+        graph_auth=graph_auth,
+        delegated=_delegated(env) if graph_auth == "delegated" else None,
+        keyring=keyring,
     )
+
+
+def _delegated(env: Mapping[str, str]) -> DelegatedSettings:
+    tenant = env.get("DELEGATED_TENANT_ID", "").strip()
+    client = env.get("DELEGATED_CLIENT_ID", "").strip()
+    if not tenant or not client:
+        raise SettingsError("GRAPH_AUTH=delegated needs DELEGATED_TENANT_ID and DELEGATED_CLIENT_ID")
+    secret = env.get("DELEGATED_CLIENT_SECRET", "").strip() or None
+    identity = env.get("AZURE_CLIENT_ID", "").strip() or None
+    return DelegatedSettings(tenant, client, secret, identity)
 
 
 def _owner(value: str) -> str:

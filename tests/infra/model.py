@@ -39,10 +39,6 @@ AZURE_ONLY_SETTINGS: dict[str, str] = {
     # The Functions host sends telemetry with these (Entra auth because local auth is off on the component).
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "Functions host telemetry",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Functions host telemetry with the identity (local auth off)",
-    # Reserved for the delegated-auth issue: stored now so deployments need no new Key Vault secret later.
-    "TOKEN_SEALING_KEYS": "reserved: delegated-auth issue",
-    # Reserved for the delegated-auth issue: which Graph auth mode the deployment chose.
-    "GRAPH_AUTH": "reserved: delegated-auth issue",
     # App Service Authentication (authsettingsV2 clientSecretSettingName) reads it, only with graphAuth=delegated.
     "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET": "App Service Authentication client secret (delegated)",
 }
