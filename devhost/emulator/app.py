@@ -18,7 +18,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import DEFAULT_IDENTITY_HEADER, DEFAULT_TOKEN_LIFETIME
-from .identity import TokenRegistry, token_response
+from .entra import DEFAULT_TENANT_ID, GRAPH_RESOURCE, AdminError, EntraError, EntraService, Principal
+from .identity import AuthState, TokenRegistry, token_response
 from .operations import Action, Operation, OperationStore, spell_status
 from .recorder import Recorder, RequestRecord
 from .scenarios import Fault, Scenario, ScenarioError, ScenarioState, parse_config, parse_scenario
@@ -155,9 +156,11 @@ def _ready(make: Callable[[], web.StreamResponse]) -> Callable[[], Awaitable[web
 class Emulator:
     """All emulator state plus the request handlers."""
 
-    def __init__(self, identity_header: str, token_lifetime: float) -> None:
+    def __init__(self, identity_header: str, token_lifetime: float, tenant_id: str = DEFAULT_TENANT_ID) -> None:
         self.identity_header = identity_header
         self.tokens = TokenRegistry(token_lifetime)
+        self.entra = EntraService(tenant_id)
+        self.strict_delegated = False
         self.workbooks = WorkbookStore()
         self.operations = OperationStore()
         self.recorder = Recorder()
@@ -226,8 +229,9 @@ class Emulator:
         if match is not None:
             record.item = unquote(match.group("item_id"))
         route = self._route(request, match) if match is not None else None
-        auth = self.tokens.check(request.headers.get("Authorization"))
+        auth, principal = self._authenticate(request)
         record.auth = auth
+        record.user = principal.label if principal is not None else None
         if auth != "valid":
             messages = {
                 "none": "Access token is empty.",
@@ -240,7 +244,38 @@ class Emulator:
             return response
         if route is None:
             return graph_error(request, 400, "BadRequest", f"Resource not found for the segment '{request.path}'.")
+        if self.strict_delegated and principal is not None and not principal.delegated:
+            return self._app_only_denied(request)
         return await route()
+
+    def _authenticate(self, request: web.Request) -> tuple[AuthState, Principal | None]:
+        """Opaque managed-identity tokens (registry) or JWTs this emulator signed for the Graph resource."""
+        authorization = request.headers.get("Authorization")
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value.count(".") == 2:
+            origin = _origin(request)
+            audiences = [origin, f"{origin}/", GRAPH_RESOURCE, f"{GRAPH_RESOURCE}/"]
+            state, principal = self.entra.graph_principal(value, audiences)
+            if state == "valid":
+                return "valid", principal
+            return ("expired" if state == "expired" else "revoked" if state == "revoked" else "invalid"), None
+        auth = self.tokens.check(authorization)
+        return auth, (Principal(False, "app:msi") if auth == "valid" else None)
+
+    def _app_only_denied(self, request: web.Request) -> web.Response:
+        """Graph's 403 for an app-only token on an API the emulator is told to serve to users only."""
+        inner = _inner_error(request)
+        inner = {"code": "forbidden", **inner}
+        body = {
+            "error": {
+                "code": "accessDenied",
+                "message": "Application permissions are not supported here: this workbook API requires a "
+                "delegated (signed-in user) token.",
+                "innerError": inner,
+            }
+        }
+        return web.json_response(body, status=403)
 
     def _route(self, request: web.Request, match: re.Match[str]) -> Callable[[], Awaitable[web.StreamResponse]] | None:
         """Classify the request (filling its log record) and return the handler to run after auth."""
@@ -450,22 +485,109 @@ class Emulator:
         self.operations.reset()
         self.recorder.reset()
         self.tokens.reset()
+        self.entra.reset()
+        self.strict_delegated = False
         return web.Response(status=204)
 
     async def put_config(self, request: web.Request) -> web.StreamResponse:
         try:
-            lifetime = parse_config(await self._admin_json(request))
+            update = parse_config(await self._admin_json(request))
         except ScenarioError as exc:
             return graph_error(request, 400, "invalidArgument", str(exc))
-        if lifetime is not None:
-            self.tokens.lifetime = lifetime
-        return web.json_response({"tokenLifetimeSeconds": self.tokens.lifetime})
+        if update.token_lifetime is not None:
+            self.tokens.lifetime = update.token_lifetime
+        if update.strict_delegated is not None:
+            self.strict_delegated = update.strict_delegated
+        return await self.get_config(request)
 
     async def get_config(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"tokenLifetimeSeconds": self.tokens.lifetime})
+        return web.json_response(
+            {"tokenLifetimeSeconds": self.tokens.lifetime, "strictDelegated": self.strict_delegated}
+        )
 
     async def revoke_tokens(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"revoked": self.tokens.revoke_all()})
+        return web.json_response({"revoked": self.tokens.revoke_all() + self.entra.revoke_access_tokens()})
+
+    # ------------------------------------------------------------------ entra (token service)
+    def _entra_record(self, request: web.Request) -> RequestRecord:
+        record = self._record(request)
+        record.kind = "entra"
+        return record
+
+    @staticmethod
+    def _entra_error(exc: EntraError) -> web.Response:
+        return web.json_response(exc.to_json(), status=exc.status)
+
+    async def entra_openid_configuration(self, request: web.Request) -> web.StreamResponse:
+        self._entra_record(request)
+        tenant = request.match_info["tenant"]
+        if not self.entra.known_tenant(tenant):
+            return self._entra_error(EntraError(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found."))
+        return web.json_response(self.entra.openid_configuration(_origin(request), tenant))
+
+    async def entra_instance_discovery(self, request: web.Request) -> web.StreamResponse:
+        self._entra_record(request)
+        return web.json_response(
+            self.entra.instance_discovery(_origin(request), request.query.get("authorization_endpoint"))
+        )
+
+    async def entra_keys(self, request: web.Request) -> web.StreamResponse:
+        self._entra_record(request)
+        return web.json_response(self.entra.jwks())
+
+    async def entra_token(self, request: web.Request) -> web.StreamResponse:
+        record = self._entra_record(request)
+        if request.method != "POST":
+            return self._entra_error(EntraError(405, "invalid_request", 900561, "The endpoint only accepts POST."))
+        if request.content_type != "application/x-www-form-urlencoded":
+            return self._entra_error(
+                EntraError(400, "invalid_request", 900144, "The request body must be form-encoded.")
+            )
+        posted = await request.post()
+        form = {key: value for key, value in posted.items() if isinstance(value, str)}
+        record.grant_type = form.get("grant_type")
+        try:
+            body = self.entra.token(form, _origin(request), request.match_info["tenant"])
+        except EntraError as exc:
+            return self._entra_error(exc)
+        response = web.json_response(body)
+        response.headers["Cache-Control"] = "no-store, no-cache"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
+    async def _entra_admin(self, request: web.Request, act: Callable[[Any], dict[str, Any]]) -> web.StreamResponse:
+        try:
+            return web.json_response(act(await self._admin_json(request)))
+        except (AdminError, ScenarioError) as exc:
+            return graph_error(request, 400, "invalidArgument", str(exc))
+
+    async def entra_put_client(self, request: web.Request) -> web.StreamResponse:
+        client_id = request.match_info["client"]
+        return await self._entra_admin(request, lambda body: self.entra.put_client(client_id, body).to_json())
+
+    async def entra_put_user(self, request: web.Request) -> web.StreamResponse:
+        upn = request.match_info["upn"]
+        return await self._entra_admin(request, lambda body: self.entra.put_user(upn, body).to_json())
+
+    async def entra_user_token(self, request: web.Request) -> web.StreamResponse:
+        upn = request.match_info["upn"]
+        origin = _origin(request)
+        return await self._entra_admin(
+            request, lambda body: {"access_token": self.entra.user_token(upn, origin, body), "token_type": "Bearer"}
+        )
+
+    async def entra_put_config(self, request: web.Request) -> web.StreamResponse:
+        def act(body: Any) -> dict[str, Any]:
+            self.entra.put_config(body)
+            return self.entra.config_json()
+
+        return await self._entra_admin(request, act)
+
+    async def entra_get_config(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.entra.config_json())
+
+    async def entra_revoke_refresh_tokens(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"revoked": self.entra.revoke_refresh_tokens()})
 
     async def requests(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.recorder.list(item=request.query.get("item"), kind=request.query.get("kind")))
@@ -479,10 +601,12 @@ EMULATOR_KEY = web.AppKey("emulator", Emulator)
 
 
 def build_app(
-    identity_header: str = DEFAULT_IDENTITY_HEADER, token_lifetime: float = DEFAULT_TOKEN_LIFETIME
+    identity_header: str = DEFAULT_IDENTITY_HEADER,
+    token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
+    tenant_id: str = DEFAULT_TENANT_ID,
 ) -> web.Application:
     """Build the emulator application (state lives in ``app[EMULATOR_KEY]``)."""
-    emulator = Emulator(identity_header, token_lifetime)
+    emulator = Emulator(identity_header, token_lifetime, tenant_id)
     app = web.Application(middlewares=[emulator.middleware])
     app[EMULATOR_KEY] = emulator
     r = app.router
@@ -495,8 +619,18 @@ def build_app(
     r.add_post(f"{ADMIN_PREFIX}/tokens/revoke", emulator.revoke_tokens)
     r.add_get(f"{ADMIN_PREFIX}/requests", emulator.requests, allow_head=False)
     r.add_get(f"{ADMIN_PREFIX}/tables/{{item}}/{{table}}", emulator.table, allow_head=False)
+    r.add_put(f"{ADMIN_PREFIX}/entra/clients/{{client}}", emulator.entra_put_client)
+    r.add_put(f"{ADMIN_PREFIX}/entra/users/{{upn}}", emulator.entra_put_user)
+    r.add_post(f"{ADMIN_PREFIX}/entra/users/{{upn}}/token", emulator.entra_user_token)
+    r.add_put(f"{ADMIN_PREFIX}/entra/config", emulator.entra_put_config)
+    r.add_get(f"{ADMIN_PREFIX}/entra/config", emulator.entra_get_config, allow_head=False)
+    r.add_post(f"{ADMIN_PREFIX}/entra/refresh-tokens/revoke", emulator.entra_revoke_refresh_tokens)
     r.add_route("*", ADMIN_PREFIX + "/{tail:.*}", emulator.not_found)
     r.add_route("*", "/msi/token", emulator.token)
     r.add_route("*", "/msi/token/", emulator.token)
+    r.add_get("/common/discovery/instance", emulator.entra_instance_discovery, allow_head=False)
+    r.add_get("/{tenant}/v2.0/.well-known/openid-configuration", emulator.entra_openid_configuration, allow_head=False)
+    r.add_get("/{tenant}/discovery/v2.0/keys", emulator.entra_keys, allow_head=False)
+    r.add_route("*", "/{tenant}/oauth2/v2.0/token", emulator.entra_token)
     r.add_route("*", "/{tail:.*}", emulator.graph)
     return app

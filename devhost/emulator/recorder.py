@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["token", "start", "operation", "result", "other"]
+Kind = Literal["token", "entra", "start", "operation", "result", "other"]
 
 _SECRET_QUERY = re.compile(r"(?i)(^|&)(access_token|token|code|client_secret|assertion|sig)=[^&]*")
 
@@ -34,6 +34,10 @@ class RequestRecord:
     prefer: str | None = None
     workbook_session_id: str | None = None
     client_request_id: str | None = None
+    user: str | None = None
+    """Graph: the token's upn/oid (delegated), ``app:<client id>``/``app:msi`` (app-only), None (no valid token)."""
+    grant_type: str | None = None
+    """Entra token endpoint: the OAuth grant type (never the token, assertion or secret)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +56,8 @@ class RequestRecord:
             "prefer": self.prefer,
             "workbookSessionId": self.workbook_session_id,
             "clientRequestId": self.client_request_id,
+            "user": self.user,
+            "grantType": self.grant_type,
         }
 
 

@@ -290,16 +290,25 @@ class ScenarioState:
         return out
 
 
-def parse_config(obj: Any) -> float | None:
-    """Parse ``PUT /_emulator/config``; returns the new token lifetime in seconds (None: unchanged)."""
+@dataclass(frozen=True)
+class ConfigUpdate:
+    """``PUT /_emulator/config``: fields left out (None) stay unchanged."""
+
+    token_lifetime: float | None = None
+    strict_delegated: bool | None = None
+
+
+def parse_config(obj: Any) -> ConfigUpdate:
+    """Parse ``PUT /_emulator/config`` (``tokenLifetimeSeconds``, ``strictDelegated``)."""
     if not isinstance(obj, dict):
         raise ScenarioError("config must be a JSON object")
-    unknown = set(obj) - {"tokenLifetimeSeconds"}
+    unknown = set(obj) - {"tokenLifetimeSeconds", "strictDelegated"}
     if unknown:
         raise ScenarioError(f"unknown config field(s): {', '.join(sorted(unknown))}")
     value = obj.get("tokenLifetimeSeconds")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
         raise ScenarioError("'tokenLifetimeSeconds' must be a non-negative number")
-    return float(value)
+    strict = obj.get("strictDelegated")
+    if strict is not None and not isinstance(strict, bool):
+        raise ScenarioError("'strictDelegated' must be a boolean")
+    return ConfigUpdate(float(value) if value is not None else None, strict)

@@ -24,6 +24,8 @@ FIELDS = {
     "prefer",
     "workbookSessionId",
     "clientRequestId",
+    "user",
+    "grantType",
 }
 
 
@@ -69,6 +71,7 @@ def test_request_log_content_and_no_token(run_emu):
         assert start["prefer"] == "respond-async"
         assert start["workbookSessionId"] == "sess-9"
         assert start["clientRequestId"] == "cid-1"
+        assert start["user"] == "app:msi" and tok["user"] is None and start["grantType"] is None
         assert (op1["operationId"], op1["action"], op1["status"]) == (op_id, "createTableRow", 200)
         assert op2["operationId"] == op_id
         assert op1["workbookSessionId"] is None and op1["prefer"] is None
