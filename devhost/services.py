@@ -152,11 +152,12 @@ def start_azurite(ports: AzuritePorts, log_dir: Path, location: Path | None = No
     return Service("azurite", process, f"http://127.0.0.1:{ports.queue}", log_path)  # type: ignore[arg-type]
 
 
-def start_emulator(port: int, log_dir: Path, token_lifetime: float = 3600.0, echo: bool = False) -> Service:
+def start_emulator(port: int, log_dir: Path, token_lifetime: float = 3600.0, echo: bool = False,
+                   extra_args: list[str] | None = None, name: str = "emulator") -> Service:
     return start_process(
-        "emulator",
+        name,
         [sys.executable, "-m", "devhost.emulator", "--port", str(port), "--identity-header", IDENTITY_HEADER,
-         "--token-lifetime", str(token_lifetime)],
+         "--token-lifetime", str(token_lifetime), *(extra_args or [])],
         marker="emulator listening on", log_dir=log_dir, echo=echo,
     )
 
