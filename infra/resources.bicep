@@ -430,6 +430,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DELEGATED_TENANT_ID: delegated ? subscription().tenantId : ''
     DELEGATED_CLIENT_ID: delegated ? authClientId : ''
     DELEGATED_CLIENT_SECRET: delegated && !empty(authClientSecret) ? '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/auth-client-secret/)' : ''
+    // Optional alternative to the secret: a certificate (a Key Vault certificate reference gives base64 PKCS#12).
+    DELEGATED_CLIENT_CERTIFICATE: ''
   }
   dependsOn: [
     roleBlobOwner

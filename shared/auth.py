@@ -68,6 +68,10 @@ def on_behalf_of(scope: str, delegated: DelegatedSettings, user_assertion: str) 
         if delegated.client_secret:
             return OnBehalfOfCredential(delegated.tenant_id, delegated.client_id,
                                         client_secret=delegated.client_secret, user_assertion=user_assertion)
+        if delegated.client_certificate:
+            return OnBehalfOfCredential(delegated.tenant_id, delegated.client_id,
+                                        client_certificate=delegated.client_certificate,
+                                        user_assertion=user_assertion)
         identity = _federation_identity(delegated.managed_identity_client_id)
 
         def assertion() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,8 +43,9 @@ class DelegatedSettings:
 
     tenant_id: str
     client_id: str
-    client_secret: str | None  # else the managed identity signs a federated client assertion
-    managed_identity_client_id: str | None
+    client_secret: str | None
+    client_certificate: bytes | None  # PEM or PKCS#12; without a secret or certificate the managed identity
+    managed_identity_client_id: str | None  # signs a federated client assertion
 
 
 @dataclass(frozen=True)
@@ -198,8 +201,14 @@ def _delegated(env: Mapping[str, str]) -> DelegatedSettings:
     if not tenant or not client:
         raise SettingsError("GRAPH_AUTH=delegated needs DELEGATED_TENANT_ID and DELEGATED_CLIENT_ID")
     secret = env.get("DELEGATED_CLIENT_SECRET", "").strip() or None
+    certificate = None
+    if raw := env.get("DELEGATED_CLIENT_CERTIFICATE", "").strip():  # base64, as Key Vault references give it
+        try:
+            certificate = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise SettingsError("DELEGATED_CLIENT_CERTIFICATE must be a base64 PEM or PKCS#12 certificate") from None
     identity = env.get("AZURE_CLIENT_ID", "").strip() or None
-    return DelegatedSettings(tenant, client, secret, identity)
+    return DelegatedSettings(tenant, client, secret, certificate, identity)
 
 
 def _owner(value: str) -> str:

@@ -5,6 +5,7 @@ app-only tokens refused, as Graph documents) records who each call acted for."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import ssl
@@ -16,10 +17,14 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from devhost.services import Service, free_port, start_emulator
 
-from .conftest import BridgeFactory
+from .conftest import BridgeFactory, restart
 from .harness import Bridge, new_item, wait_for
 
 TENANT = "3f9c2d1e-0000-4000-8000-00000000d31e"
@@ -201,3 +206,45 @@ def test_no_token_or_key_material_anywhere(make_bridge: BridgeFactory, delegated
     for secret in secrets:
         assert secret not in haystack, f"found secret material ({secret[:6]}...)"
     assert "k1.seal1." in json.dumps(frozen.entities(), default=str)  # it is there, sealed
+
+
+def test_a_retired_sealing_key_fails_the_operation_clearly(make_bridge: BridgeFactory, entra: Entra) -> None:
+    bridge = make_bridge("retired", GRAPH_AUTH="delegated", DELEGATED_TENANT_ID=TENANT, DELEGATED_CLIENT_ID=CLIENT,
+                         DELEGATED_CLIENT_SECRET=CLIENT_SECRET, TOKEN_SEALING_KEYS=f"old:{SEALING_KEY}",
+                         **tls_env(entra))
+    token = entra.user_token("bob")
+    response = start(bridge, entra, token, new_item(), runningPolls=10_000)
+    assert response.status_code == 202, response.text
+    operation_id = response.json()["id"]
+    bridge.service.kill()
+    bridge.env["TOKEN_SEALING_KEYS"] = f"new:{base64.b64encode(b'n' * 32).decode()}"  # "old" was dropped too soon
+    restart(bridge)
+    record = finished(bridge, operation_id, token)
+    assert record["status"] == "failed" and record["error"]["code"] == "credentialUnavailable"
+    assert "'old'" in record["error"]["message"] and "retired" in record["error"]["message"]
+
+
+def test_the_app_can_prove_itself_with_a_certificate(make_bridge: BridgeFactory, entra: Entra,
+                                                      tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "excel-bridge-api")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    client = "c3e7a1d0-0000-4000-8000-0000000c3e7a"
+    entra.admin("PUT", f"/entra/clients/{client}", {"apiScopes": ["access_as_user"],
+                                                    "certificates": [cert_pem.decode()]})
+    bridge = make_bridge("certificate", GRAPH_AUTH="delegated", DELEGATED_TENANT_ID=TENANT, DELEGATED_CLIENT_ID=client,
+                         DELEGATED_CLIENT_CERTIFICATE=base64.b64encode(key_pem + cert_pem).decode(),
+                         TOKEN_SEALING_KEYS=f"seal1:{SEALING_KEY}",
+                         **{**tls_env(entra), "DEVHOST_AUTH_AUDIENCES": f"api://{client}"})
+    token = entra.user_token("ada", audience=f"api://{client}")
+    item = new_item()
+    response = start(bridge, entra, token, item)
+    assert response.status_code == 202, response.text
+    assert finished(bridge, response.json()["id"], token)["status"] == "succeeded"
+    assert {call["user"] for call in entra.requests(item)} == {USERS["ada"]}
