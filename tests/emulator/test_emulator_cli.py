@@ -61,12 +61,17 @@ def test_cli_serves_azure_identity_and_exits_cleanly(monkeypatch):
         assert f"resource={base}" in urllib.parse.unquote(log[0]["query"])
         assert token not in json.dumps(log)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        rc = _terminate(proc)
     assert rc == 0
+
+
+def _terminate(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    return rc
 
 
 def test_cli_sigint_exits_zero():
@@ -159,11 +164,7 @@ def test_cli_tls_serves_real_azure_identity_via_ssl_cert_file(tmp_path):
         assert log[-1]["user"] == USER
         assert API_SECRET not in json.dumps(log) and assertion not in json.dumps(log)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        rc = _terminate(proc)
     assert rc == 0
 
 

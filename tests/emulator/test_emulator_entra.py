@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import jwt
 import pytest
@@ -53,10 +54,11 @@ async def _secret_credential_token(e: TlsEmu, client: str, secret: str, scope: s
         return (await credential.get_token(scope)).token
 
 
-async def _obo_token(e: TlsEmu, assertion: str, *scopes: str) -> str:
+def _obo(e: TlsEmu, assertion: str) -> Any:
+    """The real azure-identity on-behalf-of credential of the bridge's API app, pointed at the emulator."""
     from azure.identity.aio import OnBehalfOfCredential
 
-    async with OnBehalfOfCredential(
+    return OnBehalfOfCredential(
         TENANT,
         API_CLIENT,
         client_secret=API_SECRET,
@@ -64,7 +66,11 @@ async def _obo_token(e: TlsEmu, assertion: str, *scopes: str) -> str:
         authority=e.base,
         disable_instance_discovery=True,
         connection_verify=str(e.tls.ca),
-    ) as credential:
+    )
+
+
+async def _obo_token(e: TlsEmu, assertion: str, *scopes: str) -> str:
+    async with _obo(e, assertion) as credential:
         return (await credential.get_token(*(scopes or (f"{e.base}/.default",)))).token
 
 
@@ -287,17 +293,7 @@ def test_refresh_token_grant_rotates(tls):
 
         # The real OnBehalfOfCredential redeems its cached refresh token once the access token is stale.
         await e.admin("PUT", "/entra/config", {"accessTokenLifetimeSeconds": 0})
-        from azure.identity.aio import OnBehalfOfCredential
-
-        async with OnBehalfOfCredential(
-            TENANT,
-            API_CLIENT,
-            client_secret=API_SECRET,
-            user_assertion=assertion,
-            authority=e.base,
-            disable_instance_discovery=True,
-            connection_verify=str(e.tls.ca),
-        ) as credential:
+        async with _obo(e, assertion) as credential:
             t1 = await credential.get_token(f"{e.base}/.default", "offline_access")
             t2 = await credential.get_token(f"{e.base}/.default", "offline_access")
             t3 = await credential.get_token(f"{e.base}/.default", "offline_access")
