@@ -8,8 +8,10 @@ poller writing anything per poll. Graph's Retry-After always wins when it asks f
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,28 +56,24 @@ class Finish:
 Decision = Reschedule | Finish
 
 
-def schedule_offset(index: int, timing: Timing) -> float:
-    """Offset from creation of the index-th regular poll (0-based)."""
-    initial = max(timing.initial, 0.0)
-    step = max(initial, 1.0)
-    offset = initial
-    for _ in range(index):
+def _schedule(timing: Timing) -> Iterator[float]:
+    """Offsets from creation of the regular polls: initial, then gaps doubling up to the cap."""
+    offset = max(timing.initial, 0.0)
+    step = max(offset, 1.0)
+    while True:
+        yield offset
         offset += step
         step = min(step * 2, timing.maximum)
-    return offset
+
+
+def schedule_offset(index: int, timing: Timing) -> float:
+    """Offset from creation of the index-th regular poll (0-based)."""
+    return next(itertools.islice(_schedule(timing), index, None))
 
 
 def next_regular_poll(elapsed: float, timing: Timing) -> float:
     """Seconds from now to the first regular poll strictly after `elapsed` seconds since creation."""
-    initial = max(timing.initial, 0.0)
-    if elapsed < initial:
-        return initial - elapsed
-    step = max(initial, 1.0)
-    offset = initial
-    while offset <= elapsed:
-        offset += step
-        step = min(step * 2, timing.maximum)
-    return offset - elapsed
+    return next(offset for offset in _schedule(timing) if offset > elapsed) - elapsed
 
 
 def whole_seconds(delay: float) -> int:

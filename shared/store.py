@@ -116,9 +116,6 @@ class OperationStore:
             raise
         return op.with_(etag=meta.get("etag"))
 
-    async def merge_unconditionally(self, op: Operation, changed: set[str]) -> None:
-        await self._table.update_entity(to_entity(op, only=changed), mode=UpdateMode.MERGE)
-
     async def delete(self, operation_id: str) -> None:
         await self._table.delete_entity(operation_id, ROW_KEY)
 

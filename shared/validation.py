@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .outbound import OutboundPolicy, Refused, check_url
+from .outbound import MAX_URL_LENGTH, OutboundPolicy, Refused, check_url
 from .problems import FieldError, Problem, invalid
 from .settings import origin_of
 
@@ -26,7 +26,6 @@ OPERATION_PATH_RE = re.compile(
 )
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
 MAX_VALUES_BYTES = 32 * 1024
-MAX_URL_LENGTH = 2048
 _START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError"}
 _TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError"}
 
