@@ -54,7 +54,8 @@ async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
 async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         reply = await operations.start(rt, req.get_body(), req.headers.get("Idempotency-Key"),
-                                       api_base(req, "operations"), caller(rt, req), req.headers.get("Authorization"))
+                                       api_base(req, "operations"), caller(rt, req), req.headers.get("Authorization"),
+                                       req.headers.get("Content-Type"))
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
     return await _answer(req, handle)
@@ -100,6 +101,30 @@ async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         reply = await operations.redeliver(rt, req.route_params.get("id", ""), caller(rt, req))
         return reply_response(reply, status_code=202)
+
+    return await _answer(req, handle)
+
+
+def status_link(req: func.HttpRequest) -> operations.StatusLink:
+    return operations.StatusLink(req.params.get("se"), req.params.get("sig"))
+
+
+# Signed status URLs (the Location given to every caller when STATUS_LINK_KEYS is set): anonymous at the host,
+# because pollers such as Logic Apps (custom headers dropped on follow-ups) and Power Automate (no credential)
+# cannot send a function key; the URL's own signature opens this one operation's status and cancel only.
+@app.route(route="status/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def get_operation_by_link(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        reply = await operations.get(rt, req.route_params.get("id", ""), status_link(req))
+        return reply_response(reply, failure=operations.failure_problem(reply.operation))
+
+    return await _answer(req, handle)
+
+
+@app.route(route="status/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+async def cancel_operation_by_link(req: func.HttpRequest) -> func.HttpResponse:
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        return reply_response(await operations.cancel(rt, req.route_params.get("id", ""), status_link(req)))
 
     return await _answer(req, handle)
 

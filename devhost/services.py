@@ -22,6 +22,7 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 IDENTITY_HEADER = "devhost-identity-header"
 # A development-only Standard Webhooks secret (never use it anywhere real).
 DEV_WEBHOOK_SECRET = "whsec_ZGV2aG9zdC1vbmx5LXdlYmhvb2stc2lnbmluZy1rZXk="  # noqa: S105
+DEV_STATUS_LINK_KEYS = "dev1:ZGV2aG9zdC1vbmx5LXN0YXR1cy1saW5rLWtleSEzMmI="  # local only; azd generates the real one
 
 
 class ServiceError(RuntimeError):
@@ -170,6 +171,7 @@ def bridge_environment(storage: AzuritePorts, emulator_port: int, **overrides: s
         "IDENTITY_ENDPOINT": f"http://127.0.0.1:{emulator_port}/msi/token",
         "IDENTITY_HEADER": IDENTITY_HEADER,
         "WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
+        "STATUS_LINK_KEYS": DEV_STATUS_LINK_KEYS,
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         "POLL_QUEUE": "operation-polls",
         "WEBHOOK_QUEUE": "webhook-deliveries",

@@ -61,18 +61,18 @@ class Keyring:
             raise UnsealError("the sealed value is damaged or belongs to another operation") from None
 
 
-def parse_keyring(raw: str) -> Keyring:
+def parse_keyring(raw: str, setting: str = "TOKEN_SEALING_KEYS") -> Keyring:
     keys: list[tuple[str, bytes]] = []
     for position, entry in enumerate(raw.split(), start=1):
         kid, _, encoded = entry.rpartition(":")
         try:
             key = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
-            raise KeyringError(f"TOKEN_SEALING_KEYS entry {position} is not base64") from None
+            raise KeyringError(f"{setting} entry {position} is not base64") from None
         if len(key) != 32:
-            raise KeyringError(f"TOKEN_SEALING_KEYS entry {position} must be 32 bytes (AES-256)")
+            raise KeyringError(f"{setting} entry {position} must be 32 bytes")
         kid = kid or hashlib.sha256(key).hexdigest()[:12]
         if not _KID.match(kid) or any(kid == known for known, _ in keys):
-            raise KeyringError(f"TOKEN_SEALING_KEYS entry {position} has a bad or repeated key id")
+            raise KeyringError(f"{setting} entry {position} has a bad or repeated key id")
         keys.append((kid, key))
     return Keyring(tuple(keys))

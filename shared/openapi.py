@@ -31,7 +31,9 @@ def _problem(description: str) -> dict[str, Any]:
 def _record(description: str, *, location: bool = False, retry_after: bool = False) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if location:
-        headers["Location"] = {"description": "Absolute status URL to poll (GET /operations/{id})",
+        headers["Location"] = {"description": "Absolute status URL to poll: GET /status/{id}?se=&sig= (signed, "
+                                              "no other credential needed) or, without STATUS_LINK_KEYS, "
+                                              "GET /operations/{id}",
                                "schema": {"type": "string", "format": "uri"}}
     if retry_after:
         headers["Retry-After"] = {"description": "Whole seconds until the bridge's next poll of Graph",
@@ -46,6 +48,14 @@ _ID_PARAMETER: dict[str, Any] = {
     "name": "id", "in": "path", "required": True, "description": "Operation id (from `id` or `Location`)",
     "schema": {"type": "string", "minLength": 1},
 }
+_LINK_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "se", "in": "query", "required": True, "description": "Expiry of the signed URL (Unix seconds)",
+     "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"}},
+    {"name": "sig", "in": "query", "required": True, "description": "`<key id>.<signature>` from the Location",
+     "schema": {"type": "string", "minLength": 1}},
+]
+_LINK_REFUSED = {"401": _problem("statusLinkRefused: the URL carries no se/sig"),
+                 "403": _problem("statusLinkRefused: bad signature, another operation's, or expired")}
 
 # (route relative to the route prefix, method) -> OpenAPI operation object
 PATHS: dict[str, dict[str, dict[str, Any]]] = {
@@ -62,9 +72,14 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "oneOf": [_ref("StartRequest"), _ref("TrackRequest")]}}}},
             "responses": {
                 "202": _record("Accepted: poll Location until it answers 200", location=True, retry_after=True),
+                "201": _record("With callbackUrl: the webhook subscription is registered (Location: its status)",
+                               location=True),
                 "200": _record("The outcome is already known (terminal record)"),
                 "400": _problem("Bad JSON or a bad field (the problem names it)"),
                 "409": _problem("Idempotency conflict, Graph refused the start with 409, or canceled (failOnError)"),
+                "415": _problem("Content-Type is not application/json"),
+                "429": _problem("requestInProgress: the same Idempotency-Key is still being started; retry after "
+                                "Retry-After"),
                 "422": _problem("failOnError: the operation failed or timed out (the record is under `operation`)"),
                 "502": _problem("Graph rejected the bridge's token"),
                 "503": _problem("Graph answered 429/5xx or did not answer; nothing was stored"),
@@ -105,6 +120,33 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "parameters": [_ID_PARAMETER],
             "responses": {
                 "200": _record("The record, now canceled (or its earlier terminal state)"),
+                "404": _problem("Unknown id"),
+            },
+        },
+    },
+    "status/{id}": {
+        "get": {
+            "operationId": "getOperationBySignedUrl",
+            "summary": "The signed status URL (Location): like GET /operations/{id}, opened by its own signature",
+            "security": [],
+            "parameters": [_ID_PARAMETER, *_LINK_PARAMETERS],
+            "responses": {
+                "202": _record("Still running", location=True, retry_after=True),
+                "200": _record("Terminal: succeeded, failed, timedOut or canceled"),
+                **_LINK_REFUSED,
+                "404": _problem("Unknown id"),
+                "409": _problem("failOnError: the operation was canceled"),
+                "422": _problem("failOnError: the operation failed or timed out"),
+            },
+        },
+        "delete": {
+            "operationId": "cancelOperationBySignedUrl",
+            "summary": "Cancel through the signed status URL (like DELETE /operations/{id})",
+            "security": [],
+            "parameters": [_ID_PARAMETER, *_LINK_PARAMETERS],
+            "responses": {
+                "200": _record("The record, now canceled (or its earlier terminal state)"),
+                **_LINK_REFUSED,
                 "404": _problem("Unknown id"),
             },
         },

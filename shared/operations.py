@@ -34,10 +34,13 @@ from .records import (
     iso,
     new_operation_id,
     parse_iso,
+    status_url,
     to_json,
 )
 from .runtime import Runtime
 from .sealing import seal
+from .status_links import ROUTE as STATUS_ROUTE
+from .status_links import LinkRefused, link_expiry
 from .store import Conflict, Page
 from .validation import StartRequest, TrackRequest, parse_json_body, parse_operation_request
 
@@ -70,21 +73,48 @@ def _delegated_assertion(rt: Runtime, caller: Caller, authorization: str | None)
 
 
 @dataclass(frozen=True)
+class StatusLink:
+    """Access through a signed status URL (`se`, `sig` from its query) instead of a caller identity."""
+
+    expires: str | None
+    sig: str | None
+
+
+Access = Caller | StatusLink
+
+
+@dataclass(frozen=True)
 class Reply:
-    """An operation and how to answer about it: 202 while active, 200 once terminal."""
+    """An operation and how to answer about it: 202 while active, 200 once terminal.
+
+    `location` is the status URL to give this caller: signed (it opens this operation's status and cancel,
+    nothing else) when STATUS_LINK_KEYS is set, so pollers that re-send no credential can follow it.
+    """
 
     operation: Operation
     retry_after: int | None
+    location: str
+    created: bool = False  # a webhook subscription was registered: 201, as webhook subscribers expect
 
     @property
     def status_code(self) -> int:
+        if self.created:
+            return 201
         return 202 if self.operation.status in ACTIVE else 200
 
 
-def _reply(rt: Runtime, op: Operation, now: float) -> Reply:
-    if op.status in ACTIVE:
-        return Reply(op, status_retry_after(now - parse_iso(op.created_at), rt.timing))
-    return Reply(op, None)
+def status_link(rt: Runtime, op: Operation) -> str:
+    """The operation's status URL for pollers: signed when STATUS_LINK_KEYS is set, else the keyed route."""
+    signer = rt.settings.status_links
+    if not signer.configured:
+        return status_url(op)
+    expires = link_expiry(parse_iso(op.created_at), rt.timing.timeout)
+    return f"{op.base_url}/{STATUS_ROUTE}/{op.id}?{signer.query(op.id, expires)}"
+
+
+def _reply(rt: Runtime, op: Operation, now: float, *, created: bool = False) -> Reply:
+    retry = status_retry_after(now - parse_iso(op.created_at), rt.timing) if op.status in ACTIVE else None
+    return Reply(op, retry, status_link(rt, op), created)
 
 
 def _fingerprint(payload: Any) -> str:
@@ -99,10 +129,11 @@ def _check_idempotency_key(key: str, caller: Caller) -> str:
 
 
 async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url: str,
-                caller: Caller | None = None, authorization: str | None = None) -> Reply:
+                caller: Caller | None = None, authorization: str | None = None,
+                content_type: str | None = None) -> Reply:
     caller = caller or Caller(rt.settings.default_owner)
     assertion = _delegated_assertion(rt, caller, authorization)
-    payload = parse_json_body(body)
+    payload = parse_json_body(body, content_type)
     request = parse_operation_request(
         payload,
         graph_origin=rt.settings.graph_origin,
@@ -127,10 +158,13 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
                               [FieldError("Idempotency-Key", "already used with a different request body")])
             existing = await rt.store.get(claim.operation_id)
             if existing is not None:
-                return _reply(rt, await rearm_if_stalled(rt, existing, now), now)
+                return _reply(rt, await rearm_if_stalled(rt, existing, now), now,
+                              created=bool(existing.callback_sealed))
             if now - claim.created_at < IDEMPOTENCY_IN_FLIGHT_SECONDS:
-                raise Problem(409, "requestInProgress", "A request with this Idempotency-Key is in progress",
-                              "Retry shortly.", headers={"Retry-After": "1"})
+                # 429, not 409: Logic Apps' default retry policy retries 408, 429 and 5xx but never 409
+                # (error-exception-handling.md), and this request will succeed once the first one is stored.
+                raise Problem(429, "requestInProgress", "A request with this Idempotency-Key is in progress",
+                              "Retry after the number of seconds in Retry-After.", headers={"Retry-After": "1"})
             operation_id = claim.operation_id  # the first attempt died before storing anything: take over
     acting = Acting(caller, assertion, rt.settings.keyring.seal(assertion, operation_id) if assertion else None)
     try:
@@ -142,7 +176,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
         if key_hash:
             await rt.store.release_idempotency(key_hash)
         raise
-    return _reply(rt, op, now)
+    return _reply(rt, op, now, created=bool(op.callback_sealed))
 
 
 def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, acting: Acting, *, action: str | None,
@@ -274,19 +308,39 @@ TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "p
                    "webhook_state", "generation", "credential_sealed"}
 
 
-async def get(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
+async def get(rt: Runtime, operation_id: str, caller: Access | None = None) -> Reply:
     op = await _load(rt, operation_id, caller)
     now = time.time()
     return _reply(rt, await rearm_if_stalled(rt, op, now), now)
 
 
-async def _load(rt: Runtime, operation_id: str, caller: Caller | None) -> Operation:
-    """The operation, if it exists and the caller may see it; others' operations are 404, as if absent."""
-    caller = caller or Caller(rt.settings.default_owner)
+async def _load(rt: Runtime, operation_id: str, access: Access | None) -> Operation:
+    """The operation, if it exists and this access may see it; others' operations are 404, as if absent.
+
+    A signed status URL opens its own operation whoever presents it (it is a capability, like a SAS);
+    a caller sees the operations they own (or all, with the read-all role)."""
+    if isinstance(access, StatusLink):
+        _check_link(rt, operation_id, access)
+        op = await rt.store.get(operation_id)
+        if op is None:
+            raise not_found(operation_id)
+        return op
+    caller = access or Caller(rt.settings.default_owner)
     op = await rt.store.get(operation_id) if is_operation_id(operation_id) else None
     if op is None or not caller.may_see(op.owner or rt.settings.default_owner):  # ownerless: older records
         raise not_found(operation_id)
     return op
+
+
+def _check_link(rt: Runtime, operation_id: str, link: StatusLink) -> None:
+    if not is_operation_id(operation_id):
+        raise not_found(operation_id)
+    try:
+        rt.settings.status_links.verify(operation_id, link.expires, link.sig, time.time())
+    except LinkRefused as exc:
+        status = 401 if not (link.expires or link.sig) else 403
+        raise Problem(status, "statusLinkRefused", "This status URL does not open this operation", exc.reason,
+                      headers={"WWW-Authenticate": 'SignedURL realm="status"'} if status == 401 else {}) from None
 
 
 async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
@@ -323,7 +377,7 @@ async def list_page(rt: Runtime, status: str | None, top: str | None, token: str
     return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
 
 
-async def cancel(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
+async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -> Reply:
     """Stop tracking (and stop webhooks: for Logic Apps this is "unsubscribe"). Idempotent.
 
     An active operation becomes `canceled` without a webhook (the subscriber is the one leaving); a
@@ -342,13 +396,13 @@ async def cancel(rt: Runtime, operation_id: str, caller: Caller | None = None) -
                                webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)")
             fields = {"webhook_state", "webhook_next_attempt_at", "webhook_last_error"}
         else:
-            return Reply(op, None)
+            return _reply(rt, op, now)
         try:
             changed = await rt.store.update(changed, fields)
         except Conflict:
             continue
         log.info("operation %s canceled by the caller", op.id)
-        return Reply(changed, None)
+        return _reply(rt, changed, now)
     raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
 
 
@@ -380,7 +434,7 @@ async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None
             continue
         await queue_next_attempt(rt, pending)
         log.info("webhook of %s queued for redelivery (attempt %s)", op.id, pending.webhook_attempts + 1)
-        return Reply(pending, None)
+        return Reply(pending, None, status_url(pending))
     raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
 
 

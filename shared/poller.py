@@ -69,7 +69,7 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     now = time.time()
     elapsed = now - parse_iso(op.created_at)
     if timed_out(elapsed, rt.timing):
-        await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing)))
+        await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing, state)))
         return
     try:
         tokens = _tokens_for(rt, op)

@@ -18,6 +18,7 @@ from typing import Any
 from .graph_answers import Answer, Kind
 
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
+MAX_REASON_LENGTH = 200  # the last transient reason rides in every poll message: keep it small
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class PollState:
     generation: int
     polls: int = 0
     transient_failures: int = 0
+    last_transient: str = ""  # why the latest transient answer failed (while transient_failures > 0)
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,20 @@ def timed_out(elapsed: float, timing: Timing) -> bool:
     return elapsed >= timing.timeout
 
 
-def timeout_error(timing: Timing) -> dict[str, Any]:
-    return {
+def timeout_error(timing: Timing, state: PollState | None = None) -> dict[str, Any]:
+    """The timedOut error; when the latest answers were transient failures, the last one is its innerError,
+    so a caller can tell "Excel was still working" from "Graph kept failing"."""
+    error: dict[str, Any] = {
         "code": "operationTimedOut",
         "message": f"The operation did not finish within {timing.timeout:g} seconds (OPERATION_TIMEOUT_SECONDS).",
     }
+    if state is not None and state.transient_failures > 0:
+        error["innerError"] = {
+            "code": "transientFailure",
+            "message": f"The last {state.transient_failures} answer(s) from Graph were transient failures; "
+                       f"last: {state.last_transient or 'unknown'}.",
+        }
+    return error
 
 
 def decide(
@@ -121,7 +132,8 @@ def decide(
     if answer.kind in (Kind.RUNNING, Kind.NOT_STARTED):
         delay = max(next_regular_poll(elapsed, timing), answer.retry_after or 0.0)
         status = "running" if answer.kind is Kind.RUNNING else "notStarted"
-        return Reschedule(_bounded(delay, elapsed, timing), replace(polled, transient_failures=0), status)
+        return Reschedule(_bounded(delay, elapsed, timing), replace(polled, transient_failures=0, last_transient=""),
+                          status)
     if answer.kind is Kind.SUCCEEDED:
         return Finish("succeeded", polled, result_url=answer.resource_location)
     if answer.kind is Kind.FAILED:
@@ -142,7 +154,8 @@ def transient(
 ) -> Decision:
     """A transient answer (429/5xx/timeout/bad body): back off, or give up after the bound."""
     failures = state.transient_failures + 1
-    polled = replace(state, polls=state.polls + 1, transient_failures=failures)
+    polled = replace(state, polls=state.polls + 1, transient_failures=failures,
+                     last_transient=answer.reason[:MAX_REASON_LENGTH])
     if failures > timing.max_transient_failures:
         return Finish(
             "failed",

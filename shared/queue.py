@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
-from .polling import MAX_VISIBILITY_SECONDS, PollState
+from .polling import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
 
 MESSAGE_VERSION = 1
 
@@ -21,16 +21,16 @@ class BadMessage(ValueError):
 
 
 def encode(state: PollState) -> str:
-    return json.dumps(
-        {
-            "v": MESSAGE_VERSION,
-            "id": state.operation_id,
-            "gen": state.generation,
-            "polls": state.polls,
-            "transient": state.transient_failures,
-        },
-        separators=(",", ":"),
-    )
+    message: dict[str, object] = {
+        "v": MESSAGE_VERSION,
+        "id": state.operation_id,
+        "gen": state.generation,
+        "polls": state.polls,
+        "transient": state.transient_failures,
+    }
+    if state.last_transient:
+        message["why"] = state.last_transient
+    return json.dumps(message, separators=(",", ":"))
 
 
 def decode(text: str) -> PollState:
@@ -42,8 +42,12 @@ def decode(text: str) -> PollState:
         raise BadMessage("unknown message version")
     if not isinstance(raw.get("id"), str):
         raise BadMessage("missing operation id")
+    why = raw.get("why", "")
+    if not isinstance(why, str):
+        raise BadMessage("malformed transient reason")
     try:
-        state = PollState(raw["id"], int(raw["gen"]), int(raw.get("polls", 0)), int(raw.get("transient", 0)))
+        state = PollState(raw["id"], int(raw["gen"]), int(raw.get("polls", 0)), int(raw.get("transient", 0)),
+                          why[:MAX_REASON_LENGTH])
     except (KeyError, TypeError, ValueError):
         raise BadMessage("missing or malformed fields") from None
     if state.generation < 0 or state.polls < 0 or state.transient_failures < 0:

@@ -143,8 +143,10 @@ def status_url(op: Operation) -> str:
     return f"{op.base_url}/operations/{op.id}"
 
 
-def to_json(op: Operation, *, include_webhook: bool = True) -> dict[str, Any]:
-    """The public record. Never contains the callback URL, tokens or Graph URLs."""
+def to_json(op: Operation, *, include_webhook: bool = True, link: str | None = None) -> dict[str, Any]:
+    """The public record. Never contains the callback URL, tokens or Graph URLs.
+
+    `link` replaces the status URL in `links` (a signed status URL, for the caller who may hold it)."""
     body: dict[str, Any] = {
         "id": op.id,
         "status": op.status,
@@ -170,7 +172,7 @@ def to_json(op: Operation, *, include_webhook: bool = True) -> dict[str, Any]:
             "nextAttemptAt": op.webhook_next_attempt_at,
             "deadLetteredAt": op.webhook_dead_lettered_at,
         }
-    body["links"] = {"self": status_url(op), "cancel": status_url(op)}
+    body["links"] = {"self": link or status_url(op), "cancel": link or status_url(op)}
     if op.callback_sealed:
         body["links"]["redeliver"] = f"{status_url(op)}/webhook/redeliver"
     return body

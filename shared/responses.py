@@ -38,10 +38,10 @@ def reply_response(reply: Reply, *, failure: Problem | None = None,
     op = reply.operation
     if failure is not None:
         return problem_response(failure, status_url(op))
-    headers = {"Location": status_url(op)}
+    headers = {"Location": reply.location}
     if reply.retry_after is not None:
         headers["Retry-After"] = str(reply.retry_after)
-    return json_response(status_code or reply.status_code, to_json(op), headers)
+    return json_response(status_code or reply.status_code, to_json(op, link=reply.location), headers)
 
 
 def page_response(page: Page, list_url: str, status: str | None, top: int | None) -> func.HttpResponse:

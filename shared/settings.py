@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .keyring import Keyring, KeyringError, parse_keyring
 from .outbound import parse_allowed_hosts
+from .status_links import LinkSigner, parse_link_keys
 from .webhooks import WebhookSecretError, parse_webhook_secrets
 
 AZURITE_CONNECTION_STRING = (
@@ -67,6 +68,7 @@ class Settings:
     graph_auth: str = "app"
     delegated: DelegatedSettings | None = None
     keyring: Keyring = field(default_factory=lambda: Keyring(()))
+    status_links: LinkSigner = field(default_factory=lambda: LinkSigner(()))
     webhook_retry_initial_delay: float = 5.0
     webhook_retry_window: float = 86_400.0
     graph_timeout: float = 30.0
@@ -165,6 +167,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     try:
         webhook_secrets = parse_webhook_secrets(env.get("WEBHOOK_SECRET", ""))
         keyring = parse_keyring(env.get("TOKEN_SEALING_KEYS", ""))
+        status_links = parse_link_keys(env.get("STATUS_LINK_KEYS", ""))
     except (WebhookSecretError, KeyringError) as exc:
         raise SettingsError(str(exc)) from None
     graph_auth = env.get("GRAPH_AUTH", "").strip().lower() or "app"
@@ -192,6 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_auth=graph_auth,
         delegated=_delegated(env) if graph_auth == "delegated" else None,
         keyring=keyring,
+        status_links=status_links,
     )
 
 

@@ -51,7 +51,24 @@ class TrackRequest:
     fail_on_error: bool = False
 
 
-def parse_json_body(body: bytes) -> Any:
+def check_json_content_type(content_type: str | None) -> None:
+    """415 for a body declared as anything but JSON (`application/json` or a `+json` type, any parameters).
+
+    A missing Content-Type is read as JSON (curl and some low-code tools omit it for raw bodies); a declared
+    other type (text/plain, form data, XML) is refused rather than guessed at."""
+    if content_type is None or not content_type.strip():
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise Problem(415, "unsupportedMediaType", "The body must be JSON",
+                  f"Content-Type {media[:100]!r} is not JSON; send Content-Type: application/json.",
+                  [FieldError("Content-Type", "must be application/json")],
+                  headers={"Accept-Post": "application/json"})
+
+
+def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
+    check_json_content_type(content_type)
     if not body.strip():
         raise invalid([FieldError("body", "a JSON object is required")])
     try:

@@ -270,8 +270,25 @@ def test_decide_transient_backs_off():
     decision = decide(Answer(Kind.TRANSIENT, 503, reason="Graph answered 503"), STATE, 10.0, DEFAULT, MaxRng())
     assert isinstance(decision, Reschedule)
     assert decision.status is None
-    assert decision.state == PollState("op-1", 2, 5, 3)
+    assert decision.state == PollState("op-1", 2, 5, 3, "Graph answered 503")
     assert decision.delay == 4  # third consecutive failure: 1 * 2**2
+
+
+def test_a_good_answer_forgets_the_last_transient_reason():
+    failing = PollState("op-1", 2, 4, 2, "Graph answered 503")
+    decision = decide(Answer(Kind.RUNNING, 200), failing, 10.0, DEFAULT)
+    assert isinstance(decision, Reschedule)
+    assert (decision.state.transient_failures, decision.state.last_transient) == (0, "")
+
+
+def test_timed_out_after_transient_failures_names_the_last_one_as_inner_error():
+    from shared.polling import timeout_error
+    error = timeout_error(DEFAULT, PollState("op-1", 0, 9, 3, "Graph answered 503"))
+    assert error["code"] == "operationTimedOut"
+    assert error["innerError"]["code"] == "transientFailure"
+    assert "Graph answered 503" in error["innerError"]["message"]
+    assert "3 answer" in error["innerError"]["message"]
+    assert "innerError" not in timeout_error(DEFAULT, PollState("op-1", 0, 9, 0))
 
 
 # --- transient --------------------------------------------------------------------------------

@@ -391,3 +391,22 @@ def test_parse_json_body_returns_json(raw, value):
 @pytest.mark.parametrize("workbook", ["/drives/./items/x", "/me/drive/items/.", "/users/./drive/items/x"])
 def test_single_dot_segment_workbook_refused(workbook):
     assert field_of(start(workbook=workbook)) == "workbook"
+
+
+@pytest.mark.parametrize("content_type", [None, "", "application/json", "application/json; charset=utf-8",
+                                          "Application/JSON", "application/merge-patch+json"])
+def test_json_content_types_are_accepted(content_type):
+    assert parse_json_body(b'{"a": 1}', content_type) == {"a": 1}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain; charset=utf-8",
+                                          "application/x-www-form-urlencoded", "application/xml",
+                                          "multipart/form-data; boundary=x", "text/json"])
+def test_a_body_declared_as_something_else_is_415(content_type):
+    # a JSON body sent as text/plain used to be accepted; it is refused now, naming the header
+    with pytest.raises(Problem) as caught:
+        parse_json_body(b'{"a": 1}', content_type)
+    problem = caught.value
+    assert problem.status == 415
+    assert problem.body()["field"] == "Content-Type"
+    assert problem.headers["Accept-Post"] == "application/json"

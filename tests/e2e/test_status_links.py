@@ -1,0 +1,78 @@
+"""Signed status URLs end to end: the `Location` a poller can follow without sending any credential.
+
+Modelled callers: Logic Apps follows `Location` re-sending only the action's `authentication` (custom headers
+such as x-functions-key are dropped: Azure/logicapps#611); Power Automate sends no credential to the status URL
+(MicrosoftDocs/architecture-center#4307). Both therefore GET the Location exactly as given, with no header.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from tests.support import wait_for
+
+from .harness import Bridge, Emulator, new_item
+
+
+def _start(bridge: Bridge, emulator: Emulator, running_polls: int = 2) -> httpx.Response:
+    item = new_item()
+    emulator.scenario(item, runningPolls=running_polls)
+    response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
+                             "parameters": {"persistChanges": True}})
+    assert response.status_code == 202, response.text
+    return response
+
+
+def test_location_is_a_signed_url_that_opens_the_operation_with_no_credential(bridge: Bridge,
+                                                                               emulator: Emulator) -> None:
+    response = _start(bridge, emulator)
+    record, location = response.json(), response.headers["location"]
+    parts = urlsplit(location)
+    assert parts.path == f"/api/status/{record['id']}"
+    assert set(parse_qs(parts.query)) == {"se", "sig"}
+    assert record["links"]["self"] == location == record["links"]["cancel"]
+
+    bare = httpx.Client(timeout=10)  # a poller that sends nothing but the URL
+    seen: list[int] = []
+    locations: set[str] = set()
+
+    def finished() -> bool:
+        answer = bare.get(location)
+        seen.append(answer.status_code)
+        assert answer.status_code in (200, 202), answer.text
+        if answer.status_code == 202:
+            locations.add(answer.headers["location"])
+            assert int(answer.headers["retry-after"]) >= 1
+        return answer.status_code == 200
+
+    wait_for(finished, 60, "the signed status URL to answer 200", interval=0.3)
+    assert 202 in seen
+    assert locations == {location}  # the same Location on every 202 (logic-apps-create-api-app.md)
+    assert bare.get(location).json()["status"] == "succeeded"
+
+
+def test_a_signed_url_opens_nothing_else(bridge: Bridge, emulator: Emulator) -> None:
+    one, other = _start(bridge, emulator), _start(bridge, emulator)
+    query = urlsplit(one.headers["location"]).query
+    bare = httpx.Client(timeout=10)
+    wrong = bare.get(f"{bridge.api}/status/{other.json()['id']}?{query}")
+    assert wrong.status_code == 403 and wrong.json()["code"] == "statusLinkRefused"
+    assert "sig=" not in wrong.text  # the problem's instance carries no credential
+    missing = bare.get(f"{bridge.api}/status/{one.json()['id']}")
+    assert missing.status_code == 401 and missing.json()["code"] == "statusLinkRefused"
+    tampered = bare.get(one.headers["location"][:-3] + "AAA")
+    assert tampered.status_code == 403
+    # the signed URL is not a key for other routes
+    listing = bare.get(f"{bridge.api}/operations?{query}")
+    assert all("sig=" not in item["links"]["self"] for item in listing.json()["value"])
+
+
+def test_delete_on_the_signed_url_cancels(bridge: Bridge, emulator: Emulator) -> None:
+    response = _start(bridge, emulator, running_polls=50)
+    location = response.headers["location"]
+    canceled = httpx.delete(location, timeout=10)
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled"
+    assert httpx.get(location, timeout=10).json()["status"] == "canceled"
