@@ -11,6 +11,7 @@ from pathlib import Path
 from azure.core.exceptions import AzureError
 
 from devhost.host import HostOptions, serve
+from devhost.keys import REDACTOR
 from devhost.settings import ConfigurationError
 
 
@@ -23,6 +24,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--lease-seconds", type=int, default=60, help="queue message visibility lease while running (default 60)"
     )
     parser.add_argument(
+        "--keys-file", type=Path, default=None,
+        help="enforce authLevel with the function keys in this JSON file (default: the DEVHOST_KEYS_FILE setting;"
+        " unset: keys are not checked, like func start)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default INFO)"
     )
     args = parser.parse_args(argv)
@@ -31,12 +37,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class RedactingFormatter(logging.Formatter):
+    """Every log line, tracebacks included, without function keys (devhost.keys.Redactor)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return REDACTOR.redact(super().format(record))
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
     if level != "DEBUG":
         # the Azure SDK logs every HTTP request at INFO
         logging.getLogger("azure").setLevel(logging.WARNING)
@@ -46,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     options = HostOptions(
-        port=args.port, host=args.host, app_dir=args.app_dir.resolve(), lease_seconds=args.lease_seconds
+        port=args.port, host=args.host, app_dir=args.app_dir.resolve(), lease_seconds=args.lease_seconds,
+        keys_file=args.keys_file.resolve() if args.keys_file is not None else None,
     )
     try:
         return asyncio.run(serve(options))

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from devhost.easyauth import EasyAuth, EasyAuthConfig, enable_for_app
 from devhost.http_server import HttpHost
+from devhost.keys import REDACTOR, Secrets, keys_file_path, load_keys_file
 from devhost.loader import LoadedApp, load_app
 from devhost.queue_listener import QueueListener
 from devhost.settings import apply_local_settings
@@ -35,6 +36,17 @@ class HostOptions:
     app_dir: Path = Path(".")
     lease_seconds: int = 60
     drain_seconds: float = DRAIN_SECONDS
+    keys_file: Path | None = None  # --keys-file; else the DEVHOST_KEYS_FILE setting
+
+
+def load_secrets(app_dir: Path, override: Path | None = None) -> Secrets | None:
+    """The function keys to enforce, or None (keys not checked, like func start). Call after prepare()."""
+    path = keys_file_path(app_dir, os.environ, override)
+    if path is None:
+        return None
+    secrets = load_keys_file(path)
+    REDACTOR.add(secrets.values())
+    return secrets
 
 
 def prepare(app_dir: Path) -> LoadedApp:
@@ -56,7 +68,9 @@ class Host:
         self.options = options
         auth_config = EasyAuthConfig.from_env(os.environ)
         self.auth = EasyAuth(auth_config) if auth_config else None
-        self.http = HttpHost(loaded.http_functions, loaded.host_config.route_prefix, str(loaded.app_dir), self.auth)
+        self.secrets = load_secrets(loaded.app_dir, options.keys_file)
+        self.http = HttpHost(loaded.http_functions, loaded.host_config.route_prefix, str(loaded.app_dir), self.auth,
+                             self.secrets)
         self.clients = QueueClients()
         self.listeners: list[QueueListener] = []
         self._runner: web.AppRunner | None = None
@@ -89,8 +103,16 @@ class Host:
         self.base_url = f"http://{self.options.host}:{port}"
         for listener in self.listeners:
             listener.start()
-        if self.loaded.http_functions:
+        if self.loaded.http_functions and self.secrets is None:
             logger.info("HTTP auth levels are not enforced locally (function keys are ignored, like func start)")
+        elif self.secrets is not None:
+            names = {f.name.lower() for f in self.loaded.http_functions}
+            for extra in sorted(set(self.secrets.function_keys) - names):
+                logger.warning("keys file has keys for %s, which is not an HTTP function of this app", extra)
+            logger.info(
+                "HTTP auth levels enforced: master key, %d host key(s), %d system key(s), keys for %d function(s)",
+                len(self.secrets.host_keys), len(self.secrets.system_keys), len(self.secrets.function_keys),
+            )
 
     def describe(self) -> list[str]:
         lines: list[str] = []

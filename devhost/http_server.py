@@ -21,7 +21,9 @@ from devhost.easyauth import (
     strip_client_principal,
     unauthenticated_body,
 )
+from devhost.keys import AuthLevel, Secrets, authorize, parse_auth_level, redact_query
 from devhost.loader import HttpFunction, InvocationContext, invoke_user_function
+from devhost.settings import ConfigurationError
 
 logger = logging.getLogger("devhost.http")
 
@@ -279,11 +281,26 @@ class HttpHost:
     """Holds the router and serves requests via aiohttp."""
 
     def __init__(self, functions: Sequence[HttpFunction], route_prefix: str, function_directory: str,
-                 auth: EasyAuth | None = None) -> None:
+                 auth: EasyAuth | None = None, secrets: Secrets | None = None) -> None:
         self.router = Router(functions, route_prefix)
         self.function_directory = function_directory
         self.auth = auth
+        self.secrets = secrets
+        self.levels: dict[str, AuthLevel] = {}
+        if secrets is not None:
+            for function in functions:
+                try:
+                    self.levels[function.name] = parse_auth_level(function.auth_level)
+                except ValueError as exc:
+                    raise ConfigurationError(f"function {function.name}: {exc}") from None
         self.in_flight = 0
+
+    def key_allows(self, function: HttpFunction, request: web.Request) -> bool:
+        """The host's key check (devhost.keys); everything passes when no keys file is configured."""
+        if self.secrets is None:
+            return True
+        return authorize(self.secrets, self.levels[function.name], function.name, request.headers.items(),
+                         request.query.items())
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -299,22 +316,29 @@ class HttpHost:
         function = match.route.function
         invocation_id = str(uuid.uuid4())
         started = time.monotonic()
+        logged_path = redact_query(request.raw_path)  # never log a key (devhost.keys)
         self.in_flight += 1
         try:
-            body = await request.read()
             url = f"{request.scheme}://{request.host}{request.raw_path}"
             headers = strip_client_principal(request.headers.items())
+            # App Service Authentication runs in front of the host, then the host checks keys: two layers.
             if self.auth is not None and function.auth_level.lower() != "anonymous":
                 try:
                     claims = await self.auth.validate(request.headers.get("Authorization"))
                 except Unauthenticated as exc:
-                    logger.info("Rejected %s %s: %s", request.method, request.path, exc)
+                    logger.info("Rejected %s %s: %s", request.method, logged_path, exc)
                     return web.Response(
                         status=401, body=unauthenticated_body(str(exc), url.split("?", 1)[0]),
                         content_type="application/problem+json",
                         headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'},
                     )
                 headers += principal_headers(claims)
+            if not self.key_allows(function, request):
+                logger.info("Rejected %s %s: no valid function key for 'Functions.%s' (authLevel %s)",
+                            request.method, logged_path, function.name, function.auth_level.lower())
+                # FunctionInvocationMiddleware.cs L117-121: `return new UnauthorizedResult();` (no body)
+                return web.Response(status=401)
+            body = await request.read()
             req = build_request(
                 request.method,
                 url,
@@ -335,7 +359,7 @@ class HttpHost:
                     function.name,
                     invocation_id,
                     request.method,
-                    request.path,
+                    logged_path,
                 )
                 return web.Response(status=500)
             logger.info(
@@ -343,7 +367,7 @@ class HttpHost:
                 function.name,
                 invocation_id,
                 request.method,
-                request.path,
+                logged_path,
                 response.status,
                 (time.monotonic() - started) * 1000,
             )

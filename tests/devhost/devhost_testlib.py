@@ -200,7 +200,8 @@ class DevhostProcess:
 
 
 def start_devhost(
-    app_dir: Path, env_extra: dict[str, str], log_path: Path, *, lease_seconds: int = 30
+    app_dir: Path, env_extra: dict[str, str], log_path: Path, *, lease_seconds: int = 30,
+    extra_args: list[str] | None = None,
 ) -> DevhostProcess:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.lower().startswith("azurefunctionsjobhost__")}
@@ -219,6 +220,7 @@ def start_devhost(
             str(app_dir),
             "--lease-seconds",
             str(lease_seconds),
+            *(extra_args or []),
         ],
         cwd=REPO_ROOT,
         env=env,
