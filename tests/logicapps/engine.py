@@ -444,8 +444,9 @@ class _Context:
 class RunHandle:
     """A run in progress (on its own thread): wait for it, cancel it, or learn its callback URLs."""
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: _Run, on_subscribed: Callable[[str, str], None] | None = None) -> None:
         self._run = run
+        self._on_subscribed_user = on_subscribed
         self.run_name = run.run_name
         self._ready = threading.Event()
         self._done = threading.Event()
@@ -473,6 +474,8 @@ class RunHandle:
         with self._lock:
             self._subscribed[action] = url
             self._lock.notify_all()
+        if self._on_subscribed_user is not None:
+            self._on_subscribed_user(action, url)  # on the run's thread: keep it short
 
     def callback_url(self, action: str, timeout: float = 30.0) -> str:
         """The callback URL of HttpWebhook `action`, once its subscribe request was answered 2xx."""
@@ -545,7 +548,10 @@ class LogicAppsEngine:
         self.location = "westeurope"
 
     def start(self, definition_or_workflow_json: Mapping[str, Any], parameters: Mapping[str, Any] | None = None,
-              trigger_body: Any = None, trigger_headers: Mapping[str, str] | None = None) -> RunHandle:
+              trigger_body: Any = None, trigger_headers: Mapping[str, str] | None = None,
+              on_subscribed: Callable[[str, str], None] | None = None) -> RunHandle:
+        """Start a run on its own thread. `on_subscribed(action, callback_url)` is called once an HttpWebhook
+        action's subscribe request was answered 2xx (RunHandle.callback_url() waits for the same moment)."""
         document = copy.deepcopy(dict(definition_or_workflow_json))
         if "definition" in document:
             # Standard workflow.json ({"definition", "kind"}) or an ARM/portal export ({"definition", "parameters"}).
@@ -558,7 +564,7 @@ class LogicAppsEngine:
         validate(definition.get("actions") or {}, set())
         run = _Run(self, definition, kind, dict(parameters or {}), copy.deepcopy(trigger_body),
                    dict(trigger_headers or {"Content-Type": "application/json"}), lambda a, u: None)
-        return RunHandle(run)
+        return RunHandle(run, on_subscribed)
 
     def run(self, definition_or_workflow_json: Mapping[str, Any], parameters: Mapping[str, Any] | None = None,
             trigger_body: Any = None, timeout: float = 120.0,

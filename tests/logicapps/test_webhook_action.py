@@ -52,8 +52,10 @@ def post(url: str, content: bytes, content_type: str) -> httpx.Response:
 
 def test_subscribe_callback_unsubscribe_with_a_json_body(serve) -> None:
     endpoint = serve(accepting)
-    handle = LogicAppsEngine(**FAST).start(webhook_definition(endpoint))
+    told: list[tuple[str, str]] = []
+    handle = LogicAppsEngine(**FAST).start(webhook_definition(endpoint), on_subscribed=lambda a, u: told.append((a, u)))
     url = handle.callback_url("Wait")
+    assert told == [("Wait", url)]
     [subscribe] = endpoint.seen("POST")
     assert subscribe.json() == {"callbackUrl": url}
     assert subscribe.header("Idempotency-Key") == f"{handle.run_name}-row"
