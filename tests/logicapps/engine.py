@@ -506,10 +506,10 @@ class RunHandle:
     def wait(self, timeout: float = 120.0) -> RunResult:
         """The run's result; past `timeout` the run is canceled and AssertionError names the stuck actions."""
         if not self._done.wait(timeout):
+            stuck = self._describe()
             self.cancel()
             self._done.wait(30)
-            raise AssertionError(f"run {self.run_name} did not finish within {timeout}s (canceled): "
-                                 f"{self._describe()}")
+            raise AssertionError(f"run {self.run_name} did not finish within {timeout}s (canceled): {stuck}")
         if self._error is not None:
             raise self._error
         assert self._result is not None

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+import yarl
 
 from tests.logicapps.content import ContentError, encode_body, parse_body, retry_after_seconds
 from tests.logicapps.expressions import to_text
@@ -97,6 +98,14 @@ def outputs_of(answer: Answer, options: Options) -> dict[str, Any]:
     return {"statusCode": answer.status, "headers": answer.headers, "body": body}
 
 
+_URL_SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
+
+
+def as_sent(url: str) -> yarl.URL | str:
+    """The URL byte for byte when it is already encoded (yarl would otherwise re-quote it, e.g. %2F -> /)."""
+    return yarl.URL(url, encoded=True) if set(url) <= _URL_SAFE else url
+
+
 class Sender:
     """Sends one logical request (retrying per the policy) and records every attempt on the action."""
 
@@ -109,7 +118,7 @@ class Sender:
         record.sent_at = time.monotonic()
         try:
             async with self.session.request(
-                record.method, record.url, headers=record.headers, data=record.body, allow_redirects=False,
+                record.method, as_sent(record.url), headers=record.headers, data=record.body, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self.options.request_timeout),
             ) as response:
                 raw = await response.read()

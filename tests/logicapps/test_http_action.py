@@ -10,6 +10,7 @@ import pytest
 
 from tests.logicapps import LogicAppsEngine
 from tests.logicapps.endpoint import Seen
+from tests.support import wait_for
 
 FAST: dict[str, Any] = {"default_poll_interval": 0.01, "retry_scale": 0.001, "poll_scale": 1.0}
 
@@ -263,3 +264,30 @@ def test_bodies_headers_and_queries_go_out_as_logic_apps_sends_them(serve) -> No
     assert seen.header("x-ms-workflow-run-id") == result.run_name
     assert seen.header("x-ms-workflow-operation-name") == "Call"
     assert result.actions["Call"].outputs["body"] == "plain answer"
+
+
+def test_location_urls_are_requested_exactly_as_given(serve) -> None:
+    def handler(seen: Seen):
+        if seen.method == "POST":
+            return 202, {"Location": endpoint.url("/s/1?code=ab%2Fc%3D%3D&sp=%2Fruns"), "Retry-After": "0"}, None
+        return 200, {}, {"query": seen.query}
+
+    endpoint = serve(handler)
+    result = LogicAppsEngine(**FAST).run(one_http({"method": "POST", "uri": endpoint.url("/o")}))
+    assert result.actions["Call"].outputs["body"] == {"query": "code=ab%2Fc%3D%3D&sp=%2Fruns"}
+
+
+def test_cancel_while_polling(serve) -> None:
+    endpoint = serve(lambda seen: (202, {"Location": endpoint.url("/s"), "Retry-After": "0.05"}, None))
+    handle = LogicAppsEngine(**FAST).start(one_http({"method": "POST", "uri": endpoint.url("/o")}))
+    wait_for(lambda: len(endpoint.seen("GET")) >= 2, 10, "two polls")
+    handle.cancel()
+    result = handle.wait(10)
+    assert result.status == "Cancelled" and result.actions["Call"].status == "Cancelled"
+    assert len(result.actions["Call"].requests) == len(endpoint.requests)  # every request is in the history
+
+
+def test_a_run_past_its_timeout_is_canceled_and_reported(serve) -> None:
+    endpoint = serve(lambda seen: (202, {"Location": endpoint.url("/s"), "Retry-After": "0.05"}, None))
+    with pytest.raises(AssertionError, match=r"did not finish within 0.3s.*'Call': 'Running'"):
+        LogicAppsEngine(**FAST).run(one_http({"method": "POST", "uri": endpoint.url("/o")}), timeout=0.3)
