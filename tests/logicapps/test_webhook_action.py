@@ -119,6 +119,10 @@ def test_a_wrong_or_missing_sig_is_refused_and_the_action_keeps_waiting(serve) -
     sig = parse_qs(urlsplit(url).query)["sig"][0]
     assert post(url.replace(sig, "x" + sig[1:]), b"{}", "application/json").status_code == 401
     assert post(url.replace(f"&sig={sig}", ""), b"{}", "application/json").status_code == 401
+    assert post(url.replace("&sv=1.0", ""), b"{}", "application/json").status_code == 401  # the SAS is incomplete
+    no_version = url.replace(f"api-version={parse_qs(urlsplit(url).query)['api-version'][0]}&", "")
+    assert post(no_version, b"{}", "application/json").status_code == 400
+    assert post(url.replace("/actions/Wait/", "/actions/Other/"), b"{}", "application/json").status_code == 404
     assert not handle.done()
     assert post(url, b'{"ok": true}', "application/json").status_code == 200
     result = handle.wait(10)
@@ -205,3 +209,12 @@ def test_the_callback_can_arrive_while_the_subscribe_request_is_still_open(serve
     result = LogicAppsEngine(**FAST).run(webhook_definition(endpoint), timeout=10)
     assert result.actions["Wait"].outputs["body"] == {"early": True}
     wait_for(lambda: endpoint.seen("DELETE"), 5, "the unsubscribe")
+
+
+def test_a_callback_declared_json_that_does_not_parse_is_refused(serve) -> None:
+    endpoint = serve(accepting)
+    handle = LogicAppsEngine(**FAST).start(webhook_definition(endpoint))
+    url = handle.callback_url("Wait")
+    assert post(url, b"{not json", "application/json").status_code == 400  # a guess: refused, still waiting
+    assert post(url, b"[1]", "application/json").status_code == 200
+    assert handle.wait(10).actions["Wait"].outputs["body"] == [1]

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
@@ -135,8 +135,14 @@ class CallbackServer:
             registration = self.registrations.get(request.path)
         if registration is None:
             return _error(404, "WorkflowRunActionNotFound", "no such callback")
-        given = parse_qs(request.query_string).get("sig", [""])[0]
-        if not hmac.compare_digest(given.encode(), registration.sig.encode()):
+        query = parse_qs(request.query_string)
+        if "api-version" not in query:
+            # ARM-style endpoints refuse a request without api-version (the URL must be used as given).
+            return _error(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
+        issued = parse_qs(urlsplit(registration.url).query)
+        given = query.get("sig", [""])[0]
+        if not hmac.compare_digest(given.encode(), registration.sig.encode()) \
+                or query.get("sp") != issued["sp"] or query.get("sv") != issued["sv"]:
             return _error(self.options.bad_signature_status, "DirectApiInvalidAuthorizationSignature",
                           "The provided callback signature is not valid.")
         if request.method != "POST":
