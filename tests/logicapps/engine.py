@@ -51,7 +51,7 @@ from tests.logicapps.results import ActionResult, RunResult
 from tests.logicapps.webhook_action import CallbackServer, run_webhook
 
 SUPPORTED_TYPES = {"http": "Http", "httpwebhook": "HttpWebhook", "response": "Response", "if": "If",
-                   "scope": "Scope", "compose": "Compose"}
+                   "scope": "Scope", "compose": "Compose", "terminate": "Terminate"}
 FINISHED = {"Succeeded", "Failed", "Skipped", "TimedOut", "Cancelled"}
 
 
@@ -61,6 +61,13 @@ class UnsupportedDefinition(Exception):
 
 class _RunCancelled(Exception):
     pass
+
+
+class _RunTerminated(Exception):
+    def __init__(self, status: str, error: dict[str, Any] | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.error = error
 
 
 def new_run_name() -> str:
@@ -123,6 +130,7 @@ class _Run:
         self.cancel_event: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.cancelled = False
+        self.terminated: _RunTerminated | None = None
         self.server = engine.callbacks
         self.sender: Sender | None = None
         self.trigger_name = next(iter(definition.get("triggers") or {"manual": {}}))
@@ -207,6 +215,15 @@ class _Run:
                     await self.run_container(list((self.definition.get("actions") or {}).items()))
                 except _RunCancelled:
                     self.cancelled = True
+                except _RunTerminated as terminated:
+                    self.terminated = terminated
+                    # workflow-actions-triggers.md, Terminate: "cancels any actions in progress, skips any
+                    # remaining actions"
+                    for action in self.actions.values():
+                        if action.status == "Running":
+                            action.status = "Cancelled"
+                        elif action.status not in FINISHED:
+                            action.status = "Skipped"
         finally:
             for action in self.actions.values():
                 registration = self.server.find(action)
@@ -217,7 +234,11 @@ class _Run:
                 action.status = "Cancelled"
         top = self.definition.get("actions") or {}
         status = "Cancelled" if self.cancelled else self.container_status(list(top), top)
-        return RunResult(self.run_name, status, self.actions, self.response, self.response_headers)
+        error = None
+        if self.terminated is not None:
+            status = self.terminated.status
+            error = str(self.terminated.error) if self.terminated.error else None
+        return RunResult(self.run_name, status, self.actions, self.response, self.response_headers, error)
 
     def container_status(self, names: list[str], definitions: Mapping[str, Any]) -> str:
         """Branch evaluation (error-exception-handling.md): a branch's status is its last action's, a Skipped
@@ -314,6 +335,17 @@ class _Run:
                 result.inputs = self.evaluate(definition.get("inputs"), name)
                 result.outputs = result.inputs
                 result.status = "Succeeded"
+            elif kind == "Terminate":
+                # workflow-actions-triggers.md, Terminate: "stops the run for a workflow instance, cancels any
+                # actions in progress, skips any remaining actions, and returns the specified status"
+                inputs = self.evaluate(definition.get("inputs") or {}, name)
+                result.inputs = inputs
+                run_status = str(inputs.get("runStatus", ""))
+                if run_status not in ("Failed", "Cancelled", "Succeeded"):
+                    raise UnsupportedDefinition(f"Terminate {name!r}: runStatus {run_status!r}")
+                result.status = "Succeeded"
+                result.end_time = time.time()
+                raise _RunTerminated(run_status, inputs.get("runError") if run_status == "Failed" else None)
             elif kind == "If":
                 await self.run_if(name, definition, result)
             elif kind == "Scope":

@@ -207,3 +207,19 @@ def test_standard_callback_urls_are_on_the_runtime_webhook_path(serve) -> None:
     assert f"/runtime/webhooks/workflow/api/management/workflows/rows/runs/{handle.run_name}/actions/Wait/run" in url
     handle.cancel()
     assert handle.wait(10).status == "Cancelled"
+
+
+@pytest.mark.parametrize("run_status", ["Failed", "Succeeded", "Cancelled"])
+def test_terminate_sets_the_run_status_and_skips_the_rest(run_status: str) -> None:
+    definition = {"triggers": TRIGGER, "actions": {
+        "Work": {"type": "Scope", "runAfter": {}, "actions": {
+            "Stop": {"type": "Terminate", "runAfter": {}, "inputs": {
+                "runStatus": run_status, "runError": {"code": "Bad", "message": "@triggerBody()?['why']"}}},
+            "Inner_after": {"type": "Compose", "runAfter": {"Stop": ["Succeeded"]}, "inputs": 1}}},
+        "After": {"type": "Compose", "runAfter": {"Work": ["Succeeded", "Failed"]}, "inputs": 2},
+    }}
+    result = LogicAppsEngine().run(definition, trigger_body={"why": "no rows"})
+    assert result.status == run_status
+    assert result.statuses() == {"Work": "Cancelled", "Stop": "Succeeded", "Inner_after": "Skipped",
+                                 "After": "Skipped"}
+    assert (result.error is not None and "no rows" in result.error) == (run_status == "Failed")
