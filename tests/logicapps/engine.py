@@ -166,10 +166,11 @@ class _Run:
             if "defaultValue" not in spec:
                 raise UnsupportedDefinition(f"parameter {name!r} has no defaultValue and no value was given")
             values[name] = copy.deepcopy(spec["defaultValue"])
-        # Standard parameters.json values may be "@appsetting('NAME')" (edit-app-settings-host-settings.md).
+        # Standard parameters.json values may be "@appsetting('NAME')" (edit-app-settings-host-settings.md);
+        # values given to a Consumption run are taken as they are.
         context = _Context(self, None)
         for name, value in given.items():
-            values[name] = evaluate_value(value, context)
+            values[name] = evaluate_value(value, context) if self.kind is not None else copy.deepcopy(value)
         return values
 
     # ------------------------------------------------------------ expression context
