@@ -19,6 +19,7 @@ from .records import (
     WEBHOOK_FAILED,
     WEBHOOK_PENDING,
     Operation,
+    delivery_format,
     is_operation_id,
     iso,
     to_json,
@@ -26,7 +27,7 @@ from .records import (
 from .runtime import Runtime
 from .sealing import SealingError, unseal
 from .store import Conflict
-from .webhooks import DeliveryOutcome, build_event, deliver, webhook_headers
+from .webhooks import DeliveryOutcome, EventMessage, deliver, render_event, webhook_headers
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,16 @@ OUTCOME_FIELDS = {"webhook_state", "webhook_attempts", "webhook_last_status", "w
                   "webhook_last_error", "webhook_next_attempt_at", "webhook_dead_lettered_at"}
 
 
+def event_message(op: Operation, callback_format: str | None = None, event_id: str | None = None) -> EventMessage:
+    """The terminal event in the record's (or the given) format; the same headers and bytes on every attempt
+    (the record's data without delivery state, which is all that changes once an operation is terminal)."""
+    return render_event(callback_format or delivery_format(op), event_id=event_id or op.event_id or op.id,
+                        status=op.status, time=op.completed_at or op.updated_at, subject=op.id,
+                        data=to_json(op, include_webhook=False))
+
+
 def event_body(op: Operation) -> bytes:
-    """The terminal event; the same bytes on every attempt (the record's data without delivery state)."""
-    return build_event(event_id=op.event_id or op.id, status=op.status, time=op.completed_at or op.updated_at,
-                       subject=op.id, data=to_json(op, include_webhook=False))
+    return event_message(op).body
 
 
 def retry_policy(rt: Runtime) -> RetryPolicy:
@@ -111,6 +118,7 @@ async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:
         return DeliveryOutcome(False, None, str(exc), refused=True)
     except Refused as exc:
         return DeliveryOutcome(False, None, exc.reason, refused=True)
-    body = event_body(op)
-    headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), body)
-    return await deliver(rt.webhook_http, url, headers, body, rt.settings.webhook_timeout)
+    message = event_message(op)
+    headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), message.body,
+                              message.headers)
+    return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

@@ -159,6 +159,10 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 _NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
+_CALLBACK_FORMAT: dict[str, Any] = {
+    "type": "string", "enum": ["binary", "structured"], "default": "binary",
+    "description": "CloudEvents HTTP content mode of the webhook (only with callbackUrl): binary = the record as "
+                   "application/json with ce-* headers; structured = application/cloudevents+json"}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "StartRequest": {
@@ -169,6 +173,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "parameters": {"type": "object", "description": "Per action: persistChanges / table, values, index"},
             "sessionId": {"type": "string", "description": "Workbook session id (Workbook-Session-Id)"},
             "callbackUrl": {"type": "string", "format": "uri", "description": "Webhook for the terminal status"},
+            "callbackFormat": _CALLBACK_FORMAT,
             "clientReference": {"type": "string", "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False,
                             "description": "Finished but failed/timedOut answers 422, canceled 409 (problem + record)"},
@@ -181,6 +186,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                              "description": "Graph workbook operation URL on GRAPH_BASE_URL's origin"},
             "action": {"type": "string", "enum": ACTIONS},
             "callbackUrl": {"type": "string", "format": "uri"},
+            "callbackFormat": _CALLBACK_FORMAT,
             "clientReference": {"type": "string", "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False},
         },
@@ -211,6 +217,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "lastError": _NULLABLE_STRING,
                 "nextAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
                 "deadLetteredAt": {"type": "string", "format": "date-time", "nullable": True},
+                "format": {"type": "string", "enum": ["binary", "structured"],
+                           "description": "Present with a callback: how its webhook is sent"},
             }},
             "links": {"type": "object", "properties": {
                 "self": {"type": "string", "format": "uri"}, "cancel": {"type": "string", "format": "uri"},

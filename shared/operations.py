@@ -147,7 +147,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
 
 def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, acting: Acting, *, action: str | None,
                 workbook: str, callback_url: str | None, client_reference: str | None,
-                operation_url: str | None, fail_on_error: bool) -> Operation:
+                operation_url: str | None, fail_on_error: bool, callback_format: str | None = None) -> Operation:
     return Operation(
         id=operation_id,
         status=NOT_STARTED,
@@ -163,6 +163,7 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, actin
         fail_on_error=fail_on_error,
         owner=acting.caller.owner,
         credential_sealed=acting.sealed_assertion,
+        callback_format=callback_format if callback_url else None,
     )
 
 
@@ -193,7 +194,8 @@ async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: flo
     op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
-                     operation_url=request.operation_url, fail_on_error=request.fail_on_error)
+                     operation_url=request.operation_url, fail_on_error=request.fail_on_error,
+                     callback_format=request.callback_format)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
     return await _store_and_enqueue(rt, op, 0)
 
@@ -216,7 +218,7 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
     op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook, callback_url=request.callback_url,
                      client_reference=request.client_reference, operation_url=None,
-                     fail_on_error=request.fail_on_error)
+                     fail_on_error=request.fail_on_error, callback_format=request.callback_format)
     status = response.status
     if status == 202:
         location = response.headers.get("location")

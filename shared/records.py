@@ -68,6 +68,7 @@ class Operation:
     fail_on_error: bool = False
     owner: str | None = None
     credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
+    callback_format: str | None = None  # "binary" | "structured"; None on older records: structured
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -102,6 +103,7 @@ _ENTITY_NAMES = {
     "fail_on_error": "FailOnError",
     "owner": "Owner",
     "credential_sealed": "CredentialSealed",
+    "callback_format": "CallbackFormat",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 
@@ -139,6 +141,12 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
     return Operation(**kwargs)
 
 
+def delivery_format(op: Operation) -> str:
+    """How the operation's webhook is sent: as requested; records from before the choice existed were
+    promised CloudEvents structured mode, so they keep it."""
+    return op.callback_format or "structured"
+
+
 def status_url(op: Operation) -> str:
     return f"{op.base_url}/operations/{op.id}"
 
@@ -170,6 +178,8 @@ def to_json(op: Operation, *, include_webhook: bool = True) -> dict[str, Any]:
             "nextAttemptAt": op.webhook_next_attempt_at,
             "deadLetteredAt": op.webhook_dead_lettered_at,
         }
+        if op.callback_sealed:
+            body["webhook"]["format"] = delivery_format(op)
     body["links"] = {"self": status_url(op), "cancel": status_url(op)}
     if op.callback_sealed:
         body["links"]["redeliver"] = f"{status_url(op)}/webhook/redeliver"
