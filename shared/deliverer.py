@@ -11,23 +11,23 @@ from __future__ import annotations
 import logging
 import time
 
-from .delivery_policy import Delivered, GiveUp, Retry, RetryPolicy, decide
+from . import fanout
+from .delivery_policy import Delivered, GiveUp, Retry, decide
+from .events import event_message, retry_policy
 from .outbound import Refused, check_url
-from .queue import BadMessage, DeliveryTask, decode_delivery
+from .queue import BadMessage, DeliveryTask, decode_delivery, message_kind
 from .records import (
     WEBHOOK_DELIVERED,
     WEBHOOK_FAILED,
     WEBHOOK_PENDING,
     Operation,
-    delivery_format,
     is_operation_id,
     iso,
-    to_json,
 )
 from .runtime import Runtime
 from .sealing import SealingError, unseal
 from .store import Conflict
-from .webhooks import DeliveryOutcome, EventMessage, deliver, render_event, webhook_headers
+from .webhooks import DeliveryOutcome, deliver, webhook_headers
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +35,8 @@ OUTCOME_FIELDS = {"webhook_state", "webhook_attempts", "webhook_last_status", "w
                   "webhook_last_error", "webhook_next_attempt_at", "webhook_dead_lettered_at"}
 
 
-def event_message(op: Operation, callback_format: str | None = None, event_id: str | None = None) -> EventMessage:
-    """The terminal event in the record's (or the given) format; the same headers and bytes on every attempt
-    (the record's data without delivery state, which is all that changes once an operation is terminal)."""
-    return render_event(callback_format or delivery_format(op), event_id=event_id or op.event_id or op.id,
-                        status=op.status, time=op.completed_at or op.updated_at, subject=op.id,
-                        data=to_json(op, include_webhook=False))
-
-
 def event_body(op: Operation) -> bytes:
     return event_message(op).body
-
-
-def retry_policy(rt: Runtime) -> RetryPolicy:
-    return RetryPolicy(rt.settings.webhook_retry_initial_delay, rt.settings.webhook_retry_window)
 
 
 async def queue_next_attempt(rt: Runtime, op: Operation, since: float | None = None, delay: int = 0) -> None:
@@ -71,6 +59,10 @@ def _expected(op: Operation, task: DeliveryTask) -> str | None:
 
 
 async def handle_message(rt: Runtime, text: str) -> None:
+    """The webhook queue's function: operation webhook attempts here, subscription messages in fanout."""
+    if message_kind(text) in fanout.KINDS:
+        await fanout.handle_message(rt, text)
+        return
     try:
         task = decode_delivery(text)
     except BadMessage as exc:

@@ -268,3 +268,80 @@ def build_spec(api_base: str = "/api") -> dict[str, Any]:
             },
         },
     }
+
+
+# Subscriptions (shared/subscription_api.py): added here, after the operation routes, to keep merges simple.
+_SUBSCRIPTION_ID: dict[str, Any] = {
+    "name": "id", "in": "path", "required": True, "description": "Subscription id (from `id` or `Location`)",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def _subscription(description: str, *, location: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": _ref("Subscription")}}}
+    if location:
+        answer["headers"] = {"Location": {"description": "The subscription's URL; DELETE it to unsubscribe",
+                                          "schema": {"type": "string", "format": "uri"}}}
+    return answer
+
+
+PATHS["subscriptions"] = {
+    "post": {
+        "operationId": "createSubscription",
+        "summary": "Subscribe to your operations' terminal events (starts nothing in Graph)",
+        "description": "Each operation of the caller that finishes fires every matching active subscription once: "
+                       "a signed CloudEvent POSTed to callbackUrl (the connector's webhook trigger).",
+        "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("SubscriptionRequest")}}},
+        "responses": {
+            "201": _subscription("Registered", location=True),
+            "400": _problem("Invalid body; `field` names the field at fault"),
+            "409": _problem("tooManySubscriptions: the owner has 100 already"),
+        },
+    },
+    "get": {
+        "operationId": "listSubscriptions",
+        "summary": "Your subscriptions",
+        "responses": {"200": {"description": "All of the caller's subscriptions", "content": {_JSON: {"schema": {
+            "type": "object", "properties": {"value": {"type": "array", "items": _ref("Subscription")}}}}}}},
+    },
+}
+PATHS["subscriptions/{id}"] = {
+    "get": {
+        "operationId": "getSubscription",
+        "summary": "One of your subscriptions",
+        "parameters": [_SUBSCRIPTION_ID],
+        "responses": {"200": _subscription("The subscription"),
+                      "404": _problem("Unknown id, or another owner's subscription")},
+    },
+    "delete": {
+        "operationId": "deleteSubscription",
+        "summary": "Unsubscribe (idempotent); undelivered events for it stop",
+        "parameters": [_SUBSCRIPTION_ID],
+        "responses": {"204": {"description": "Deleted, or already gone"},
+                      "404": _problem("Another owner's subscription")},
+    },
+}
+SCHEMAS["SubscriptionRequest"] = {
+    "type": "object", "additionalProperties": False, "required": ["callbackUrl"],
+    "properties": {
+        "callbackUrl": {"type": "string", "format": "uri", "description": "Where each event is POSTed; never returned"},
+        "actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS},
+                    "description": "Only these actions (default: all)"},
+        "statuses": {"type": "array", "items": {"type": "string", "enum": ["succeeded", "failed", "timedOut",
+                                                                            "canceled"]},
+                     "description": "Only these outcomes (default: succeeded, failed, timedOut)"},
+        "callbackFormat": _CALLBACK_FORMAT,
+    },
+}
+SCHEMAS["Subscription"] = {
+    "type": "object", "required": ["id", "actions", "statuses", "callbackFormat", "createdAt", "links"],
+    "properties": {
+        "id": {"type": "string"},
+        "actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS}},
+        "statuses": {"type": "array", "items": {"type": "string"}},
+        "callbackFormat": {"type": "string", "enum": ["binary", "structured"]},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "owner": {"type": "string"},
+        "links": {"type": "object", "properties": {"self": {"type": "string", "format": "uri"}}},
+    },
+}

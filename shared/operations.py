@@ -12,6 +12,7 @@ from typing import Any
 
 from .auth import DelegatedCredentialError, on_behalf_of
 from .deliverer import queue_next_attempt
+from .fanout import queue_fanout
 from .graph import TransportFailure
 from .graph_answers import graph_error, innermost_code, parse_retry_after, result_from
 from .identity import Caller
@@ -22,6 +23,7 @@ from .records import (
     ACTIVE,
     CANCELED,
     FAILED,
+    FANOUT_PENDING,
     NOT_STARTED,
     STATUSES,
     SUCCEEDED,
@@ -168,7 +170,15 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, actin
 
 
 async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation:
-    """Create the record, then its first queue message; undo the record if the message cannot be sent."""
+    """Create the record, then its first queue message; undo the record if the message cannot be sent.
+    A terminal record's subscription fan-out is queued first, so no crash after the write can lose it."""
+    if op.terminal:
+        try:
+            await queue_fanout(rt, op)
+        except Exception:
+            log.exception("could not queue the fan-out of operation %s", op.id)
+            raise Problem(503, "storageUnavailable", "The operation could not be queued",
+                          "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
     try:
         op = await rt.store.create(op)
     except Conflict:
@@ -269,11 +279,12 @@ def terminal_state(op: Operation, status: str, now: float, *, result: Any = None
         event_id=str(uuid.uuid4()),
         webhook_state=WEBHOOK_PENDING if op.callback_sealed else WEBHOOK_NONE,
         credential_sealed=None,  # nothing acts for the caller any more: erase their sealed token
+        fanout_state=FANOUT_PENDING,  # the owner's subscriptions: queue_fanout before this is written
     )
 
 
 TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
-                   "webhook_state", "generation", "credential_sealed"}
+                   "webhook_state", "generation", "credential_sealed", "fanout_state"}
 
 
 async def get(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
@@ -339,6 +350,7 @@ async def cancel(rt: Runtime, operation_id: str, caller: Caller | None = None) -
                                                               "message": "Tracking was canceled by the caller."})
             changed = changed.with_(generation=op.generation + 1, webhook_state=WEBHOOK_NONE)
             fields = TERMINAL_FIELDS
+            await queue_fanout(rt, changed)  # only subscriptions that asked for "canceled" get it
         elif op.webhook_state == WEBHOOK_PENDING:
             changed = op.with_(webhook_state=WEBHOOK_FAILED, webhook_next_attempt_at=None,
                                webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)")

@@ -17,6 +17,7 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
 STATUSES = (NOT_STARTED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED)
 
 WEBHOOK_NONE, WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "none", "pending", "delivered", "failed"
+FANOUT_PENDING = "pending"  # a terminal record whose event goes to the owner's subscriptions
 ROW_KEY = "operation"
 _ID_RE = re.compile(r"^[0-9]{13}[0-9a-f]{10}$")
 _MAX_MS = 9_999_999_999_999
@@ -69,6 +70,7 @@ class Operation:
     owner: str | None = None
     credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
     callback_format: str | None = None  # "binary" | "structured"; None on older records: structured
+    fanout_state: str | None = None  # "pending" from the terminal write on (done: a marker entity, fanout.py)
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -104,6 +106,7 @@ _ENTITY_NAMES = {
     "owner": "Owner",
     "credential_sealed": "CredentialSealed",
     "callback_format": "CallbackFormat",
+    "fanout_state": "FanoutState",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 

@@ -247,6 +247,12 @@ def _callback_url(
     return value
 
 
+def parse_callback_url(value: Any, policy: OutboundPolicy, webhooks_configured: bool,
+                       errors: list[FieldError]) -> str | None:
+    """The static callbackUrl checks of operations, for other callers (subscriptions)."""
+    return _callback_url(value, policy, webhooks_configured, errors)
+
+
 def _has_dot_segment(path: str) -> bool:
     """`.` or `..` segments would be collapsed by URL libraries: the request would go elsewhere."""
     return any(segment in (".", "..") for segment in path.split("/"))
