@@ -162,3 +162,48 @@ async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     from shared.openapi import build_spec  # appended with the deployment work; kept local to this function
 
     return json_response(200, build_spec(api_base(req, "openapi.json")))
+
+
+# Subscriptions: "an operation of mine finished" (shared/subscription_api.py); the connector's webhook trigger.
+@app.route(route="subscriptions", methods=["POST"])
+async def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import subscription_api, subscriptions
+
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        sub = await subscription_api.create(rt, req.get_body(), api_base(req, "subscriptions"), caller(rt, req))
+        return json_response(201, subscriptions.to_json(sub), {"Location": subscriptions.subscription_url(sub)})
+
+    return await _answer(req, handle)
+
+
+@app.route(route="subscriptions", methods=["GET"])
+async def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import subscription_api, subscriptions
+
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        found = await subscription_api.list_for(rt, caller(rt, req))
+        return json_response(200, {"value": [subscriptions.to_json(sub) for sub in found]})
+
+    return await _answer(req, handle)
+
+
+@app.route(route="subscriptions/{id}", methods=["GET"])
+async def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import subscription_api, subscriptions
+
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        sub = await subscription_api.get(rt, req.route_params.get("id", ""), caller(rt, req))
+        return json_response(200, subscriptions.to_json(sub))
+
+    return await _answer(req, handle)
+
+
+@app.route(route="subscriptions/{id}", methods=["DELETE"])
+async def delete_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import subscription_api
+
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        await subscription_api.delete(rt, req.route_params.get("id", ""), caller(rt, req))
+        return func.HttpResponse(status_code=204)
+
+    return await _answer(req, handle)

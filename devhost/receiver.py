@@ -1,4 +1,6 @@
-"""A tiny webhook receiver for local runs: verifies each POST with the `standardwebhooks` package.
+"""A tiny webhook receiver for local runs: verifies each POST with the `standardwebhooks` package and reads it
+as a CloudEvent with the `cloudevents` package, in either content mode (binary: `ce-*` headers and the record
+as an application/json body; structured: the whole event as application/cloudevents+json).
 
     .venv/bin/python -m devhost.receiver --port 7073 [--secret whsec_...]
 """
@@ -12,6 +14,8 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cloudevents.exceptions import GenericException
+from cloudevents.http import from_http
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from .services import DEV_WEBHOOK_SECRET
@@ -25,13 +29,18 @@ def make_handler(secret: str) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
-                event: Any = verifier.verify(body, headers)
+                verifier.verify(body, headers)
+                event = from_http(headers, body)
             except WebhookVerificationError as exc:
                 print(f"webhook REJECTED ({exc}) id={headers.get('webhook-id')}", flush=True)
                 self.send_response(401)
+            except GenericException as exc:
+                print(f"webhook verified but not a CloudEvent ({type(exc).__name__})", flush=True)
+                self.send_response(400)
             else:
-                data = event.get("data", {})
-                print(f"webhook verified: type={event.get('type')} id={event.get('id')} "
+                mode = "binary" if "ce-specversion" in headers else "structured"
+                data: Any = event.data if isinstance(event.data, dict) else {}
+                print(f"webhook verified ({mode}): type={event['type']} id={event['id']} "
                       f"operation={event.get('subject')} result={json.dumps(data.get('result'))} "
                       f"error={(data.get('error') or {}).get('code')}", flush=True)
                 self.send_response(204)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
-from .delivery_policy import Delivered, GiveUp, Retry, RetryPolicy, decide
+from . import fanout
+from .delivery_policy import Delivered, GiveUp, Retry, decide
+from .events import event_message, retry_policy
 from .outbound import Refused, check_url
-from .queue import BadMessage, DeliveryTask, decode_delivery
+from .queue import BadMessage, DeliveryTask, decode_delivery, message_kind
 from .records import (
     WEBHOOK_DELIVERED,
     WEBHOOK_FAILED,
@@ -21,12 +23,11 @@ from .records import (
     Operation,
     is_operation_id,
     iso,
-    to_json,
 )
 from .runtime import Runtime
 from .sealing import SealingError, unseal
 from .store import Conflict
-from .webhooks import DeliveryOutcome, build_event, deliver, webhook_headers
+from .webhooks import DeliveryOutcome, deliver, webhook_headers
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,7 @@ OUTCOME_FIELDS = {"webhook_state", "webhook_attempts", "webhook_last_status", "w
 
 
 def event_body(op: Operation) -> bytes:
-    """The terminal event; the same bytes on every attempt (the record's data without delivery state)."""
-    return build_event(event_id=op.event_id or op.id, status=op.status, time=op.completed_at or op.updated_at,
-                       subject=op.id, data=to_json(op, include_webhook=False))
-
-
-def retry_policy(rt: Runtime) -> RetryPolicy:
-    return RetryPolicy(rt.settings.webhook_retry_initial_delay, rt.settings.webhook_retry_window)
+    return event_message(op).body
 
 
 async def queue_next_attempt(rt: Runtime, op: Operation, since: float | None = None, delay: int = 0) -> None:
@@ -64,6 +59,10 @@ def _expected(op: Operation, task: DeliveryTask) -> str | None:
 
 
 async def handle_message(rt: Runtime, text: str) -> None:
+    """The webhook queue's function: operation webhook attempts here, subscription messages in fanout."""
+    if message_kind(text) in fanout.KINDS:
+        await fanout.handle_message(rt, text)
+        return
     try:
         task = decode_delivery(text)
     except BadMessage as exc:
@@ -111,6 +110,7 @@ async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:
         return DeliveryOutcome(False, None, str(exc), refused=True)
     except Refused as exc:
         return DeliveryOutcome(False, None, exc.reason, refused=True)
-    body = event_body(op)
-    headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), body)
-    return await deliver(rt.webhook_http, url, headers, body, rt.settings.webhook_timeout)
+    message = event_message(op)
+    headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), message.body,
+                              message.headers)
+    return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

@@ -201,6 +201,10 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 _NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
+_CALLBACK_FORMAT: dict[str, Any] = {
+    "type": "string", "enum": ["binary", "structured"], "default": "binary",
+    "description": "CloudEvents HTTP content mode of the webhook (only with callbackUrl): binary = the record as "
+                   "application/json with ce-* headers; structured = application/cloudevents+json"}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "StartRequest": {
@@ -211,6 +215,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "parameters": {"type": "object", "description": "Per action: persistChanges / table, values, index"},
             "sessionId": {"type": "string", "description": "Workbook session id (Workbook-Session-Id)"},
             "callbackUrl": {"type": "string", "format": "uri", "description": "Webhook for the terminal status"},
+            "callbackFormat": _CALLBACK_FORMAT,
             "clientReference": {"type": "string", "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False,
                             "description": "Finished but failed/timedOut answers 422, canceled 409 (problem + record)"},
@@ -223,6 +228,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                              "description": "Graph workbook operation URL on GRAPH_BASE_URL's origin"},
             "action": {"type": "string", "enum": ACTIONS},
             "callbackUrl": {"type": "string", "format": "uri"},
+            "callbackFormat": _CALLBACK_FORMAT,
             "clientReference": {"type": "string", "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False},
         },
@@ -253,6 +259,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "lastError": _NULLABLE_STRING,
                 "nextAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
                 "deadLetteredAt": {"type": "string", "format": "date-time", "nullable": True},
+                "format": {"type": "string", "enum": ["binary", "structured"],
+                           "description": "Present with a callback: how its webhook is sent"},
             }},
             "links": {"type": "object", "properties": {
                 "self": {"type": "string", "format": "uri"}, "cancel": {"type": "string", "format": "uri"},
@@ -302,3 +310,80 @@ def build_spec(api_base: str = "/api") -> dict[str, Any]:
             },
         },
     }
+
+
+# Subscriptions (shared/subscription_api.py): added here, after the operation routes, to keep merges simple.
+_SUBSCRIPTION_ID: dict[str, Any] = {
+    "name": "id", "in": "path", "required": True, "description": "Subscription id (from `id` or `Location`)",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def _subscription(description: str, *, location: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": _ref("Subscription")}}}
+    if location:
+        answer["headers"] = {"Location": {"description": "The subscription's URL; DELETE it to unsubscribe",
+                                          "schema": {"type": "string", "format": "uri"}}}
+    return answer
+
+
+PATHS["subscriptions"] = {
+    "post": {
+        "operationId": "createSubscription",
+        "summary": "Subscribe to your operations' terminal events (starts nothing in Graph)",
+        "description": "Each operation of the caller that finishes fires every matching active subscription once: "
+                       "a signed CloudEvent POSTed to callbackUrl (the connector's webhook trigger).",
+        "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("SubscriptionRequest")}}},
+        "responses": {
+            "201": _subscription("Registered", location=True),
+            "400": _problem("Invalid body; `field` names the field at fault"),
+            "409": _problem("tooManySubscriptions: the owner has 100 already"),
+        },
+    },
+    "get": {
+        "operationId": "listSubscriptions",
+        "summary": "Your subscriptions",
+        "responses": {"200": {"description": "All of the caller's subscriptions", "content": {_JSON: {"schema": {
+            "type": "object", "properties": {"value": {"type": "array", "items": _ref("Subscription")}}}}}}},
+    },
+}
+PATHS["subscriptions/{id}"] = {
+    "get": {
+        "operationId": "getSubscription",
+        "summary": "One of your subscriptions",
+        "parameters": [_SUBSCRIPTION_ID],
+        "responses": {"200": _subscription("The subscription"),
+                      "404": _problem("Unknown id, or another owner's subscription")},
+    },
+    "delete": {
+        "operationId": "deleteSubscription",
+        "summary": "Unsubscribe (idempotent); undelivered events for it stop",
+        "parameters": [_SUBSCRIPTION_ID],
+        "responses": {"204": {"description": "Deleted, or already gone"},
+                      "404": _problem("Another owner's subscription")},
+    },
+}
+SCHEMAS["SubscriptionRequest"] = {
+    "type": "object", "additionalProperties": False, "required": ["callbackUrl"],
+    "properties": {
+        "callbackUrl": {"type": "string", "format": "uri", "description": "Where each event is POSTed; never returned"},
+        "actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS},
+                    "description": "Only these actions (default: all)"},
+        "statuses": {"type": "array", "items": {"type": "string", "enum": ["succeeded", "failed", "timedOut",
+                                                                            "canceled"]},
+                     "description": "Only these outcomes (default: succeeded, failed, timedOut)"},
+        "callbackFormat": _CALLBACK_FORMAT,
+    },
+}
+SCHEMAS["Subscription"] = {
+    "type": "object", "required": ["id", "actions", "statuses", "callbackFormat", "createdAt", "links"],
+    "properties": {
+        "id": {"type": "string"},
+        "actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS}},
+        "statuses": {"type": "array", "items": {"type": "string"}},
+        "callbackFormat": {"type": "string", "enum": ["binary", "structured"]},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "owner": {"type": "string"},
+        "links": {"type": "object", "properties": {"self": {"type": "string", "format": "uri"}}},
+    },
+}

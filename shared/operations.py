@@ -12,6 +12,7 @@ from typing import Any
 
 from .auth import DelegatedCredentialError, on_behalf_of
 from .deliverer import queue_next_attempt
+from .fanout import queue_fanout
 from .graph import TransportFailure
 from .graph_answers import graph_error, innermost_code, parse_retry_after, result_from
 from .identity import Caller
@@ -22,6 +23,7 @@ from .records import (
     ACTIVE,
     CANCELED,
     FAILED,
+    FANOUT_PENDING,
     NOT_STARTED,
     STATUSES,
     SUCCEEDED,
@@ -181,7 +183,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
 
 def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, acting: Acting, *, action: str | None,
                 workbook: str, callback_url: str | None, client_reference: str | None,
-                operation_url: str | None, fail_on_error: bool) -> Operation:
+                operation_url: str | None, fail_on_error: bool, callback_format: str | None = None) -> Operation:
     return Operation(
         id=operation_id,
         status=NOT_STARTED,
@@ -197,11 +199,20 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, actin
         fail_on_error=fail_on_error,
         owner=acting.caller.owner,
         credential_sealed=acting.sealed_assertion,
+        callback_format=callback_format if callback_url else None,
     )
 
 
 async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation:
-    """Create the record, then its first queue message; undo the record if the message cannot be sent."""
+    """Create the record, then its first queue message; undo the record if the message cannot be sent.
+    A terminal record's subscription fan-out is queued first, so no crash after the write can lose it."""
+    if op.terminal:
+        try:
+            await queue_fanout(rt, op)
+        except Exception:
+            log.exception("could not queue the fan-out of operation %s", op.id)
+            raise Problem(503, "storageUnavailable", "The operation could not be queued",
+                          "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
     try:
         op = await rt.store.create(op)
     except Conflict:
@@ -227,7 +238,8 @@ async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: flo
     op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
-                     operation_url=request.operation_url, fail_on_error=request.fail_on_error)
+                     operation_url=request.operation_url, fail_on_error=request.fail_on_error,
+                     callback_format=request.callback_format)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
     return await _store_and_enqueue(rt, op, 0)
 
@@ -250,7 +262,7 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
     op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook, callback_url=request.callback_url,
                      client_reference=request.client_reference, operation_url=None,
-                     fail_on_error=request.fail_on_error)
+                     fail_on_error=request.fail_on_error, callback_format=request.callback_format)
     status = response.status
     if status == 202:
         location = response.headers.get("location")
@@ -301,11 +313,12 @@ def terminal_state(op: Operation, status: str, now: float, *, result: Any = None
         event_id=str(uuid.uuid4()),
         webhook_state=WEBHOOK_PENDING if op.callback_sealed else WEBHOOK_NONE,
         credential_sealed=None,  # nothing acts for the caller any more: erase their sealed token
+        fanout_state=FANOUT_PENDING,  # the owner's subscriptions: queue_fanout before this is written
     )
 
 
 TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
-                   "webhook_state", "generation", "credential_sealed"}
+                   "webhook_state", "generation", "credential_sealed", "fanout_state"}
 
 
 async def get(rt: Runtime, operation_id: str, caller: Access | None = None) -> Reply:
@@ -391,6 +404,7 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
                                                               "message": "Tracking was canceled by the caller."})
             changed = changed.with_(generation=op.generation + 1, webhook_state=WEBHOOK_NONE)
             fields = TERMINAL_FIELDS
+            await queue_fanout(rt, changed)  # only subscriptions that asked for "canceled" get it
         elif op.webhook_state == WEBHOOK_PENDING:
             changed = op.with_(webhook_state=WEBHOOK_FAILED, webhook_next_attempt_at=None,
                                webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)")

@@ -15,13 +15,14 @@ from typing import Any
 
 from .auth import DelegatedCredentialError, TokenSource, on_behalf_of
 from .deliverer import queue_next_attempt
+from .fanout import queue_fanout, subscriptions
 from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from .keyring import UnsealError
 from .operations import TERMINAL_FIELDS, terminal_state
 from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient
 from .queue import BadMessage, decode
-from .records import WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
+from .records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
 from .runtime import Runtime
 from .store import Conflict
 
@@ -45,6 +46,8 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int) -> None:
     if op.terminal:
         if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
             await queue_next_attempt(rt, op)  # the finishing step may have died before queuing it
+        if op.fanout_state == FANOUT_PENDING and not await subscriptions(rt).fanned_out(op.id, op.event_id or ""):
+            await queue_fanout(rt, op)  # duplicates are harmless (fanout.py); a lost one is not
         log.info("operation %s is %s; poll message dropped", op.id, op.status)
         return
     if state.generation != op.generation:
@@ -158,6 +161,7 @@ async def reschedule(rt: Runtime, op: Operation, decision: Reschedule) -> None:
 async def finish(rt: Runtime, op: Operation, decision: Finish, result: Any = None) -> None:
     done = terminal_state(op, decision.status, time.time(), result=result, error=decision.error,
                      poll_count=decision.state.polls)
+    await queue_fanout(rt, done)  # before the write: a crash after it cannot lose the subscriptions' event
     try:
         done = await rt.store.update(done, TERMINAL_FIELDS)
     except Conflict:

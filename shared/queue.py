@@ -88,6 +88,76 @@ def decode_delivery(text: str) -> DeliveryTask:
     return task
 
 
+@dataclass(frozen=True)
+class FanoutTask:
+    """Hand a finished operation's event to its owner's subscriptions. `tries` counts waits for the record."""
+
+    operation_id: str
+    event_id: str
+    tries: int = 0
+
+
+@dataclass(frozen=True)
+class SubscriptionAttempt:
+    """One attempt to deliver one event to one subscription."""
+
+    operation_id: str
+    subscription_id: str
+    event_id: str
+    attempt: int
+
+
+def _load(text: str) -> dict[str, object]:
+    try:
+        raw = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise BadMessage("not JSON") from None
+    if not isinstance(raw, dict) or raw.get("v") != MESSAGE_VERSION:
+        raise BadMessage("unknown message version")
+    return raw
+
+
+def message_kind(text: str) -> str | None:
+    """The `kind` of a webhook-queue message (webhook, fanout, subscription), None if unreadable."""
+    try:
+        kind = _load(text).get("kind")
+    except BadMessage:
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def encode_fanout(task: FanoutTask) -> str:
+    return json.dumps({"v": MESSAGE_VERSION, "kind": "fanout", "id": task.operation_id, "event": task.event_id,
+                       "tries": task.tries}, separators=(",", ":"))
+
+
+def decode_fanout(text: str) -> FanoutTask:
+    raw = _load(text)
+    if raw.get("kind") != "fanout" or not isinstance(raw.get("id"), str) or not isinstance(raw.get("event"), str):
+        raise BadMessage("not a fan-out message")
+    tries = raw.get("tries", 0)
+    if not isinstance(tries, int) or tries < 0:
+        raise BadMessage("malformed tries")
+    return FanoutTask(str(raw["id"]), str(raw["event"]), tries)
+
+
+def encode_subscription_attempt(task: SubscriptionAttempt) -> str:
+    return json.dumps({"v": MESSAGE_VERSION, "kind": "subscription", "id": task.operation_id,
+                       "sub": task.subscription_id, "event": task.event_id, "attempt": task.attempt},
+                      separators=(",", ":"))
+
+
+def decode_subscription_attempt(text: str) -> SubscriptionAttempt:
+    raw = _load(text)
+    names = ("id", "sub", "event")
+    if raw.get("kind") != "subscription" or not all(isinstance(raw.get(n), str) for n in names):
+        raise BadMessage("not a subscription delivery message")
+    attempt = raw.get("attempt")
+    if not isinstance(attempt, int) or attempt < 1:
+        raise BadMessage("attempt must be >= 1")
+    return SubscriptionAttempt(str(raw["id"]), str(raw["sub"]), str(raw["event"]), attempt)
+
+
 @dataclass
 class StorageQueue:
     client: QueueClient
@@ -113,5 +183,13 @@ class PollQueue(StorageQueue):
 
 
 class DeliveryQueue(StorageQueue):
+    """The webhook queue: operation webhook attempts, subscription fan-outs and subscription attempts."""
+
     async def send(self, task: DeliveryTask, delay: int = 0) -> None:
         await self.send_text(encode_delivery(task), delay)
+
+    async def send_fanout(self, task: FanoutTask, delay: int = 0) -> None:
+        await self.send_text(encode_fanout(task), delay)
+
+    async def send_subscription_attempt(self, task: SubscriptionAttempt, delay: int = 0) -> None:
+        await self.send_text(encode_subscription_attempt(task), delay)

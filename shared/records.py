@@ -17,6 +17,7 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
 STATUSES = (NOT_STARTED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED)
 
 WEBHOOK_NONE, WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "none", "pending", "delivered", "failed"
+FANOUT_PENDING = "pending"  # a terminal record whose event goes to the owner's subscriptions
 ROW_KEY = "operation"
 _ID_RE = re.compile(r"^[0-9]{13}[0-9a-f]{10}$")
 _MAX_MS = 9_999_999_999_999
@@ -68,6 +69,8 @@ class Operation:
     fail_on_error: bool = False
     owner: str | None = None
     credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
+    callback_format: str | None = None  # "binary" | "structured"; None on older records: structured
+    fanout_state: str | None = None  # "pending" from the terminal write on (done: a marker entity, fanout.py)
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -102,6 +105,8 @@ _ENTITY_NAMES = {
     "fail_on_error": "FailOnError",
     "owner": "Owner",
     "credential_sealed": "CredentialSealed",
+    "callback_format": "CallbackFormat",
+    "fanout_state": "FanoutState",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 
@@ -139,6 +144,12 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
     return Operation(**kwargs)
 
 
+def delivery_format(op: Operation) -> str:
+    """How the operation's webhook is sent: as requested; records from before the choice existed were
+    promised CloudEvents structured mode, so they keep it."""
+    return op.callback_format or "structured"
+
+
 def status_url(op: Operation) -> str:
     return f"{op.base_url}/operations/{op.id}"
 
@@ -172,6 +183,8 @@ def to_json(op: Operation, *, include_webhook: bool = True, link: str | None = N
             "nextAttemptAt": op.webhook_next_attempt_at,
             "deadLetteredAt": op.webhook_dead_lettered_at,
         }
+        if op.callback_sealed:
+            body["webhook"]["format"] = delivery_format(op)
     body["links"] = {"self": link or status_url(op), "cancel": link or status_url(op)}
     if op.callback_sealed:
         body["links"]["redeliver"] = f"{status_url(op)}/webhook/redeliver"

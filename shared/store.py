@@ -47,6 +47,9 @@ def _is_precondition_failure(exc: HttpResponseError) -> bool:
     return isinstance(exc, ResourceModifiedError) or exc.status_code == 412
 
 
+is_precondition_failure = _is_precondition_failure
+
+
 def encode_continuation(token: Any) -> str | None:
     if not token:
         return None
@@ -73,6 +76,11 @@ class OperationStore:
 
     async def close(self) -> None:
         await self._table.close()
+
+    @property
+    def table(self) -> TableClient:
+        """The operations table (subscriptions live there too: shared/subscription_store.py)."""
+        return self._table
 
     async def ensure_table(self) -> None:
         try:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from .outbound import MAX_URL_LENGTH, OutboundPolicy, Refused, check_url
 from .problems import FieldError, Problem, invalid
 from .settings import origin_of
+from .webhooks import BINARY, CALLBACK_FORMATS
 
 Action = Literal["createSession", "createTableRow", "deleteTableRow"]
 ACTIONS: tuple[Action, ...] = ("createSession", "createTableRow", "deleteTableRow")
@@ -26,8 +27,9 @@ OPERATION_PATH_RE = re.compile(
 )
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
 MAX_VALUES_BYTES = 32 * 1024
-_START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError"}
-_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError"}
+_START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError",
+                 "callbackFormat"}
+_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError", "callbackFormat"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class StartRequest:
     callback_url: str | None
     client_reference: str | None
     fail_on_error: bool = False
+    callback_format: str | None = None  # set (default "binary") whenever callback_url is
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class TrackRequest:
     callback_url: str | None
     client_reference: str | None
     fail_on_error: bool = False
+    callback_format: str | None = None
 
 
 def check_json_content_type(content_type: str | None) -> None:
@@ -100,12 +104,27 @@ def parse_operation_request(
     fail_on_error = payload.get("failOnError", False)
     if not isinstance(fail_on_error, bool):
         errors.append(FieldError("failOnError", "must be true or false"))
+    callback_format = parse_callback_format(payload, errors)
     if errors or result is None:
         raise invalid(errors)
     if isinstance(result, StartRequest):
         return StartRequest(result.workbook, result.action, result.parameters, result.session_id, callback,
-                            reference, fail_on_error)
-    return TrackRequest(result.operation_url, result.workbook, result.action, callback, reference, fail_on_error)
+                            reference, fail_on_error, callback_format if callback else None)
+    return TrackRequest(result.operation_url, result.workbook, result.action, callback, reference, fail_on_error,
+                        callback_format if callback else None)
+
+
+def parse_callback_format(payload: dict[str, Any], errors: list[FieldError]) -> str:
+    """`callbackFormat`: "binary" (default) or "structured" CloudEvents; meaningful only with a callbackUrl."""
+    value = payload.get("callbackFormat")
+    if value is None:
+        return BINARY
+    if value not in CALLBACK_FORMATS:
+        errors.append(FieldError("callbackFormat", "must be one of " + ", ".join(CALLBACK_FORMATS)))
+        return BINARY
+    if payload.get("callbackUrl") is None:
+        errors.append(FieldError("callbackFormat", "only allowed together with callbackUrl"))
+    return str(value)
 
 
 def _unknown_fields(payload: dict[str, Any], allowed: set[str], errors: list[FieldError]) -> None:
@@ -243,6 +262,12 @@ def _callback_url(
         errors.append(FieldError("callbackUrl", "webhooks are not configured on this bridge (WEBHOOK_SECRET)"))
         return None
     return value
+
+
+def parse_callback_url(value: Any, policy: OutboundPolicy, webhooks_configured: bool,
+                       errors: list[FieldError]) -> str | None:
+    """The static callbackUrl checks of operations, for other callers (subscriptions)."""
+    return _callback_url(value, policy, webhooks_configured, errors)
 
 
 def _has_dot_segment(path: str) -> bool:

@@ -1,4 +1,12 @@
-"""Terminal-status webhooks: CloudEvents 1.0 bodies signed the Standard Webhooks way.
+"""Terminal-status webhooks: CloudEvents 1.0 events signed the Standard Webhooks way.
+
+Two CloudEvents HTTP content modes (cloudevents/spec, cloudevents/bindings/http-protocol-binding.md):
+- binary (the default): attributes in `ce-*` headers, `Content-Type: application/json`, the body is the
+  event's data alone. Logic Apps parses application/json bodies natively (logic-apps-content-type.md), so
+  `body('X')?['status']` works in a workflow.
+- structured: the whole event as the body, `Content-Type: application/cloudevents+json`. Logic Apps keeps
+  that content type as `{"$content-type": ..., "$content": <base64>}`.
+Either way the Standard Webhooks headers sign the exact bytes sent.
 
 Pure parts (secret parsing, signing, event building) are separate from the one I/O call (`deliver`).
 """
@@ -25,6 +33,10 @@ log = logging.getLogger(__name__)
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 EVENT_TYPE_PREFIX = "workbook.operation."
 EVENT_SOURCE = "/excel-async-bridge/operations"
+BINARY, STRUCTURED = "binary", "structured"
+CALLBACK_FORMATS = (BINARY, STRUCTURED)
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+BINARY_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 class WebhookSecretError(ValueError):
@@ -70,9 +82,45 @@ def build_event(*, event_id: str, status: str, time: str, subject: str, data: di
     return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
 
 
-def webhook_headers(keys: tuple[bytes, ...], event_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+@dataclass(frozen=True)
+class EventMessage:
+    """What is POSTed for one event: content headers (without the signature) and the exact body bytes."""
+
+    headers: dict[str, str]
+    body: bytes
+
+
+def _data_bytes(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def render_event(callback_format: str, *, event_id: str, status: str, time: str, subject: str,
+                 data: dict[str, Any]) -> EventMessage:
+    """The event in the chosen content mode; the same inputs always give the same headers and bytes."""
+    if callback_format == STRUCTURED:
+        body = build_event(event_id=event_id, status=status, time=time, subject=subject, data=data)
+        return EventMessage({"content-type": STRUCTURED_CONTENT_TYPE}, body)
+    if callback_format != BINARY:
+        raise ValueError(f"unknown callback format {callback_format!r}")
+    # http-protocol-binding.md 3.1: in binary mode "the event data is carried in the body" and every
+    # context attribute is a header named "ce-" + the attribute name; datacontenttype maps to Content-Type.
+    headers = {
+        "content-type": BINARY_CONTENT_TYPE,
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-source": EVENT_SOURCE,
+        "ce-type": EVENT_TYPE_PREFIX + status,
+        "ce-time": time,
+        "ce-subject": subject,
+    }
+    return EventMessage(headers, _data_bytes(data))
+
+
+def webhook_headers(keys: tuple[bytes, ...], event_id: str, timestamp: int, body: bytes,
+                    content: dict[str, str] | None = None) -> dict[str, str]:
+    """Standard Webhooks headers over `body`, plus the event's own headers (`content`; structured by default)."""
     return {
-        "content-type": "application/cloudevents+json; charset=utf-8",
+        **(content or {"content-type": STRUCTURED_CONTENT_TYPE}),
         "webhook-id": event_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(keys, event_id, timestamp, body),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import socket
 from typing import Any
 
 import pytest
-from standardwebhooks.webhooks import Webhook
 
 from devhost.services import free_port
 
@@ -52,7 +52,7 @@ def test_retries_keep_one_webhook_id_and_both_secrets_verify(hooks: Bridge, emul
     for delivery in deliveries:
         assert len(delivery.headers["webhook-signature"].split()) == 2
         for secret in (NEW_SECRET, OLD_SECRET):  # each secret alone verifies
-            assert Webhook(secret).verify(delivery.body, delivery.headers)["subject"] == record["id"]
+            assert delivery.verified(secret)["subject"] == record["id"]
     assert done["webhook"]["lastStatusCode"] == 200 and done["webhook"]["deadLetteredAt"] is None
 
 
@@ -71,7 +71,43 @@ def test_receiver_down_for_a_while_then_up(hooks: Bridge, emulator: Emulator) ->
     finally:
         late.close()
     assert done["webhook"]["attempts"] >= 3
-    assert Webhook(NEW_SECRET).verify(delivery.body, delivery.headers)["type"] == "workbook.operation.succeeded"
+    assert delivery.verified(NEW_SECRET)["type"] == "workbook.operation.succeeded"
+
+
+def test_binary_delivery_verifies_and_parses(hooks: Bridge, emulator: Emulator,
+                                             receiver: WebhookReceiver) -> None:
+    """The default: CloudEvents binary content mode, which Logic Apps reads as JSON (logic-apps-content-type.md:
+    application/json is parsed; other types arrive as {"$content-type", "$content"})."""
+    hook = receiver.new_url()
+    record = finished_with_hook(hooks, emulator, hook)
+    assert record["webhook"]["format"] == "binary"
+    [delivery] = receiver.wait(hook)
+    assert delivery.headers["content-type"].split(";")[0] == "application/json"
+    assert delivery.headers["ce-specversion"] == "1.0" and delivery.headers["ce-subject"] == record["id"]
+    event = delivery.verified(NEW_SECRET)
+    assert event["id"] == delivery.headers["webhook-id"] and event["type"] == "workbook.operation.succeeded"
+    body = json.loads(delivery.body)  # what body('X') is in a workflow
+    assert body["id"] == record["id"] and body["status"] == "succeeded" and body["result"] == record["result"]
+    assert event["data"] == body and "webhook" not in body
+
+
+def test_structured_delivery_on_request(hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
+    hook = receiver.new_url()
+    record = finished_with_hook(hooks, emulator, hook, callbackFormat="structured")
+    assert record["webhook"]["format"] == "structured"
+    [delivery] = receiver.wait(hook)
+    assert delivery.headers["content-type"].split(";")[0] == "application/cloudevents+json"
+    assert not [name for name in delivery.headers if name.startswith("ce-")]
+    event = delivery.verified(NEW_SECRET)
+    assert json.loads(delivery.body)["data"] == event["data"] and event["data"]["result"] == record["result"]
+
+
+def test_callback_format_without_callback_is_a_problem(hooks: Bridge, emulator: Emulator) -> None:
+    item = new_item()
+    response = hooks.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
+                            "callbackFormat": "binary"})
+    assert response.status_code == 400 and response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["field"] == "callbackFormat" and emulator.requests(item=item) == []
 
 
 def test_410_stops_deliveries_at_once(hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:

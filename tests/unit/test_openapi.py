@@ -112,13 +112,23 @@ def test_connector_definition_covers_the_api() -> None:
     status = swagger["paths"]["/operations/{id}"]["get"]
     assert "Location" in start["responses"]["202"]["headers"]
     assert "Retry-After" in status["responses"]["202"]["headers"]
-    triggers = [op for item in swagger["paths"].values() for k, op in item.items()
+    triggers = [(path, op) for path, item in swagger["paths"].items() for k, op in item.items()
                 if isinstance(op, dict) and op.get("x-ms-trigger")]
-    assert len(triggers) == 1 and triggers[0]["x-ms-trigger"] == "single"
-    body = next(p for p in triggers[0]["parameters"] if p["in"] == "body")
+    assert len(triggers) == 1 and triggers[0][1]["x-ms-trigger"] == "single"
+    path, trigger = triggers[0]
+    body = next(p for p in trigger["parameters"] if p["in"] == "body")
     schema = swagger["definitions"][body["schema"]["$ref"].split("/")[-1]]
     assert schema["properties"]["callbackUrl"]["x-ms-notification-url"] is True
     assert schema["properties"]["callbackUrl"]["x-ms-visibility"] == "internal"
+    # Registration must have no side effect but the subscription (the platform re-registers on every save:
+    # connectors-native-webhook.md), answer 201 + Location, and that Location must be DELETE-able
+    # (create-triggers-custom-connectors). So: the subscriptions route, never the operations one.
+    assert path == "/subscriptions" and ("subscriptions", "POST") in served
+    assert "Location" in trigger["responses"]["201"]["headers"]
+    assert "delete" in swagger["paths"]["/subscriptions/{id}"]
+    notification = swagger["paths"][path]["x-ms-notification-content"]["schema"]["$ref"]
+    assert notification == "#/definitions/Operation"  # binary mode: the body is the record
+    assert not [p for p in swagger["paths"] if p != "/" and p.endswith("/")]  # no trailing-slash paths
     text = json.dumps(swagger)
     for ref in set(re.findall(r'"\$ref": "#/definitions/(\w+)"', text)):
         assert ref in swagger["definitions"], ref

@@ -10,6 +10,7 @@ from shared.records import (
     ROW_KEY,
     WEBHOOK_NONE,
     Operation,
+    delivery_format,
     from_entity,
     is_operation_id,
     iso,
@@ -201,8 +202,30 @@ def test_to_json_fields_and_links():
         "lastError": "receiver answered 503",
         "nextAttemptAt": None,
         "deadLetteredAt": None,
+        "format": "structured",  # a record from before callbackFormat: what it was promised
     }
     assert body["failOnError"] is False
     assert body["links"]["self"] == f"https://bridge.example.com/api/operations/{op.id}"
     assert body["links"]["cancel"] == body["links"]["self"]
     assert body["links"]["redeliver"] == body["links"]["self"] + "/webhook/redeliver"  # it has a callback
+
+
+# --- callbackFormat ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["binary", "structured"])
+def test_callback_format_round_trips_through_the_entity(fmt):
+    op = full_operation().with_(callback_format=fmt)
+    entity = to_entity(op)
+    assert entity["CallbackFormat"] == fmt
+    assert from_entity(entity, op.etag).callback_format == fmt
+    assert to_json(from_entity(entity))["webhook"]["format"] == fmt
+
+
+def test_older_records_without_a_format_are_delivered_structured():
+    entity = to_entity(full_operation())
+    entity.pop("CallbackFormat", None)
+    op = from_entity(entity)
+    assert op.callback_format is None
+    assert delivery_format(op) == "structured" and to_json(op)["webhook"]["format"] == "structured"
+    assert "format" not in to_json(minimal_operation())["webhook"]  # no callback, no format

@@ -410,3 +410,32 @@ def test_a_body_declared_as_something_else_is_415(content_type):
     assert problem.status == 415
     assert problem.body()["field"] == "Content-Type"
     assert problem.headers["Accept-Post"] == "application/json"
+
+
+# --- callbackFormat ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["binary", "structured"])
+def test_callback_format_is_taken_when_given(fmt):
+    request = parse(start(callbackUrl="https://hooks.example.com/cb", callbackFormat=fmt))
+    assert request.callback_format == fmt
+
+
+def test_callback_format_defaults_to_binary_with_a_callback_and_none_without():
+    assert parse(start(callbackUrl="https://hooks.example.com/cb")).callback_format == "binary"
+    assert parse(start()).callback_format is None
+
+
+@pytest.mark.parametrize("fmt", ["Binary", "json", "", 1, True, ["binary"]])
+def test_callback_format_must_be_binary_or_structured(fmt):
+    assert field_of(start(callbackUrl="https://hooks.example.com/cb", callbackFormat=fmt)) == "callbackFormat"
+
+
+def test_callback_format_needs_a_callback_url():
+    assert field_of(start(callbackFormat="structured")) == "callbackFormat"
+
+
+def test_callback_format_on_a_tracked_operation():
+    request = parse({"operationUrl": f"{GRAPH}/v1.0/me/drive/items/I/workbook/operations/o",
+                     "callbackUrl": "https://h.example.com/", "callbackFormat": "structured"})
+    assert isinstance(request, TrackRequest) and request.callback_format == "structured"

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from cloudevents.http import from_http
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from shared.webhooks import (
@@ -14,6 +15,7 @@ from shared.webhooks import (
     WebhookSecretError,
     build_event,
     parse_webhook_secrets,
+    render_event,
     sign,
     webhook_headers,
 )
@@ -160,3 +162,61 @@ def test_webhook_headers():
     assert headers["webhook-timestamp"] == "1714564800"
     assert headers["webhook-signature"] == sign((KEY_A,), "evt-7", 1714564800, body)
     assert headers["user-agent"]
+
+
+# --- content modes: what the cloudevents SDK and standardwebhooks make of the exact bytes sent ---
+
+
+DATA = {"id": "op-5", "status": "succeeded", "result": {"index": 0, "values": [["é", 1]]}, "error": None}
+ATTRS = {"event_id": "evt-5", "status": "succeeded", "time": "2024-05-01T12:00:00.000Z", "subject": "op-5"}
+
+
+def sent(fmt: str, keys: tuple[bytes, ...] = (KEY_A,)) -> tuple[dict[str, str], bytes]:
+    message = render_event(fmt, **ATTRS, data=DATA)
+    return webhook_headers(keys, "evt-5", int(time.time()), message.body, message.headers), message.body
+
+
+@pytest.mark.parametrize("fmt", ["binary", "structured"])
+def test_both_formats_parse_as_the_same_cloudevent_and_verify(fmt):
+    headers, body = sent(fmt)
+    Webhook(whsec(KEY_A)).verify(body, headers)  # raises unless the signature covers these exact bytes
+    event = from_http(headers, body)
+    assert event["specversion"] == "1.0" and event["id"] == "evt-5" and event["source"] == EVENT_SOURCE
+    assert event["type"] == "workbook.operation.succeeded" and event["subject"] == "op-5"
+    assert event["time"] == "2024-05-01T12:00:00.000Z"
+    assert event.data == DATA
+
+
+def test_binary_mode_is_plain_json_data_with_ce_headers():
+    # Logic Apps parses application/json natively (logic-apps-content-type.md), so body('X')?['status'] works.
+    headers, body = sent("binary")
+    assert headers["content-type"].split(";")[0] == "application/json"
+    assert json.loads(body) == DATA
+    assert {k: v for k, v in headers.items() if k.startswith("ce-")} == {
+        "ce-specversion": "1.0", "ce-id": "evt-5", "ce-source": EVENT_SOURCE,
+        "ce-type": "workbook.operation.succeeded", "ce-time": "2024-05-01T12:00:00.000Z", "ce-subject": "op-5"}
+
+
+def test_structured_mode_is_the_whole_event_without_ce_headers():
+    headers, body = sent("structured")
+    assert headers["content-type"].split(";")[0] == "application/cloudevents+json"
+    assert not [k for k in headers if k.startswith("ce-")]
+    assert json.loads(body)["data"] == DATA
+
+
+@pytest.mark.parametrize("fmt", ["binary", "structured"])
+def test_each_format_renders_the_same_bytes_every_time(fmt):
+    first = render_event(fmt, **ATTRS, data=DATA)
+    again = render_event(fmt, **ATTRS, data=dict(reversed(list(DATA.items()))))
+    assert first == again
+
+
+def test_binary_body_tampering_fails_verification():
+    headers, body = sent("binary")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(whsec(KEY_A)).verify(body.replace(b"succeeded", b"failed"), headers)
+
+
+def test_unknown_format_is_refused():
+    with pytest.raises(ValueError, match="callback format"):
+        render_event("xml", **ATTRS, data=DATA)

@@ -1,0 +1,262 @@
+"""Subscriptions' pure parts: requests, matching, ids and keys, entities, and the at-least-once rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared.delivery_policy import Retry, RetryPolicy, decide
+from shared.fanout_rules import (
+    FANOUT_MAX_TRIES,
+    Drop,
+    Go,
+    Wait,
+    attempt_verdict,
+    fanout_verdict,
+    jitter,
+    needs_first_attempt,
+    planned_delay,
+)
+from shared.problems import Problem
+from shared.queue import (
+    BadMessage,
+    FanoutTask,
+    SubscriptionAttempt,
+    decode_delivery,
+    decode_fanout,
+    decode_subscription_attempt,
+    encode_fanout,
+    encode_subscription_attempt,
+    message_kind,
+)
+from shared.records import Operation
+from shared.subscriptions import (
+    DEFAULT_STATUSES,
+    DELIVERED,
+    PENDING,
+    UNSUBSCRIBED,
+    Subscription,
+    SubscriptionDelivery,
+    delivery_from_entity,
+    delivery_id,
+    delivery_to_entity,
+    from_entity,
+    is_subscription_id,
+    matches,
+    new_subscription_id,
+    owner_key,
+    parse_subscription_request,
+    partition_for_owner,
+    partition_of,
+    to_entity,
+    to_json,
+)
+
+OP_ID = "8285435199999a1b2c3d4e5"
+
+
+def parse(payload: Any, webhooks: bool = True) -> Any:
+    return parse_subscription_request(payload, allow_private_callbacks=False, webhooks_configured=webhooks)
+
+
+def field_of(payload: Any, webhooks: bool = True) -> str:
+    with pytest.raises(Problem) as caught:
+        parse(payload, webhooks)
+    assert caught.value.status == 400
+    return caught.value.errors[0].field
+
+
+def operation(status: str = "succeeded", action: str | None = "createSession", event: str = "evt-1") -> Operation:
+    return Operation(id=OP_ID, status=status, action=action, workbook="/me/drive/items/1", operation_url=None,
+                     created_at="2024-05-01T12:00:00.000Z", updated_at="2024-05-01T12:00:00.000Z",
+                     base_url="https://b.example/api", event_id=event, owner="t/ada", fanout_state="pending")
+
+
+def subscription(**changes: Any) -> Subscription:
+    values: dict[str, Any] = {"id": new_subscription_id("t/ada"), "owner": "t/ada", "callback_sealed": "s1.x",
+                              "actions": (), "statuses": DEFAULT_STATUSES, "callback_format": "binary",
+                              "created_at": "2024-05-01T12:00:00.000Z", "base_url": "https://b.example/api"}
+    values.update(changes)
+    return Subscription(**values)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def test_minimal_request_gets_the_defaults():
+    request = parse({"callbackUrl": "https://flow.example.com/cb?sig=abc"})
+    assert request.callback_url == "https://flow.example.com/cb?sig=abc"
+    assert request.actions == () and request.statuses == ("succeeded", "failed", "timedOut")
+    assert request.callback_format == "binary"
+
+
+def test_filters_are_kept_in_canonical_order_without_repeats():
+    request = parse({"callbackUrl": "https://f.example.com/", "actions": ["deleteTableRow", "createSession",
+                     "createSession"], "statuses": ["canceled", "succeeded"], "callbackFormat": "structured"})
+    assert request.actions == ("createSession", "deleteTableRow")
+    assert request.statuses == ("succeeded", "canceled") and request.callback_format == "structured"
+
+
+def test_empty_filters_mean_the_defaults():
+    request = parse({"callbackUrl": "https://f.example.com/", "actions": [], "statuses": []})
+    assert request.actions == () and request.statuses == DEFAULT_STATUSES
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ([], "body"),
+    ({}, "callbackUrl"),
+    ({"callbackUrl": None}, "callbackUrl"),
+    ({"callbackUrl": "http://f.example.com/"}, "callbackUrl"),  # https only
+    ({"callbackUrl": "https://127.0.0.1/"}, "callbackUrl"),  # the operation callbacks' SSRF rules
+    ({"callbackUrl": "https://f.example.com/", "actions": ["run"]}, "actions"),
+    ({"callbackUrl": "https://f.example.com/", "actions": "createSession"}, "actions"),
+    ({"callbackUrl": "https://f.example.com/", "statuses": ["running"]}, "statuses"),
+    ({"callbackUrl": "https://f.example.com/", "callbackFormat": "xml"}, "callbackFormat"),
+    ({"callbackUrl": "https://f.example.com/", "workbook": "/me/drive/items/1"}, "workbook"),
+])
+def test_bad_requests_name_the_field(payload, field):
+    assert field_of(payload) == field
+
+
+def test_callbacks_need_webhooks_configured():
+    assert field_of({"callbackUrl": "https://f.example.com/"}, webhooks=False) == "callbackUrl"
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "fires"), [("succeeded", True), ("failed", True), ("timedOut", True),
+                                              ("canceled", False)])
+def test_default_statuses_leave_out_a_callers_cancel(status, fires):
+    assert matches(subscription(), operation(status)) is fires
+
+
+def test_canceled_fires_only_when_asked_for():
+    assert matches(subscription(statuses=("canceled",)), operation("canceled"))
+    assert not matches(subscription(statuses=("canceled",)), operation("succeeded"))
+
+
+def test_action_filter():
+    only_rows = subscription(actions=("createTableRow", "deleteTableRow"))
+    assert matches(only_rows, operation(action="deleteTableRow"))
+    assert not matches(only_rows, operation(action="createSession"))
+    assert not matches(only_rows, operation(action=None))  # a tracked operation of unknown action
+    assert matches(subscription(), operation(action=None))
+
+
+# --- ids and keys -----------------------------------------------------------------------------
+
+
+def test_subscription_ids_name_their_owners_partition():
+    sub_id = new_subscription_id("tenant/ada")
+    assert is_subscription_id(sub_id) and len(sub_id) == 48
+    assert partition_of(sub_id) == partition_for_owner("tenant/ada") == "subs-" + owner_key("tenant/ada")
+    assert partition_of(new_subscription_id("tenant/bob")) != partition_of(sub_id)
+    assert new_subscription_id("tenant/ada") != sub_id
+
+
+@pytest.mark.parametrize("value", ["", "x" * 48, "A" * 48, "0" * 47, "0" * 49, "../" + "0" * 45])
+def test_malformed_subscription_ids(value):
+    assert not is_subscription_id(value)
+
+
+def test_delivery_id_is_deterministic_per_event_and_subscription():
+    assert delivery_id("evt-1", "s1") == delivery_id("evt-1", "s1")
+    assert len({delivery_id("evt-1", "s1"), delivery_id("evt-1", "s2"), delivery_id("evt-2", "s1")}) == 3
+
+
+# --- entities and JSON ------------------------------------------------------------------------
+
+
+def test_subscription_entity_round_trip_and_public_form():
+    sub = subscription(actions=("createTableRow",), statuses=("failed", "canceled"), callback_format="structured")
+    entity = to_entity(sub)
+    assert entity["PartitionKey"] == partition_of(sub.id) and entity["RowKey"] == "sub-" + sub.id
+    assert from_entity(entity) == sub
+    body = to_json(sub)
+    assert body["links"]["self"] == f"https://b.example/api/subscriptions/{sub.id}"
+    assert "s1.x" not in json.dumps(body) and "callback" not in json.dumps(body).lower().replace("callbackformat", "")
+
+
+def test_delivery_entity_round_trip():
+    d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=1714564800.5, attempts=2, last_status=503,
+                             last_error="receiver answered 503", last_attempt_at="2024-05-01T12:00:00.000Z",
+                             next_attempt_at=1714564900.0)
+    entity = delivery_to_entity(d)
+    assert entity["PartitionKey"] == OP_ID and entity["RowKey"] == "subdelivery-" + "s" * 48
+    assert delivery_from_entity(entity) == d
+    fresh = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=1.0)
+    assert delivery_from_entity(delivery_to_entity(fresh)) == fresh
+
+
+# --- queue messages ---------------------------------------------------------------------------
+
+
+def test_messages_round_trip_and_are_told_apart():
+    fan = FanoutTask(OP_ID, "evt-1", 3)
+    attempt = SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 2)
+    assert decode_fanout(encode_fanout(fan)) == fan
+    assert decode_subscription_attempt(encode_subscription_attempt(attempt)) == attempt
+    assert message_kind(encode_fanout(fan)) == "fanout"
+    assert message_kind(encode_subscription_attempt(attempt)) == "subscription"
+    assert message_kind("not json") is None
+    with pytest.raises(BadMessage):
+        decode_delivery(encode_fanout(fan))  # never mistaken for an operation webhook attempt
+    with pytest.raises(BadMessage):
+        decode_subscription_attempt(encode_subscription_attempt(SubscriptionAttempt(OP_ID, "s", "e", 1))
+                                    .replace('"attempt":1', '"attempt":0'))
+
+
+# --- the at-least-once rules ------------------------------------------------------------------
+
+
+def test_fanout_runs_once_per_current_terminal_event():
+    task = FanoutTask(OP_ID, "evt-1")
+    assert fanout_verdict(operation(), task, done=False) == Go()
+    assert isinstance(fanout_verdict(operation(), task, done=True), Drop)  # a duplicate after it ran
+    assert isinstance(fanout_verdict(operation(event="evt-2"), task, done=False), Drop)
+
+
+def test_fanout_waits_for_the_terminal_write_it_was_queued_before():
+    task = FanoutTask(OP_ID, "evt-1")
+    assert isinstance(fanout_verdict(operation("running"), task, done=False), Wait)
+    assert isinstance(fanout_verdict(None, task, done=False), Wait)
+    assert isinstance(fanout_verdict(None, FanoutTask(OP_ID, "evt-1", FANOUT_MAX_TRIES), done=False), Drop)
+
+
+def test_only_an_unclaimed_delivery_gets_its_first_attempt_queued():
+    fresh = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0)
+    assert needs_first_attempt(fresh)
+    assert not needs_first_attempt(fresh.with_(attempts=1))
+    assert not needs_first_attempt(fresh.with_(state=DELIVERED))
+    assert not needs_first_attempt(fresh.with_(state=UNSUBSCRIBED))
+
+
+def test_an_attempt_runs_only_when_the_delivery_expects_it():
+    d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0)
+    task = SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 1)
+    assert attempt_verdict(d, task, 10.0) == Go()
+    assert isinstance(attempt_verdict(d.with_(attempts=1), task, 10.0), Drop)  # a copy of a claimed attempt
+    assert isinstance(attempt_verdict(d.with_(state=DELIVERED, attempts=1), task, 10.0), Drop)
+    assert isinstance(attempt_verdict(d.with_(state=PENDING, attempts=1), SubscriptionAttempt(
+        OP_ID, "s" * 48, "evt-1", 3), 10.0), Drop)  # from the future
+    assert isinstance(attempt_verdict(None, task, 10.0), Drop)
+    assert isinstance(attempt_verdict(d, SubscriptionAttempt(OP_ID, "s" * 48, "evt-2", 1), 10.0), Drop)
+
+
+def test_an_early_safety_net_message_waits_for_retry_after():
+    d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0, attempts=1, next_attempt_at=100.0)
+    task = SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 2)
+    assert attempt_verdict(d, task, 40.0) == Wait(60, "the retry is not due yet (Retry-After)")
+    assert attempt_verdict(d, task, 99.5) == Go()
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5])
+def test_the_safety_net_is_due_when_the_verdict_retries(attempt):
+    d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0)
+    policy = RetryPolicy()
+    verdict = decide(status=500, retry_after=None, error=None, refused=False, attempt=attempt, elapsed=0,
+                     policy=policy, rng=jitter(d, attempt))
+    assert isinstance(verdict, Retry) and verdict.delay == planned_delay(d, attempt, policy)
