@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 
 import azure.functions as func
 
-from shared import deliverer, operations, poller
+from shared import deliverer, operations, poller, subscription_api, subscriptions
 from shared.identity import Caller, caller_from_headers
+from shared.openapi import build_spec
 from shared.problems import Problem
 from shared.responses import (
     api_base,
@@ -159,18 +160,15 @@ async def deliver_webhook(msg: func.QueueMessage) -> None:
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3 document of every route (shared/openapi.py; tests keep it in step with this file)."""
-    from shared.openapi import build_spec  # appended with the deployment work; kept local to this function
-
     return json_response(200, build_spec(api_base(req, "openapi.json")))
 
 
 # Subscriptions: "an operation of mine finished" (shared/subscription_api.py); the connector's webhook trigger.
 @app.route(route="subscriptions", methods=["POST"])
 async def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import subscription_api, subscriptions
-
     async def handle(rt: Runtime) -> func.HttpResponse:
-        sub = await subscription_api.create(rt, req.get_body(), api_base(req, "subscriptions"), caller(rt, req))
+        sub = await subscription_api.create(rt, req.get_body(), api_base(req, "subscriptions"), caller(rt, req),
+                                            req.headers.get("Content-Type"))
         return json_response(201, subscriptions.to_json(sub), {"Location": subscriptions.subscription_url(sub)})
 
     return await _answer(req, handle)
@@ -178,8 +176,6 @@ async def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="subscriptions", methods=["GET"])
 async def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import subscription_api, subscriptions
-
     async def handle(rt: Runtime) -> func.HttpResponse:
         found = await subscription_api.list_for(rt, caller(rt, req))
         return json_response(200, {"value": [subscriptions.to_json(sub) for sub in found]})
@@ -189,8 +185,6 @@ async def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="subscriptions/{id}", methods=["GET"])
 async def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import subscription_api, subscriptions
-
     async def handle(rt: Runtime) -> func.HttpResponse:
         sub = await subscription_api.get(rt, req.route_params.get("id", ""), caller(rt, req))
         return json_response(200, subscriptions.to_json(sub))
@@ -200,8 +194,6 @@ async def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="subscriptions/{id}", methods=["DELETE"])
 async def delete_subscription(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import subscription_api
-
     async def handle(rt: Runtime) -> func.HttpResponse:
         await subscription_api.delete(rt, req.route_params.get("id", ""), caller(rt, req))
         return func.HttpResponse(status_code=204)

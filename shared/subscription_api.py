@@ -33,9 +33,10 @@ def not_found(subscription_id: str) -> Problem:
                    f"There is no subscription {subscription_id[:64]!r}.")
 
 
-async def create(rt: Runtime, body: bytes, base_url: str, caller: Caller) -> Subscription:
+async def create(rt: Runtime, body: bytes, base_url: str, caller: Caller,
+                 content_type: str | None = None) -> Subscription:
     request = parse_subscription_request(
-        parse_json_body(body),
+        parse_json_body(body, content_type),
         allow_private_callbacks=rt.settings.webhook_allow_private_networks,
         webhooks_configured=bool(rt.settings.webhook_secrets),
         allowed_callback_hosts=rt.settings.webhook_allowed_hosts,

@@ -187,7 +187,7 @@ def test_no_function_key_in_logs_tables_queue_messages_or_webhooks(
     answers = [twin.client.post(f"{twin.api}/operations?code={FUNCTION_KEY}", json=body) for body in (
         {"workbook": f"/me/drive/items/{slow}", "action": "createSession"},
         {"workbook": f"/me/drive/items/{quick}", "action": "createSession",
-         "callbackUrl": f"http://127.0.0.1:9/hook?code={FUNCTION_KEY}-is-not-ours"})]
+         "callbackUrl": f"http://127.0.0.1:1024/hook?code={FUNCTION_KEY}-is-not-ours"})]
     assert [a.status_code for a in answers] == [202, 201], [a.text for a in answers]
     messages = _messages(twin, twin.env["POLL_QUEUE"]) + _messages(twin, twin.env["WEBHOOK_QUEUE"])
     assert len(messages) >= 2
