@@ -253,3 +253,36 @@ def test_outputs_tell_the_user_how_to_call_the_api() -> None:
     expected = {"FUNCTION_URL", "FETCH_FUNCTION_KEY", "HEALTH_URL", "OPENAPI_URL", "AZURE_FUNCTION_APP_NAME"}
     assert expected <= set(outputs)
     assert "az functionapp keys list" in outputs["FETCH_FUNCTION_KEY"]["value"]
+
+
+# ---------------------------------------------------------------- Python version floor
+
+
+def test_python_floor_is_311_and_covers_the_flex_runtime(template: m.Template) -> None:
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    # The code needs 3.11 (asyncio.timeout, datetime.UTC); azure-functions 1.x stops at 3.12.
+    spec = SpecifierSet(tomllib.loads((m.ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert [v for v in ("3.10", "3.11", "3.12", "3.13") if v in spec] == ["3.11", "3.12"]
+    runtime = body(template, "functionApp")["properties"]["functionAppConfig"]["runtime"]
+    assert runtime["version"] in spec
+
+
+def _makefile_version_check() -> str:
+    lines = [line for line in (m.ROOT / "Makefile").read_text().splitlines() if "sys.version_info" in line]
+    assert len(lines) == 1, lines
+    match = re.search(r"-c '(.*)'$", lines[0].strip())
+    assert match, lines[0]
+    return match.group(1)
+
+
+@pytest.mark.parametrize(("version", "accepted"), [((3, 10), False), ((3, 11), True), ((3, 12), True),
+                                                   ((3, 13), False)])
+def test_makefile_checks_the_python_version(version: tuple[int, int], accepted: bool) -> None:
+    code = f"import sys; sys.version_info = {(*version, 0)!r}\n" + _makefile_version_check()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert (proc.returncode == 0) is accepted, proc.stderr
+    if not accepted:
+        assert "3.11 or 3.12 is needed" in proc.stderr and f"found {version[0]}.{version[1]}" in proc.stderr
