@@ -338,6 +338,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   //checkov:skip=CKV_AZURE_213:An App Service health check pings every instance each minute, defeating scale to zero and costing storage transactions; alerts cover failures
   //checkov:skip=CKV_AZURE_17:Callers are Logic Apps and scripts with function keys; client certificates are not part of the API
   //checkov:skip=CKV_AZURE_212:Flex Consumption scales per function up to maximumInstanceCount; there is no zone-redundant instance count to set
+  //checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP/FTPS endpoint at all; siteConfig.ftpsState is in its deprecation table and newer stamps reject it (ARM 51021)
   name: 'func-${token}'
   location: location
   tags: union(tags, {
@@ -355,9 +356,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identity.id // Key Vault references resolve with the user-assigned identity
+    // No ftpsState (nor any other property of the Flex Consumption deprecation table, functions-app-settings.md):
+    // Flex has no FTP(S) at all ("FTPS not supported") and newer stamps reject the property (ARM error 51021).
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {

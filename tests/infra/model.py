@@ -393,3 +393,72 @@ def check_no_excess_roles(template: Template, operations: Iterable[str]) -> list
     problems += [f"role {a.role} ({a.resource}) is broader than needed"
                  for a in template.role_assignments() if a.to_app_identity and a.role in TOO_BROAD]
     return problems
+
+
+# ---------------------------------------------------------------- Flex Consumption
+
+
+# Azure Functions docs, functions-app-settings.md, "Flex Consumption plan deprecations": site properties and app
+# settings that "are deprecated and shouldn't be used" on Flex Consumption, with the doc's reason. Newer stamps
+# reject some outright (ftpsState: ARM error 51021, microsoft/azure-pipelines-tasks#21032). Names compare
+# case-insensitively (ARM property and app setting names are case-insensitive).
+FLEX_DEPRECATED_SITE_PROPERTIES: dict[str, str] = {
+    "ftpsState": "FTPS not supported",
+    "use32BitWorkerProcess": "32-bit not supported",
+    "isReserved": "Not valid",
+    "IsXenon": "Not valid",
+    "windowsFxVersion": "Not valid",
+    "alwaysOn": "Not valid",
+    "preWarmedInstanceCount": "Renamed (always ready instances in functionAppConfig.scaleAndConcurrency)",
+    "functionAppScaleLimit": "Renamed as maximumInstanceCount",
+    "containerSize": "Renamed as instanceMemoryMB",
+    "javaVersion": "Replaced by version in properties.functionAppConfig.runtime",
+    "powerShellVersion": "Replaced by version in properties.functionAppConfig.runtime",
+    "netFrameworkVersion": "Replaced by version in properties.functionAppConfig.runtime",
+    "LinuxFxVersion": "Replaced by properties.functionAppConfig.runtime",
+}
+FLEX_DEPRECATED_APP_SETTINGS: dict[str, str] = {
+    "WEBSITE_NODE_DEFAULT_VERSION": "Replaced by version in properties.functionAppConfig.runtime",
+    "FUNCTIONS_EXTENSION_VERSION": "App Setting will be set by the backend to the right value",
+    "FUNCTIONS_WORKER_RUNTIME": "Replaced by name in properties.functionAppConfig.runtime",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION": "Replaced by version in properties.functionAppConfig.runtime",
+    "FUNCTIONS_MAX_HTTP_CONCURRENCY": "App Setting replaced by scale and concurrency's trigger section",
+    "FUNCTIONS_WORKER_PROCESS_COUNT": "Setting not valid",
+    "FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED": "Setting not valid",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING": "App Setting replaced by functionAppConfig's deployment section",
+    "WEBSITE_CONTENTSHARE": "App Setting replaced by functionAppConfig's deployment section",
+}
+
+
+def _is_flex_plan(template: Template, site: Mapping[str, Any]) -> bool:
+    farm = json.dumps(site.get("properties", {}).get("serverFarmId"))
+    for name, plan in template.of_type("Microsoft.Web/serverfarms").items():
+        if f'"{name}"' in farm and resource_body(plan).get("sku", {}).get("name") == "FC1":
+            return True
+    return False
+
+
+def check_flex_deprecations(template: Template) -> list[str]:
+    """No site on an FC1 plan sets a property or app setting of the Flex Consumption deprecation table."""
+    problems = []
+    props = {k.lower(): v for k, v in FLEX_DEPRECATED_SITE_PROPERTIES.items()}
+    settings = {k.lower(): v for k, v in FLEX_DEPRECATED_APP_SETTINGS.items()}
+    for name, res in template.of_type("Microsoft.Web/sites").items():
+        site = resource_body(res)
+        if not _is_flex_plan(template, site):
+            continue
+        properties = site.get("properties", {})
+        for where, block in (("properties", properties), ("properties.siteConfig", properties.get("siteConfig", {}))):
+            for key in block if isinstance(block, dict) else {}:
+                reason = props.get(_unquote(key).lower())
+                if reason:
+                    problems.append(f"{name}: {where}.{_unquote(key)} is deprecated on Flex Consumption ({reason})")
+        for app_setting in properties.get("siteConfig", {}).get("appSettings", []) or []:
+            setting = str(app_setting.get("name", "")) if isinstance(app_setting, dict) else ""
+            if setting.lower() in settings:
+                problems.append(f"{name}: app setting {setting} is deprecated on Flex Consumption "
+                                f"({settings[setting.lower()]})")
+    for setting in template.app_settings():
+        if setting.lower() in settings:
+            problems.append(f"app setting {setting} is deprecated on Flex Consumption ({settings[setting.lower()]})")
+    return problems

@@ -130,6 +130,30 @@ def test_flex_consumption_python_311(template: m.Template) -> None:
     assert "FUNCTIONS_WORKER_RUNTIME" not in settings and "FUNCTIONS_EXTENSION_VERSION" not in settings
 
 
+def test_flex_site_sets_nothing_from_the_deprecation_table(template: m.Template) -> None:
+    assert m.check_flex_deprecations(template) == []
+
+
+def test_a_flex_deprecated_property_or_setting_is_caught() -> None:
+    source = m.RESOURCES_BICEP.read_text(encoding="utf-8")
+    anchor = "      minTlsVersion: '1.2'\n"
+    assert anchor in source
+    added = "      ftpsState: 'Disabled'\n      AlwaysOn: false\n"
+    broken = m.load_template(text=source.replace(anchor, anchor + added))
+    assert m.check_flex_deprecations(broken) == [
+        "functionApp: properties.siteConfig.ftpsState is deprecated on Flex Consumption (FTPS not supported)",
+        "functionApp: properties.siteConfig.AlwaysOn is deprecated on Flex Consumption (Not valid)"]
+    anchor = "    GRAPH_BASE_URL: graphBaseUrl\n"
+    broken = m.load_template(text=source.replace(anchor, anchor + "    FUNCTIONS_WORKER_RUNTIME: 'python'\n"))
+    assert m.check_flex_deprecations(broken) == [
+        "app setting FUNCTIONS_WORKER_RUNTIME is deprecated on Flex Consumption "
+        "(Replaced by name in properties.functionAppConfig.runtime)"]
+    # Only FC1 sites: the same property on a site of another plan is not this table's business.
+    not_flex = m.load_template(text=source.replace("name: 'FC1'", "name: 'EP1'").replace(
+        "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n"))
+    assert m.check_flex_deprecations(not_flex) == []
+
+
 def test_one_user_assigned_identity_and_no_keys(template: m.Template) -> None:
     assert list(template.of_type("Microsoft.ManagedIdentity/userAssignedIdentities")) == ["identity"]
     site = body(template, "functionApp")
