@@ -39,9 +39,7 @@ var deploymentContainerName = 'app-package-${take(token, 8)}'
 // Built-in role definition ids (docs/deploy.md lists what each one allows and why it is needed).
 var roleIds = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
-  storageQueueDataMessageProcessor: '8a0f0c08-91a1-4084-bc3d-661d67233fed'
-  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
@@ -178,37 +176,20 @@ resource roleBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Queue Data Reader: queue metadata (the host's scale decisions read queue length; GET /api/health calls
-// get_queue_properties on POLL_QUEUE) and peeking messages.
-resource roleQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roleIds.storageQueueDataReader)
+// Queue Data Contributor: the one built-in queue role with messages/write ("Put or update a message",
+// queues-auth-abac-attributes.md), which the host needs to release a message whose function failed
+// (UpdateMessage with host.json's visibilityTimeout: azure-sdk-for-net QueueProcessor.ReleaseMessageAsync).
+// Without it the release is a 403 and the message stays hidden for the listener's 10-minute visibility instead
+// of 5 seconds. It also covers everything else the app and host do with queues: receive and delete
+// (messages/process/action), send with a visibility delay and add to '<queue>-poison' (messages/write), queue
+// length for scaling and GET /api/health (queues/read). Reader, Message Processor and Message Sender together
+// still lack messages/write, so this one role replaces all three, as in Microsoft's Flex samples
+// (infra/app/rbac.bicep). tests/infra/model.py maps every queue call to the data action it needs.
+resource roleQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleIds.storageQueueDataContributor)
   scope: storage
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataReader)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Queue Data Message Processor: the queue triggers receive and delete messages (POLL_QUEUE, WEBHOOK_QUEUE),
-// and the host reads/deletes when it moves a message to '<queue>-poison'.
-resource roleQueueProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roleIds.storageQueueDataMessageProcessor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageProcessor)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Queue Data Message Sender: the app sends poll and delivery messages with a visibility delay
-// (shared/queue.py send_message), and the host adds failed messages to '<queue>-poison'.
-resource roleQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roleIds.storageQueueDataMessageSender)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageSender)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
   }
@@ -437,9 +418,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   }
   dependsOn: [
     roleBlobOwner
-    roleQueueReader
-    roleQueueProcessor
-    roleQueueSender
+    roleQueueContributor
     roleTableContributor
     roleMetricsPublisher
     roleSecretsUser

@@ -60,23 +60,61 @@ ROLE_NAMES: dict[str, str] = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "76199698-9eea-4c19-bc75-cec21354c6b6": "Storage Table Data Reader",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
 }
 
+# Queue data actions (Azure Storage docs, queues-auth-abac-attributes.md, "Azure Queue Storage actions"):
+#   Peek messages -> messages/read; Put a message -> messages/add/action; "Put or update a message" ->
+#   messages/write; Clear messages -> messages/delete; "Get or delete messages" -> messages/process/action.
+# Queue metadata (Get Queue Metadata: length for scaling and health) is the control action queues/read.
+_Q = "Microsoft.Storage/storageAccounts/queueServices/queues"
+PEEK, ADD, WRITE, CLEAR, PROCESS, QUEUE_READ = (f"{_Q}/messages/read", f"{_Q}/messages/add/action",
+                                                f"{_Q}/messages/write", f"{_Q}/messages/delete",
+                                                f"{_Q}/messages/process/action", f"{_Q}/read")
+# What each built-in queue role allows (Azure RBAC docs, built-in-roles/storage.md: actions + dataActions).
+QUEUE_CONTRIBUTOR = "Storage Queue Data Contributor"
+QUEUE_ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "Storage Queue Data Reader": frozenset({QUEUE_READ, PEEK}),
+    "Storage Queue Data Message Processor": frozenset({PEEK, PROCESS}),
+    "Storage Queue Data Message Sender": frozenset({ADD}),
+    QUEUE_CONTRIBUTOR: frozenset({QUEUE_READ, PEEK, WRITE, CLEAR, PROCESS}),
+}
+# Each queue operation -> the data actions of which any one allows it. Putting a message is allowed by add/action
+# and by write ("Put or update a message"); updating one (UpdateMessage: new visibility or content) only by write.
+QUEUE_OPERATION_ACTIONS: dict[str, frozenset[str]] = {
+    "queue.send_message": frozenset({ADD, WRITE}),
+    "queue.receive_messages": frozenset({PROCESS}),
+    "queue.delete_message": frozenset({PROCESS}),
+    "queue.peek_messages": frozenset({PEEK}),
+    "queue.get_queue_properties": frozenset({QUEUE_READ}),
+    "queue.update_message": frozenset({WRITE}),
+    "queue.clear_messages": frozenset({CLEAR}),
+    # The queue trigger (the Functions host): receives and deletes messages; reads queue length (scaling);
+    # adds a message that failed maxDequeueCount times to '<queue>-poison'; and, when a function fails, releases
+    # the message with UpdateMessage (visibilityTimeout from host.json) so it comes back after that delay:
+    # azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/
+    # QueueProcessor.cs, ReleaseMessageAsync -> UpdateMessageAsync. Without messages/write that call is a 403
+    # and the message stays invisible for the listener's 10-minute visibility.
+    "trigger.queue": frozenset({PROCESS}),
+    "trigger.queue.metadata": frozenset({QUEUE_READ}),
+    "trigger.queue.poison": frozenset({ADD, WRITE}),
+    "trigger.queue.release": frozenset({WRITE}),
+}
+
+
+def queue_roles_allowing(op: str) -> frozenset[str]:
+    """The built-in queue roles that allow a queue operation (derived from the data actions above)."""
+    actions = QUEUE_OPERATION_ACTIONS[op]
+    return frozenset(role for role, allowed in QUEUE_ROLE_ACTIONS.items() if allowed & actions)
+
+
 # Each storage operation the app or its host performs -> the built-in roles that allow it (any one suffices),
 # and the resource type the role must be scoped to (or above).
-QUEUE_CONTRIBUTOR = "Storage Queue Data Contributor"
 TABLE_CONTRIBUTOR = "Storage Table Data Contributor"
 OPERATION_ROLES: dict[str, frozenset[str]] = {
-    "queue.send_message": frozenset({"Storage Queue Data Message Sender", QUEUE_CONTRIBUTOR}),
-    "queue.receive_messages": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "queue.delete_message": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "queue.peek_messages": frozenset({"Storage Queue Data Reader", "Storage Queue Data Message Processor",
-                                      QUEUE_CONTRIBUTOR}),
-    "queue.get_queue_properties": frozenset({"Storage Queue Data Reader", QUEUE_CONTRIBUTOR}),
-    "queue.update_message": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "queue.clear_messages": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
+    **{op: queue_roles_allowing(op) for op in QUEUE_OPERATION_ACTIONS},
     "table.get_entity": frozenset({"Storage Table Data Reader", TABLE_CONTRIBUTOR}),
     "table.query_entities": frozenset({"Storage Table Data Reader", TABLE_CONTRIBUTOR}),
     "table.list_entities": frozenset({"Storage Table Data Reader", TABLE_CONTRIBUTOR}),
@@ -89,10 +127,6 @@ OPERATION_ROLES: dict[str, frozenset[str]] = {
     "host.blobs": frozenset({"Storage Blob Data Owner"}),
     "deployment.package": frozenset({"Storage Blob Data Owner", "Storage Blob Data Contributor",
                                      "Storage Blob Data Reader"}),
-    # The queue trigger: the host receives, deletes, reads queue length (scaling) and moves poison messages.
-    "trigger.queue": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "trigger.queue.metadata": frozenset({"Storage Queue Data Reader", QUEUE_CONTRIBUTOR}),
-    "trigger.queue.poison": frozenset({"Storage Queue Data Message Sender", QUEUE_CONTRIBUTOR}),
 }
 # Calls that need no role on a provisioned deployment: the template creates the queues and the table, and
 # shared/runtime.py only logs a warning when creating them is refused.
@@ -306,7 +340,7 @@ def storage_operations_of_code() -> set[str]:
     app = sources[FUNCTION_APP]
     ops |= {"host.blobs", "deployment.package"}
     if "queue_trigger(" in app:
-        ops |= {"trigger.queue", "trigger.queue.metadata", "trigger.queue.poison"}
+        ops |= {"trigger.queue", "trigger.queue.metadata", "trigger.queue.poison", "trigger.queue.release"}
     return ops
 
 
@@ -379,7 +413,9 @@ def check_roles(template: Template, operations: Iterable[str]) -> list[str]:
 
 
 # Broad roles that narrower ones replace here (least privilege): never granted to the app's identity.
-TOO_BROAD = frozenset({QUEUE_CONTRIBUTOR, "Storage Account Contributor", "Contributor", "Owner",
+# (Storage Queue Data Contributor is not here: it is the only queue role with messages/write, which the host's
+# release of a failed message needs.)
+TOO_BROAD = frozenset({"Storage Account Contributor", "Contributor", "Owner",
                        "Key Vault Secrets Officer", "Key Vault Administrator"})
 
 
@@ -392,6 +428,14 @@ def check_no_excess_roles(template: Template, operations: Iterable[str]) -> list
                 if a.to_app_identity and a.scope == "storage" and a.role not in needed]
     problems += [f"role {a.role} ({a.resource}) is broader than needed"
                  for a in template.role_assignments() if a.to_app_identity and a.role in TOO_BROAD]
+    # A role is redundant when every operation it is needed for is already allowed by another granted role.
+    storage_roles = {a.role: a.resource for a in template.role_assignments()
+                     if a.to_app_identity and a.scope == "storage"}
+    for role, resource in sorted(storage_roles.items()):
+        uses = [op for op in ops if role in OPERATION_ROLES.get(op, frozenset())]
+        others = set(storage_roles) - {role}
+        if uses and all(OPERATION_ROLES[op] & others for op in uses):
+            problems.append(f"role {role} ({resource}) is redundant: other granted roles allow all it is needed for")
     return problems
 
 
