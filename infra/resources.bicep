@@ -500,26 +500,46 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(a
   }
 }
 
-// A message reached maxDequeueCount and the host moved it to a '-poison' queue: an operation's poll chain or
-// a webhook delivery stopped. The host logs this as a warning trace (kept: traces at this rate are not sampled).
+// A message reached maxDequeueCount and the host moved it to a '-poison' queue: an operation's poll chain or a
+// webhook delivery stopped. The alert does not read the host's "MaxDequeueCount" trace: Application Insights
+// sampling may drop traces (host.json samples everything but Request;Exception). It reads Azure Storage's own
+// resource log instead, which no sampling touches: every PutMessage into a '-poison' queue is a row of
+// StorageQueueLogs (Azure Monitor tables reference, StorageQueueLogs: OperationName, StatusText, ObjectKey, Uri)
+// once this diagnostic setting sends the queue service's StorageWrite category to the workspace.
+// API version: diagnosticSettings has no GA version that supports a resource-scoped setting with workspaceId
+// (2016-09-01 is the old 'service' form); 2021-05-01-preview is what Microsoft's samples and AVM modules use.
+resource queueWriteLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'queue-writes-to-log-analytics'
+  scope: queueService
+  properties: {
+    workspaceId: workspace.id
+    logs: [
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+    ]
+  }
+}
+
 resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   name: 'alert-poison-${token}'
   location: location
   tags: tags
   properties: {
     displayName: 'Excel Async Bridge: message moved to a poison queue'
-    description: 'A queue message failed maxDequeueCount times and is now in operation-polls-poison or webhook-deliveries-poison.'
+    description: 'A queue message failed maxDequeueCount times and was put in ${pollPoisonQueue.name} or ${webhookPoisonQueue.name} (Storage resource log, not sampled).'
     severity: 2
     enabled: true
     scopes: [
-      appInsights.id
+      workspace.id
     ]
     evaluationFrequency: 'PT5M'
     windowSize: 'PT15M'
     criteria: {
       allOf: [
         {
-          query: 'traces | where message has "MaxDequeueCount" and message has "-poison"'
+          query: 'StorageQueueLogs | where OperationName == "PutMessage" and StatusText == "Success" | extend target = strcat(ObjectKey, " ", Uri) | where target contains "/${pollPoisonQueue.name}" or target contains "/${webhookPoisonQueue.name}"'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -537,6 +557,9 @@ resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
       ]
     }
   }
+  dependsOn: [
+    queueWriteLogs
+  ]
 }
 
 // More than 5 % of function executions (HTTP and queue) failed over 15 minutes, with at least 20 executions.

@@ -197,10 +197,13 @@ class Template:
 
             def sub(match: re.Match[str]) -> str:
                 name = match.group(1)
-                resolved = variables.get(name)
+                if name.endswith(".name") and name[:-5] in self.resources:  # ${someQueue.name}
+                    resolved = self.resolve(resource_body(self.resources[name[:-5]]).get("name"))
+                else:
+                    resolved = variables.get(name)
                 return resolved if isinstance(resolved, str) else match.group(0)
 
-            return re.sub(r"\$\{(\w+)\}", sub, value)
+            return re.sub(r"\$\{(\w+(?:\.name)?)\}", sub, value)
         if isinstance(value, dict) and "operator" in value:
             op = value["operator"]
             if op.get("type") == "property_accessor":

@@ -17,6 +17,12 @@ from tests.infra import model as m
 
 BICEP_FILES = sorted(m.INFRA.rglob("*.bicep"))
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # pinned, GA (no -preview)
+# Resource types with no GA API version for what the template needs, each with the only version allowed and why.
+PREVIEW_ONLY = {
+    # Resource-scoped diagnostic settings with workspaceId: the only GA version (2016-09-01) is the old
+    # 'service' form; 2021-05-01-preview is the current one (Microsoft's samples and AVM modules use it).
+    "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",
+}
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Z0-9_]+):(.*)$")
 
 
@@ -34,7 +40,9 @@ def test_bicep_parses_with_pinned_api_versions(path: Path) -> None:
     parsed = m.parse_file(path)
     assert parsed["resources"], f"{path} declares no resources"
     for name, res in parsed["resources"].items():
-        assert API_VERSION.match(res["api_version"]), f"{path}:{name} api version {res['api_version']!r}"
+        allowed = PREVIEW_ONLY.get(res["type"])
+        assert API_VERSION.match(res["api_version"]) or res["api_version"] == allowed, (
+            f"{path}:{name} api version {res['api_version']!r}")
     text = path.read_text(encoding="utf-8")
     # Plain resource declarations only: no registry modules (br:/ts:), so every property is checked here.
     assert not re.search(r"""module\s+\w+\s+'(br|ts)[:/]""", text), f"{path} uses a registry module"
@@ -200,11 +208,57 @@ def test_auth_settings_only_in_delegated_mode(template: m.Template) -> None:
     assert graph_auth["decorators"][0]["argument"] == ["app", "delegated"]
 
 
-def test_alerts_for_poison_queues_and_failure_rate(template: m.Template) -> None:
+def _alert_queries(template: m.Template) -> dict[str, str]:
     rules = {name: m.resource_body(r) for name, r in template.of_type("Microsoft.Insights/scheduledQueryRules").items()}
-    queries = {name: rule["properties"]["criteria"]["allOf"][0]["query"] for name, rule in rules.items()}
-    assert "-poison" in queries["poisonAlert"] and "MaxDequeueCount" in queries["poisonAlert"]
-    assert "success == false" in queries["failureRateAlert"]
+    return {name: rule["properties"]["criteria"]["allOf"][0]["query"] for name, rule in rules.items()}
+
+
+# Application Insights tables and the telemetry type sampling sees them as (Azure Monitor docs, sampling.md:
+# "Request, Dependency, Exception, Trace, Event, PageView" are sampled unless excluded; metrics never are). Any
+# other table (e.g. a resource log such as StorageQueueLogs) is not subject to Application Insights sampling.
+SAMPLED_TYPES = {"requests": "Request", "dependencies": "Dependency", "exceptions": "Exception",
+                 "traces": "Trace", "customEvents": "Event", "pageViews": "PageView"}
+
+
+def sampled_tables() -> set[str]:
+    host = json.loads((m.ROOT / "host.json").read_text())
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    if not sampling.get("isEnabled", True):
+        return set()
+    excluded = set(filter(None, sampling.get("excludedTypes", "").split(";")))
+    return {table for table, kind in SAMPLED_TYPES.items() if kind not in excluded}
+
+
+def test_no_alert_reads_a_table_that_sampling_thins(template: m.Template) -> None:
+    assert "traces" in sampled_tables() and "requests" not in sampled_tables()  # host.json as it is
+    for name, query in _alert_queries(template).items():
+        table = query.split("|")[0].strip()
+        assert table not in sampled_tables(), f"{name} reads {table}, which Application Insights sampling can drop"
+
+
+def test_poison_alert_counts_messages_put_in_the_poison_queues(template: m.Template) -> None:
+    query = template.resolve(_alert_queries(template)["poisonAlert"])
+    # Azure Monitor tables reference, StorageQueueLogs: one row per queue request (OperationName, StatusText,
+    # ObjectKey, Uri); the host moves a message with PutMessage into '<queue>-poison'.
+    assert query.startswith("StorageQueueLogs ")
+    assert 'OperationName == "PutMessage"' in query and 'StatusText == "Success"' in query
+    for poison in ("operation-polls-poison", "webhook-deliveries-poison"):
+        assert f'"/{poison}"' in query
+    assert '"/operation-polls"' not in query  # the live queue's own puts (every poll) do not count
+    rule = body(template, "poisonAlert")
+    assert json.dumps(rule["properties"]["scopes"]) == json.dumps(
+        [{"operator": {"type": "property_accessor", "operands": {"operand_1": "workspace", "operand_2": "id"}}}])
+    # The rows exist only if the queue service sends StorageWrite (PutMessage is a write) to that workspace.
+    settings = [m.resource_body(r) for r in template.of_type("Microsoft.Insights/diagnosticSettings").values()]
+    to_workspace = [d for d in settings if d.get("scope") == "queueService"
+                    and "workspace" in json.dumps(d["properties"]["workspaceId"])]
+    assert to_workspace, "no diagnostic setting sends the queue service's logs to the workspace"
+    categories = {log["category"] for d in to_workspace for log in d["properties"]["logs"] if log["enabled"]}
+    assert "StorageWrite" in categories
+
+
+def test_failure_rate_alert(template: m.Template) -> None:
+    assert "success == false" in _alert_queries(template)["failureRateAlert"]
 
 
 def test_sample_logic_app_is_optional_and_uses_the_async_pattern() -> None:
