@@ -427,8 +427,14 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
 }
 
 // graphAuth=delegated: App Service Authentication (Entra ID) in front of the API. Callers send a user token;
-// the platform validates it (health and the OpenAPI document stay anonymous). Delegated Graph calls
-// themselves arrive with a later issue.
+// the platform validates it. excludedPaths: the anonymous routes (auth_level ANONYMOUS in function_app.py) stay
+// reachable without a token: health, the OpenAPI document, and the signed status routes GET/DELETE
+// /api/status/{id}, which carry their own signature for pollers that send no credential (Power Automate; Logic
+// Apps' follow-ups re-send only the action's authentication). The docs do not say whether an entry is an exact
+// path or may end in '/*'; Microsoft's answer on MicrosoftDocs/azure-docs#86514 is that '/folder/sub-folder/*'
+// excludes everything below it, so '/api/status/*' covers every id. Under an exact-path reading no entry can
+// cover per-operation paths: the postdeploy hook probes /api/status/<probe> without a token and warns when App
+// Service Authentication itself answers 401 (docs/deploy.md, "Signed status URLs").
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
   //checkov:skip=CKV_AZURE_13:False positive: checkov applies Microsoft.Web/sites checks to this sites/config child (auth is authsettingsV2, graphAuth=delegated)
   //checkov:skip=CKV_AZURE_63:False positive (sites check on a sites/config child); Functions logs go to Application Insights, not App Service HTTP logs
@@ -446,9 +452,11 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
     globalValidation: {
       requireAuthentication: true
       unauthenticatedClientAction: 'Return401'
+      // Anonymous routes of function_app.py (see the comment above this resource)
       excludedPaths: [
         '/api/health'
         '/api/openapi.json'
+        '/api/status/*'
       ]
     }
     httpSettings: {
@@ -470,9 +478,10 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
         }
       }
     }
+    // Off: a bearer-token API (callers send a token on every request); a store would only keep tokens at rest.
     login: {
       tokenStore: {
-        enabled: true
+        enabled: false
       }
     }
   }

@@ -509,3 +509,35 @@ def check_flex_deprecations(template: Template) -> list[str]:
         if setting.lower() in settings:
             problems.append(f"app setting {setting} is deprecated on Flex Consumption ({settings[setting.lower()]})")
     return problems
+
+
+# ---------------------------------------------------------------- App Service Authentication
+
+
+def excluded_by(path: str, entries: Iterable[str], *, wildcard: bool) -> bool:
+    """Whether authsettingsV2 globalValidation.excludedPaths lets `path` through without authentication.
+
+    The App Service docs (configure-authentication-file-based.md) give only exact examples; Microsoft's answer on
+    MicrosoftDocs/azure-docs#86514 is that an entry ending in '/*' excludes everything below it. wildcard=False
+    models the exact-path reading, wildcard=True the '/*' one (an exact entry still matches exactly).
+    """
+    for entry in entries:
+        if entry == path:
+            return True
+        if wildcard and entry.endswith("/*") and path.startswith(entry[:-1]) and len(path) > len(entry) - 1:
+            return True
+    return False
+
+
+def http_routes(source: str) -> list[tuple[str, bool]]:
+    """(`/api/<route>` with `{param}` kept, anonymous?) for every `@app.route(...)` in function_app.py."""
+    routes = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "route":
+            kw = {k.arg: k.value for k in node.keywords}
+            route = kw.get("route")
+            if isinstance(route, ast.Constant) and isinstance(route.value, str):
+                level = kw.get("auth_level")
+                anonymous = isinstance(level, ast.Attribute) and level.attr == "ANONYMOUS"
+                routes.append((f"/api/{route.value}", anonymous))
+    return routes

@@ -203,9 +203,42 @@ def test_auth_settings_only_in_delegated_mode(template: m.Template) -> None:
     assert auth["name"] == "authsettingsV2"
     assert auth["properties"]["globalValidation"]["requireAuthentication"] is True
     assert "/api/health" in auth["properties"]["globalValidation"]["excludedPaths"]
+    # authsettingsV2 login.tokenStore: a bearer-token API needs no token store (it would keep callers' tokens).
+    assert auth["properties"]["login"]["tokenStore"]["enabled"] is False
     graph_auth = template.raw["parameters"]["graphAuth"]
     assert graph_auth["default"] == "app"
     assert graph_auth["decorators"][0]["argument"] == ["app", "delegated"]
+
+
+# Routes the issue adds (function_app.py on the app side): signed status URLs, anonymous at the host.
+SIGNED_STATUS_ROUTES = ["/api/status/{id}"]
+
+
+def test_auth_excludes_exactly_the_anonymous_routes(template: m.Template) -> None:
+    excluded = m.resource_body(template.resources["authSettings"])["properties"]["globalValidation"]["excludedPaths"]
+    routes = m.http_routes(m.FUNCTION_APP.read_text(encoding="utf-8"))
+    anonymous = {r for r, anon in routes if anon} | set(SIGNED_STATUS_ROUTES)
+    keyed = {r for r, anon in routes if not anon} - anonymous
+    assert {"/api/health", "/api/openapi.json"} <= anonymous and "/api/operations/{id}" in keyed
+    sample = {"{id}": "0f9a3c2e-5d1b-4c8e-9a7f-1b2c3d4e5f60", "{key}": "k-1"}
+
+    def concrete(route: str) -> str:
+        for param, value in sample.items():
+            route = route.replace(param, value)
+        return route
+
+    # Under the '/*' reading (MicrosoftDocs/azure-docs#86514) every anonymous route is reachable without a token...
+    for route in sorted(anonymous):
+        assert m.excluded_by(concrete(route), excluded, wildcard=True), route
+    # ...and under either reading no keyed route is: an exclusion never opens more than the anonymous routes.
+    for route in sorted(keyed):
+        for wildcard in (False, True):
+            assert not m.excluded_by(concrete(route), excluded, wildcard=wildcard), (route, wildcard)
+    # The model itself: exact entries match exactly, '/*' only below its folder.
+    assert m.excluded_by("/api/health", ["/api/health"], wildcard=False)
+    assert not m.excluded_by("/api/status/x", ["/api/status/*"], wildcard=False)
+    assert not m.excluded_by("/api/status", ["/api/status/*"], wildcard=True)
+    assert not m.excluded_by("/api/statusx/y", ["/api/status/*"], wildcard=True)
 
 
 def _alert_queries(template: m.Template) -> dict[str, str]:
