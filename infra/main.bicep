@@ -37,6 +37,10 @@ param webhookSecret string
 @description('Token sealing keys (reserved for delegated mode; set by the preprovision hook)')
 param tokenSealingKeys string
 
+@secure()
+@description('Status URL signing keys <id>:<base64 of 32 bytes>, space separated, newest first (set by the preprovision hook)')
+param statusLinkKeys string
+
 @description('Graph root; its origin is the only one that receives a Graph token')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
@@ -84,6 +88,7 @@ module resources 'resources.bicep' = {
     authClientSecret: authClientSecret
     webhookSecret: webhookSecret
     tokenSealingKeys: tokenSealingKeys
+    statusLinkKeys: statusLinkKeys
     graphBaseUrl: graphBaseUrl
     webhookAllowedHosts: webhookAllowedHosts
     alertEmail: alertEmail

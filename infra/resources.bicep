@@ -18,6 +18,8 @@ param authClientSecret string = ''
 param webhookSecret string
 @secure()
 param tokenSealingKeys string
+@secure()
+param statusLinkKeys string
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 param webhookAllowedHosts string = ''
 param alertEmail string = ''
@@ -286,6 +288,19 @@ resource tokenSealingKeysValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = 
   }
 }
 
+// Keys that sign per-operation status URLs (/api/status/{id}?se=...&sig=...), the Location given to pollers that
+// send no credential (Power Automate; Logic Apps drops custom headers on follow-ups): '<id>:<base64 of 32 bytes>',
+// space separated, newest first (the first signs, all verify). Generated once by the preprovision hook.
+resource statusLinkKeysValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  //checkov:skip=CKV_AZURE_41:An expiry would silently break every signed status URL; rotation is manual and documented in docs/deploy.md
+  parent: keyVault
+  name: 'status-link-keys'
+  properties: {
+    value: statusLinkKeys
+    contentType: 'text/plain; format=keyid:base64'
+  }
+}
+
 resource authClientSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (delegated) {
   //checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not see properties of a conditional (if) resource
   //checkov:skip=CKV_AZURE_41:The app registration's secret has its own expiry in Entra ID; rotate both together (docs/deploy.md)
@@ -393,6 +408,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GRAPH_BASE_URL: graphBaseUrl
     WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${webhookSecretValue.name}/)'
     TOKEN_SEALING_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${tokenSealingKeysValue.name}/)'
+    STATUS_LINK_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${statusLinkKeysValue.name}/)'
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false'
     WEBHOOK_ALLOWED_HOSTS: webhookAllowedHosts
     WEBHOOK_RETRY_INITIAL_DELAY_SECONDS: '5'

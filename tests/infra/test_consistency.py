@@ -110,7 +110,7 @@ def test_non_storage_roles(template: m.Template) -> None:
 
 def test_secrets_are_key_vault_references_with_the_identity(template: m.Template) -> None:
     settings = template.app_settings()
-    for name in ("WEBHOOK_SECRET", "TOKEN_SEALING_KEYS"):
+    for name in ("WEBHOOK_SECRET", "TOKEN_SEALING_KEYS", "STATUS_LINK_KEYS"):
         assert str(settings[name]).startswith("@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/")
     site = m.resource_body(template.resources["functionApp"])["properties"]
     assert "identity" in str(site["keyVaultReferenceIdentity"])
@@ -226,6 +226,22 @@ def test_the_host_can_release_a_failed_message(template: m.Template, operations:
                         "['Storage Blob Data Owner', 'Storage Queue Data Message Processor', "
                         "'Storage Queue Data Message Sender', 'Storage Queue Data Reader', "
                         "'Storage Table Data Contributor']"]
+
+
+# ---------------------------------------------------------------- settings deployed ahead of their code
+
+
+def test_a_setting_deployed_ahead_of_its_code_is_tracked(source: str, template: m.Template, read: set[str]) -> None:
+    assert "STATUS_LINK_KEYS" in template.app_settings()
+    # Once the code reads it, the entry must go (the list cannot keep an unread setting alive for ever)...
+    assert m.check_settings(template, read | {"STATUS_LINK_KEYS"}) == [
+        "STATUS_LINK_KEYS is read by the code now: remove it from DEPLOYED_AHEAD_OF_CODE"]
+    # ...and the setting must really be deployed.
+    line = re.search(r"^    STATUS_LINK_KEYS: .*\n", source, flags=re.M)
+    assert line
+    broken = m.load_template(text=source.replace(line.group(0), ""))
+    assert m.check_settings(broken, read - {"STATUS_LINK_KEYS"}) == [
+        "STATUS_LINK_KEYS is in DEPLOYED_AHEAD_OF_CODE but the function app's settings do not set it"]
 
 
 def test_an_unknown_storage_operation_is_caught(template: m.Template, operations: set[str]) -> None:

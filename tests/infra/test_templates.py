@@ -191,7 +191,7 @@ def test_key_vault_rbac_and_purge_protection(template: m.Template) -> None:
     assert props["enableRbacAuthorization"] is True
     assert props["enablePurgeProtection"] is True
     secrets = template.names_of("Microsoft.KeyVault/vaults/secrets")
-    assert {"webhook-secret", "token-sealing-keys"} <= secrets
+    assert {"webhook-secret", "token-sealing-keys", "status-link-keys"} <= secrets
 
 
 def test_auth_settings_only_in_delegated_mode(template: m.Template) -> None:
