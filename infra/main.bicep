@@ -61,9 +61,6 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Deploy the sample Consumption Logic App that calls the bridge with the async pattern')
-param deploySampleLogicApp bool = false
-
 var tags = {
   'azd-env-name': environmentName
   app: 'excel-async-bridge'
@@ -94,7 +91,6 @@ module resources 'resources.bicep' = {
     alertEmail: alertEmail
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    deploySampleLogicApp: deploySampleLogicApp
   }
 }
 
@@ -108,4 +104,6 @@ output AZURE_STORAGE_ACCOUNT_NAME string = resources.outputs.storageAccountName
 output FUNCTION_URL string = resources.outputs.functionUrl
 output HEALTH_URL string = resources.outputs.healthUrl
 output OPENAPI_URL string = resources.outputs.openApiUrl
+// For the postdeploy hook (DEPLOY_SAMPLE_LOGIC_APP=true): the sample Logic App is deployed after the code.
+output SAMPLE_LOGIC_APP_NAME string = resources.outputs.sampleLogicAppName
 output FETCH_FUNCTION_KEY string = 'az functionapp keys list -g ${rg.name} -n ${resources.outputs.functionAppName} --query functionKeys.default -o tsv'

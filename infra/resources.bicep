@@ -25,7 +25,6 @@ param webhookAllowedHosts string = ''
 param alertEmail string = ''
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
-param deploySampleLogicApp bool = false
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var delegated = graphAuth == 'delegated'
@@ -626,26 +625,14 @@ resource failureRateAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = 
   }
 }
 
-// ---------------------------------------------------------------- optional sample Logic App
-
-module sampleLogicApp 'modules/sample-logic-app.bicep' = if (deploySampleLogicApp) {
-  name: 'sample-logic-app'
-  params: {
-    name: 'logic-${token}'
-    location: location
-    tags: tags
-    bridgeUrl: 'https://${functionApp.properties.defaultHostName}/api'
-    bridgeKey: listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default
-  }
-  dependsOn: [
-    appSettings
-  ]
-}
-
 output functionAppName string = functionApp.name
 output keyVaultName string = keyVault.name
 output storageAccountName string = storage.name
 output identityClientId string = identity.properties.clientId
 output functionUrl string = 'https://${functionApp.properties.defaultHostName}/api'
 output healthUrl string = 'https://${functionApp.properties.defaultHostName}/api/health'
+// The optional sample Logic App is not part of this deployment: it needs a function key, which the host can only
+// list once code is deployed (listKeys before that fails with "ServiceUnavailable from host runtime",
+// Azure/azure-functions-host#5722, #6568). The azd postdeploy hook deploys infra/sample-logic-app.bicep with it.
+output sampleLogicAppName string = 'logic-${token}'
 output openApiUrl string = 'https://${functionApp.properties.defaultHostName}/api/openapi.json'

@@ -521,6 +521,25 @@ def check_flex_deprecations(template: Template) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------- secrets and keys in templates
+
+
+def listkeys_of_host(text: str) -> list[str]:
+    """`listKeys(...)` calls on a function app's host keys (`.../host/default`) in a Bicep file's text."""
+    return [m.group(0) for m in re.finditer(r"listKeys\s*\([^)]*host/default[^)]*\)", text, flags=re.I)]
+
+
+def secure_params_with_defaults(parsed: Mapping[str, Any]) -> list[str]:
+    """@secure() parameters with a default value other than '' (Bicep linter rule secure-parameter-default:
+    "Secure parameters should not have hardcoded defaults (except for empty strings)")."""
+    found = []
+    for name, spec in parsed.get("parameters", {}).items():
+        secure = any(d.get("type") == "secure" for d in spec.get("decorators", []))
+        if secure and spec.get("default") not in (None, ""):
+            found.append(name)
+    return found
+
+
 # ---------------------------------------------------------------- App Service Authentication
 
 
@@ -551,3 +570,26 @@ def http_routes(source: str) -> list[tuple[str, bool]]:
                 anonymous = isinstance(level, ast.Attribute) and level.attr == "ANONYMOUS"
                 routes.append((f"/api/{route.value}", anonymous))
     return routes
+
+
+# ---------------------------------------------------------------- Logic Apps workflow definitions
+
+
+SAMPLE_LOGIC_APP = INFRA / "sample-logic-app.bicep"
+SAMPLE_WORKFLOW = INFRA / "sample-logic-app.workflow.json"
+
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def iso_duration_seconds(value: str) -> int:
+    """Seconds of an ISO 8601 duration as Logic Apps `limit.timeout` takes it (PnDTnHnMnS; e.g. PT1H10M)."""
+    match = _DURATION.match(value)
+    if not match or value in ("P", "PT") or value.endswith("T"):
+        raise ValueError(f"not an ISO 8601 duration: {value!r}")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def parameters_used(value: Any) -> set[str]:
+    """Workflow parameters referenced by `parameters('<name>')` anywhere inside a definition fragment."""
+    return set(re.findall(r"parameters\('([^']+)'\)", json.dumps(value)))

@@ -126,3 +126,80 @@ def test_every_generated_secret_is_a_main_bicep_parameter() -> None:
     assert generated == {"WEBHOOK_SECRET", "TOKEN_SEALING_KEYS", "STATUS_LINK_KEYS"}
     assert generated <= given
     assert generated == set(re.findall(r"azd env set ([A-Z_]+)", (HOOKS / "ensure-secrets.ps1").read_text()))
+
+
+# ---------------------------------------------------------------- postdeploy: the sample Logic App
+
+
+def outputs(fake: dict[str, str], **extra: str) -> None:
+    set_env(fake, AZURE_RESOURCE_GROUP="rg-dev", AZURE_FUNCTION_APP_NAME="func-abc",
+            FUNCTION_URL="https://func-abc.azurewebsites.net/api", SAMPLE_LOGIC_APP_NAME="logic-abc", **extra)
+
+
+def test_postdeploy_does_nothing_without_the_switch(fake: dict[str, str]) -> None:
+    outputs(fake)
+    proc = run("postdeploy.sh", fake)
+    assert proc.returncode == 0, proc.stderr
+    assert calls(fake, "az") == [] and calls(fake, "curl") == []
+
+
+def test_postdeploy_deploys_the_sample_with_the_key_as_a_secure_parameter(fake: dict[str, str]) -> None:
+    outputs(fake, DEPLOY_SAMPLE_LOGIC_APP="true")
+    proc = run("postdeploy.sh", fake)
+    assert proc.returncode == 0, proc.stderr
+    az = calls(fake, "az")
+    assert az[0] == "functionapp keys list -g rg-dev -n func-abc --query functionKeys.default -o tsv"
+    assert az[1].startswith("deployment group create -g rg-dev -n sample-logic-app "
+                            "--template-file infra/sample-logic-app.bicep --parameters @")
+    assert (m.ROOT / "infra" / "sample-logic-app.bicep").exists()
+    # The key travels in a parameters file, never on a command line, and the file is gone afterwards.
+    assert all(KEY not in call for call in az)
+    params = json.loads((Path(fake["FAKE_DIR"]) / "params.json").read_text())
+    assert params["parameters"] == {"name": {"value": "logic-abc"},
+                                    "bridgeUrl": {"value": "https://func-abc.azurewebsites.net/api"},
+                                    "bridgeKey": {"value": KEY}}
+    assert not Path((Path(fake["FAKE_DIR"]) / "params.path").read_text().strip()).exists()
+    # The parameters match the template's.
+    declared = m.parse_file(m.SAMPLE_LOGIC_APP)["parameters"]
+    assert set(params["parameters"]) <= set(declared)
+    assert {n for n, s in declared.items() if s.get("default") is None} <= set(params["parameters"])
+
+
+def test_postdeploy_fails_when_no_key_can_be_read(fake: dict[str, str]) -> None:
+    outputs(fake, DEPLOY_SAMPLE_LOGIC_APP="true")
+    fake["FAKE_KEY"] = ""
+    fake["PATH"] = f"{Path(fake['FAKE_DIR']) / 'nosleep'}:{fake['PATH']}"
+    nosleep = Path(fake["FAKE_DIR"]) / "nosleep"
+    nosleep.mkdir()
+    (nosleep / "sleep").write_text("#!/bin/sh\nexit 0\n")  # the hook's retry pause, skipped here
+    (nosleep / "sleep").chmod(0o755)
+    proc = run("postdeploy.sh", fake)
+    assert proc.returncode != 0
+    assert "could not read a function key" in proc.stderr
+    az = calls(fake, "az")
+    assert len(az) == 12 and all(call.startswith("functionapp keys list") for call in az)
+
+
+# ---------------------------------------------------------------- postdeploy: signed status URLs in delegated mode
+
+
+@pytest.mark.parametrize(("answer", "warned"), [
+    ("401 text/html; charset=utf-8", True), ("401 ", True), ("401 application/problem+json", False),
+    ("404 application/problem+json", False), ("403 application/problem+json", False),
+    ("200 application/json", False)])
+def test_postdeploy_warns_when_authentication_blocks_the_status_route(
+        fake: dict[str, str], answer: str, warned: bool) -> None:
+    outputs(fake, GRAPH_AUTH="delegated", DEPLOY_SAMPLE_LOGIC_APP="true")
+    fake["FAKE_CURL"] = answer
+    proc = run("postdeploy.sh", fake)
+    assert proc.returncode == 0, proc.stderr
+    assert calls(fake, "curl")[0].endswith("https://func-abc.azurewebsites.net/api/status/excluded-path-probe")
+    assert ("WARNING" in proc.stderr) is warned, proc.stderr
+    # The sample sends only a function key, which delegated mode does not accept alone: not deployed.
+    assert calls(fake, "az") == [] and "skipped" in proc.stdout
+
+
+def test_postdeploy_probes_nothing_in_app_mode(fake: dict[str, str]) -> None:
+    outputs(fake, GRAPH_AUTH="app")
+    assert run("postdeploy.sh", fake).returncode == 0
+    assert calls(fake, "curl") == []

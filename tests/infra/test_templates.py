@@ -294,16 +294,103 @@ def test_failure_rate_alert(template: m.Template) -> None:
     assert "success == false" in _alert_queries(template)["failureRateAlert"]
 
 
-def test_sample_logic_app_is_optional_and_uses_the_async_pattern() -> None:
-    main = m.parse_file(m.RESOURCES_BICEP)
-    module = main["modules"]["sampleLogicApp"]
-    assert module["config"]["condition"] == "deploySampleLogicApp"
-    assert main["parameters"]["deploySampleLogicApp"]["default"] is False
-    logic = m.parse_file(m.INFRA / "modules" / "sample-logic-app.bicep")
-    workflow = m.resource_body(logic["resources"]["workflow"])
-    action = workflow["properties"]["definition"]["actions"]["Run_Excel_operation"]
-    assert action["type"] == "Http" and "operationOptions" not in action  # async pattern stays on
+def test_the_main_deployment_lists_no_host_keys() -> None:
+    # listKeys(.../host/default) needs a running host; during the first provision there is no code yet and it
+    # fails with "ServiceUnavailable from host runtime" (Azure/azure-functions-host#5722, #6568).
+    for path in (m.MAIN_BICEP, m.RESOURCES_BICEP):
+        assert m.listkeys_of_host(path.read_text(encoding="utf-8")) == [], path.name
+        assert not m.parse_file(path).get("modules", {}).keys() - {"resources"}, f"{path.name} deploys a module"
+    assert m.listkeys_of_host("x: listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default")
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(m.INFRA)))
+def test_secure_parameters_have_no_default_values(path: Path) -> None:
+    # Bicep linter rule secure-parameter-default: no hard-coded default for a @secure() parameter (empty allowed).
+    assert m.secure_params_with_defaults(m.parse_file(path)) == []
+
+
+def test_a_secure_parameter_with_a_default_is_caught() -> None:
+    parsed = m.parse_bicep("@secure()\nparam bridgeKey string = 'abc'\n@secure()\nparam none string = ''\n"
+                           "param plain string = 'x'\nresource r 'A.B/c@2020-01-01' = {\n  name: 'n'\n}\n")
+    assert m.secure_params_with_defaults(parsed) == ["bridgeKey"]
+
+
+def workflow_definition() -> dict[str, Any]:
+    definition: dict[str, Any] = json.loads(m.SAMPLE_WORKFLOW.read_text(encoding="utf-8"))
+    return definition
+
+
+def test_sample_logic_app_is_a_separate_deployment_loading_the_workflow_json() -> None:
+    logic = m.parse_file(m.SAMPLE_LOGIC_APP)
     assert logic["parameters"]["bridgeKey"]["decorators"][0]["type"] == "secure"
+    assert logic["parameters"]["bridgeKey"].get("default") is None
+    workflow = m.resource_body(logic["resources"]["workflow"])
+    loaded = workflow["properties"]["definition"]["function"]
+    assert loaded["type"] == "load_json_content"
+    assert (m.SAMPLE_LOGIC_APP.parent / loaded["parameters"]["file_path"]).resolve() == m.SAMPLE_WORKFLOW.resolve()
+    # The workflow's parameter values come from the deployment's parameters (the key from the @secure() one).
+    assert workflow["properties"]["parameters"] == {"bridgeUrl": {"value": "bridgeUrl"},
+                                                    "bridgeKey": {"value": "bridgeKey"}}
+
+
+def test_sample_workflow_parameters() -> None:
+    params = workflow_definition()["parameters"]
+    assert params["bridgeUrl"]["type"] == "String"
+    # Logic Apps docs, create-parameters-workflows.md: a securestring parameter's default value is stored in plain
+    # text, so the key's parameter has none; its value comes from the deployment.
+    assert params["bridgeKey"]["type"] == "SecureString"
+    assert "defaultValue" not in params["bridgeKey"]
+    assert all("defaultValue" not in p for p in params.values() if p["type"].lower() in ("securestring",
+                                                                                           "secureobject"))
+
+
+def test_sample_workflow_http_action() -> None:
+    definition = workflow_definition()
+    assert definition["$schema"].endswith("/2016-06-01/workflowdefinition.json#")
+    assert set(definition["triggers"]) == {"manual"}
+    assert set(definition["actions"]) == {"Run_Excel_operation", "Fail_unless_succeeded"}  # stable names
+    assert set(definition["actions"]["Fail_unless_succeeded"]["actions"]) == {"Terminate_failed"}
+    action = definition["actions"]["Run_Excel_operation"]
+    # logic-apps-workflow-actions-triggers.md: the asynchronous pattern is on unless DisableAsyncPattern is set.
+    assert action["type"] == "Http" and "DisableAsyncPattern" not in action.get("operationOptions", "")
+    inputs = action["inputs"]
+    assert inputs["method"] == "POST" and inputs["uri"] == "@{parameters('bridgeUrl')}/operations"
+    # Functions take a key as ?code= or x-functions-key (function-keys-how-to.md); the app supports the header.
+    assert inputs["headers"]["x-functions-key"] == "@{parameters('bridgeKey')}"
+    assert "code=" not in inputs["uri"]
+    # One operation per run: a retried POST (the engine retries 408/429/5xx) carries the same key.
+    assert inputs["headers"]["Idempotency-Key"] == "@{workflow()?['run']?['name']}"
+
+
+def test_sample_workflow_hides_the_key_from_run_history() -> None:
+    # logic-apps-securing-a-logic-app.md: runtimeConfiguration.secureData.properties ["inputs","outputs"] hides an
+    # action's inputs/outputs in run history; otherwise only Authorization headers are hidden.
+    def actions(block: dict[str, Any]) -> dict[str, Any]:
+        found = dict(block)
+        for spec in block.values():
+            found |= actions(spec.get("actions", {}))
+            found |= actions(spec.get("else", {}).get("actions", {}))
+        return found
+
+    with_key = {name: spec for name, spec in actions(workflow_definition()["actions"]).items()
+                if "bridgeKey" in m.parameters_used(spec.get("inputs"))}
+    assert set(with_key) == {"Run_Excel_operation"}
+    for name, spec in with_key.items():
+        secure = spec.get("runtimeConfiguration", {}).get("secureData", {}).get("properties", [])
+        assert {"inputs", "outputs"} <= set(secure), name
+
+
+def test_sample_workflow_timeout_outlasts_the_operation(template: m.Template) -> None:
+    # error-exception-handling.md / workflow actions: limit.timeout bounds the whole asynchronous wait; it must
+    # outlast the bridge's own OPERATION_TIMEOUT_SECONDS plus the longest gap between two polls.
+    settings = template.app_settings()
+    longest = int(settings["OPERATION_TIMEOUT_SECONDS"]) + int(settings["POLL_MAX_DELAY_SECONDS"])
+    timeout = workflow_definition()["actions"]["Run_Excel_operation"]["limit"]["timeout"]
+    assert m.iso_duration_seconds(timeout) > longest
+    assert m.iso_duration_seconds("PT1H") < longest  # the old timeout did not
+    assert m.iso_duration_seconds("P1DT2H3M4S") == 93784
+    with pytest.raises(ValueError):
+        m.iso_duration_seconds("PT")
 
 
 # ---------------------------------------------------------------- azd
@@ -326,7 +413,9 @@ def test_azure_yaml() -> None:
             spec = hook[platform]
             assert spec["shell"] in ("sh", "pwsh")
             assert (m.ROOT / spec["run"]).exists()
-    assert os.access(m.ROOT / doc["hooks"]["preprovision"]["posix"]["run"], os.X_OK)
+    assert set(doc["hooks"]) == {"preprovision", "postdeploy"}
+    for hook in doc["hooks"].values():
+        assert os.access(m.ROOT / hook["posix"]["run"], os.X_OK)
     # azd finds the function app by this tag.
     site = m.resource_body(m.load_template().resources["functionApp"])
     assert '"\'azd-service-name\'": "api"' in json.dumps(site["tags"])
@@ -339,7 +428,7 @@ def test_parameters_file_matches_main_bicep() -> None:
     declared = m.parse_file(m.MAIN_BICEP)["parameters"]
     given = params["parameters"]
     assert set(given) <= set(declared), f"unknown parameters: {set(given) - set(declared)}"
-    required = {name for name, spec in declared.items() if "default" not in spec}
+    required = {name for name, spec in declared.items() if spec.get("default") is None}  # pycep: None = none
     assert required <= set(given), f"required parameters without a value: {required - set(given)}"
     values = {name: spec["value"] for name, spec in given.items()}
     assert values["environmentName"] == "${AZURE_ENV_NAME}"
@@ -355,7 +444,7 @@ def test_parameters_file_matches_main_bicep() -> None:
     module = m.parse_file(m.MAIN_BICEP)["modules"]["resources"]
     inner = m.parse_file(m.RESOURCES_BICEP)["parameters"]
     passed = set(module["config"]["params"])
-    assert {n for n, s in inner.items() if "default" not in s} <= passed
+    assert {n for n, s in inner.items() if s.get("default") is None} <= passed
     assert passed <= set(inner)
 
 
