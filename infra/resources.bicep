@@ -31,7 +31,7 @@ var delegated = graphAuth == 'delegated'
 
 // Storage names the app reads (settings POLL_QUEUE, WEBHOOK_QUEUE, OPERATIONS_TABLE). The host moves a message
 // that failed maxDequeueCount (host.json: 5) times to '<queue>-poison'; the template creates those too, so
-// the identity never needs the right to create queues.
+// nothing depends on the app or the host creating a queue at run time (and the poison alert can name them).
 var pollQueueName = 'operation-polls'
 var webhookQueueName = 'webhook-deliveries'
 var operationsTableName = 'operations'
