@@ -37,6 +37,10 @@ param webhookSecret string
 @description('Token sealing keys (reserved for delegated mode; set by the preprovision hook)')
 param tokenSealingKeys string
 
+@secure()
+@description('Status URL signing keys <id>:<base64 of 32 bytes>, space separated, newest first (set by the preprovision hook)')
+param statusLinkKeys string
+
 @description('Graph root; its origin is the only one that receives a Graph token')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
@@ -56,9 +60,6 @@ param instanceMemoryMB int = 2048
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
-
-@description('Deploy the sample Consumption Logic App that calls the bridge with the async pattern')
-param deploySampleLogicApp bool = false
 
 var tags = {
   'azd-env-name': environmentName
@@ -84,12 +85,12 @@ module resources 'resources.bicep' = {
     authClientSecret: authClientSecret
     webhookSecret: webhookSecret
     tokenSealingKeys: tokenSealingKeys
+    statusLinkKeys: statusLinkKeys
     graphBaseUrl: graphBaseUrl
     webhookAllowedHosts: webhookAllowedHosts
     alertEmail: alertEmail
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    deploySampleLogicApp: deploySampleLogicApp
   }
 }
 
@@ -103,4 +104,6 @@ output AZURE_STORAGE_ACCOUNT_NAME string = resources.outputs.storageAccountName
 output FUNCTION_URL string = resources.outputs.functionUrl
 output HEALTH_URL string = resources.outputs.healthUrl
 output OPENAPI_URL string = resources.outputs.openApiUrl
+// For the postdeploy hook (DEPLOY_SAMPLE_LOGIC_APP=true): the sample Logic App is deployed after the code.
+output SAMPLE_LOGIC_APP_NAME string = resources.outputs.sampleLogicAppName
 output FETCH_FUNCTION_KEY string = 'az functionapp keys list -g ${rg.name} -n ${resources.outputs.functionAppName} --query functionKeys.default -o tsv'

@@ -18,19 +18,20 @@ param authClientSecret string = ''
 param webhookSecret string
 @secure()
 param tokenSealingKeys string
+@secure()
+param statusLinkKeys string
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 param webhookAllowedHosts string = ''
 param alertEmail string = ''
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
-param deploySampleLogicApp bool = false
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var delegated = graphAuth == 'delegated'
 
 // Storage names the app reads (settings POLL_QUEUE, WEBHOOK_QUEUE, OPERATIONS_TABLE). The host moves a message
 // that failed maxDequeueCount (host.json: 5) times to '<queue>-poison'; the template creates those too, so
-// the identity never needs the right to create queues.
+// nothing depends on the app or the host creating a queue at run time (and the poison alert can name them).
 var pollQueueName = 'operation-polls'
 var webhookQueueName = 'webhook-deliveries'
 var operationsTableName = 'operations'
@@ -39,9 +40,7 @@ var deploymentContainerName = 'app-package-${take(token, 8)}'
 // Built-in role definition ids (docs/deploy.md lists what each one allows and why it is needed).
 var roleIds = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
-  storageQueueDataMessageProcessor: '8a0f0c08-91a1-4084-bc3d-661d67233fed'
-  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
@@ -178,37 +177,20 @@ resource roleBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Queue Data Reader: queue metadata (the host's scale decisions read queue length; GET /api/health calls
-// get_queue_properties on POLL_QUEUE) and peeking messages.
-resource roleQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roleIds.storageQueueDataReader)
+// Queue Data Contributor: the one built-in queue role with messages/write ("Put or update a message",
+// queues-auth-abac-attributes.md), which the host needs to release a message whose function failed
+// (UpdateMessage with host.json's visibilityTimeout: azure-sdk-for-net QueueProcessor.ReleaseMessageAsync).
+// Without it the release is a 403 and the message stays hidden for the listener's 10-minute visibility instead
+// of 5 seconds. It also covers everything else the app and host do with queues: receive and delete
+// (messages/process/action), send with a visibility delay and add to '<queue>-poison' (messages/write), queue
+// length for scaling and GET /api/health (queues/read). Reader, Message Processor and Message Sender together
+// still lack messages/write, so this one role replaces all three, as in Microsoft's Flex samples
+// (infra/app/rbac.bicep). tests/infra/model.py maps every queue call to the data action it needs.
+resource roleQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleIds.storageQueueDataContributor)
   scope: storage
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataReader)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Queue Data Message Processor: the queue triggers receive and delete messages (POLL_QUEUE, WEBHOOK_QUEUE),
-// and the host reads/deletes when it moves a message to '<queue>-poison'.
-resource roleQueueProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roleIds.storageQueueDataMessageProcessor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageProcessor)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Queue Data Message Sender: the app sends poll and delivery messages with a visibility delay
-// (shared/queue.py send_message), and the host adds failed messages to '<queue>-poison'.
-resource roleQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roleIds.storageQueueDataMessageSender)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageSender)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
   }
@@ -305,6 +287,19 @@ resource tokenSealingKeysValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = 
   }
 }
 
+// Keys that sign per-operation status URLs (/api/status/{id}?se=...&sig=...), the Location given to pollers that
+// send no credential (Power Automate; Logic Apps drops custom headers on follow-ups): '<id>:<base64 of 32 bytes>',
+// space separated, newest first (the first signs, all verify). Generated once by the preprovision hook.
+resource statusLinkKeysValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  //checkov:skip=CKV_AZURE_41:An expiry would silently break every signed status URL; rotation is manual and documented in docs/deploy.md
+  parent: keyVault
+  name: 'status-link-keys'
+  properties: {
+    value: statusLinkKeys
+    contentType: 'text/plain; format=keyid:base64'
+  }
+}
+
 resource authClientSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (delegated) {
   //checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not see properties of a conditional (if) resource
   //checkov:skip=CKV_AZURE_41:The app registration's secret has its own expiry in Entra ID; rotate both together (docs/deploy.md)
@@ -338,6 +333,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   //checkov:skip=CKV_AZURE_213:An App Service health check pings every instance each minute, defeating scale to zero and costing storage transactions; alerts cover failures
   //checkov:skip=CKV_AZURE_17:Callers are Logic Apps and scripts with function keys; client certificates are not part of the API
   //checkov:skip=CKV_AZURE_212:Flex Consumption scales per function up to maximumInstanceCount; there is no zone-redundant instance count to set
+  //checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP/FTPS endpoint at all; siteConfig.ftpsState is in its deprecation table and newer stamps reject it (ARM 51021)
   name: 'func-${token}'
   location: location
   tags: union(tags, {
@@ -355,9 +351,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identity.id // Key Vault references resolve with the user-assigned identity
+    // No ftpsState (nor any other property of the Flex Consumption deprecation table, functions-app-settings.md):
+    // Flex has no FTP(S) at all ("FTPS not supported") and newer stamps reject the property (ARM error 51021).
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -410,6 +407,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GRAPH_BASE_URL: graphBaseUrl
     WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${webhookSecretValue.name}/)'
     TOKEN_SEALING_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${tokenSealingKeysValue.name}/)'
+    STATUS_LINK_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${statusLinkKeysValue.name}/)'
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false'
     WEBHOOK_ALLOWED_HOSTS: webhookAllowedHosts
     WEBHOOK_RETRY_INITIAL_DELAY_SECONDS: '5'
@@ -435,9 +433,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   }
   dependsOn: [
     roleBlobOwner
-    roleQueueReader
-    roleQueueProcessor
-    roleQueueSender
+    roleQueueContributor
     roleTableContributor
     roleMetricsPublisher
     roleSecretsUser
@@ -446,8 +442,14 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
 }
 
 // graphAuth=delegated: App Service Authentication (Entra ID) in front of the API. Callers send a user token;
-// the platform validates it (health and the OpenAPI document stay anonymous). Delegated Graph calls
-// themselves arrive with a later issue.
+// the platform validates it. excludedPaths: the anonymous routes (auth_level ANONYMOUS in function_app.py) stay
+// reachable without a token: health, the OpenAPI document, and the signed status routes GET/DELETE
+// /api/status/{id}, which carry their own signature for pollers that send no credential (Power Automate; Logic
+// Apps' follow-ups re-send only the action's authentication). The docs do not say whether an entry is an exact
+// path or may end in '/*'; Microsoft's answer on MicrosoftDocs/azure-docs#86514 is that '/folder/sub-folder/*'
+// excludes everything below it, so '/api/status/*' covers every id. Under an exact-path reading no entry can
+// cover per-operation paths: the postdeploy hook probes /api/status/<probe> without a token and warns when App
+// Service Authentication itself answers 401 (docs/deploy.md, "Signed status URLs").
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
   //checkov:skip=CKV_AZURE_13:False positive: checkov applies Microsoft.Web/sites checks to this sites/config child (auth is authsettingsV2, graphAuth=delegated)
   //checkov:skip=CKV_AZURE_63:False positive (sites check on a sites/config child); Functions logs go to Application Insights, not App Service HTTP logs
@@ -465,9 +467,11 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
     globalValidation: {
       requireAuthentication: true
       unauthenticatedClientAction: 'Return401'
+      // Anonymous routes of function_app.py (see the comment above this resource)
       excludedPaths: [
         '/api/health'
         '/api/openapi.json'
+        '/api/status/*'
       ]
     }
     httpSettings: {
@@ -489,9 +493,10 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
         }
       }
     }
+    // Off: a bearer-token API (callers send a token on every request); a store would only keep tokens at rest.
     login: {
       tokenStore: {
-        enabled: true
+        enabled: false
       }
     }
   }
@@ -519,26 +524,50 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(a
   }
 }
 
-// A message reached maxDequeueCount and the host moved it to a '-poison' queue: an operation's poll chain or
-// a webhook delivery stopped. The host logs this as a warning trace (kept: traces at this rate are not sampled).
+// A message reached maxDequeueCount and the host moved it to a '-poison' queue: an operation's poll chain or a
+// webhook delivery stopped. The alert does not read the host's "MaxDequeueCount" trace: Application Insights
+// sampling may drop traces (host.json samples everything but Request;Exception). It reads Azure Storage's own
+// resource log instead, which no sampling touches: every PutMessage into a '-poison' queue is a row of
+// StorageQueueLogs (Azure Monitor tables reference, StorageQueueLogs: OperationName, StatusText, ObjectKey, Uri)
+// once this diagnostic setting sends the queue service's StorageWrite category to the workspace.
+// API version: diagnosticSettings has no GA version that supports a resource-scoped setting with workspaceId
+// (2016-09-01 is the old 'service' form); 2021-05-01-preview is what Microsoft's samples and AVM modules use.
+resource queueWriteLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'queue-writes-to-log-analytics'
+  scope: queueService
+  properties: {
+    workspaceId: workspace.id
+    logs: [
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+    ]
+  }
+}
+
 resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   name: 'alert-poison-${token}'
   location: location
   tags: tags
   properties: {
     displayName: 'Excel Async Bridge: message moved to a poison queue'
-    description: 'A queue message failed maxDequeueCount times and is now in operation-polls-poison or webhook-deliveries-poison.'
+    description: 'A queue message failed maxDequeueCount times and was put in ${pollPoisonQueue.name} or ${webhookPoisonQueue.name} (Storage resource log, not sampled).'
     severity: 2
     enabled: true
     scopes: [
-      appInsights.id
+      workspace.id
     ]
     evaluationFrequency: 'PT5M'
     windowSize: 'PT15M'
+    // StorageQueueLogs exists in the workspace only once the first log row arrives, after this deployment, and
+    // ARM validates a rule's query against the workspace (the Azure Monitor team's advice: skip the validation,
+    // mspnp/aks-baseline-multi-region#94). tests/infra checks the query's shape instead.
+    skipQueryValidation: true
     criteria: {
       allOf: [
         {
-          query: 'traces | where message has "MaxDequeueCount" and message has "-poison"'
+          query: 'StorageQueueLogs | where OperationName == "PutMessage" and StatusText == "Success" | extend target = strcat(ObjectKey, " ", Uri) | where target contains "/${pollPoisonQueue.name}" or target contains "/${webhookPoisonQueue.name}"'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -556,6 +585,9 @@ resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
       ]
     }
   }
+  dependsOn: [
+    queueWriteLogs
+  ]
 }
 
 // More than 5 % of function executions (HTTP and queue) failed over 15 minutes, with at least 20 executions.
@@ -597,26 +629,14 @@ resource failureRateAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = 
   }
 }
 
-// ---------------------------------------------------------------- optional sample Logic App
-
-module sampleLogicApp 'modules/sample-logic-app.bicep' = if (deploySampleLogicApp) {
-  name: 'sample-logic-app'
-  params: {
-    name: 'logic-${token}'
-    location: location
-    tags: tags
-    bridgeUrl: 'https://${functionApp.properties.defaultHostName}/api'
-    bridgeKey: listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default
-  }
-  dependsOn: [
-    appSettings
-  ]
-}
-
 output functionAppName string = functionApp.name
 output keyVaultName string = keyVault.name
 output storageAccountName string = storage.name
 output identityClientId string = identity.properties.clientId
 output functionUrl string = 'https://${functionApp.properties.defaultHostName}/api'
 output healthUrl string = 'https://${functionApp.properties.defaultHostName}/api/health'
+// The optional sample Logic App is not part of this deployment: it needs a function key, which the host can only
+// list once code is deployed (listKeys before that fails with "ServiceUnavailable from host runtime",
+// Azure/azure-functions-host#5722, #6568). The azd postdeploy hook deploys infra/sample-logic-app.bicep with it.
+output sampleLogicAppName string = 'logic-${token}'
 output openApiUrl string = 'https://${functionApp.properties.defaultHostName}/api/openapi.json'

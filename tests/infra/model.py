@@ -47,6 +47,12 @@ NOT_DEPLOYED: dict[str, str] = {
     # App Service sets it itself when App Service Authentication is on; the app only trusts caller headers then.
     "WEBSITE_AUTH_ENABLED": "set by the platform when authentication is enabled",
 }
+# Settings deployed before the code that reads them is merged (issue 8 is built on several branches at once).
+# While no code reads one, check_settings accepts it; once code reads it, the entry is stale and check_settings
+# says so, so this list cannot keep a setting alive that nothing reads.
+DEPLOYED_AHEAD_OF_CODE: dict[str, str] = {
+    "STATUS_LINK_KEYS": "signed status URLs (/api/status/{id}); shared/settings.py reads it (issue 8, app side)",
+}
 
 # Built-in role definition ids -> names (Azure built-in roles).
 ROLE_NAMES: dict[str, str] = {
@@ -60,23 +66,61 @@ ROLE_NAMES: dict[str, str] = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "76199698-9eea-4c19-bc75-cec21354c6b6": "Storage Table Data Reader",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
 }
 
+# Queue data actions (Azure Storage docs, queues-auth-abac-attributes.md, "Azure Queue Storage actions"):
+#   Peek messages -> messages/read; Put a message -> messages/add/action; "Put or update a message" ->
+#   messages/write; Clear messages -> messages/delete; "Get or delete messages" -> messages/process/action.
+# Queue metadata (Get Queue Metadata: length for scaling and health) is the control action queues/read.
+_Q = "Microsoft.Storage/storageAccounts/queueServices/queues"
+PEEK, ADD, WRITE, CLEAR, PROCESS, QUEUE_READ = (f"{_Q}/messages/read", f"{_Q}/messages/add/action",
+                                                f"{_Q}/messages/write", f"{_Q}/messages/delete",
+                                                f"{_Q}/messages/process/action", f"{_Q}/read")
+# What each built-in queue role allows (Azure RBAC docs, built-in-roles/storage.md: actions + dataActions).
+QUEUE_CONTRIBUTOR = "Storage Queue Data Contributor"
+QUEUE_ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "Storage Queue Data Reader": frozenset({QUEUE_READ, PEEK}),
+    "Storage Queue Data Message Processor": frozenset({PEEK, PROCESS}),
+    "Storage Queue Data Message Sender": frozenset({ADD}),
+    QUEUE_CONTRIBUTOR: frozenset({QUEUE_READ, PEEK, WRITE, CLEAR, PROCESS}),
+}
+# Each queue operation -> the data actions of which any one allows it. Putting a message is allowed by add/action
+# and by write ("Put or update a message"); updating one (UpdateMessage: new visibility or content) only by write.
+QUEUE_OPERATION_ACTIONS: dict[str, frozenset[str]] = {
+    "queue.send_message": frozenset({ADD, WRITE}),
+    "queue.receive_messages": frozenset({PROCESS}),
+    "queue.delete_message": frozenset({PROCESS}),
+    "queue.peek_messages": frozenset({PEEK}),
+    "queue.get_queue_properties": frozenset({QUEUE_READ}),
+    "queue.update_message": frozenset({WRITE}),
+    "queue.clear_messages": frozenset({CLEAR}),
+    # The queue trigger (the Functions host): receives and deletes messages; reads queue length (scaling);
+    # adds a message that failed maxDequeueCount times to '<queue>-poison'; and, when a function fails, releases
+    # the message with UpdateMessage (visibilityTimeout from host.json) so it comes back after that delay:
+    # azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/
+    # QueueProcessor.cs, ReleaseMessageAsync -> UpdateMessageAsync. Without messages/write that call is a 403
+    # and the message stays invisible for the listener's 10-minute visibility.
+    "trigger.queue": frozenset({PROCESS}),
+    "trigger.queue.metadata": frozenset({QUEUE_READ}),
+    "trigger.queue.poison": frozenset({ADD, WRITE}),
+    "trigger.queue.release": frozenset({WRITE}),
+}
+
+
+def queue_roles_allowing(op: str) -> frozenset[str]:
+    """The built-in queue roles that allow a queue operation (derived from the data actions above)."""
+    actions = QUEUE_OPERATION_ACTIONS[op]
+    return frozenset(role for role, allowed in QUEUE_ROLE_ACTIONS.items() if allowed & actions)
+
+
 # Each storage operation the app or its host performs -> the built-in roles that allow it (any one suffices),
 # and the resource type the role must be scoped to (or above).
-QUEUE_CONTRIBUTOR = "Storage Queue Data Contributor"
 TABLE_CONTRIBUTOR = "Storage Table Data Contributor"
 OPERATION_ROLES: dict[str, frozenset[str]] = {
-    "queue.send_message": frozenset({"Storage Queue Data Message Sender", QUEUE_CONTRIBUTOR}),
-    "queue.receive_messages": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "queue.delete_message": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "queue.peek_messages": frozenset({"Storage Queue Data Reader", "Storage Queue Data Message Processor",
-                                      QUEUE_CONTRIBUTOR}),
-    "queue.get_queue_properties": frozenset({"Storage Queue Data Reader", QUEUE_CONTRIBUTOR}),
-    "queue.update_message": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "queue.clear_messages": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
+    **{op: queue_roles_allowing(op) for op in QUEUE_OPERATION_ACTIONS},
     "table.get_entity": frozenset({"Storage Table Data Reader", TABLE_CONTRIBUTOR}),
     "table.query_entities": frozenset({"Storage Table Data Reader", TABLE_CONTRIBUTOR}),
     "table.list_entities": frozenset({"Storage Table Data Reader", TABLE_CONTRIBUTOR}),
@@ -89,10 +133,6 @@ OPERATION_ROLES: dict[str, frozenset[str]] = {
     "host.blobs": frozenset({"Storage Blob Data Owner"}),
     "deployment.package": frozenset({"Storage Blob Data Owner", "Storage Blob Data Contributor",
                                      "Storage Blob Data Reader"}),
-    # The queue trigger: the host receives, deletes, reads queue length (scaling) and moves poison messages.
-    "trigger.queue": frozenset({"Storage Queue Data Message Processor", QUEUE_CONTRIBUTOR}),
-    "trigger.queue.metadata": frozenset({"Storage Queue Data Reader", QUEUE_CONTRIBUTOR}),
-    "trigger.queue.poison": frozenset({"Storage Queue Data Message Sender", QUEUE_CONTRIBUTOR}),
 }
 # Calls that need no role on a provisioned deployment: the template creates the queues and the table, and
 # shared/runtime.py only logs a warning when creating them is refused.
@@ -163,10 +203,13 @@ class Template:
 
             def sub(match: re.Match[str]) -> str:
                 name = match.group(1)
-                resolved = variables.get(name)
+                if name.endswith(".name") and name[:-5] in self.resources:  # ${someQueue.name}
+                    resolved = self.resolve(resource_body(self.resources[name[:-5]]).get("name"))
+                else:
+                    resolved = variables.get(name)
                 return resolved if isinstance(resolved, str) else match.group(0)
 
-            return re.sub(r"\$\{(\w+)\}", sub, value)
+            return re.sub(r"\$\{(\w+(?:\.name)?)\}", sub, value)
         if isinstance(value, dict) and "operator" in value:
             op = value["operator"]
             if op.get("type") == "property_accessor":
@@ -306,7 +349,7 @@ def storage_operations_of_code() -> set[str]:
     app = sources[FUNCTION_APP]
     ops |= {"host.blobs", "deployment.package"}
     if "queue_trigger(" in app:
-        ops |= {"trigger.queue", "trigger.queue.metadata", "trigger.queue.poison"}
+        ops |= {"trigger.queue", "trigger.queue.metadata", "trigger.queue.poison", "trigger.queue.release"}
     return ops
 
 
@@ -331,7 +374,11 @@ def check_settings(template: Template, read: Iterable[str]) -> list[str]:
     problems = [f"the code reads {n} but the function app's settings do not set it"
                 for n in sorted(read - deployed - set(NOT_DEPLOYED)) if not n.startswith(f"{STORAGE_PREFIX}__")]
     problems += [f"app setting {n} is read by no code and is not in the allowlist"
-                 for n in sorted(deployed - read) if not _allowlisted(n)]
+                 for n in sorted(deployed - read) if not _allowlisted(n) and n not in DEPLOYED_AHEAD_OF_CODE]
+    problems += [f"{n} is read by the code now: remove it from DEPLOYED_AHEAD_OF_CODE"
+                 for n in sorted(set(DEPLOYED_AHEAD_OF_CODE) & read)]
+    problems += [f"{n} is in DEPLOYED_AHEAD_OF_CODE but the function app's settings do not set it"
+                 for n in sorted(set(DEPLOYED_AHEAD_OF_CODE) - deployed)]
     for required in ("AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
                      "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
                      "AzureWebJobsStorage__blobServiceUri"):
@@ -379,7 +426,9 @@ def check_roles(template: Template, operations: Iterable[str]) -> list[str]:
 
 
 # Broad roles that narrower ones replace here (least privilege): never granted to the app's identity.
-TOO_BROAD = frozenset({QUEUE_CONTRIBUTOR, "Storage Account Contributor", "Contributor", "Owner",
+# (Storage Queue Data Contributor is not here: it is the only queue role with messages/write, which the host's
+# release of a failed message needs.)
+TOO_BROAD = frozenset({"Storage Account Contributor", "Contributor", "Owner",
                        "Key Vault Secrets Officer", "Key Vault Administrator"})
 
 
@@ -392,4 +441,155 @@ def check_no_excess_roles(template: Template, operations: Iterable[str]) -> list
                 if a.to_app_identity and a.scope == "storage" and a.role not in needed]
     problems += [f"role {a.role} ({a.resource}) is broader than needed"
                  for a in template.role_assignments() if a.to_app_identity and a.role in TOO_BROAD]
+    # A role is redundant when every operation it is needed for is already allowed by another granted role.
+    storage_roles = {a.role: a.resource for a in template.role_assignments()
+                     if a.to_app_identity and a.scope == "storage"}
+    for role, resource in sorted(storage_roles.items()):
+        uses = [op for op in ops if role in OPERATION_ROLES.get(op, frozenset())]
+        others = set(storage_roles) - {role}
+        if uses and all(OPERATION_ROLES[op] & others for op in uses):
+            problems.append(f"role {role} ({resource}) is redundant: other granted roles allow all it is needed for")
     return problems
+
+
+# ---------------------------------------------------------------- Flex Consumption
+
+
+# Azure Functions docs, functions-app-settings.md, "Flex Consumption plan deprecations": site properties and app
+# settings that "are deprecated and shouldn't be used" on Flex Consumption, with the doc's reason. Newer stamps
+# reject some outright (ftpsState: ARM error 51021, microsoft/azure-pipelines-tasks#21032). Names compare
+# case-insensitively (ARM property and app setting names are case-insensitive).
+FLEX_DEPRECATED_SITE_PROPERTIES: dict[str, str] = {
+    "ftpsState": "FTPS not supported",
+    "use32BitWorkerProcess": "32-bit not supported",
+    "isReserved": "Not valid",
+    "IsXenon": "Not valid",
+    "windowsFxVersion": "Not valid",
+    "alwaysOn": "Not valid",
+    "preWarmedInstanceCount": "Renamed (always ready instances in functionAppConfig.scaleAndConcurrency)",
+    "functionAppScaleLimit": "Renamed as maximumInstanceCount",
+    "containerSize": "Renamed as instanceMemoryMB",
+    "javaVersion": "Replaced by version in properties.functionAppConfig.runtime",
+    "powerShellVersion": "Replaced by version in properties.functionAppConfig.runtime",
+    "netFrameworkVersion": "Replaced by version in properties.functionAppConfig.runtime",
+    "LinuxFxVersion": "Replaced by properties.functionAppConfig.runtime",
+}
+FLEX_DEPRECATED_APP_SETTINGS: dict[str, str] = {
+    "WEBSITE_NODE_DEFAULT_VERSION": "Replaced by version in properties.functionAppConfig.runtime",
+    "FUNCTIONS_EXTENSION_VERSION": "App Setting will be set by the backend to the right value",
+    "FUNCTIONS_WORKER_RUNTIME": "Replaced by name in properties.functionAppConfig.runtime",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION": "Replaced by version in properties.functionAppConfig.runtime",
+    "FUNCTIONS_MAX_HTTP_CONCURRENCY": "App Setting replaced by scale and concurrency's trigger section",
+    "FUNCTIONS_WORKER_PROCESS_COUNT": "Setting not valid",
+    "FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED": "Setting not valid",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING": "App Setting replaced by functionAppConfig's deployment section",
+    "WEBSITE_CONTENTSHARE": "App Setting replaced by functionAppConfig's deployment section",
+}
+
+
+def _is_flex_plan(template: Template, site: Mapping[str, Any]) -> bool:
+    farm = json.dumps(site.get("properties", {}).get("serverFarmId"))
+    for name, plan in template.of_type("Microsoft.Web/serverfarms").items():
+        if f'"{name}"' in farm and resource_body(plan).get("sku", {}).get("name") == "FC1":
+            return True
+    return False
+
+
+def check_flex_deprecations(template: Template) -> list[str]:
+    """No site on an FC1 plan sets a property or app setting of the Flex Consumption deprecation table."""
+    problems = []
+    props = {k.lower(): v for k, v in FLEX_DEPRECATED_SITE_PROPERTIES.items()}
+    settings = {k.lower(): v for k, v in FLEX_DEPRECATED_APP_SETTINGS.items()}
+    for name, res in template.of_type("Microsoft.Web/sites").items():
+        site = resource_body(res)
+        if not _is_flex_plan(template, site):
+            continue
+        properties = site.get("properties", {})
+        for where, block in (("properties", properties), ("properties.siteConfig", properties.get("siteConfig", {}))):
+            for key in block if isinstance(block, dict) else {}:
+                reason = props.get(_unquote(key).lower())
+                if reason:
+                    problems.append(f"{name}: {where}.{_unquote(key)} is deprecated on Flex Consumption ({reason})")
+        for app_setting in properties.get("siteConfig", {}).get("appSettings", []) or []:
+            setting = str(app_setting.get("name", "")) if isinstance(app_setting, dict) else ""
+            if setting.lower() in settings:
+                problems.append(f"{name}: app setting {setting} is deprecated on Flex Consumption "
+                                f"({settings[setting.lower()]})")
+    for setting in template.app_settings():
+        if setting.lower() in settings:
+            problems.append(f"app setting {setting} is deprecated on Flex Consumption ({settings[setting.lower()]})")
+    return problems
+
+
+# ---------------------------------------------------------------- secrets and keys in templates
+
+
+def listkeys_of_host(text: str) -> list[str]:
+    """`listKeys(...)` calls on a function app's host keys (`.../host/default`) in a Bicep file's text."""
+    return [m.group(0) for m in re.finditer(r"listKeys\s*\([^)]*host/default[^)]*\)", text, flags=re.I)]
+
+
+def secure_params_with_defaults(parsed: Mapping[str, Any]) -> list[str]:
+    """@secure() parameters with a default value other than '' (Bicep linter rule secure-parameter-default:
+    "Secure parameters should not have hardcoded defaults (except for empty strings)")."""
+    found = []
+    for name, spec in parsed.get("parameters", {}).items():
+        secure = any(d.get("type") == "secure" for d in spec.get("decorators", []))
+        if secure and spec.get("default") not in (None, ""):
+            found.append(name)
+    return found
+
+
+# ---------------------------------------------------------------- App Service Authentication
+
+
+def excluded_by(path: str, entries: Iterable[str], *, wildcard: bool) -> bool:
+    """Whether authsettingsV2 globalValidation.excludedPaths lets `path` through without authentication.
+
+    The App Service docs (configure-authentication-file-based.md) give only exact examples; Microsoft's answer on
+    MicrosoftDocs/azure-docs#86514 is that an entry ending in '/*' excludes everything below it. wildcard=False
+    models the exact-path reading, wildcard=True the '/*' one (an exact entry still matches exactly).
+    """
+    for entry in entries:
+        if entry == path:
+            return True
+        if wildcard and entry.endswith("/*") and path.startswith(entry[:-1]) and len(path) > len(entry) - 1:
+            return True
+    return False
+
+
+def http_routes(source: str) -> list[tuple[str, bool]]:
+    """(`/api/<route>` with `{param}` kept, anonymous?) for every `@app.route(...)` in function_app.py."""
+    routes = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "route":
+            kw = {k.arg: k.value for k in node.keywords}
+            route = kw.get("route")
+            if isinstance(route, ast.Constant) and isinstance(route.value, str):
+                level = kw.get("auth_level")
+                anonymous = isinstance(level, ast.Attribute) and level.attr == "ANONYMOUS"
+                routes.append((f"/api/{route.value}", anonymous))
+    return routes
+
+
+# ---------------------------------------------------------------- Logic Apps workflow definitions
+
+
+SAMPLE_LOGIC_APP = INFRA / "sample-logic-app.bicep"
+SAMPLE_WORKFLOW = INFRA / "sample-logic-app.workflow.json"
+
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def iso_duration_seconds(value: str) -> int:
+    """Seconds of an ISO 8601 duration as Logic Apps `limit.timeout` takes it (PnDTnHnMnS; e.g. PT1H10M)."""
+    match = _DURATION.match(value)
+    if not match or value in ("P", "PT") or value.endswith("T"):
+        raise ValueError(f"not an ISO 8601 duration: {value!r}")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def parameters_used(value: Any) -> set[str]:
+    """Workflow parameters referenced by `parameters('<name>')` anywhere inside a definition fragment."""
+    return set(re.findall(r"parameters\('([^']+)'\)", json.dumps(value)))

@@ -17,6 +17,12 @@ from tests.infra import model as m
 
 BICEP_FILES = sorted(m.INFRA.rglob("*.bicep"))
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # pinned, GA (no -preview)
+# Resource types with no GA API version for what the template needs, each with the only version allowed and why.
+PREVIEW_ONLY = {
+    # Resource-scoped diagnostic settings with workspaceId: the only GA version (2016-09-01) is the old
+    # 'service' form; 2021-05-01-preview is the current one (Microsoft's samples and AVM modules use it).
+    "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",
+}
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Z0-9_]+):(.*)$")
 
 
@@ -34,7 +40,9 @@ def test_bicep_parses_with_pinned_api_versions(path: Path) -> None:
     parsed = m.parse_file(path)
     assert parsed["resources"], f"{path} declares no resources"
     for name, res in parsed["resources"].items():
-        assert API_VERSION.match(res["api_version"]), f"{path}:{name} api version {res['api_version']!r}"
+        allowed = PREVIEW_ONLY.get(res["type"])
+        assert API_VERSION.match(res["api_version"]) or res["api_version"] == allowed, (
+            f"{path}:{name} api version {res['api_version']!r}")
     text = path.read_text(encoding="utf-8")
     # Plain resource declarations only: no registry modules (br:/ts:), so every property is checked here.
     assert not re.search(r"""module\s+\w+\s+'(br|ts)[:/]""", text), f"{path} uses a registry module"
@@ -130,6 +138,30 @@ def test_flex_consumption_python_311(template: m.Template) -> None:
     assert "FUNCTIONS_WORKER_RUNTIME" not in settings and "FUNCTIONS_EXTENSION_VERSION" not in settings
 
 
+def test_flex_site_sets_nothing_from_the_deprecation_table(template: m.Template) -> None:
+    assert m.check_flex_deprecations(template) == []
+
+
+def test_a_flex_deprecated_property_or_setting_is_caught() -> None:
+    source = m.RESOURCES_BICEP.read_text(encoding="utf-8")
+    anchor = "      minTlsVersion: '1.2'\n"
+    assert anchor in source
+    added = "      ftpsState: 'Disabled'\n      AlwaysOn: false\n"
+    broken = m.load_template(text=source.replace(anchor, anchor + added))
+    assert m.check_flex_deprecations(broken) == [
+        "functionApp: properties.siteConfig.ftpsState is deprecated on Flex Consumption (FTPS not supported)",
+        "functionApp: properties.siteConfig.AlwaysOn is deprecated on Flex Consumption (Not valid)"]
+    anchor = "    GRAPH_BASE_URL: graphBaseUrl\n"
+    broken = m.load_template(text=source.replace(anchor, anchor + "    FUNCTIONS_WORKER_RUNTIME: 'python'\n"))
+    assert m.check_flex_deprecations(broken) == [
+        "app setting FUNCTIONS_WORKER_RUNTIME is deprecated on Flex Consumption "
+        "(Replaced by name in properties.functionAppConfig.runtime)"]
+    # Only FC1 sites: the same property on a site of another plan is not this table's business.
+    not_flex = m.load_template(text=source.replace("name: 'FC1'", "name: 'EP1'").replace(
+        "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n"))
+    assert m.check_flex_deprecations(not_flex) == []
+
+
 def test_one_user_assigned_identity_and_no_keys(template: m.Template) -> None:
     assert list(template.of_type("Microsoft.ManagedIdentity/userAssignedIdentities")) == ["identity"]
     site = body(template, "functionApp")
@@ -159,7 +191,7 @@ def test_key_vault_rbac_and_purge_protection(template: m.Template) -> None:
     assert props["enableRbacAuthorization"] is True
     assert props["enablePurgeProtection"] is True
     secrets = template.names_of("Microsoft.KeyVault/vaults/secrets")
-    assert {"webhook-secret", "token-sealing-keys"} <= secrets
+    assert {"webhook-secret", "token-sealing-keys", "status-link-keys"} <= secrets
 
 
 def test_auth_settings_only_in_delegated_mode(template: m.Template) -> None:
@@ -171,28 +203,197 @@ def test_auth_settings_only_in_delegated_mode(template: m.Template) -> None:
     assert auth["name"] == "authsettingsV2"
     assert auth["properties"]["globalValidation"]["requireAuthentication"] is True
     assert "/api/health" in auth["properties"]["globalValidation"]["excludedPaths"]
+    # authsettingsV2 login.tokenStore: a bearer-token API needs no token store (it would keep callers' tokens).
+    assert auth["properties"]["login"]["tokenStore"]["enabled"] is False
     graph_auth = template.raw["parameters"]["graphAuth"]
     assert graph_auth["default"] == "app"
     assert graph_auth["decorators"][0]["argument"] == ["app", "delegated"]
 
 
-def test_alerts_for_poison_queues_and_failure_rate(template: m.Template) -> None:
+# Routes the issue adds (function_app.py on the app side): signed status URLs, anonymous at the host.
+SIGNED_STATUS_ROUTES = ["/api/status/{id}"]
+
+
+def test_auth_excludes_exactly_the_anonymous_routes(template: m.Template) -> None:
+    excluded = m.resource_body(template.resources["authSettings"])["properties"]["globalValidation"]["excludedPaths"]
+    routes = m.http_routes(m.FUNCTION_APP.read_text(encoding="utf-8"))
+    anonymous = {r for r, anon in routes if anon} | set(SIGNED_STATUS_ROUTES)
+    keyed = {r for r, anon in routes if not anon} - anonymous
+    assert {"/api/health", "/api/openapi.json"} <= anonymous and "/api/operations/{id}" in keyed
+    sample = {"{id}": "0f9a3c2e-5d1b-4c8e-9a7f-1b2c3d4e5f60", "{key}": "k-1"}
+
+    def concrete(route: str) -> str:
+        for param, value in sample.items():
+            route = route.replace(param, value)
+        return route
+
+    # Under the '/*' reading (MicrosoftDocs/azure-docs#86514) every anonymous route is reachable without a token...
+    for route in sorted(anonymous):
+        assert m.excluded_by(concrete(route), excluded, wildcard=True), route
+    # ...and under either reading no keyed route is: an exclusion never opens more than the anonymous routes.
+    for route in sorted(keyed):
+        for wildcard in (False, True):
+            assert not m.excluded_by(concrete(route), excluded, wildcard=wildcard), (route, wildcard)
+    # The model itself: exact entries match exactly, '/*' only below its folder.
+    assert m.excluded_by("/api/health", ["/api/health"], wildcard=False)
+    assert not m.excluded_by("/api/status/x", ["/api/status/*"], wildcard=False)
+    assert not m.excluded_by("/api/status", ["/api/status/*"], wildcard=True)
+    assert not m.excluded_by("/api/statusx/y", ["/api/status/*"], wildcard=True)
+
+
+def _alert_queries(template: m.Template) -> dict[str, str]:
     rules = {name: m.resource_body(r) for name, r in template.of_type("Microsoft.Insights/scheduledQueryRules").items()}
-    queries = {name: rule["properties"]["criteria"]["allOf"][0]["query"] for name, rule in rules.items()}
-    assert "-poison" in queries["poisonAlert"] and "MaxDequeueCount" in queries["poisonAlert"]
-    assert "success == false" in queries["failureRateAlert"]
+    return {name: rule["properties"]["criteria"]["allOf"][0]["query"] for name, rule in rules.items()}
 
 
-def test_sample_logic_app_is_optional_and_uses_the_async_pattern() -> None:
-    main = m.parse_file(m.RESOURCES_BICEP)
-    module = main["modules"]["sampleLogicApp"]
-    assert module["config"]["condition"] == "deploySampleLogicApp"
-    assert main["parameters"]["deploySampleLogicApp"]["default"] is False
-    logic = m.parse_file(m.INFRA / "modules" / "sample-logic-app.bicep")
-    workflow = m.resource_body(logic["resources"]["workflow"])
-    action = workflow["properties"]["definition"]["actions"]["Run_Excel_operation"]
-    assert action["type"] == "Http" and "operationOptions" not in action  # async pattern stays on
+# Application Insights tables and the telemetry type sampling sees them as (Azure Monitor docs, sampling.md:
+# "Request, Dependency, Exception, Trace, Event, PageView" are sampled unless excluded; metrics never are). Any
+# other table (e.g. a resource log such as StorageQueueLogs) is not subject to Application Insights sampling.
+SAMPLED_TYPES = {"requests": "Request", "dependencies": "Dependency", "exceptions": "Exception",
+                 "traces": "Trace", "customEvents": "Event", "pageViews": "PageView"}
+
+
+def sampled_tables() -> set[str]:
+    host = json.loads((m.ROOT / "host.json").read_text())
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    if not sampling.get("isEnabled", True):
+        return set()
+    excluded = set(filter(None, sampling.get("excludedTypes", "").split(";")))
+    return {table for table, kind in SAMPLED_TYPES.items() if kind not in excluded}
+
+
+def test_no_alert_reads_a_table_that_sampling_thins(template: m.Template) -> None:
+    assert "traces" in sampled_tables() and "requests" not in sampled_tables()  # host.json as it is
+    for name, query in _alert_queries(template).items():
+        table = query.split("|")[0].strip()
+        assert table not in sampled_tables(), f"{name} reads {table}, which Application Insights sampling can drop"
+
+
+def test_poison_alert_counts_messages_put_in_the_poison_queues(template: m.Template) -> None:
+    query = template.resolve(_alert_queries(template)["poisonAlert"])
+    # Azure Monitor tables reference, StorageQueueLogs: one row per queue request (OperationName, StatusText,
+    # ObjectKey, Uri); the host moves a message with PutMessage into '<queue>-poison'.
+    assert query.startswith("StorageQueueLogs ")
+    assert 'OperationName == "PutMessage"' in query and 'StatusText == "Success"' in query
+    for poison in ("operation-polls-poison", "webhook-deliveries-poison"):
+        assert f'"/{poison}"' in query
+    assert '"/operation-polls"' not in query  # the live queue's own puts (every poll) do not count
+    rule = body(template, "poisonAlert")
+    # The table appears only with its first row, after the deployment: ARM would reject the rule's query as
+    # referring to an unknown table (mspnp/aks-baseline-multi-region#94), so validation is skipped.
+    assert rule["properties"]["skipQueryValidation"] is True
+    assert json.dumps(rule["properties"]["scopes"]) == json.dumps(
+        [{"operator": {"type": "property_accessor", "operands": {"operand_1": "workspace", "operand_2": "id"}}}])
+    # The rows exist only if the queue service sends StorageWrite (PutMessage is a write) to that workspace.
+    settings = [m.resource_body(r) for r in template.of_type("Microsoft.Insights/diagnosticSettings").values()]
+    to_workspace = [d for d in settings if d.get("scope") == "queueService"
+                    and "workspace" in json.dumps(d["properties"]["workspaceId"])]
+    assert to_workspace, "no diagnostic setting sends the queue service's logs to the workspace"
+    categories = {log["category"] for d in to_workspace for log in d["properties"]["logs"] if log["enabled"]}
+    assert "StorageWrite" in categories
+
+
+def test_failure_rate_alert(template: m.Template) -> None:
+    assert "success == false" in _alert_queries(template)["failureRateAlert"]
+
+
+def test_the_main_deployment_lists_no_host_keys() -> None:
+    # listKeys(.../host/default) needs a running host; during the first provision there is no code yet and it
+    # fails with "ServiceUnavailable from host runtime" (Azure/azure-functions-host#5722, #6568).
+    for path in (m.MAIN_BICEP, m.RESOURCES_BICEP):
+        assert m.listkeys_of_host(path.read_text(encoding="utf-8")) == [], path.name
+        assert not m.parse_file(path).get("modules", {}).keys() - {"resources"}, f"{path.name} deploys a module"
+    assert m.listkeys_of_host("x: listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default")
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(m.INFRA)))
+def test_secure_parameters_have_no_default_values(path: Path) -> None:
+    # Bicep linter rule secure-parameter-default: no hard-coded default for a @secure() parameter (empty allowed).
+    assert m.secure_params_with_defaults(m.parse_file(path)) == []
+
+
+def test_a_secure_parameter_with_a_default_is_caught() -> None:
+    parsed = m.parse_bicep("@secure()\nparam bridgeKey string = 'abc'\n@secure()\nparam none string = ''\n"
+                           "param plain string = 'x'\nresource r 'A.B/c@2020-01-01' = {\n  name: 'n'\n}\n")
+    assert m.secure_params_with_defaults(parsed) == ["bridgeKey"]
+
+
+def workflow_definition() -> dict[str, Any]:
+    definition: dict[str, Any] = json.loads(m.SAMPLE_WORKFLOW.read_text(encoding="utf-8"))
+    return definition
+
+
+def test_sample_logic_app_is_a_separate_deployment_loading_the_workflow_json() -> None:
+    logic = m.parse_file(m.SAMPLE_LOGIC_APP)
     assert logic["parameters"]["bridgeKey"]["decorators"][0]["type"] == "secure"
+    assert logic["parameters"]["bridgeKey"].get("default") is None
+    workflow = m.resource_body(logic["resources"]["workflow"])
+    loaded = workflow["properties"]["definition"]["function"]
+    assert loaded["type"] == "load_json_content"
+    assert (m.SAMPLE_LOGIC_APP.parent / loaded["parameters"]["file_path"]).resolve() == m.SAMPLE_WORKFLOW.resolve()
+    # The workflow's parameter values come from the deployment's parameters (the key from the @secure() one).
+    assert workflow["properties"]["parameters"] == {"bridgeUrl": {"value": "bridgeUrl"},
+                                                    "bridgeKey": {"value": "bridgeKey"}}
+
+
+def test_sample_workflow_parameters() -> None:
+    params = workflow_definition()["parameters"]
+    assert params["bridgeUrl"]["type"] == "String"
+    # Logic Apps docs, create-parameters-workflows.md: a securestring parameter's default value is stored in plain
+    # text, so the key's parameter has none; its value comes from the deployment.
+    assert params["bridgeKey"]["type"] == "SecureString"
+    assert "defaultValue" not in params["bridgeKey"]
+    assert all("defaultValue" not in p for p in params.values() if p["type"].lower() in ("securestring",
+                                                                                           "secureobject"))
+
+
+def test_sample_workflow_http_action() -> None:
+    definition = workflow_definition()
+    assert definition["$schema"].endswith("/2016-06-01/workflowdefinition.json#")
+    assert set(definition["triggers"]) == {"manual"}
+    assert set(definition["actions"]) == {"Run_Excel_operation", "Fail_unless_succeeded"}  # stable names
+    assert set(definition["actions"]["Fail_unless_succeeded"]["actions"]) == {"Terminate_failed"}
+    action = definition["actions"]["Run_Excel_operation"]
+    # logic-apps-workflow-actions-triggers.md: the asynchronous pattern is on unless DisableAsyncPattern is set.
+    assert action["type"] == "Http" and "DisableAsyncPattern" not in action.get("operationOptions", "")
+    inputs = action["inputs"]
+    assert inputs["method"] == "POST" and inputs["uri"] == "@{parameters('bridgeUrl')}/operations"
+    # Functions take a key as ?code= or x-functions-key (function-keys-how-to.md); the app supports the header.
+    assert inputs["headers"]["x-functions-key"] == "@{parameters('bridgeKey')}"
+    assert "code=" not in inputs["uri"]
+    # One operation per run: a retried POST (the engine retries 408/429/5xx) carries the same key.
+    assert inputs["headers"]["Idempotency-Key"] == "@{workflow()?['run']?['name']}"
+
+
+def test_sample_workflow_hides_the_key_from_run_history() -> None:
+    # logic-apps-securing-a-logic-app.md: runtimeConfiguration.secureData.properties ["inputs","outputs"] hides an
+    # action's inputs/outputs in run history; otherwise only Authorization headers are hidden.
+    def actions(block: dict[str, Any]) -> dict[str, Any]:
+        found = dict(block)
+        for spec in block.values():
+            found |= actions(spec.get("actions", {}))
+            found |= actions(spec.get("else", {}).get("actions", {}))
+        return found
+
+    with_key = {name: spec for name, spec in actions(workflow_definition()["actions"]).items()
+                if "bridgeKey" in m.parameters_used(spec.get("inputs"))}
+    assert set(with_key) == {"Run_Excel_operation"}
+    for name, spec in with_key.items():
+        secure = spec.get("runtimeConfiguration", {}).get("secureData", {}).get("properties", [])
+        assert {"inputs", "outputs"} <= set(secure), name
+
+
+def test_sample_workflow_timeout_outlasts_the_operation(template: m.Template) -> None:
+    # error-exception-handling.md / workflow actions: limit.timeout bounds the whole asynchronous wait; it must
+    # outlast the bridge's own OPERATION_TIMEOUT_SECONDS plus the longest gap between two polls.
+    settings = template.app_settings()
+    longest = int(settings["OPERATION_TIMEOUT_SECONDS"]) + int(settings["POLL_MAX_DELAY_SECONDS"])
+    timeout = workflow_definition()["actions"]["Run_Excel_operation"]["limit"]["timeout"]
+    assert m.iso_duration_seconds(timeout) > longest
+    assert m.iso_duration_seconds("PT1H") < longest  # the old timeout did not
+    assert m.iso_duration_seconds("P1DT2H3M4S") == 93784
+    with pytest.raises(ValueError):
+        m.iso_duration_seconds("PT")
 
 
 # ---------------------------------------------------------------- azd
@@ -215,7 +416,9 @@ def test_azure_yaml() -> None:
             spec = hook[platform]
             assert spec["shell"] in ("sh", "pwsh")
             assert (m.ROOT / spec["run"]).exists()
-    assert os.access(m.ROOT / doc["hooks"]["preprovision"]["posix"]["run"], os.X_OK)
+    assert set(doc["hooks"]) == {"preprovision", "postdeploy"}
+    for hook in doc["hooks"].values():
+        assert os.access(m.ROOT / hook["posix"]["run"], os.X_OK)
     # azd finds the function app by this tag.
     site = m.resource_body(m.load_template().resources["functionApp"])
     assert '"\'azd-service-name\'": "api"' in json.dumps(site["tags"])
@@ -228,7 +431,7 @@ def test_parameters_file_matches_main_bicep() -> None:
     declared = m.parse_file(m.MAIN_BICEP)["parameters"]
     given = params["parameters"]
     assert set(given) <= set(declared), f"unknown parameters: {set(given) - set(declared)}"
-    required = {name for name, spec in declared.items() if "default" not in spec}
+    required = {name for name, spec in declared.items() if spec.get("default") is None}  # pycep: None = none
     assert required <= set(given), f"required parameters without a value: {required - set(given)}"
     values = {name: spec["value"] for name, spec in given.items()}
     assert values["environmentName"] == "${AZURE_ENV_NAME}"
@@ -244,7 +447,7 @@ def test_parameters_file_matches_main_bicep() -> None:
     module = m.parse_file(m.MAIN_BICEP)["modules"]["resources"]
     inner = m.parse_file(m.RESOURCES_BICEP)["parameters"]
     passed = set(module["config"]["params"])
-    assert {n for n, s in inner.items() if "default" not in s} <= passed
+    assert {n for n, s in inner.items() if s.get("default") is None} <= passed
     assert passed <= set(inner)
 
 
@@ -253,3 +456,36 @@ def test_outputs_tell_the_user_how_to_call_the_api() -> None:
     expected = {"FUNCTION_URL", "FETCH_FUNCTION_KEY", "HEALTH_URL", "OPENAPI_URL", "AZURE_FUNCTION_APP_NAME"}
     assert expected <= set(outputs)
     assert "az functionapp keys list" in outputs["FETCH_FUNCTION_KEY"]["value"]
+
+
+# ---------------------------------------------------------------- Python version floor
+
+
+def test_python_floor_is_311_and_covers_the_flex_runtime(template: m.Template) -> None:
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    # The code needs 3.11 (asyncio.timeout, datetime.UTC); azure-functions 1.x stops at 3.12.
+    spec = SpecifierSet(tomllib.loads((m.ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert [v for v in ("3.10", "3.11", "3.12", "3.13") if v in spec] == ["3.11", "3.12"]
+    runtime = body(template, "functionApp")["properties"]["functionAppConfig"]["runtime"]
+    assert runtime["version"] in spec
+
+
+def _makefile_version_check() -> str:
+    lines = [line for line in (m.ROOT / "Makefile").read_text().splitlines() if "sys.version_info" in line]
+    assert len(lines) == 1, lines
+    match = re.search(r"-c '(.*)'$", lines[0].strip())
+    assert match, lines[0]
+    return match.group(1)
+
+
+@pytest.mark.parametrize(("version", "accepted"), [((3, 10), False), ((3, 11), True), ((3, 12), True),
+                                                   ((3, 13), False)])
+def test_makefile_checks_the_python_version(version: tuple[int, int], accepted: bool) -> None:
+    code = f"import sys; sys.version_info = {(*version, 0)!r}\n" + _makefile_version_check()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert (proc.returncode == 0) is accepted, proc.stderr
+    if not accepted:
+        assert "3.11 or 3.12 is needed" in proc.stderr and f"found {version[0]}.{version[1]}" in proc.stderr
