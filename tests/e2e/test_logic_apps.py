@@ -204,3 +204,22 @@ def test_no_function_key_in_logs_tables_queue_messages_or_webhooks(
         for secret in (FUNCTION_KEY, MASTER_KEY):
             assert secret not in text, f"a function key was found in {place}"
     assert "code=REDACTED" in places["devhost logs"]  # the scan did see the requests that carried it
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_the_bicep_samples_workflow_ends_where_a_logic_app_would(keyed: Bridge, emulator: Emulator,
+                                                                  engine: LogicAppsEngine, outcome: str) -> None:
+    # infra/sample-logic-app.workflow.json is what infra/sample-logic-app.bicep deploys (loadJsonContent)
+    definition = json.loads((ROOT / "infra" / "sample-logic-app.workflow.json").read_text())
+    item = new_item()
+    emulator.scenario(item, runningPolls=1, outcome=outcome)
+    result = engine.run(definition, parameters={"bridgeUrl": keyed.api, "bridgeKey": FUNCTION_KEY},
+                        trigger_body={"workbook": f"/me/drive/items/{item}", "action": "createSession",
+                                      "parameters": {"persistChanges": True}}, timeout=120)
+    run = result.actions["Run_Excel_operation"]
+    assert run.status == "Succeeded"
+    assert run.outputs["body"]["status"] == outcome
+    follow_ups = polls(result, "Run_Excel_operation")
+    assert follow_ups and all(r.header("x-functions-key") is None for r in follow_ups)
+    assert [r.status for r in follow_ups][-1] == 200
+    assert result.status == ("Succeeded" if outcome == "succeeded" else "Failed")

@@ -104,6 +104,8 @@ def test_sample_bodies_are_valid_requests_with_an_idempotency_key(sample: Path) 
                 continue
             assert call["uri"].endswith("/operations")
             assert "Idempotency-Key" in call["headers"]
+            if call["body"] == "@triggerBody()":  # the Bicep sample passes its caller's request through
+                continue
             body = evaluate(call["body"])
             parsed = parse_operation_request(body, graph_origin="https://graph.microsoft.com",
                                              allow_private_callbacks=False, webhooks_configured=True)
