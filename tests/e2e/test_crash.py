@@ -23,7 +23,7 @@ def test_kill_and_restart_mid_flight(make_bridge: BridgeFactory, emulator: Emula
         hook = receiver.new_url()
         response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
                                  "callbackUrl": hook})
-        assert response.status_code == 202, response.text
+        assert response.status_code == 201, response.text
         items.append(item)
         hooks.append(hook)
         ids.append(response.json()["id"])
