@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloudevents.http import from_http
+from standardwebhooks import Webhook
 
 from devhost.keys import write_keys_file
+from devhost.services import DEV_WEBHOOK_SECRET
 from tests.logicapps import LogicAppsEngine, RunResult
 
 from .conftest import BridgeFactory
@@ -127,6 +130,16 @@ def test_webhook_sample_reads_the_outcome_and_the_result_from_the_callback(
     unsubscribe = [r for r in webhook.requests if r.method == "DELETE"]
     assert len(unsubscribe) == 1 and unsubscribe[0].status == 200  # called after the callback
 
+    # The very delivery the Logic App received verifies with Standard Webhooks over its exact bytes and reads
+    # as a CloudEvent (binary content mode: attributes in ce-* headers, the record as the data).
+    [callback] = webhook.callbacks
+    headers = {k.lower(): v for k, v in callback["headers"].items()}
+    assert headers["content-type"].startswith("application/json")
+    Webhook(DEV_WEBHOOK_SECRET).verify(callback["raw"], headers)
+    event = from_http(headers, callback["raw"])
+    assert event["type"] == "workbook.operation.succeeded" and event["specversion"] == "1.0"
+    assert event.data["result"] == {"index": 0, "values": [[7, "x"]]}
+
 
 def test_webhook_sample_takes_its_failure_branch_when_the_subscription_is_refused(
         keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine) -> None:
@@ -147,6 +160,44 @@ def test_standard_workflow_with_app_settings(keyed: Bridge, emulator: Emulator) 
     result = engine.run(workflow, parameters={}, trigger_body={"table": "Table1", "values": [[3]]}, timeout=120)
     assert result.status == "Succeeded", result
     assert result.response == (200, {"index": 0, "values": [[3]]})
+
+
+
+def _operation_of(bridge: Bridge, result: RunResult) -> dict[str, Any]:
+    """The operation a run started: the sample sets clientReference to the run's name."""
+    listing = bridge.client.get(f"{bridge.api}/operations", params={"top": "100"},
+                                headers={"x-functions-key": FUNCTION_KEY}).json()["value"]
+    [record] = [r for r in listing if r["clientReference"] == result.run_name]
+    return record  # type: ignore[no-any-return]
+
+
+def test_canceling_the_run_unsubscribes_and_the_operation_stops(keyed: Bridge, emulator: Emulator,
+                                                                 engine: LogicAppsEngine) -> None:
+    item = new_item()
+    emulator.scenario(item, runningPolls=10_000)  # Excel never finishes by itself
+    handle = engine.start(sample("http-webhook.workflow.json"), parameters=parameters(keyed, f"/me/drive/items/{item}"),
+                          trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]})
+    handle.callback_url("Add_row_and_wait_for_the_callback", timeout=30)
+    handle.cancel()  # connectors-native-webhook.md: unsubscribe when the run is canceled while waiting
+    result = handle.wait(60)
+    webhook = result.actions["Add_row_and_wait_for_the_callback"]
+    assert [r.status for r in webhook.requests if r.method == "DELETE"] == [200]
+    assert _operation_of(keyed, result)["status"] == "canceled"
+
+
+def test_a_webhook_that_times_out_unsubscribes_and_takes_the_failure_branch(keyed: Bridge, emulator: Emulator,
+                                                                             engine: LogicAppsEngine) -> None:
+    item = new_item()
+    emulator.scenario(item, runningPolls=10_000)
+    workflow = sample("http-webhook.workflow.json")
+    workflow["definition"]["actions"]["Add_row_and_wait_for_the_callback"]["limit"]["timeout"] = "PT4S"
+    result = engine.run(workflow, parameters=parameters(keyed, f"/me/drive/items/{item}"),
+                        trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]}, timeout=60)
+    webhook = result.actions["Add_row_and_wait_for_the_callback"]
+    assert webhook.status == "TimedOut"
+    assert [r.status for r in webhook.requests if r.method == "DELETE"] == [200]  # "before it times out"
+    assert result.response is not None and result.response[0] == 504
+    assert _operation_of(keyed, result)["status"] == "canceled"
 
 
 def _text(value: Any) -> str:
