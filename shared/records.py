@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from .strict_json import dumps, loads
 
 NOT_STARTED, RUNNING = "notStarted", "running"
 SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
@@ -114,7 +115,7 @@ def to_entity(op: Operation, only: set[str] | None = None) -> dict[str, Any]:
             continue
         value = getattr(op, f.name)
         if f.name in _JSON_FIELDS:
-            entity[_JSON_FIELDS[f.name]] = json.dumps(value, separators=(",", ":"))
+            entity[_JSON_FIELDS[f.name]] = dumps(value, separators=(",", ":"))
         elif value is not None:
             entity[_ENTITY_NAMES[f.name]] = value
         else:
@@ -129,7 +130,7 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
         kwargs[name] = None if value == "" else value
     for name, prop in _JSON_FIELDS.items():
         raw = entity.get(prop)
-        kwargs[name] = json.loads(raw) if raw else None
+        kwargs[name] = loads(raw) if raw else None
     for name in ("poll_count", "generation", "webhook_attempts"):
         kwargs[name] = int(kwargs[name] or 0)
     if kwargs["webhook_last_status"] is not None:

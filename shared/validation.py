@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 from .outbound import MAX_URL_LENGTH, OutboundPolicy, Refused, check_url
 from .problems import FieldError, Problem, invalid
 from .settings import origin_of
+from .strict_json import JsonRefused, dumps, loads
 
 Action = Literal["createSession", "createTableRow", "deleteTableRow"]
 ACTIONS: tuple[Action, ...] = ("createSession", "createTableRow", "deleteTableRow")
@@ -72,9 +72,9 @@ def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
     if not body.strip():
         raise invalid([FieldError("body", "a JSON object is required")])
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise invalid([FieldError("body", f"not valid JSON: {exc}")]) from None
+        return loads(body)
+    except JsonRefused as exc:  # also NaN/Infinity, over-deep nesting, huge numbers, duplicate keys
+        raise invalid([FieldError("body", str(exc))]) from None
 
 
 def parse_operation_request(
@@ -180,7 +180,7 @@ def _parameters(action: Action, value: Any, errors: list[FieldError]) -> dict[st
             errors.append(
                 FieldError("parameters.values", "must be a non-empty array of non-empty arrays of scalars")
             )
-        elif len(json.dumps(values)) > MAX_VALUES_BYTES:
+        elif len(dumps(values)) > MAX_VALUES_BYTES:
             errors.append(FieldError("parameters.values", f"must be at most {MAX_VALUES_BYTES} bytes as JSON"))
         out["values"] = values
     return out if len(errors) == before else None
