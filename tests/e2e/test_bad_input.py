@@ -99,7 +99,8 @@ def test_graph_busy_at_start_is_503_with_retry_after(quiet: Bridge, emulator: Em
     assert quiet.entities() == [] and quiet.queued() == 0
 
 
-@pytest.mark.parametrize("top", ["\u00b2", "\u0663", "9" * 5000, "0", "101", "-1", " 7"])
+@pytest.mark.parametrize("top", ["\u00b2", "\u0663", "9" * 5000, "0", "101", "-1", " 7"],
+                         ids=["superscript two", "arabic-indic three", "5000 digits", "0", "101", "-1", "space 7"])
 def test_a_bad_top_is_a_problem_naming_top(quiet: Bridge, top: str) -> None:
     """`str.isdigit` passed "²" (which int() refuses: a 500) and "٣" (which int() reads as 3)."""
     response = quiet.client.get(f"{quiet.api}/operations", params={"top": top})

@@ -88,8 +88,9 @@ def test_the_transient_reason_is_bounded_in_a_message():
         '{"v":1,"id":"","gen":0}',
         '{"v":1,"id":"' + "a" * 200 + '","gen":0}',
     ],
+    ids=lambda text: text[:60],
 )
-def test_decode_rejects_hostile_messages(text):
+def test_decode_rejects_hostile_messages(text):  # ids: the message's first 60 characters
     with pytest.raises(BadMessage):
         decode(text)
 
@@ -146,7 +147,8 @@ class NoRuntime:
 
 
 @pytest.mark.parametrize("text", ['{"v":1,"id":"a","gen":1e400}', '{"v":1,"id":"a","gen":' + "9" * 5000 + "}",
-                                  '{"v":1,"id":"a","gen":0,"x":' + "[" * 5000 + "]" * 5000 + "}"])
+                                  '{"v":1,"id":"a","gen":0,"x":' + "[" * 5000 + "]" * 5000 + "}"],
+                         ids=["inf generation", "5000-digit generation", "nested 5000 deep"])
 def test_a_bad_poll_message_is_dropped_on_first_sight(text, caplog):
     """Dropped (the function returns, the host deletes it) rather than raised (retried 5 times, poisoned)."""
     asyncio.run(poller.handle_message(NoRuntime(), text, 1))  # type: ignore[arg-type]
