@@ -37,6 +37,7 @@ from .records import (
     status_url,
     to_json,
 )
+from .redelivery import claim_lease, redelivery_wait
 from .runtime import Runtime
 from .sealing import seal
 from .status_links import ROUTE as STATUS_ROUTE
@@ -436,11 +437,19 @@ async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None
         if op.status in ACTIVE or not op.event_id:
             raise Problem(409, "operationNotFinished", "The operation has not finished",
                           "Its webhook is sent when it finishes.")
+        now = time.time()
+        wait = redelivery_wait(op, now, claim_lease(rt.settings.webhook_timeout))
+        if wait is not None:
+            # One chain of attempts per operation: a second one would POST every attempt twice. 409, not 429:
+            # retrying the same call cannot help until this chain ends (see webhook.state / nextAttemptAt).
+            raise Problem(409, "redeliveryInProgress", "This webhook is already being delivered",
+                          "Its delivery is pending (webhook.nextAttemptAt); redeliver it once it is delivered "
+                          "or failed.", headers={"Retry-After": str(wait)})
         pending = op.with_(webhook_state=WEBHOOK_PENDING, webhook_dead_lettered_at=None,
-                           webhook_next_attempt_at=iso(time.time()))
-        try:
+                           webhook_next_attempt_at=iso(now), webhook_claimed_attempt=None)
+        try:  # ETag-guarded: of concurrent calls, one wins; the others see it pending and get 409
             pending = await rt.store.update(pending, {"webhook_state", "webhook_dead_lettered_at",
-                                                      "webhook_next_attempt_at"})
+                                                      "webhook_next_attempt_at", "webhook_claimed_attempt"})
         except Conflict:
             continue
         await queue_next_attempt(rt, pending)
