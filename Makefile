@@ -13,7 +13,8 @@ PY := $(VENV)/bin/python
 
 .PHONY: install run test lint typecheck unit bench clean fuzz audit lock
 
-FUZZ_EXAMPLES ?= 300
+FUZZ_EXAMPLES ?= 500
+FUZZ_SECONDS ?=
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -45,7 +46,7 @@ test: install lint typecheck
 	$(VENV)/bin/pytest
 
 fuzz: install
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/api -q -s
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/pytest tests/e2e/test_api_schema.py -q -s
 
 audit: install
 	$(PY) -m tools.audit requirements.txt
