@@ -68,7 +68,7 @@ def build_event(*, event_id: str, status: str, time: str, subject: str, data: di
         "datacontenttype": "application/json",
         "data": data,
     }
-    return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+    return json.dumps(event, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()  # strict JSON out
 
 
 def webhook_headers(keys: tuple[bytes, ...], event_id: str, timestamp: int, body: bytes) -> dict[str, str]:

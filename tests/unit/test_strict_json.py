@@ -80,3 +80,11 @@ def test_parse_top_accepts_ascii_whole_numbers(top, count):
                                  "9" * 5000, "00100"], ids=lambda t: ascii(t)[:20])
 def test_parse_top_refuses_everything_else(top):
     assert parse_top(top) is None
+
+
+def test_a_webhook_body_never_carries_nan():
+    from shared.webhooks import build_event
+
+    with pytest.raises(ValueError):
+        build_event(event_id="e", status="succeeded", time="2024-05-01T12:00:00.000Z", subject="s",
+                    data={"result": math.nan})
