@@ -49,5 +49,6 @@ def test_the_api_keeps_its_openapi_contract(make_bridge: BridgeFactory, tmp_path
     assert done.returncode == 0, output[-20000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
     assert generated, summary
-    assert int(generated.group(1)) == int(generated.group(2)) >= 9 * EXAMPLES, summary  # it really ran, all passed
+    # it really ran, and all passed (operations with few parameters run out of new cases before EXAMPLES)
+    assert int(generated.group(1)) == int(generated.group(2)) >= 9 * min(EXAMPLES, 30), summary
     assert "Tested: 9" in summary, summary  # every operation in the document
