@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .strict_json import dumps, loads
+from .strict_json import dumps, loads_stored
 
 NOT_STARTED, RUNNING = "notStarted", "running"
 SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
@@ -134,7 +134,7 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
         kwargs[name] = None if value == "" else value
     for name, prop in _JSON_FIELDS.items():
         raw = entity.get(prop)
-        kwargs[name] = loads(raw) if raw else None
+        kwargs[name] = loads_stored(raw) if raw else None
     for name in ("poll_count", "generation", "webhook_attempts"):
         kwargs[name] = int(kwargs[name] or 0)
     for name in ("webhook_last_status", "webhook_claimed_attempt"):

@@ -84,6 +84,17 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise JsonRefused("not JSON the bridge can read") from None
 
 
+def _finite_or_none(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def loads_stored(text: str) -> Any:
+    """The bridge's own stored JSON (table entities). Records written before output was strict may hold
+    NaN or Infinity: they are read as null, so reading such a record never fails and never passes them on."""
+    return json.loads(text, parse_constant=lambda _: None, parse_float=_finite_or_none)
+
+
 def dumps(value: Any, **options: Any) -> str:
     """json.dumps that refuses (ValueError) rather than writes NaN or Infinity."""
     return json.dumps(value, allow_nan=False, **options)

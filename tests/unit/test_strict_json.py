@@ -88,3 +88,14 @@ def test_a_webhook_body_never_carries_nan():
     with pytest.raises(ValueError):
         build_event(event_id="e", status="succeeded", time="2024-05-01T12:00:00.000Z", subject="s",
                     data={"result": math.nan})
+
+
+def test_a_record_stored_with_nan_before_output_was_strict_still_reads_and_answers():
+    from shared.records import from_entity, to_json
+
+    entity = {"PartitionKey": "8285435199999a1b2c3d4e5", "RowKey": "operation", "Status": "succeeded",
+              "CreatedAt": "2024-05-01T12:00:00.000Z", "UpdatedAt": "2024-05-01T12:00:00.000Z",
+              "BaseUrl": "https://b/api", "ResultJson": '{"values": [[NaN, Infinity, 1e999, 1.5]]}'}
+    op = from_entity(entity)
+    assert op.result == {"values": [[None, None, None, 1.5]]}
+    json_response(200, to_json(op))  # strict output: would raise on NaN
