@@ -21,8 +21,8 @@ from typing import Any
 MAX_DEPTH = 64  # arrays and objects nested in each other
 MAX_NUMBER_CHARS = 64  # characters of one number literal (sign, digits, fraction, exponent)
 
-_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKETS = re.compile(r"[\[\]{}]")
+_TOKEN = re.compile(r'[\[\]{}"]')
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 class JsonRefused(ValueError):
@@ -57,20 +57,37 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def nesting_depth(text: str) -> int:
-    """How deep arrays and objects nest (brackets inside strings do not count); linear, no recursion."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(_STRINGS.sub("", text)):
-        depth += 1 if match.group() in "[{" else -1
+def nesting_depth(text: str, stop_above: int | None = None) -> int:
+    """How deep arrays and objects nest (brackets inside strings do not count). One linear pass, no
+    recursion: each string is skipped from its opening quote, and an unterminated one ends the scan (that
+    text is not JSON; the parser says why). With `stop_above`, the scan stops once the depth passes it."""
+    depth = deepest = pos = 0
+    while (token := _TOKEN.search(text, pos)) is not None:
+        char = token.group()
+        if char == '"':
+            string = _STRING.match(text, token.start())
+            if string is None:
+                break
+            pos = string.end()
+            continue
+        depth += 1 if char in "[{" else -1
         deepest = max(deepest, depth)
+        if stop_above is not None and deepest > stop_above:
+            break
+        pos = token.end()
     return deepest
+
+
+def too_deep(text: str, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep (cheap when there are few brackets at all)."""
+    return text.count("[") + text.count("{") > limit and nesting_depth(text, stop_above=limit) > limit
 
 
 def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse strict JSON (UTF-8, a leading BOM ignored, when bytes); JsonRefused for anything else."""
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-        if nesting_depth(text) > max_depth:
+        if too_deep(text, max_depth):
             raise JsonRefused(f"nested more than {max_depth} levels deep")
         return json.loads(text, parse_constant=_constant, parse_int=_integer, parse_float=_float,
                           object_pairs_hook=_object)

@@ -99,3 +99,16 @@ def test_a_record_stored_with_nan_before_output_was_strict_still_reads_and_answe
     op = from_entity(entity)
     assert op.result == {"values": [[None, None, None, 1.5]]}
     json_response(200, to_json(op))  # strict output: would raise on NaN
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", ["[" + 'a\\"' * 300_000, '["' + "\\\\" * 500_000, "[" * 1_000_000,
+                                  '{"a":"' + "x" * 1_000_000 + '"}', '"' * 1_000_001],
+                         ids=["escaped quotes outside strings", "backslashes", "deep", "long string", "quotes"])
+def test_the_depth_scan_is_linear_on_hostile_text(text):
+    """A first version stripped strings with one regex over the whole text: 60 kB of `a\\"` took 9 s."""
+    try:
+        loads(text)
+    except JsonRefused:
+        pass
+    assert nesting_depth(text, stop_above=64) <= 65
