@@ -91,6 +91,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "200": _record("The outcome is already known (terminal record)"),
                 "400": _problem("Bad JSON or a bad field (the problem names it)"),
                 "409": _problem("Idempotency conflict, Graph refused the start with 409, or canceled (failOnError)"),
+                "413": _problem("bodyTooLarge: the body is over 1 MiB"),
                 "415": _problem("Content-Type is not application/json"),
                 "429": _problem("requestInProgress: the same Idempotency-Key is still being started; retry after "
                                 "Retry-After", retry_after=True),

@@ -26,6 +26,7 @@ OPERATION_PATH_RE = re.compile(
 )
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
 MAX_VALUES_BYTES = 32 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # the largest valid request is far smaller (values <= 32 KiB); bounds parse work
 _START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError"}
 _TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError"}
 
@@ -69,6 +70,9 @@ def check_json_content_type(content_type: str | None) -> None:
 
 def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
     check_json_content_type(content_type)
+    if len(body) > MAX_BODY_BYTES:
+        raise Problem(413, "bodyTooLarge", "The body is too large", f"At most {MAX_BODY_BYTES} bytes.",
+                      [FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes")])
     if not body.strip():
         raise invalid([FieldError("body", "a JSON object is required")])
     try:

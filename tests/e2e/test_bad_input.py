@@ -114,3 +114,11 @@ def test_a_hostile_continuation_token_is_a_problem(quiet: Bridge) -> None:
     response = quiet.client.get(f"{quiet.api}/operations", params={"continuationToken": token})
     assert response.status_code == 400, response.text
     assert response.json()["field"] == "continuationToken"
+
+
+def test_a_body_over_1_mib_is_413_and_nothing_is_stored(quiet: Bridge, emulator: Emulator) -> None:
+    response = quiet.post_raw(b'{"workbook": "' + b"x" * (1024 * 1024) + b'"}')
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["field"] == "body"
+    assert quiet.entities() == [] and quiet.queued() == 0

@@ -416,6 +416,13 @@ def test_parse_json_body_is_strict(raw):
     assert caught.value.errors[0].field == "body"
 
 
+def test_a_body_over_1_mib_is_413_naming_body():
+    with pytest.raises(Problem) as caught:
+        parse_json_body(b'{"a": "' + b"x" * (1024 * 1024) + b'"}')
+    assert caught.value.status == 413 and caught.value.errors[0].field == "body"
+    assert parse_json_body(b'{"a": "' + b"x" * (1024 * 1024 - 10) + b'"}')["a"]  # the limit itself is fine
+
+
 @pytest.mark.parametrize(("raw", "value"), [
     (b"[" * 64 + b"]" * 64, nested(64)),  # the limit itself
     (b'{"a": "' + b"[" * 77 + b'"}', {"a": "[" * 77}),  # brackets inside strings do not nest
