@@ -1,19 +1,28 @@
 # Excel Async Bridge: two commands for a fresh machine.
 #   make run   - install what is missing, start Azurite, the Graph emulator, a webhook receiver and the app
 #   make test  - install, lint, type-check and run every test
+# and a few more:
+#   make lint  - ruff, and bandit over the shipped code (function_app.py shared/)
+#   make fuzz  - a longer schemathesis run against a devhost (FUZZ_EXAMPLES per operation), with its figures
+#   make audit - pip-audit of the locked runtime dependencies (needs network; fails if it could not check)
+#   make lock  - recompile requirements.txt (pinned, hashed) from requirements.in
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench clean fuzz audit lock
+
+FUZZ_EXAMPLES ?= 500
+FUZZ_SECONDS ?=
 
 install: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "Python 3.11 or 3.12 is needed (the code uses asyncio.timeout and datetime.UTC; azure-functions 1.x stops at 3.12), found %d.%d: set PYTHON=python3.11 or python3.12" % v)'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -25,6 +34,7 @@ run: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/bandit -q -r function_app.py shared/
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -34,6 +44,16 @@ unit: install
 
 test: install lint typecheck
 	$(VENV)/bin/pytest
+
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/pytest tests/e2e/test_api_schema.py -q -s
+
+audit: install
+	$(PY) -m tools.audit requirements.txt
+
+lock: install
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+		--no-emit-index-url --output-file requirements.txt requirements.in
 
 bench: install
 	$(PY) -m bench.poll_cost

@@ -76,7 +76,7 @@ async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         status, top = req.params.get("status"), req.params.get("top")
         page = await operations.list_page(rt, status, top, req.params.get("continuationToken"), caller(rt, req))
-        return page_response(page, req.url.split("?", 1)[0], status, int(top) if top else None)
+        return page_response(page, req.url.split("?", 1)[0], status, operations.parse_top(top, default=None))
 
     return await _answer(req, handle)
 

@@ -9,6 +9,7 @@ repeats the attempt rather than losing the chain; the receiver dedupes on `webho
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from . import fanout
@@ -24,6 +25,7 @@ from .records import (
     is_operation_id,
     iso,
 )
+from .redelivery import claim_held, claim_lease
 from .runtime import Runtime
 from .sealing import SealingError, unseal
 from .store import Conflict
@@ -32,7 +34,9 @@ from .webhooks import DeliveryOutcome, deliver, webhook_headers
 log = logging.getLogger(__name__)
 
 OUTCOME_FIELDS = {"webhook_state", "webhook_attempts", "webhook_last_status", "webhook_last_attempt_at",
-                  "webhook_last_error", "webhook_next_attempt_at", "webhook_dead_lettered_at"}
+                  "webhook_last_error", "webhook_next_attempt_at", "webhook_dead_lettered_at",
+                  "webhook_claimed_attempt"}
+CLAIM_FIELDS = {"webhook_claimed_attempt", "webhook_last_attempt_at"}
 
 
 def event_body(op: Operation) -> bytes:
@@ -76,6 +80,10 @@ async def handle_message(rt: Runtime, text: str) -> None:
     if skip:
         log.info("webhook attempt %s for %s not sent: %s", task.attempt, op.id, skip)
         return
+    claimed = await _claim(rt, op, task)
+    if claimed is None:
+        return
+    op = claimed
     outcome = await _attempt(rt, op)
     now = time.time()
     verdict = decide(status=outcome.status_code, retry_after=outcome.retry_after, error=outcome.error,
@@ -83,7 +91,7 @@ async def handle_message(rt: Runtime, text: str) -> None:
                      policy=retry_policy(rt))
     recorded = op.with_(webhook_attempts=task.attempt, webhook_last_status=outcome.status_code,
                         webhook_last_attempt_at=iso(now), webhook_last_error=outcome.error,
-                        webhook_next_attempt_at=None)
+                        webhook_next_attempt_at=None, webhook_claimed_attempt=None)
     if isinstance(verdict, Delivered):
         recorded = recorded.with_(webhook_state=WEBHOOK_DELIVERED, webhook_dead_lettered_at=None)
     elif isinstance(verdict, Retry):
@@ -99,6 +107,27 @@ async def handle_message(rt: Runtime, text: str) -> None:
         return
     log.info("webhook attempt %s for %s: %s (%s)", task.attempt, op.id, type(verdict).__name__.lower(),
              outcome.status_code or outcome.error)
+
+
+async def _claim(rt: Runtime, op: Operation, task: DeliveryTask) -> Operation | None:
+    """Claim this attempt on the record (ETag-guarded) so that copies of its message POST nothing.
+
+    A copy that finds the attempt claimed (or loses the race to claim it) is queued again for when the
+    claim's lease ends: by then the holder has recorded the attempt (the copy is stale and dropped) or has
+    died (the copy takes over), so the chain is never lost and each attempt is sent once."""
+    now = time.time()
+    lease = claim_lease(rt.settings.webhook_timeout)
+    held = claim_held(op, task.attempt, now, lease)
+    if held is None:
+        try:
+            return await rt.store.update(op.with_(webhook_claimed_attempt=task.attempt,
+                                                  webhook_last_attempt_at=iso(now)), CLAIM_FIELDS)
+        except Conflict:
+            held = lease
+    log.info("webhook attempt %s for %s is claimed by another delivery; checking again in %ss", task.attempt,
+             op.id, math.ceil(held))
+    await rt.deliveries.send(task, math.ceil(held) + 1)
+    return None
 
 
 async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from .strict_json import JsonRefused, loads
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ERROR_DEPTH = 16
@@ -61,9 +62,10 @@ def _header(headers: dict[str, str], name: str) -> str | None:
 
 
 def _json(body: bytes) -> Any:
+    """Graph's body as strict JSON, or None (a body with NaN or absurd nesting is as good as none)."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return loads(body)
+    except JsonRefused:
         return None
 
 

@@ -18,14 +18,28 @@ ACTIONS = ["createSession", "createTableRow", "deleteTableRow"]
 
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
+# What the validators accept, as ECMA-262 patterns (JSON Schema), so generated requests can be valid ones.
+_PRINTABLE_KEY = "^[!-~]{1,255}$"  # Idempotency-Key: 1-255 printable ASCII, no spaces
+_OPERATION_ID = "^[0-9]{13}[0-9a-f]{10}$"  # shared.records.new_operation_id
+_SEGMENT = "[A-Za-z0-9!._,:@=$'()~-]{1,400}"  # shared.validation._SEGMENT
+_WORKBOOK = (f"^/(me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive|groups/{_SEGMENT}/drive)"
+             f"/items/{_SEGMENT}$")
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {_PROBLEM: {"schema": _ref("Problem")}}}
+def _problem(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {_PROBLEM: {"schema": _ref("Problem")}}}
+    if retry_after:
+        answer["headers"] = {"Retry-After": {"description": "Whole seconds to wait before retrying",
+                                             "schema": {"type": "integer", "minimum": 0}}}
+    return answer
+
+
+# Every operation may answer these (function_app._answer): the bridge is misconfigured or storage failed.
+_ALWAYS = {"500": _problem("misconfigured or internalError (nothing was half-written)")}
 
 
 def _record(description: str, *, location: bool = False, retry_after: bool = False) -> dict[str, Any]:
@@ -46,7 +60,7 @@ def _record(description: str, *, location: bool = False, retry_after: bool = Fal
 
 _ID_PARAMETER: dict[str, Any] = {
     "name": "id", "in": "path", "required": True, "description": "Operation id (from `id` or `Location`)",
-    "schema": {"type": "string", "minLength": 1},
+    "schema": {"type": "string", "pattern": _OPERATION_ID},
 }
 _LINK_PARAMETERS: list[dict[str, Any]] = [
     {"name": "se", "in": "query", "required": True, "description": "Expiry of the signed URL (Unix seconds)",
@@ -66,7 +80,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "parameters": [{
                 "name": "Idempotency-Key", "in": "header", "required": False,
                 "description": "1-255 printable ASCII; the same key and body give back the same operation",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
             }],
             "requestBody": {"required": True, "content": {_JSON: {"schema": {
                 "oneOf": [_ref("StartRequest"), _ref("TrackRequest")]}}}},
@@ -77,12 +91,17 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "200": _record("The outcome is already known (terminal record)"),
                 "400": _problem("Bad JSON or a bad field (the problem names it)"),
                 "409": _problem("Idempotency conflict, Graph refused the start with 409, or canceled (failOnError)"),
+                "413": _problem("bodyTooLarge: the body is over 1 MiB"),
                 "415": _problem("Content-Type is not application/json"),
                 "429": _problem("requestInProgress: the same Idempotency-Key is still being started; retry after "
-                                "Retry-After"),
+                                "Retry-After", retry_after=True),
                 "422": _problem("failOnError: the operation failed or timed out (the record is under `operation`)"),
                 "502": _problem("Graph rejected the bridge's token"),
-                "503": _problem("Graph answered 429/5xx or did not answer; nothing was stored"),
+                "503": _problem("Graph answered 429/5xx or did not answer, or the poll could not be queued; "
+                                "nothing was stored", retry_after=True),
+                "401": _problem("GRAPH_AUTH=delegated: sign-in required, or the caller's credential expired"),
+                "403": _problem("GRAPH_AUTH=delegated: Graph cannot be called on the caller's behalf"),
+                **_ALWAYS,
                 "default": _problem("Graph refused the start request (403, 404, ...)"),
             },
         },
@@ -91,13 +110,16 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "summary": "List operations, newest first",
             "parameters": [
                 {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": STATUSES}},
-                {"name": "top", "in": "query", "required": False,
+                {"name": "top", "in": "query", "required": False, "description": "1-100, in ASCII digits",
                  "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-                {"name": "continuationToken", "in": "query", "required": False, "schema": {"type": "string"}},
+                {"name": "continuationToken", "in": "query", "required": False,
+                 "description": "Opaque: only a previous page's nextLink has a valid one (else 400); empty is none",
+                 "schema": {"type": "string"}},
             ],
             "responses": {
                 "200": {"description": "A page of records", "content": {_JSON: {"schema": _ref("OperationPage")}}},
                 "400": _problem("Bad status, top or continuation token"),
+                **_ALWAYS,
             },
         },
     },
@@ -112,6 +134,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "404": _problem("Unknown id"),
                 "409": _problem("failOnError: the operation was canceled"),
                 "422": _problem("failOnError: the operation failed or timed out"),
+                **_ALWAYS,
             },
         },
         "delete": {
@@ -121,6 +144,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "responses": {
                 "200": _record("The record, now canceled (or its earlier terminal state)"),
                 "404": _problem("Unknown id"),
+                "409": _problem("concurrentUpdate: the record kept changing; retry"),
+                **_ALWAYS,
             },
         },
     },
@@ -137,6 +162,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "404": _problem("Unknown id"),
                 "409": _problem("failOnError: the operation was canceled"),
                 "422": _problem("failOnError: the operation failed or timed out"),
+                **_ALWAYS,
             },
         },
         "delete": {
@@ -148,6 +174,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "200": _record("The record, now canceled (or its earlier terminal state)"),
                 **_LINK_REFUSED,
                 "404": _problem("Unknown id"),
+                "409": _problem("concurrentUpdate: the record kept changing; retry"),
+                **_ALWAYS,
             },
         },
     },
@@ -157,11 +185,14 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "summary": "Stop tracking the operation started with this Idempotency-Key (webhook unsubscribe)",
             "parameters": [{
                 "name": "key", "in": "path", "required": True, "description": "The Idempotency-Key of the start",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
             }],
             "responses": {
                 "200": _record("The record, now canceled (or its earlier terminal state)"),
+                "400": _problem("The key is not 1-255 printable ASCII characters"),
                 "404": _problem("Unknown key"),
+                "409": _problem("concurrentUpdate: the record kept changing; retry"),
+                **_ALWAYS,
             },
         },
     },
@@ -173,7 +204,10 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "responses": {
                 "202": _record("Queued: webhook.state is pending"),
                 "404": _problem("Unknown id"),
-                "409": _problem("noWebhook (no callbackUrl) or operationNotFinished"),
+                "409": _problem("noWebhook (no callbackUrl), operationNotFinished, or redeliveryInProgress (the "
+                                "webhook is still pending: one delivery chain at a time; Retry-After says when "
+                                "to look again)", retry_after=True),
+                **_ALWAYS,
             },
         },
     },
@@ -210,13 +244,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "StartRequest": {
         "type": "object", "additionalProperties": False, "required": ["workbook", "action"],
         "properties": {
-            "workbook": {"type": "string", "description": "/drives/{d}/items/{i}, /me/drive/items/{i}, ..."},
+            "workbook": {"type": "string", "pattern": _WORKBOOK,
+                         "description": "/drives/{d}/items/{i}, /me/drive/items/{i}, ..."},
             "action": {"type": "string", "enum": ACTIONS},
             "parameters": {"type": "object", "description": "Per action: persistChanges / table, values, index"},
-            "sessionId": {"type": "string", "description": "Workbook session id (Workbook-Session-Id)"},
+            "sessionId": {"type": "string", "pattern": "^[!-~]{1,2048}$",
+                          "description": "Workbook session id (Workbook-Session-Id)"},
             "callbackUrl": {"type": "string", "format": "uri", "description": "Webhook for the terminal status"},
             "callbackFormat": _CALLBACK_FORMAT,
-            "clientReference": {"type": "string", "maxLength": 256},
+            "clientReference": {"type": "string", "minLength": 1, "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False,
                             "description": "Finished but failed/timedOut answers 422, canceled 409 (problem + record)"},
         },
@@ -229,7 +265,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "action": {"type": "string", "enum": ACTIONS},
             "callbackUrl": {"type": "string", "format": "uri"},
             "callbackFormat": _CALLBACK_FORMAT,
-            "clientReference": {"type": "string", "maxLength": 256},
+            "clientReference": {"type": "string", "minLength": 1, "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False},
         },
     },
@@ -338,13 +374,17 @@ PATHS["subscriptions"] = {
             "201": _subscription("Registered", location=True),
             "400": _problem("Invalid body; `field` names the field at fault"),
             "409": _problem("tooManySubscriptions: the owner has 100 already"),
+            "413": _problem("bodyTooLarge: over 1 MiB"),
+            "415": _problem("Content-Type is not application/json"),
+            **_ALWAYS,
         },
     },
     "get": {
         "operationId": "listSubscriptions",
         "summary": "Your subscriptions",
         "responses": {"200": {"description": "All of the caller's subscriptions", "content": {_JSON: {"schema": {
-            "type": "object", "properties": {"value": {"type": "array", "items": _ref("Subscription")}}}}}}},
+            "type": "object", "properties": {"value": {"type": "array", "items": _ref("Subscription")}}}}}},
+            **_ALWAYS},
     },
 }
 PATHS["subscriptions/{id}"] = {
@@ -353,14 +393,14 @@ PATHS["subscriptions/{id}"] = {
         "summary": "One of your subscriptions",
         "parameters": [_SUBSCRIPTION_ID],
         "responses": {"200": _subscription("The subscription"),
-                      "404": _problem("Unknown id, or another owner's subscription")},
+                      "404": _problem("Unknown id, or another owner's subscription"), **_ALWAYS},
     },
     "delete": {
         "operationId": "deleteSubscription",
         "summary": "Unsubscribe (idempotent); undelivered events for it stop",
         "parameters": [_SUBSCRIPTION_ID],
         "responses": {"204": {"description": "Deleted, or already gone"},
-                      "404": _problem("Another owner's subscription")},
+                      "404": _problem("Another owner's subscription"), **_ALWAYS},
     },
 }
 SCHEMAS["SubscriptionRequest"] = {

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,11 +39,13 @@ from .records import (
     status_url,
     to_json,
 )
+from .redelivery import claim_lease, redelivery_wait
 from .runtime import Runtime
 from .sealing import seal
 from .status_links import ROUTE as STATUS_ROUTE
 from .status_links import LinkRefused, link_expiry
 from .store import Conflict, Page
+from .strict_json import dumps
 from .validation import StartRequest, TrackRequest, parse_json_body, parse_operation_request
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ def _reply(rt: Runtime, op: Operation, now: float, *, created: bool = False) -> 
 
 
 def _fingerprint(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _check_idempotency_key(key: str, caller: Caller) -> str:
@@ -373,19 +375,29 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     return op
 
 
+_TOP = re.compile(r"[0-9]{1,3}")
+
+
+def parse_top(top: str | None, default: int | None = 20) -> int | None:
+    """`top` as 1-100 in ASCII digits, or None when it is not. `str.isdigit` is not enough: it accepts
+    "²" (which int() refuses) and "٣" (which int() reads as 3)."""
+    if top is None:
+        return default
+    if not _TOP.fullmatch(top) or not 1 <= int(top) <= 100:
+        return None
+    return int(top)
+
+
 async def list_page(rt: Runtime, status: str | None, top: str | None, token: str | None,
                     caller: Caller | None = None) -> Page:
     caller = caller or Caller(rt.settings.default_owner)
     errors: list[FieldError] = []
     if status is not None and status not in STATUSES:
         errors.append(FieldError("status", "must be one of " + ", ".join(STATUSES)))
-    count = 20
-    if top is not None:
-        if not top.isdigit() or not 1 <= int(top) <= 100:
-            errors.append(FieldError("top", "must be a whole number from 1 to 100"))
-        else:
-            count = int(top)
-    if errors:
+    count = parse_top(top)
+    if count is None:
+        errors.append(FieldError("top", "must be a whole number from 1 to 100"))
+    if errors or count is None:
         raise invalid(errors)
     return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
 
@@ -439,11 +451,19 @@ async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None
         if op.status in ACTIVE or not op.event_id:
             raise Problem(409, "operationNotFinished", "The operation has not finished",
                           "Its webhook is sent when it finishes.")
+        now = time.time()
+        wait = redelivery_wait(op, now, claim_lease(rt.settings.webhook_timeout))
+        if wait is not None:
+            # One chain of attempts per operation: a second one would POST every attempt twice. 409, not 429:
+            # retrying the same call cannot help until this chain ends (see webhook.state / nextAttemptAt).
+            raise Problem(409, "redeliveryInProgress", "This webhook is already being delivered",
+                          "Its delivery is pending (webhook.nextAttemptAt); redeliver it once it is delivered "
+                          "or failed.", headers={"Retry-After": str(wait)})
         pending = op.with_(webhook_state=WEBHOOK_PENDING, webhook_dead_lettered_at=None,
-                           webhook_next_attempt_at=iso(time.time()))
-        try:
+                           webhook_next_attempt_at=iso(now), webhook_claimed_attempt=None)
+        try:  # ETag-guarded: of concurrent calls, one wins; the others see it pending and get 409
             pending = await rt.store.update(pending, {"webhook_state", "webhook_dead_lettered_at",
-                                                      "webhook_next_attempt_at"})
+                                                      "webhook_next_attempt_at", "webhook_claimed_attempt"})
         except Conflict:
             continue
         await queue_next_attempt(rt, pending)

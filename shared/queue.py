@@ -5,15 +5,20 @@ Every message is small JSON with a version; anything else is a BadMessage, dropp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
 from .polling import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
+from .strict_json import JsonRefused, dumps, loads
 
 MESSAGE_VERSION = 1
+MAX_COUNTER = 2**31 - 1  # generation, polls, transient failures, attempts: Table Storage Edm.Int32 holds them
+MAX_MESSAGE_CHARS = 64 * 1024  # a Storage queue message is at most 64 KiB
+MAX_ID_CHARS = 128
+MAX_SINCE = 2.0**33  # seconds since the epoch (the year 2242): a timestamp, not a counter
 
 
 class BadMessage(ValueError):
@@ -30,29 +35,52 @@ def encode(state: PollState) -> str:
     }
     if state.last_transient:
         message["why"] = state.last_transient
-    return json.dumps(message, separators=(",", ":"))
+    return dumps(message, separators=(",", ":"))
+
+
+def _object(text: str) -> dict[str, Any]:
+    """The message as a JSON object of our version; BadMessage for anything else (whatever the cause)."""
+    if not isinstance(text, str) or len(text) > MAX_MESSAGE_CHARS:
+        raise BadMessage("not a message of ours (type or size)")
+    try:
+        raw = loads(text, max_depth=2)
+    except JsonRefused as exc:
+        raise BadMessage(f"not strict JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BadMessage("not a JSON object")
+    version = raw.get("v")
+    if type(version) is not int or version != MESSAGE_VERSION:  # `true == 1` in Python: exact type only
+        raise BadMessage("unknown message version")
+    return raw
+
+
+def _counter(raw: dict[str, Any], name: str, default: int | None = None, minimum: int = 0) -> int:
+    """An exact JSON integer (not a bool, a float or a string) in [minimum, MAX_COUNTER]."""
+    value = raw.get(name, default)
+    if value is None:
+        raise BadMessage(f"missing {name}")
+    if type(value) is not int:
+        raise BadMessage(f"{name} must be an integer")
+    if not minimum <= value <= MAX_COUNTER:
+        raise BadMessage(f"{name} out of range")
+    return value
+
+
+def _identifier(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
+        raise BadMessage(f"missing or malformed {name}")
+    return value
 
 
 def decode(text: str) -> PollState:
-    try:
-        raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise BadMessage("not JSON") from None
-    if not isinstance(raw, dict) or raw.get("v") != MESSAGE_VERSION:
-        raise BadMessage("unknown message version")
-    if not isinstance(raw.get("id"), str):
-        raise BadMessage("missing operation id")
+    raw = _object(text)
+    operation_id = _identifier(raw, "id")
     why = raw.get("why", "")
     if not isinstance(why, str):
         raise BadMessage("malformed transient reason")
-    try:
-        state = PollState(raw["id"], int(raw["gen"]), int(raw.get("polls", 0)), int(raw.get("transient", 0)),
-                          why[:MAX_REASON_LENGTH])
-    except (KeyError, TypeError, ValueError):
-        raise BadMessage("missing or malformed fields") from None
-    if state.generation < 0 or state.polls < 0 or state.transient_failures < 0:
-        raise BadMessage("negative counters")
-    return state
+    return PollState(operation_id, _counter(raw, "gen"), _counter(raw, "polls", 0), _counter(raw, "transient", 0),
+                     why[:MAX_REASON_LENGTH])
 
 
 @dataclass(frozen=True)
@@ -66,26 +94,20 @@ class DeliveryTask:
 
 
 def encode_delivery(task: DeliveryTask) -> str:
-    return json.dumps({"v": MESSAGE_VERSION, "kind": "webhook", "id": task.operation_id, "event": task.event_id,
-                       "attempt": task.attempt, "since": task.since}, separators=(",", ":"))
+    return dumps({"v": MESSAGE_VERSION, "kind": "webhook", "id": task.operation_id, "event": task.event_id,
+                  "attempt": task.attempt, "since": task.since}, separators=(",", ":"))
 
 
 def decode_delivery(text: str) -> DeliveryTask:
-    try:
-        raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise BadMessage("not JSON") from None
-    if not isinstance(raw, dict) or raw.get("v") != MESSAGE_VERSION or raw.get("kind") != "webhook":
+    raw = _object(text)
+    if raw.get("kind") != "webhook":
         raise BadMessage("not a webhook delivery message")
-    if not isinstance(raw.get("id"), str) or not isinstance(raw.get("event"), str):
-        raise BadMessage("missing operation or event id")
-    try:
-        task = DeliveryTask(raw["id"], raw["event"], int(raw["attempt"]), float(raw["since"]))
-    except (KeyError, TypeError, ValueError):
-        raise BadMessage("missing or malformed fields") from None
-    if task.attempt < 1:
-        raise BadMessage("attempt must be >= 1")
-    return task
+    operation_id, event_id = _identifier(raw, "id"), _identifier(raw, "event")
+    attempt = _counter(raw, "attempt", minimum=1)
+    since = raw.get("since")
+    if not isinstance(since, int | float) or isinstance(since, bool) or not 0 <= since <= MAX_SINCE:
+        raise BadMessage("since must be a timestamp")
+    return DeliveryTask(operation_id, event_id, attempt, float(since))
 
 
 @dataclass(frozen=True)
@@ -107,55 +129,39 @@ class SubscriptionAttempt:
     attempt: int
 
 
-def _load(text: str) -> dict[str, object]:
-    try:
-        raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise BadMessage("not JSON") from None
-    if not isinstance(raw, dict) or raw.get("v") != MESSAGE_VERSION:
-        raise BadMessage("unknown message version")
-    return raw
-
-
 def message_kind(text: str) -> str | None:
     """The `kind` of a webhook-queue message (webhook, fanout, subscription), None if unreadable."""
     try:
-        kind = _load(text).get("kind")
+        kind = _object(text).get("kind")
     except BadMessage:
         return None
     return kind if isinstance(kind, str) else None
 
 
 def encode_fanout(task: FanoutTask) -> str:
-    return json.dumps({"v": MESSAGE_VERSION, "kind": "fanout", "id": task.operation_id, "event": task.event_id,
-                       "tries": task.tries}, separators=(",", ":"))
+    return dumps({"v": MESSAGE_VERSION, "kind": "fanout", "id": task.operation_id, "event": task.event_id,
+                  "tries": task.tries}, separators=(",", ":"))
 
 
 def decode_fanout(text: str) -> FanoutTask:
-    raw = _load(text)
-    if raw.get("kind") != "fanout" or not isinstance(raw.get("id"), str) or not isinstance(raw.get("event"), str):
+    raw = _object(text)
+    if raw.get("kind") != "fanout":
         raise BadMessage("not a fan-out message")
-    tries = raw.get("tries", 0)
-    if not isinstance(tries, int) or tries < 0:
-        raise BadMessage("malformed tries")
-    return FanoutTask(str(raw["id"]), str(raw["event"]), tries)
+    return FanoutTask(_identifier(raw, "id"), _identifier(raw, "event"), _counter(raw, "tries", 0))
 
 
 def encode_subscription_attempt(task: SubscriptionAttempt) -> str:
-    return json.dumps({"v": MESSAGE_VERSION, "kind": "subscription", "id": task.operation_id,
-                       "sub": task.subscription_id, "event": task.event_id, "attempt": task.attempt},
-                      separators=(",", ":"))
+    return dumps({"v": MESSAGE_VERSION, "kind": "subscription", "id": task.operation_id,
+                  "sub": task.subscription_id, "event": task.event_id, "attempt": task.attempt},
+                 separators=(",", ":"))
 
 
 def decode_subscription_attempt(text: str) -> SubscriptionAttempt:
-    raw = _load(text)
-    names = ("id", "sub", "event")
-    if raw.get("kind") != "subscription" or not all(isinstance(raw.get(n), str) for n in names):
+    raw = _object(text)
+    if raw.get("kind") != "subscription":
         raise BadMessage("not a subscription delivery message")
-    attempt = raw.get("attempt")
-    if not isinstance(attempt, int) or attempt < 1:
-        raise BadMessage("attempt must be >= 1")
-    return SubscriptionAttempt(str(raw["id"]), str(raw["sub"]), str(raw["event"]), attempt)
+    return SubscriptionAttempt(_identifier(raw, "id"), _identifier(raw, "sub"), _identifier(raw, "event"),
+                               _counter(raw, "attempt", minimum=1))
 
 
 @dataclass

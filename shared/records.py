@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from .strict_json import dumps, loads_stored
 
 NOT_STARTED, RUNNING = "notStarted", "running"
 SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
@@ -66,6 +67,9 @@ class Operation:
     webhook_last_error: str | None = None
     webhook_next_attempt_at: str | None = None
     webhook_dead_lettered_at: str | None = None
+    # The attempt a delivery has claimed (with webhook_last_attempt_at as the claim's time): copies of its
+    # queue message send nothing while the claim holds. Internal: not in the public record.
+    webhook_claimed_attempt: int | None = None
     fail_on_error: bool = False
     owner: str | None = None
     credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
@@ -102,6 +106,7 @@ _ENTITY_NAMES = {
     "webhook_last_error": "WebhookLastError",
     "webhook_next_attempt_at": "WebhookNextAttemptAt",
     "webhook_dead_lettered_at": "WebhookDeadLetteredAt",
+    "webhook_claimed_attempt": "WebhookClaimedAttempt",
     "fail_on_error": "FailOnError",
     "owner": "Owner",
     "credential_sealed": "CredentialSealed",
@@ -119,7 +124,7 @@ def to_entity(op: Operation, only: set[str] | None = None) -> dict[str, Any]:
             continue
         value = getattr(op, f.name)
         if f.name in _JSON_FIELDS:
-            entity[_JSON_FIELDS[f.name]] = json.dumps(value, separators=(",", ":"))
+            entity[_JSON_FIELDS[f.name]] = dumps(value, separators=(",", ":"))
         elif value is not None:
             entity[_ENTITY_NAMES[f.name]] = value
         else:
@@ -134,11 +139,12 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
         kwargs[name] = None if value == "" else value
     for name, prop in _JSON_FIELDS.items():
         raw = entity.get(prop)
-        kwargs[name] = json.loads(raw) if raw else None
+        kwargs[name] = loads_stored(raw) if raw else None
     for name in ("poll_count", "generation", "webhook_attempts"):
         kwargs[name] = int(kwargs[name] or 0)
-    if kwargs["webhook_last_status"] is not None:
-        kwargs["webhook_last_status"] = int(kwargs["webhook_last_status"])
+    for name in ("webhook_last_status", "webhook_claimed_attempt"):
+        if kwargs[name] is not None:
+            kwargs[name] = int(kwargs[name])
     kwargs["webhook_state"] = kwargs["webhook_state"] or WEBHOOK_NONE
     kwargs["fail_on_error"] = bool(kwargs["fail_on_error"])
     return Operation(**kwargs)

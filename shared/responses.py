@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -13,6 +12,7 @@ from .operations import Reply
 from .problems import PROBLEM_CONTENT_TYPE, Problem
 from .records import status_url, to_json
 from .store import Page
+from .strict_json import dumps
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -28,7 +28,7 @@ def api_base(req: func.HttpRequest, route: str) -> str:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, separators=(",", ":")), status_code=status,
+    return func.HttpResponse(dumps(body, separators=(",", ":")), status_code=status,
                              headers=headers or {}, mimetype=JSON, charset="utf-8")
 
 
@@ -54,7 +54,7 @@ def page_response(page: Page, list_url: str, status: str | None, top: int | None
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(problem.body(instance)), status_code=problem.status,
+    return func.HttpResponse(dumps(problem.body(instance)), status_code=problem.status,
                              headers=problem.headers, mimetype=PROBLEM_CONTENT_TYPE, charset="utf-8")
 
 

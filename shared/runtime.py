@@ -18,7 +18,7 @@ from .graph import GraphClient
 from .outbound import OutboundPolicy, PinnedResolver
 from .polling import Timing
 from .queue import DeliveryQueue, PollQueue
-from .settings import Settings, StorageConnection, load_settings
+from .settings import Settings, SettingsError, StorageConnection, load_settings
 from .store import OperationStore
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,9 @@ def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient]
             for name in names
         )
         return table, polls, deliveries
-    assert conn.table_service_uri and conn.queue_service_uri
+    if not (conn.table_service_uri and conn.queue_service_uri):  # a real check: `assert` is gone under -O
+        raise SettingsError("AzureWebJobsStorage: set a connection string, or both "
+                            "AzureWebJobsStorage__tableServiceUri and AzureWebJobsStorage__queueServiceUri")
     credential = _storage_credential(conn)
     table = TableClient(endpoint=conn.table_service_uri, table_name=settings.operations_table,
                         credential=credential)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from azure.data.tables.aio import TableClient
 
 from .problems import FieldError, Problem
 from .records import ROW_KEY, Operation, from_entity, to_entity
+from .strict_json import dumps, loads
 
 IDEMPOTENCY_ROW_KEY = "idempotency"
 
@@ -53,14 +53,14 @@ is_precondition_failure = _is_precondition_failure
 def encode_continuation(token: Any) -> str | None:
     if not token:
         return None
-    return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 def decode_continuation(value: str) -> dict[str, str]:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        token = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        token = loads(raw)
+    except (binascii.Error, ValueError):  # JsonRefused is a ValueError
         token = None
     if not isinstance(token, dict) or not all(isinstance(v, str | None) for v in token.values()):
         raise Problem(

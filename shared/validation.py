@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 from .outbound import MAX_URL_LENGTH, OutboundPolicy, Refused, check_url
 from .problems import FieldError, Problem, invalid
 from .settings import origin_of
+from .strict_json import JsonRefused, dumps, loads
 from .webhooks import BINARY, CALLBACK_FORMATS
 
 Action = Literal["createSession", "createTableRow", "deleteTableRow"]
@@ -27,6 +27,7 @@ OPERATION_PATH_RE = re.compile(
 )
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
 MAX_VALUES_BYTES = 32 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # the largest valid request is far smaller (values <= 32 KiB); bounds parse work
 _START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError",
                  "callbackFormat"}
 _TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError", "callbackFormat"}
@@ -73,12 +74,15 @@ def check_json_content_type(content_type: str | None) -> None:
 
 def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
     check_json_content_type(content_type)
+    if len(body) > MAX_BODY_BYTES:
+        raise Problem(413, "bodyTooLarge", "The body is too large", f"At most {MAX_BODY_BYTES} bytes.",
+                      [FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes")])
     if not body.strip():
         raise invalid([FieldError("body", "a JSON object is required")])
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise invalid([FieldError("body", f"not valid JSON: {exc}")]) from None
+        return loads(body)
+    except JsonRefused as exc:  # also NaN/Infinity, over-deep nesting, huge numbers, duplicate keys
+        raise invalid([FieldError("body", str(exc))]) from None
 
 
 def parse_operation_request(
@@ -199,7 +203,7 @@ def _parameters(action: Action, value: Any, errors: list[FieldError]) -> dict[st
             errors.append(
                 FieldError("parameters.values", "must be a non-empty array of non-empty arrays of scalars")
             )
-        elif len(json.dumps(values)) > MAX_VALUES_BYTES:
+        elif len(dumps(values)) > MAX_VALUES_BYTES:
             errors.append(FieldError("parameters.values", f"must be at most {MAX_VALUES_BYTES} bytes as JSON"))
         out["values"] = values
     return out if len(errors) == before else None

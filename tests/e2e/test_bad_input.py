@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -17,6 +18,15 @@ CASES: list[tuple[str, Any, str]] = [
     ("empty body", b"", "body"),
     ("not json", b"{nope", "body"),
     ("json array", b"[1, 2]", "body"),
+    # Issue 9: each of these was a 500 (RecursionError, ValueError) or was sent on to Graph as invalid JSON
+    ("nested 5000 deep", b'{"workbook": ' + b"[" * 5000 + b"]" * 5000 + b"}", "body"),
+    ("integer of 4301 digits", b'{"action": "createSession", "workbook": ' + b"9" * 4301 + b"}", "body"),
+    ("NaN", b'{"workbook": "/me/drive/items/X", "action": "createTableRow",'
+            b' "parameters": {"table": "T", "values": [[NaN]]}}', "body"),
+    ("Infinity", b'{"workbook": "/me/drive/items/X", "action": "createTableRow",'
+                 b' "parameters": {"table": "T", "values": [[Infinity, 1e999]]}}', "body"),
+    ("duplicate key", b'{"workbook": "/me/drive/items/X", "workbook": "/me/drive/items/Y",'
+                      b' "action": "createSession"}', "body"),
     ("no workbook", {"action": "createSession"}, "workbook"),
     ("path workbook", {**GOOD, "workbook": "/me/drive/root:/a.xlsx:"}, "workbook"),
     ("traversal", {**GOOD, "workbook": "/me/drive/items/../../admin"}, "workbook"),
@@ -86,4 +96,29 @@ def test_graph_busy_at_start_is_503_with_retry_after(quiet: Bridge, emulator: Em
                                         "error": {"code": "tooManyRequests", "message": "busy"}})
     response = quiet.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"})
     assert response.status_code == 503 and response.headers["retry-after"] == "8"
+    assert quiet.entities() == [] and quiet.queued() == 0
+
+
+@pytest.mark.parametrize("top", ["\u00b2", "\u0663", "9" * 5000, "0", "101", "-1", " 7"],
+                         ids=["superscript two", "arabic-indic three", "5000 digits", "0", "101", "-1", "space 7"])
+def test_a_bad_top_is_a_problem_naming_top(quiet: Bridge, top: str) -> None:
+    """`str.isdigit` passed "²" (which int() refuses: a 500) and "٣" (which int() reads as 3)."""
+    response = quiet.client.get(f"{quiet.api}/operations", params={"top": top})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["field"] == "top"
+
+
+def test_a_hostile_continuation_token_is_a_problem(quiet: Bridge) -> None:
+    token = base64.urlsafe_b64encode(b"[" * 2000 + b"]" * 2000).decode().rstrip("=")  # 5.3k chars of URL
+    response = quiet.client.get(f"{quiet.api}/operations", params={"continuationToken": token})
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "continuationToken"
+
+
+def test_a_body_over_1_mib_is_413_and_nothing_is_stored(quiet: Bridge, emulator: Emulator) -> None:
+    response = quiet.post_raw(b'{"workbook": "' + b"x" * (1024 * 1024) + b'"}')
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["field"] == "body"
     assert quiet.entities() == [] and quiet.queued() == 0

@@ -132,3 +132,44 @@ def test_connector_definition_covers_the_api() -> None:
     text = json.dumps(swagger)
     for ref in set(re.findall(r'"\$ref": "#/definitions/(\w+)"', text)):
         assert ref in swagger["definitions"], ref
+
+
+def test_every_error_answer_is_documented_as_problem_json() -> None:
+    """Issue 9: the schemathesis run checks content types against these; errors are problem+json."""
+    for path, item in openapi.build_spec()["paths"].items():
+        for method, operation in item.items():
+            for status, answer in operation["responses"].items():
+                if status == "default" or int(status) >= 400:
+                    assert list(answer["content"]) == ["application/problem+json"], (path, method, status)
+            assert "500" in operation["responses"] or path in ("/health", "/openapi.json"), (path, method)
+
+
+def test_the_statuses_issue_9_found_undocumented_are_documented() -> None:
+    paths = openapi.build_spec()["paths"]
+    start = paths["/operations"]["post"]["responses"]
+    assert {"400", "415", "429", "503"} <= set(start)
+    assert "Retry-After" in start["429"]["headers"] and "Retry-After" in start["503"]["headers"]
+    redeliver = paths["/operations/{id}/webhook/redeliver"]["post"]["responses"]
+    assert "redeliveryInProgress" in redeliver["409"]["description"] and "Retry-After" in redeliver["409"]["headers"]
+    assert "400" in paths["/operations/by-key/{key}"]["delete"]["responses"]
+
+
+@pytest.mark.parametrize(("name", "value", "valid"), [
+    ("workbook", "/me/drive/items/01ABC", True), ("workbook", "/drives/b!x/items/01ABC", True),
+    ("workbook", "/me/drive/root:/a.xlsx:", False), ("workbook", "/me/drive/items/a b", False),
+    ("sessionId", "abc", True), ("sessionId", "a b", False),
+])
+def test_documented_patterns_agree_with_the_validator(name: str, value: str, valid: bool) -> None:
+    from shared.problems import Problem
+    from shared.validation import parse_operation_request
+
+    pattern = openapi.SCHEMAS["StartRequest"]["properties"][name]["pattern"]
+    assert bool(re.search(pattern, value)) is valid
+    body = {"workbook": "/me/drive/items/01ABC", "action": "createSession", name: value}
+    try:
+        parse_operation_request(body, graph_origin="https://graph.microsoft.com", allow_private_callbacks=False,
+                                webhooks_configured=False)
+        accepted = True
+    except Problem:
+        accepted = False
+    assert accepted is valid

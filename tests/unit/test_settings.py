@@ -206,3 +206,15 @@ def test_origin_of_distinguishes_hosts_and_ports():
     assert origin_of("https://graph.microsoft.com/") != origin_of("https://graph.microsoft.com.evil.io/")
     assert origin_of("https://graph.microsoft.com/") != origin_of("http://graph.microsoft.com/")
     assert origin_of("https://graph.microsoft.com/") != origin_of("https://graph.microsoft.com:8443/")
+
+
+def test_storage_clients_refuse_an_incomplete_identity_connection_even_under_python_o():
+    """It was an `assert` (bandit B101): gone under `python -O`, the clients were built with no endpoint."""
+    from dataclasses import replace
+
+    from shared.runtime import _clients
+    from shared.settings import StorageConnection
+
+    settings = replace(load_settings(env()), storage=StorageConnection(queue_service_uri="https://a.queue/"))
+    with pytest.raises(SettingsError, match="tableServiceUri"):
+        _clients(settings)

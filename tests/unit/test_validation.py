@@ -383,6 +383,57 @@ def test_parse_json_body_errors_name_body(raw):
     assert caught.value.errors[0].field == "body"
 
 
+# Issue 9: what Python's json accepts or trips over, but strict JSON (RFC 8259) does not allow. Each was a 5xx
+# (RecursionError, ValueError) or passed on as invalid JSON (NaN) to Graph, API callers and webhooks.
+HOSTILE_BODIES = {
+    "NaN": b'{"parameters": {"values": [[NaN]]}}',
+    "Infinity": b'{"parameters": {"values": [[Infinity]]}}',
+    "-Infinity": b'{"parameters": {"values": [[-Infinity]]}}',
+    "overflowing float": b'{"parameters": {"values": [[1e999]]}}',
+    "nested 5000 deep": b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "nested 65 deep": b"[" * 65 + b"]" * 65,
+    "integer of 4301 digits": b'{"a": ' + b"9" * 4301 + b"}",
+    "integer of 65 digits": b'{"a": ' + b"9" * 65 + b"}",
+    "float of 100 digits": b'{"a": 0.' + b"1" * 100 + b"}",
+    "duplicate key": b'{"workbook": "/me/drive/items/A", "workbook": "/me/drive/items/B"}',
+    "nested duplicate key": b'{"parameters": {"table": "T", "table": "U"}}',
+    "UTF-16": '{"a": 1}'.encode("utf-16"),
+}
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("raw", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_parse_json_body_is_strict(raw):
+    with pytest.raises(Problem) as caught:
+        parse_json_body(raw)
+    assert caught.value.status == 400
+    assert caught.value.errors[0].field == "body"
+
+
+def test_a_body_over_1_mib_is_413_naming_body():
+    with pytest.raises(Problem) as caught:
+        parse_json_body(b'{"a": "' + b"x" * (1024 * 1024) + b'"}')
+    assert caught.value.status == 413 and caught.value.errors[0].field == "body"
+    assert parse_json_body(b'{"a": "' + b"x" * (1024 * 1024 - 10) + b'"}')["a"]  # the limit itself is fine
+
+
+@pytest.mark.parametrize(("raw", "value"), [
+    (b"[" * 64 + b"]" * 64, nested(64)),  # the limit itself
+    (b'{"a": "' + b"[" * 77 + b'"}', {"a": "[" * 77}),  # brackets inside strings do not nest
+    (b'{"a": ' + b"9" * 64 + b"}", {"a": int("9" * 64)}),
+    (b'{"a": -1.5e300}', {"a": -1.5e300}),
+    (b'\xef\xbb\xbf{"a": 1}', {"a": 1}),  # a UTF-8 BOM, which RFC 8259 lets a parser ignore
+])
+def test_parse_json_body_accepts_strict_json_up_to_the_limits(raw, value):
+    assert parse_json_body(raw) == value
+
+
 @pytest.mark.parametrize(("raw", "value"), [(b'{"a": 1}', {"a": 1}), (b"[1]", [1]), (b' "x" ', "x")])
 def test_parse_json_body_returns_json(raw, value):
     assert parse_json_body(raw) == value
