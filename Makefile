@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench bench-list clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -37,6 +37,10 @@ test: install lint typecheck
 
 bench: install
 	$(PY) -m bench.poll_cost
+	$(PY) -m bench.list_latency
+
+bench-list: install
+	$(PY) -m bench.list_latency
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .run .pytest_cache .mypy_cache .ruff_cache

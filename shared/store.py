@@ -8,6 +8,7 @@ import binascii
 import builtins
 import hashlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from .problems import FieldError, Problem
 from .records import ROW_KEY, Operation, from_entity, iso, to_entity
 from .retention import DAY, DEFAULT_RETENTION_DAYS, expires_at
 
+log = logging.getLogger(__name__)
+
 IDEMPOTENCY_ROW_KEY = "idempotency"
 IDEMPOTENCY_PREFIX = "idem-"
 INDEX_PREFIX = "owner-"  # the owner index: PK owner-<sha256(owner)[:32]>, RK the operation id (newest first)
 INDEX_ORPHAN_SECONDS = 300.0  # an index entry this old whose record is missing is a crash's leftover
-INDEX_READ_BATCH = 100  # index entries read per round while filling a page
 INDEX_MAX_SCANNED = 1000  # per page: a rare status filter answers a short page with a continuation instead
 
 
@@ -122,8 +124,17 @@ class OperationStore:
         """The owner index entry, written before the record: a crash in between leaves an entry without a
         record (skipped when listing), never a record missing from its owner's list. Idempotent."""
         await self._table.upsert_entity({"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id,
-                                         "IndexedAt": time.time() if now is None else now},
+                                         "IndexedAt": time.time() if now is None else now, "Status": op.status},
                                         mode=UpdateMode.REPLACE)
+
+    async def _index_status(self, op: Operation) -> None:
+        """Keep the entry's Status (a hint for the status filter) in step, after the record's write; a failure
+        here only leaves a stale hint, which the list repairs when it reads the record."""
+        try:
+            await self._table.upsert_entity({"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id,
+                                             "Status": op.status}, mode=UpdateMode.MERGE)
+        except HttpResponseError:
+            log.warning("could not update the index entry of %s; the list will repair it", op.id)
 
     async def delete_index(self, owner: str, operation_id: str) -> None:
         try:
@@ -164,6 +175,8 @@ class OperationStore:
             if _is_precondition_failure(exc):
                 raise Conflict(op.id) from None
             raise
+        if "status" in changed and op.owner:
+            await self._index_status(op)
         return op.with_(etag=meta.get("etag"))
 
     async def delete(self, operation_id: str) -> None:
@@ -203,24 +216,28 @@ class OperationStore:
     async def list_indexed(self, owner: str, status: str | None, top: int, continuation: str | None) -> Page:
         """One owner's operations from their index partition, newest first, the records read by id.
 
-        The index holds only ids (a status would go stale with every poll), so a status filter is applied to
-        the records read; at most INDEX_MAX_SCANNED entries are examined per page, then the page ends early
-        with a continuation. Entries whose record is missing are skipped (and removed once old)."""
+        The entry's Status narrows a status filter inside the partition; the record read decides (a stale
+        entry, left by a crash between the record's write and the entry's, is skipped and repaired). At most
+        INDEX_MAX_SCANNED entries are examined per page, then the page ends early with a continuation.
+        Entries whose record is missing are skipped (and removed once old)."""
         after = decode_continuation(continuation).get("after") if continuation else None
         partition = index_partition(owner)
         found: list[Operation] = []
         scanned = 0
         last: str | None = after
         while len(found) < top and scanned < INDEX_MAX_SCANNED:
-            want = min(INDEX_READ_BATCH if status else top - len(found), INDEX_MAX_SCANNED - scanned)
-            entries = await self._index_entries(partition, last, want)
+            want = min(top - len(found), INDEX_MAX_SCANNED - scanned)
+            entries = await self._index_entries(partition, status, last, want)
             scanned += len(entries)
             records = await asyncio.gather(*(self.get(str(e["RowKey"])) for e in entries))
             for entry, op in zip(entries, records, strict=True):
                 last = str(entry["RowKey"])
                 if op is None:
                     await self._drop_orphan(entry)
-                elif op.owner == owner and (not status or op.status == status):
+                    continue
+                if entry.get("Status") != op.status and op.owner == owner:
+                    await self._index_status(op)  # repair the hint
+                if op.owner == owner and (not status or op.status == status):
                     found.append(op)
                     if len(found) == top:
                         break
@@ -228,14 +245,19 @@ class OperationStore:
                 return Page(found, None)  # the partition is exhausted and every entry was examined
         return Page(found, encode_continuation({"after": last}) if last else None)
 
-    async def _index_entries(self, partition: str, after: str | None, count: int) -> builtins.list[dict[str, Any]]:
-        query = "PartitionKey eq @pk" + (" and RowKey gt @after" if after else "")
+    async def _index_entries(self, partition: str, status: str | None, after: str | None,
+                             count: int) -> builtins.list[dict[str, Any]]:
+        query = "PartitionKey eq @pk"
         parameters: dict[str, Any] = {"pk": partition}
         if after:
+            query += " and RowKey gt @after"
             parameters["after"] = after
+        if status:
+            query += " and Status eq @status"
+            parameters["status"] = status
         entries: builtins.list[dict[str, Any]] = []
         pages = self._table.query_entities(query, parameters=parameters, results_per_page=count,
-                                           select=["PartitionKey", "RowKey", "IndexedAt"]).by_page()
+                                           select=["PartitionKey", "RowKey", "IndexedAt", "Status"]).by_page()
         async for page in pages:
             async for entity in page:
                 entries.append(dict(entity))

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from devhost.services import AzuritePorts
@@ -21,12 +22,19 @@ from shared.store import OperationStore, index_partition
 
 
 class Recording:
-    """The table client, recording each query's filter; `fail_record_create` models a crash after the index."""
+    """The table client, recording each query's filter; `fail_record_create` models a crash after the index,
+    `fail_index_status` one after a record's status write, before its index entry's."""
 
     def __init__(self, table: TableClient) -> None:
         self.table = table
         self.filters: list[str] = []
         self.fail_record_create = False
+        self.fail_index_status = False
+
+    async def upsert_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+        if self.fail_index_status and str(entity["PartitionKey"]).startswith("owner-"):
+            raise ResourceNotFoundError("the process died before the index entry's write")
+        return await self.table.upsert_entity(entity, **kwargs)
 
     def query_entities(self, query_filter: str, **kwargs: Any) -> Any:
         self.filters.append(query_filter)
@@ -109,5 +117,25 @@ def test_a_crash_between_index_and_record_leaves_an_entry_that_is_skipped(azurit
         assert (await store.list(None, 10, None, "carol")).operations == []
         assert [e async for e in table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": index_partition("carol")})] == []
+
+    run(azurite, scenario)
+
+
+def test_the_status_filter_reads_the_index_and_survives_a_stale_entry(azurite: AzuritePorts) -> None:
+    async def scenario(store: OperationStore, table: Recording) -> None:
+        now = time.time()
+        ops = [await store.create(record("dave", now - i, RUNNING)) for i in range(3)]
+        table.filters.clear()
+        assert [op.id for op in (await store.list(RUNNING, 10, None, "dave")).operations] == [o.id for o in ops]
+        assert all("Status eq @status" in f and f.startswith("PartitionKey eq @pk") for f in table.filters)
+        # ops[1] finishes; the index entry's write is lost (the process died after the record's write)
+        table.fail_index_status = True
+        done = await store.update(ops[1].with_(status=FAILED, completed_at=iso(now)), {"status", "completed_at"})
+        table.fail_index_status = False
+        assert done.status == FAILED
+        running = await store.list(RUNNING, 10, None, "dave")
+        assert [op.id for op in running.operations] == [ops[0].id, ops[2].id]  # the record decides
+        # the entry was repaired when the list met it: the failed filter now finds it
+        assert [op.id for op in (await store.list(FAILED, 10, None, "dave")).operations] == [ops[1].id]
 
     run(azurite, scenario)

@@ -97,6 +97,9 @@ class RecordingTable:
         self.merged.append(entity)
         return {"etag": "W/2"}
 
+    async def upsert_entity(self, entity: dict[str, Any], **kwargs: Any) -> dict[str, str]:
+        return {"etag": "W/3"}  # the owner index entry's status hint
+
 
 def test_every_terminal_write_stamps_expiry_and_erases_the_sealed_credential() -> None:
     table = RecordingTable()
