@@ -7,7 +7,7 @@ times L list calls of one owner's first page each way and prints p50/p95:
 
 "before" calls OperationStore.scan(owner=...), the query the list used before the index (kept for read-all
 callers and for this bench); "after" calls OperationStore.list_indexed. Azurite keeps entities in memory, so
-its scan is much cheaper than Table Storage's (which reads at most 1,000 entities or 5 s per page of a scan);
+its scan is much cheaper than Table Storage's (up to 5 s per response, which may hold no match at all);
 the ratio, and the number of entities each call touches, is what carries over.
 """
 
