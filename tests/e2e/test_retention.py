@@ -16,7 +16,11 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.data.tables.aio import TableClient as AsyncTableClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from shared.records import NOT_STARTED, Operation, iso, new_operation_id, parse_iso
+from devhost.services import AzuritePorts, bridge_environment
+from shared import purge
+from shared.records import NOT_STARTED, SUCCEEDED, Operation, iso, new_operation_id, parse_iso
+from shared.runtime import Runtime, build_runtime
+from shared.settings import load_settings
 from shared.store import OperationStore
 
 from .conftest import BridgeFactory
@@ -149,3 +153,43 @@ def test_health_counts_poison_messages(life: Bridge) -> None:
     after = httpx.get(url, timeout=10)
     assert (datetime.now(UTC) - started).total_seconds() < 5
     assert after.json()["poison"][poison] == before["poison"][poison] + 2
+
+
+def test_two_purges_at_once_delete_each_expired_record_and_nothing_else(azurite: AzuritePorts,
+                                                                         emulator: Emulator) -> None:
+    """The real host runs a timer on one instance at a time (a blob lease), but two devhosts, or a manual run
+    during a scheduled one, may overlap: the purge must be safe either way."""
+    env = bridge_environment(azurite, int(emulator.url.rsplit(":", 1)[1]), OPERATIONS_TABLE="purgetwice",
+                             POLL_QUEUE="purgetwice-polls", WEBHOOK_QUEUE="purgetwice-hooks")
+
+    async def scenario() -> None:
+        rt = await build_runtime(load_settings(env))
+        try:
+            now = time.time()
+            expired = [record_at(rt, now - 40 * DAY, completed=now - 31 * DAY) for _ in range(30)]
+            young = [record_at(rt, now - 2 * DAY, completed=now - DAY) for _ in range(5)]
+            for op in [*expired, *young]:
+                await rt.store.create(op)
+            # the same record purged by two runs that both read it before either deleted it
+            first = await rt.store.get(expired[0].id)
+            assert first is not None
+            assert await purge.purge_operation(rt, first) and await purge.purge_operation(rt, first)
+            reports = await asyncio.gather(purge.run(rt, batch=7), purge.run(rt, batch=7))
+            assert sum(r.records for r in reports) >= len(expired) - 1
+            for op in expired:
+                assert await rt.store.get(op.id) is None
+            for op in young:
+                assert await rt.store.get(op.id) is not None
+            again = await purge.run(rt)
+            assert again.records == 0 and again.keys == 0
+        finally:
+            await rt.close()
+
+    asyncio.run(scenario())
+
+
+def record_at(rt: Runtime, created: float, completed: float) -> Operation:
+    return Operation(id=new_operation_id(created), status=SUCCEEDED, action="createSession",
+                     workbook="/me/drive/items/01TWICE", operation_url=None, created_at=iso(created),
+                     updated_at=iso(completed), base_url="http://127.0.0.1/api/operations",
+                     completed_at=iso(completed), owner="default")
