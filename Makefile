@@ -11,7 +11,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint typecheck unit bench clean fuzz audit lock
+.PHONY: install run test lint typecheck unit bench bench-list clean fuzz audit lock
 
 FUZZ_EXAMPLES ?= 500
 FUZZ_SECONDS ?=
@@ -57,6 +57,10 @@ lock: install
 
 bench: install
 	$(PY) -m bench.poll_cost
+	$(PY) -m bench.list_latency
+
+bench-list: install
+	$(PY) -m bench.list_latency
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .run .pytest_cache .mypy_cache .ruff_cache

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import azure.functions as func
+from azure.storage.queue.aio import QueueClient
 
-from shared import deliverer, operations, poller, subscription_api, subscriptions
+from shared import deliverer, operations, poison, poller, purge, subscription_api, subscriptions
 from shared.identity import Caller, caller_from_headers
 from shared.openapi import build_spec
 from shared.problems import Problem
@@ -23,7 +24,7 @@ from shared.responses import (
     reply_response,
     unexpected_response,
 )
-from shared.runtime import Runtime, get_runtime
+from shared.runtime import Runtime, get_runtime, queue_client
 from shared.settings import SettingsError
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -137,10 +138,29 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
             rt = await get_runtime()
             await rt.store.ping()
             await rt.polls.client.get_queue_properties()
+            poisoned = await poison.counts(rt.settings, _poison_clients(rt))
     except Exception as exc:
         log.warning("health check failed: %s", type(exc).__name__)
         return problem_response(Problem(503, "unhealthy", "Storage is not reachable", type(exc).__name__))
-    return json_response(200, {"status": "healthy"})
+    # Approximate counts (Get Queue Metadata); replay or purge them with `python -m shared.poison`.
+    return json_response(200, {"status": "healthy", "poison": poisoned})
+
+
+_poison: dict[str, QueueClient] = {}
+
+
+def _poison_clients(rt: Runtime) -> dict[str, QueueClient]:
+    """One client per poison queue, made once per worker (health is probed often)."""
+    if not _poison:
+        _poison.update({name: queue_client(rt.settings, name) for name in poison.poison_queues(rt.settings)})
+    return _poison
+
+
+@app.timer_trigger(schedule=purge.PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+async def purge_expired(timer: func.TimerRequest) -> None:
+    """Retention (RETENTION_DAYS): delete expired operations and keys, fail stranded ones (shared/purge.py)."""
+    rt = await get_runtime()
+    await purge.run(rt)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%POLL_QUEUE%", connection="AzureWebJobsStorage")

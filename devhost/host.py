@@ -22,6 +22,7 @@ from devhost.loader import LoadedApp, load_app
 from devhost.queue_listener import QueueListener
 from devhost.settings import apply_local_settings
 from devhost.storage import QueueClients
+from devhost.timers import TimerRunner
 
 logger = logging.getLogger("devhost")
 
@@ -69,8 +70,9 @@ class Host:
         auth_config = EasyAuthConfig.from_env(os.environ)
         self.auth = EasyAuth(auth_config) if auth_config else None
         self.secrets = load_secrets(loaded.app_dir, options.keys_file)
+        self.timers = {f.name.lower(): TimerRunner(f, str(loaded.app_dir)) for f in loaded.timer_functions}
         self.http = HttpHost(loaded.http_functions, loaded.host_config.route_prefix, str(loaded.app_dir), self.auth,
-                             self.secrets)
+                             self.secrets, admin_invoke=self.run_now)
         self.clients = QueueClients()
         self.listeners: list[QueueListener] = []
         self._runner: web.AppRunner | None = None
@@ -103,6 +105,8 @@ class Host:
         self.base_url = f"http://{self.options.host}:{port}"
         for listener in self.listeners:
             listener.start()
+        for runner in self.timers.values():
+            runner.start()
         if self.loaded.http_functions and self.secrets is None:
             logger.info("HTTP auth levels are not enforced locally (function keys are ignored, like func start)")
         elif self.secrets is not None:
@@ -114,6 +118,14 @@ class Host:
                 len(self.secrets.host_keys), len(self.secrets.system_keys), len(self.secrets.function_keys),
             )
 
+    def run_now(self, name: str, _input: str) -> bool:
+        """The admin API's manual run: timer functions (the host matches names case-insensitively)."""
+        runner = self.timers.get(name.lower())
+        if runner is None:
+            return False
+        runner.trigger_now()
+        return True
+
     def describe(self) -> list[str]:
         lines: list[str] = []
         prefix = self.loaded.host_config.route_prefix
@@ -124,12 +136,16 @@ class Host:
         for q in self.loaded.queue_functions:
             how = self.clients.describe(q.connection)
             lines.append(f"  {q.name}: queueTrigger queue={q.queue_name} connection={q.connection} ({how})")
+        for t in self.loaded.timer_functions:
+            lines.append(f"  {t.name}: timerTrigger schedule={t.schedule.expression!r} "
+                         f"(run now: POST {self.base_url}/admin/functions/{t.name})")
         return lines
 
     async def stop(self) -> bool:
         """Stop receiving, drain in-flight work (bounded), close clients. Returns True if drained cleanly."""
         deadline = time.monotonic() + self.options.drain_seconds
         await asyncio.gather(*(listener.stop_receiving() for listener in self.listeners))
+        await asyncio.gather(*(runner.stop() for runner in self.timers.values()))
         if self.auth is not None:
             await self.auth.close()
         clean = True

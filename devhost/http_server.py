@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -277,11 +278,21 @@ def to_web_response(result: Any) -> web.Response:
     return web.Response(status=int(result.status_code), body=result.get_body() or b"", headers=headers)
 
 
+# functions-manually-run-non-http.md: "To access non HTTP-triggered functions via an HTTP request, you have to
+# send the request through the path admin/functions"; "APIs under the /admin/ path are only accessible with
+# authorization" (the master key in x-functions-key); "When running locally, authorization isn't enforced" (so
+# only with a keys file here); the body is {"input": "<TRIGGER_INPUT>"}; the host answers 202 Accepted.
+ADMIN_INVOKE = re.compile(r"^/admin/functions/(?P<name>[^/]+)/?$", re.IGNORECASE)
+AdminInvoker = Callable[[str, str], bool]  # (function name, input) -> started? (False: no such function)
+
+
 class HttpHost:
     """Holds the router and serves requests via aiohttp."""
 
     def __init__(self, functions: Sequence[HttpFunction], route_prefix: str, function_directory: str,
-                 auth: EasyAuth | None = None, secrets: Secrets | None = None) -> None:
+                 auth: EasyAuth | None = None, secrets: Secrets | None = None,
+                 admin_invoke: AdminInvoker | None = None) -> None:
+        self.admin_invoke = admin_invoke
         self.router = Router(functions, route_prefix)
         self.function_directory = function_directory
         self.auth = auth
@@ -307,7 +318,30 @@ class HttpHost:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
+    async def admin(self, request: web.Request, name: str) -> web.StreamResponse:
+        """POST /admin/functions/{name}: run a non-HTTP function now (timer functions, here)."""
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST"})
+        if self.secrets is not None and not authorize(self.secrets, AuthLevel.ADMIN, name, request.headers.items(),
+                                                      request.query.items()):
+            logger.info("Rejected POST /admin/functions/%s: the master key is required", name)
+            return web.Response(status=401)
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("input", ""), str | int | float | bool):
+            return web.Response(status=400, text='the body must be {"input": "<trigger input>"}')
+        if self.admin_invoke is None or not self.admin_invoke(name, str(body.get("input", ""))):
+            return web.Response(status=404)
+        logger.info("Manual run of 'Functions.%s' requested (admin API)", name)
+        return web.Response(status=202)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        admin = ADMIN_INVOKE.match(request.path)
+        if admin is not None:
+            return await self.admin(request, admin.group("name"))
         match, allowed = self.router.resolve(request.method, request.path)
         if match is None:
             if allowed:

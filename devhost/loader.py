@@ -18,6 +18,8 @@ from typing import Any
 
 import azure.functions as func
 
+from devhost.ncrontab import Schedule, ScheduleError
+from devhost.ncrontab import parse as parse_schedule
 from devhost.settings import STORAGE_SETTING, ConfigurationError, resolve_setting_expression
 
 logger = logging.getLogger("devhost.loader")
@@ -69,12 +71,27 @@ class QueueFunction:
 
 
 @dataclass(frozen=True)
+class TimerFunction:
+    """A timerTrigger binding: ``schedule`` (NCRONTAB, may be a %setting%), ``runOnStartup``, ``useMonitor``
+    (functions-bindings-timer.md, "Configuration"; the v2 decorator writes exactly these names)."""
+
+    name: str
+    binding_name: str
+    schedule: Schedule
+    run_on_startup: bool
+    use_monitor: bool
+    user_function: UserFunction
+    wants_context: bool
+
+
+@dataclass(frozen=True)
 class LoadedApp:
     app_dir: Path
     host_config: HostConfig
     http_functions: tuple[HttpFunction, ...]
     queue_functions: tuple[QueueFunction, ...]
     skipped: tuple[str, ...] = ()
+    timer_functions: tuple[TimerFunction, ...] = ()
 
 
 class InvocationContext:
@@ -277,6 +294,31 @@ def _build_queue(name: str, binding: Mapping[str, Any], fn: UserFunction, enviro
     )
 
 
+def _flag(value: Any) -> bool:
+    return value is True or str(value).strip().lower() == "true"
+
+
+def _build_timer(name: str, binding: Mapping[str, Any], fn: UserFunction, environ: Mapping[str, str]) -> TimerFunction:
+    raw = binding.get("schedule")
+    if not raw:
+        raise ConfigurationError(f"function {name}: timerTrigger binding has no schedule")
+    try:
+        text = resolve_setting_expression(str(raw), environ)
+        schedule = parse_schedule(text)
+    except (ConfigurationError, ScheduleError) as exc:
+        raise ConfigurationError(f"function {name}: schedule {raw!r}: {exc}") from exc
+    use_monitor = binding.get("useMonitor")
+    return TimerFunction(
+        name=name,
+        binding_name=str(binding.get("name", "timer")),
+        schedule=schedule,
+        run_on_startup=_flag(binding.get("runOnStartup", False)),
+        use_monitor=True if use_monitor is None else _flag(use_monitor),  # the docs' default: true
+        user_function=fn,
+        wants_context=_wants_context(fn),
+    )
+
+
 def load_app(app_dir: Path, environ: Mapping[str, str] | None = None) -> LoadedApp:
     """Import the app and return its typed function metadata and host configuration.
 
@@ -289,6 +331,7 @@ def load_app(app_dir: Path, environ: Mapping[str, str] | None = None) -> LoadedA
     functions = app.get_functions()  # may only be called once per app
     http_functions: list[HttpFunction] = []
     queue_functions: list[QueueFunction] = []
+    timer_functions: list[TimerFunction] = []
     skipped: list[str] = []
     for function in functions:
         name = str(function.get_function_name())
@@ -304,6 +347,8 @@ def load_app(app_dir: Path, environ: Mapping[str, str] | None = None) -> LoadedA
             http_functions.append(_build_http(name, trigger, fn))
         elif trigger is not None and trigger_type == "queueTrigger":
             queue_functions.append(_build_queue(name, trigger, fn, env))
+        elif trigger is not None and trigger_type == "timerTrigger":
+            timer_functions.append(_build_timer(name, trigger, fn, env))
         else:
             logger.warning("function %s: trigger type %s is not supported by devhost; skipped", name, trigger_type)
             skipped.append(name)
@@ -317,4 +362,5 @@ def load_app(app_dir: Path, environ: Mapping[str, str] | None = None) -> LoadedA
         http_functions=tuple(http_functions),
         queue_functions=tuple(queue_functions),
         skipped=tuple(skipped),
+        timer_functions=tuple(timer_functions),
     )

@@ -412,6 +412,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     WEBHOOK_ALLOWED_HOSTS: webhookAllowedHosts
     WEBHOOK_RETRY_INITIAL_DELAY_SECONDS: '5'
     WEBHOOK_RETRY_WINDOW_SECONDS: '86400'
+    // Finished operations, their results and idempotency keys are deleted this many days after completion.
+    RETENTION_DAYS: '30'
     POLL_INITIAL_DELAY_SECONDS: '1'
     POLL_MAX_DELAY_SECONDS: '240'
     OPERATION_TIMEOUT_SECONDS: '3600'

@@ -218,7 +218,10 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "security": [],
             "responses": {
                 "200": {"description": "Healthy", "content": {_JSON: {"schema": {
-                    "type": "object", "properties": {"status": {"type": "string", "enum": ["healthy"]}}}}}},
+                    "type": "object", "properties": {
+                        "status": {"type": "string", "enum": ["healthy"]},
+                        "poison": {"type": "object", "additionalProperties": {"type": "integer"},
+                                   "description": "Approximate message count of each poison queue"}}}}}},
                 "503": _problem("Table or poll queue unreachable"),
             },
         },
@@ -281,6 +284,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "createdAt": {"type": "string", "format": "date-time"},
             "updatedAt": {"type": "string", "format": "date-time"},
             "completedAt": {"type": "string", "format": "date-time", "nullable": True},
+            "expiresAt": {"type": "string", "format": "date-time", "nullable": True,
+                          "description": "When the finished record is deleted (RETENTION_DAYS after completedAt)"},
             "pollCount": {"type": "integer"},
             "result": {"nullable": True, "description": "Per action (session, row, null or the resource)"},
             "error": {"type": "object", "nullable": True, "description": "Graph's error chain or {code, message}"},

@@ -12,6 +12,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
 from .polling import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
+from .retention import message_ttl
 from .strict_json import JsonRefused, dumps, loads
 
 MESSAGE_VERSION = 1
@@ -166,7 +167,10 @@ def decode_subscription_attempt(text: str) -> SubscriptionAttempt:
 
 @dataclass
 class StorageQueue:
+    """`life`: how long a message stays useful once visible; its TTL is that plus a margin (retention.py)."""
+
     client: QueueClient
+    life: float = 3600.0
 
     async def close(self) -> None:
         await self.client.close()
@@ -178,9 +182,9 @@ class StorageQueue:
             pass
 
     async def send_text(self, text: str, delay: int) -> None:
-        await self.client.send_message(
-            text, visibility_timeout=max(0, min(delay, MAX_VISIBILITY_SECONDS)), time_to_live=-1
-        )
+        visible_in = max(0, min(delay, MAX_VISIBILITY_SECONDS))
+        await self.client.send_message(text, visibility_timeout=visible_in,
+                                       time_to_live=message_ttl(visible_in, self.life))
 
 
 class PollQueue(StorageQueue):

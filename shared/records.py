@@ -75,6 +75,7 @@ class Operation:
     credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
     callback_format: str | None = None  # "binary" | "structured"; None on older records: structured
     fanout_state: str | None = None  # "pending" from the terminal write on (done: a marker entity, fanout.py)
+    expires_at: str | None = None  # terminal: when the purge may delete it (stamped by the store, retention.py)
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -112,6 +113,7 @@ _ENTITY_NAMES = {
     "credential_sealed": "CredentialSealed",
     "callback_format": "CallbackFormat",
     "fanout_state": "FanoutState",
+    "expires_at": "ExpiresAt",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 
@@ -173,6 +175,7 @@ def to_json(op: Operation, *, include_webhook: bool = True, link: str | None = N
         "createdAt": op.created_at,
         "updatedAt": op.updated_at,
         "completedAt": op.completed_at,
+        "expiresAt": op.expires_at,
         "pollCount": op.poll_count,
         "result": op.result,
         "error": op.error,

@@ -80,6 +80,18 @@ def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient]
     return table, polls, deliveries
 
 
+def queue_client(settings: Settings, name: str) -> QueueClient:
+    """Another queue of the app's account (the poison queues), reached as the others are."""
+    conn = settings.storage
+    encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
+    if conn.connection_string:
+        return QueueClient.from_connection_string(conn.connection_string, name, message_encode_policy=encode,
+                                                  message_decode_policy=decode)
+    assert conn.queue_service_uri
+    return QueueClient(conn.queue_service_uri, name, credential=_storage_credential(conn),
+                       message_encode_policy=encode, message_decode_policy=decode)
+
+
 def outbound_policy(settings: Settings) -> OutboundPolicy:
     return OutboundPolicy(settings.webhook_allow_private_networks, settings.webhook_allowed_hosts)
 
@@ -101,9 +113,9 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         http=http,
         tokens=tokens,
         graph=GraphClient(http, tokens, settings.graph_base_url, settings.graph_timeout),
-        store=OperationStore(table),
-        polls=PollQueue(polls),
-        deliveries=DeliveryQueue(deliveries),
+        store=OperationStore(table, settings.retention_seconds),
+        polls=PollQueue(polls, settings.operation_timeout),  # finite TTLs: shared/retention.py
+        deliveries=DeliveryQueue(deliveries, settings.webhook_retry_window),
         timing=Timing(settings.poll_initial_delay, settings.poll_max_delay, settings.operation_timeout,
                       settings.max_transient_failures),
         webhook_http=webhook_http,

@@ -73,6 +73,11 @@ class Settings:
     webhook_retry_window: float = 86_400.0
     graph_timeout: float = 30.0
     webhook_timeout: float = 15.0
+    retention_days: int = 30
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_days * 86_400.0
 
     @property
     def graph_origin(self) -> str:
@@ -109,6 +114,15 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -190,6 +204,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_allowed_hosts=parse_allowed_hosts(env.get("WEBHOOK_ALLOWED_HOSTS", "")),
         webhook_retry_initial_delay=_number(env, "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS", 5.0, 1.0, 3600.0),
         webhook_retry_window=_number(env, "WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0, 1.0, 7 * 24 * 3600.0),
+        retention_days=_whole(env, "RETENTION_DAYS", 30, 1, 3650),
         auth_enabled=env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true",  # set by App Service
         default_owner=_owner(env.get("DEFAULT_OWNER", "").strip() or "default"),
         graph_auth=graph_auth,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import builtins
+import hashlib
+import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +24,17 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from .problems import FieldError, Problem
-from .records import ROW_KEY, Operation, from_entity, to_entity
+from .records import ROW_KEY, Operation, from_entity, iso, to_entity
+from .retention import DAY, DEFAULT_RETENTION_DAYS, expires_at
 from .strict_json import dumps, loads
 
+log = logging.getLogger(__name__)
+
 IDEMPOTENCY_ROW_KEY = "idempotency"
+IDEMPOTENCY_PREFIX = "idem-"
+INDEX_PREFIX = "owner-"  # the owner index: PK owner-<sha256(owner)[:32]>, RK the operation id (newest first)
+INDEX_ORPHAN_SECONDS = 300.0  # an index entry this old whose record is missing is a crash's leftover
+INDEX_MAX_SCANNED = 1000  # per page: a rare status filter answers a short page with a continuation instead
 
 
 class Conflict(Exception):
@@ -70,9 +82,24 @@ def decode_continuation(value: str) -> dict[str, str]:
     return token
 
 
+def index_partition(owner: str) -> str:
+    """The owner's index partition (a hash: owners may contain any character, keys may not)."""
+    return INDEX_PREFIX + hashlib.sha256(owner.encode()).hexdigest()[:32]
+
+
+def _stamped(op: Operation, changed: set[str] | None, retention_seconds: float) -> tuple[Operation, set[str] | None]:
+    """Every write of a terminal record stamps its expiry and erases its sealed credential, whichever path
+    ended it (poll, cancel, start, purge): nothing acts for the caller once it has ended."""
+    if not op.terminal or (changed is not None and "status" not in changed and "completed_at" not in changed):
+        return op, changed
+    op = op.with_(expires_at=expires_at(op, retention_seconds), credential_sealed=None)
+    return op, None if changed is None else changed | {"expires_at", "credential_sealed"}
+
+
 class OperationStore:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, retention_seconds: float = DEFAULT_RETENTION_DAYS * DAY) -> None:
         self._table = table
+        self.retention_seconds = retention_seconds
 
     async def close(self) -> None:
         await self._table.close()
@@ -93,7 +120,31 @@ class OperationStore:
         async for _ in self._table.query_entities("PartitionKey eq 'health'", results_per_page=1):
             break
 
+    async def write_index(self, op: Operation, now: float | None = None) -> None:
+        """The owner index entry, written before the record: a crash in between leaves an entry without a
+        record (skipped when listing), never a record missing from its owner's list. Idempotent."""
+        await self._table.upsert_entity({"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id,
+                                         "IndexedAt": time.time() if now is None else now, "Status": op.status},
+                                        mode=UpdateMode.REPLACE)
+
+    async def _index_status(self, op: Operation) -> None:
+        """Keep the entry's Status (a hint for the status filter) in step, after the record's write; a failure
+        here only leaves a stale hint, which the list repairs when it reads the record."""
+        try:
+            await self._table.upsert_entity({"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id,
+                                             "Status": op.status}, mode=UpdateMode.MERGE)
+        except HttpResponseError:
+            log.warning("could not update the index entry of %s; the list will repair it", op.id)
+
+    async def delete_index(self, owner: str, operation_id: str) -> None:
+        try:
+            await self._table.delete_entity(index_partition(owner), operation_id)
+        except ResourceNotFoundError:
+            pass
+
     async def create(self, op: Operation) -> Operation:
+        op, _ = _stamped(op, None, self.retention_seconds)
+        await self.write_index(op)
         try:
             meta = await self._table.create_entity(to_entity(op))
         except ResourceExistsError:
@@ -109,6 +160,8 @@ class OperationStore:
 
     async def update(self, op: Operation, changed: set[str]) -> Operation:
         """Merge `changed` fields, only if the entity is still the one `op` was read as (its ETag)."""
+        op, stamped = _stamped(op, changed, self.retention_seconds)
+        changed = stamped if stamped is not None else changed
         try:
             meta = await self._table.update_entity(
                 to_entity(op, only=changed),
@@ -122,13 +175,26 @@ class OperationStore:
             if _is_precondition_failure(exc):
                 raise Conflict(op.id) from None
             raise
+        if "status" in changed and op.owner:
+            await self._index_status(op)
         return op.with_(etag=meta.get("etag"))
 
     async def delete(self, operation_id: str) -> None:
+        """Delete the record, then its index entry (a crash in between leaves an entry that is skipped)."""
+        op = await self.get(operation_id)
         await self._table.delete_entity(operation_id, ROW_KEY)
+        if op is not None:
+            await self.delete_index(op.owner or "", operation_id)
 
     async def list(self, status: str | None, top: int, continuation: str | None, owner: str | None = None) -> Page:
-        """Newest first; only `owner`'s operations unless owner is None (a caller who may read all)."""
+        """Newest first; only `owner`'s operations (their index partition) unless owner is None (read-all)."""
+        if owner is None:
+            return await self.scan(status, top, continuation, None)
+        return await self.list_indexed(owner, status, top, continuation)
+
+    async def scan(self, status: str | None, top: int, continuation: str | None, owner: str | None) -> Page:
+        """The list as a filter over the whole table: read-all callers (every record matches, so each page is
+        one read of `top` records), and, with `owner`, the query owners used before the index (the bench)."""
         query = "RowKey eq @rk"
         parameters: dict[str, Any] = {"rk": ROW_KEY}
         if owner is not None:
@@ -147,11 +213,129 @@ class OperationStore:
             break
         return Page(operations, encode_continuation(getattr(pages, "continuation_token", None)))
 
+    async def list_indexed(self, owner: str, status: str | None, top: int, continuation: str | None) -> Page:
+        """One owner's operations from their index partition, newest first, the records read by id.
+
+        The entry's Status narrows a status filter inside the partition; the record read decides (a stale
+        entry, left by a crash between the record's write and the entry's, is skipped and repaired). At most
+        INDEX_MAX_SCANNED entries are examined per page, then the page ends early with a continuation.
+        Entries whose record is missing are skipped (and removed once old)."""
+        after = decode_continuation(continuation).get("after") if continuation else None
+        partition = index_partition(owner)
+        found: list[Operation] = []
+        scanned = 0
+        last: str | None = after
+        while len(found) < top and scanned < INDEX_MAX_SCANNED:
+            want = min(top - len(found), INDEX_MAX_SCANNED - scanned)
+            entries = await self._index_entries(partition, status, last, want)
+            scanned += len(entries)
+            records = await asyncio.gather(*(self.get(str(e["RowKey"])) for e in entries))
+            for entry, op in zip(entries, records, strict=True):
+                last = str(entry["RowKey"])
+                if op is None:
+                    await self._drop_orphan(entry)
+                    continue
+                if entry.get("Status") != op.status and op.owner == owner:
+                    await self._index_status(op)  # repair the hint
+                if op.owner == owner and (not status or op.status == status):
+                    found.append(op)
+                    if len(found) == top:
+                        break
+            if len(entries) < want and (not entries or last == str(entries[-1]["RowKey"])):
+                return Page(found, None)  # the partition is exhausted and every entry was examined
+        return Page(found, encode_continuation({"after": last}) if last else None)
+
+    async def _index_entries(self, partition: str, status: str | None, after: str | None,
+                             count: int) -> builtins.list[dict[str, Any]]:
+        query = "PartitionKey eq @pk"
+        parameters: dict[str, Any] = {"pk": partition}
+        if after:
+            query += " and RowKey gt @after"
+            parameters["after"] = after
+        if status:
+            query += " and Status eq @status"
+            parameters["status"] = status
+        entries: builtins.list[dict[str, Any]] = []
+        pages = self._table.query_entities(query, parameters=parameters, results_per_page=count,
+                                           select=["PartitionKey", "RowKey", "IndexedAt", "Status"]).by_page()
+        async for page in pages:
+            async for entity in page:
+                entries.append(dict(entity))
+            break
+        return entries
+
+    async def _drop_orphan(self, entry: dict[str, Any]) -> None:
+        indexed = entry.get("IndexedAt")
+        if isinstance(indexed, int | float) and time.time() - float(indexed) > INDEX_ORPHAN_SECONDS:
+            try:
+                await self._table.delete_entity(str(entry["PartitionKey"]), str(entry["RowKey"]))
+            except (ResourceNotFoundError, HttpResponseError):
+                pass
+
+    # Purge (shared/purge.py decides; these read and delete).
+    async def expired_records(self, now: float, limit: int) -> builtins.list[Operation]:
+        """Terminal records whose ExpiresAt has passed; older records without one: CompletedAt + retention."""
+        cutoff = iso(now - self.retention_seconds)
+        # the SDK substitutes @names between spaces only: keep them apart from the parentheses
+        query = ("RowKey eq @rk and ((ExpiresAt ge '2' and ExpiresAt le @now ) or "
+                 "(CompletedAt ge '2' and CompletedAt le @cutoff ))")
+        return await self._records(query, {"rk": ROW_KEY, "now": iso(now), "cutoff": cutoff}, limit)
+
+    async def stale_active_records(self, created_before: float, limit: int) -> builtins.list[Operation]:
+        """Active records created before `created_before` (candidates for the stranded check)."""
+        query = "RowKey eq @rk and (Status eq 'notStarted' or Status eq 'running' ) and CreatedAt lt @before"
+        return await self._records(query, {"rk": ROW_KEY, "before": iso(created_before)}, limit)
+
+    async def _records(self, query: str, parameters: dict[str, Any], limit: int) -> builtins.list[Operation]:
+        found: builtins.list[Operation] = []
+        async for entity in self._table.query_entities(query, parameters=parameters, results_per_page=limit):
+            found.append(from_entity(dict(entity), entity.metadata.get("etag")))
+            if len(found) >= limit:
+                break
+        return found
+
+    async def partition_rows(self, operation_id: str) -> builtins.list[str]:
+        """Row keys of everything kept in an operation's partition (record, fan-out marker, deliveries)."""
+        rows: builtins.list[str] = []
+        async for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": operation_id},
+                                                       select=["RowKey"]):
+            rows.append(str(entity["RowKey"]))
+        return rows
+
+    async def delete_row(self, partition: str, row: str, etag: str | None = None) -> bool:
+        """Delete one entity (only if unchanged, given its ETag); False if it changed, absent is fine."""
+        try:
+            if etag:
+                await self._table.delete_entity(partition, row, etag=etag,
+                                                match_condition=MatchConditions.IfNotModified)
+            else:
+                await self._table.delete_entity(partition, row)
+        except ResourceNotFoundError:
+            return True
+        except HttpResponseError as exc:
+            if _is_precondition_failure(exc):
+                return False
+            raise
+        return True
+
+    async def old_idempotency_claims(self, claimed_before: float, limit: int) -> AsyncIterator[tuple[str, str]]:
+        """(partition, operation id) of keys claimed before `claimed_before`: a range over the idem- partitions."""
+        query = "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @rk and ClaimedAt lt @before"
+        parameters: dict[str, Any] = {"lo": IDEMPOTENCY_PREFIX, "hi": "idem.", "rk": IDEMPOTENCY_ROW_KEY,
+                                      "before": float(claimed_before)}
+        count = 0
+        async for entity in self._table.query_entities(query, parameters=parameters, results_per_page=limit,
+                                                       select=["PartitionKey", "OperationId"]):
+            yield str(entity["PartitionKey"]), str(entity.get("OperationId") or "")
+            count += 1
+            if count >= limit:
+                break
+
     # Idempotency keys: one entity per key (partition "idem-<sha256>"), created before Graph is called.
     async def claim_idempotency(self, key_hash: str, operation_id: str, fingerprint: str) -> IdempotencyClaim:
         claimed_at = time.time()
         entity: dict[str, str | float] = {
-            "PartitionKey": f"idem-{key_hash}",
+            "PartitionKey": f"{IDEMPOTENCY_PREFIX}{key_hash}",
             "RowKey": IDEMPOTENCY_ROW_KEY,
             "OperationId": operation_id,
             "Fingerprint": fingerprint,

@@ -20,7 +20,8 @@ def test_health_is_503_when_storage_goes_away(emulator: Emulator, log_dir: Path)
     app = start_function_app(port, env, log_dir, name="functions-health")
     try:
         url = f"http://127.0.0.1:{port}/api/health"
-        assert httpx.get(url, timeout=10).json() == {"status": "healthy"}
+        healthy = httpx.get(url, timeout=10).json()
+        assert healthy == {"status": "healthy", "poison": {"health-polls-poison": 0, "health-hooks-poison": 0}}
         storage.stop()
         response = wait_for(lambda: (r := httpx.get(url, timeout=30)).status_code == 503 and r, 30, "503")
         assert response.headers["content-type"].startswith("application/problem+json")

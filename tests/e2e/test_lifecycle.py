@@ -324,7 +324,8 @@ def test_graph_errors_at_start_come_back_as_problems(bridge: Bridge, emulator: E
 
 
 def test_status_list_and_health(bridge: Bridge, emulator: Emulator) -> None:
-    assert bridge.client.get(f"{bridge.api}/health").json() == {"status": "healthy"}
+    assert bridge.client.get(f"{bridge.api}/health").json() == {
+        "status": "healthy", "poison": {"main-polls-poison": 0, "main-hooks-poison": 0}}
     missing = bridge.status("0000000000000abcdef0123")
     assert missing.status_code == 404 and missing.json()["code"] == "operationNotFound"
     assert bridge.status("not-an-id").status_code == 404
