@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SAMPLE_SIZE = 64
-RESOLUTION = 0.1  # seconds kept per duration
+DECIMALS = 1  # durations are kept to a tenth of a second
 MAX_DURATION = 7 * 24 * 3600.0
 MAX_MERGE_ATTEMPTS = 3
 FORMAT_VERSION = 1
@@ -93,7 +93,7 @@ def operation_tag(operation_id: str) -> str:
 def _clean(seconds: float) -> float:
     if not math.isfinite(seconds):
         seconds = 0.0
-    return round(min(max(seconds, 0.0), MAX_DURATION) / RESOLUTION) * RESOLUTION
+    return round(min(max(seconds, 0.0), MAX_DURATION), DECIMALS)
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -173,3 +173,17 @@ def merge_step(current: Mapping[str, Any] | None, etag: str | None, seconds: flo
 def retry_after_conflict(attempt: int) -> bool:
     """After the attempt-th (1-based) write failed on 409/412: read again and retry, or drop this point."""
     return attempt < MAX_MERGE_ATTEMPTS
+
+
+PREFERRED_RUNS = 3  # a workbook's own history is used once it has this many runs
+
+
+def pick_history(specific: DurationHistory | None, general: DurationHistory | None) -> DurationHistory | None:
+    """Which summary plans a new operation: the workbook's own (owner + action + workbook) once it has
+    PREFERRED_RUNS runs, else whichever of it and the owner + action one has more runs; None: no history."""
+    candidates = [h for h in (specific, general) if h is not None and h.size > 0]
+    if not candidates:
+        return None
+    if specific is not None and specific.size >= PREFERRED_RUNS:
+        return specific
+    return max(candidates, key=lambda h: h.size)
