@@ -37,6 +37,7 @@ test: install lint typecheck
 
 bench: install
 	$(PY) -m bench.poll_cost
+	$(PY) -m bench.schedule --plot docs/schedule.png
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .run .pytest_cache .mypy_cache .ruff_cache

@@ -194,6 +194,11 @@ def test_learned_window_spans_the_samples_quantiles(seed):
     plan = learned_plan(history, DEFAULT, policy=policy)
     low, high = history.quantile(policy.low_quantile), history.quantile(policy.high_quantile)
     assert plan.start <= low and plan.end >= min(high, DEFAULT.timeout)
+    # widened below the sample's quantile by at least z * s / sqrt(n), s no less than the prior's share
+    n = history.size
+    least_spread = math.sqrt(policy.prior_weight * policy.prior_spread ** 2 / (policy.prior_weight + n - 1))
+    z_low = -NormalDist().inv_cdf(policy.low_quantile)
+    assert plan.start <= low * math.exp(-z_low * least_spread / math.sqrt(n)) + 1e-9
     # widened by at most z * s / sqrt(n) with s at most the pooled spread: never absurdly wide
     assert plan.start >= low * math.exp(-3.0 * max(sigma * 1.5, policy.prior_spread) / math.sqrt(history.size)) - 1
     assert plan.end <= high * math.exp(3.0 * max(sigma * 1.5, policy.prior_spread) / math.sqrt(history.size)) + 1
