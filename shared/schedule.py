@@ -33,6 +33,7 @@ from .polling import Timing
 
 FLOOR_ELAPSED = 10.0  # relative lag is measured against max(duration, 10 s): shorter ones get 10 s worth
 MIN_GAP = 1  # whole seconds
+MIN_RELATIVE_GAP = 0.01  # a stored plan asking for denser polls than this is not ours: cold
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Plan:
             plan = Plan(int(start), int(end), float(gap))
         except ValueError:
             return COLD
-        if plan.start < 1 or plan.end > 10 * 365 * 86400 or not 0.0 < plan.relative_gap <= 10.0:
+        if plan.start < 1 or plan.end > 10 * 365 * 86400 or not MIN_RELATIVE_GAP <= plan.relative_gap <= 1.0:
             return COLD
         return plan
 

@@ -231,7 +231,7 @@ def test_plan_encoding_round_trip_and_garbage_is_cold():
     plan = learned_plan(history_of([50.0, 60.0, 55.0]), DEFAULT)
     assert Plan.decode(plan.encode()) == plan
     assert COLD.encode() == "" and Plan.decode("") == COLD
-    for text in (None, "1,2", "a,b,c", "0,10,0.1", "5,10,-1", "5,10,nan", "5,99999999999,0.1"):
+    for text in (None, "1,2", "a,b,c", "0,10,0.1", "5,10,-1", "5,10,nan", "5,10,0.001", "5,10,2", "5,99999999999,0.1"):
         assert Plan.decode(text) == COLD
 
 
