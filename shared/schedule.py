@@ -190,3 +190,8 @@ def learned_plan(history: DurationHistory | None, timing: Timing, hint: float | 
         return COLD
     return Plan(start, end, policy.relative_gap)
 
+
+
+def next_poll_offset(elapsed: float, plan: Plan, timing: Timing, cold: ColdPolicy | None = None) -> float:
+    """The schedule as a plain function: (elapsed, plan, timing) -> offset from creation of the next poll."""
+    return Schedule(plan, timing, cold or ColdPolicy()).next_offset(elapsed)

@@ -242,3 +242,14 @@ def test_observed_duration_lies_between_the_previous_poll_and_this_one():
         assert previous < schedule.observed_duration(current) < current
         assert schedule.observed_duration(current) == (previous + current) / 2
     assert schedule.observed_duration(offsets[0]) == offsets[0] / 2
+
+
+def test_the_plain_function_agrees_with_the_schedule():
+    from shared.schedule import next_poll_offset
+
+    plan = Plan(30, 300, 0.12)
+    schedule = Schedule(plan, DEFAULT)
+    for elapsed in (0.0, 29.9, 30.0, 31.5, 299.0, 1234.5, 3599.5, 4000.0):
+        assert next_poll_offset(elapsed, plan, DEFAULT) == schedule.next_offset(elapsed)
+    assert next_poll_offset(0.0, COLD, DEFAULT) == 2.0  # 20 % of 10 s
+    assert next_poll_offset(2.0, COLD, DEFAULT) == 4.0
