@@ -49,6 +49,7 @@ class LearnedPolicy:
     prior_spread: float = 0.5  # log-sd assumed for a kind before its runs say otherwise
     prior_weight: float = 2.0  # how many runs' worth that assumption weighs
     min_samples: int = 1  # fewer runs than this: cold (unless hinted)
+    widening: float = 1.0  # multiplies z * s / sqrt(n), the allowance for the quantiles' sampling error
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,8 @@ def learned_plan(history: DurationHistory | None, timing: Timing, hint: float | 
     spread = math.sqrt((policy.prior_weight * policy.prior_spread ** 2 + squares) / (policy.prior_weight + n - 1))
     z_low = -_STANDARD.inv_cdf(policy.low_quantile)
     z_high = _STANDARD.inv_cdf(policy.high_quantile)
-    low = math.log(sample_quantile(durations, policy.low_quantile)) - z_low * spread / math.sqrt(n)
-    high = math.log(sample_quantile(durations, policy.high_quantile)) + z_high * spread / math.sqrt(n)
+    low = math.log(sample_quantile(durations, policy.low_quantile)) - policy.widening * z_low * spread / math.sqrt(n)
+    high = math.log(sample_quantile(durations, policy.high_quantile)) + policy.widening * z_high * spread / math.sqrt(n)
     if n < 3:  # one or two runs say nothing about the tails: centre on them with the pooled spread
         low = min(low, mean - z_low * spread)
         high = max(high, mean + z_high * spread)
