@@ -161,9 +161,10 @@ def learned_plan(history: DurationHistory | None, timing: Timing, hint: float | 
     """The plan for a new operation of a kind with this history (and the caller's expectedDurationSeconds).
 
     The window runs from the predicted `low_quantile` to the predicted `high_quantile` of the next run's
-    duration. Prediction: the sample's own quantiles, widened in log space by z * s / sqrt(n), the standard
-    error of a quantile estimate for a spread s, where s is the sample's log-sd pooled with `prior_spread`
-    (worth `prior_weight` runs) so that two similar runs do not make the window collapse. A hint alone is
+    duration. Prediction: the sample's own quantiles, widened in log space by `widening` * z * s / sqrt(n) (z of
+    that quantile), an allowance of the order of the estimate's sampling error that shrinks as runs accumulate;
+    s is the sample's log-sd pooled with `prior_spread` (worth `prior_weight` runs) so that a few similar runs
+    do not make the window collapse. With fewer than 3 runs the window is at least mean(log) -/+ z * s. A hint alone is
     treated as one run of that duration. No history and no hint: the cold plan.
     """
     policy = policy or LearnedPolicy()
@@ -190,7 +191,6 @@ def learned_plan(history: DurationHistory | None, timing: Timing, hint: float | 
     if end <= start:
         return COLD
     return Plan(start, end, policy.relative_gap)
-
 
 
 def next_poll_offset(elapsed: float, plan: Plan, timing: Timing, cold: ColdPolicy | None = None) -> float:
