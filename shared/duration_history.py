@@ -14,14 +14,15 @@ workbook with too few runs. A finish merges into both.
 
 Entity size: at most `SAMPLE_SIZE` entries of "<seconds with one decimal>:<8 hex>" (≤ 18 characters each),
 so `Recent` stays under 1.2 K characters, far inside Table Storage's 32 K UTF-16 characters (64 KiB) per
-string property (`platform-contracts.md`, "Table Storage limits that bite").
+string property (learn.microsoft.com, "Understanding the Table service data model", property types).
 
 Concurrency: a finish reads the entity (with its ETag), merges its duration, and writes with If-Match that
 ETag (or inserts when there was none). On 412/409 it reads again and re-merges: `merge_step` is the whole
 decision. Two finishes merged in either order give the same multiset of entries (eviction takes the oldest
 entries, which both orders agree on), so the quantiles do not depend on the order. What a lost race costs:
 after `MAX_MERGE_ATTEMPTS` conflicts the duration is dropped (one point missing from a sample of 64); a
-crash between the read and the write drops it too. Nothing else is lost, and nothing is double counted.
+crash between the read and the write drops it too. Nothing else is lost, and a finish merged again (a
+redelivered message) is not counted twice while its entry is still among the last SAMPLE_SIZE.
 """
 
 from __future__ import annotations
