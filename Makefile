@@ -58,6 +58,7 @@ lock: install
 bench: install
 	$(PY) -m bench.poll_cost
 	$(PY) -m bench.list_latency
+	$(PY) -m bench.schedule --plot docs/schedule.png
 
 bench-list: install
 	$(PY) -m bench.list_latency

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,6 +56,7 @@ class Finish:
 
 
 Decision = Reschedule | Finish
+NextPoll = Callable[[float], float]  # seconds since creation -> seconds to the next planned poll (shared.schedule)
 
 
 def _schedule(timing: Timing) -> Iterator[float]:
@@ -83,9 +84,11 @@ def whole_seconds(delay: float) -> int:
     return max(0, min(MAX_VISIBILITY_SECONDS, math.ceil(delay - 1e-9)))
 
 
-def status_retry_after(elapsed: float, timing: Timing) -> int:
-    """The Retry-After the status endpoint gives while the operation runs: time to our next poll."""
-    return max(1, whole_seconds(next_regular_poll(elapsed, timing)))
+def status_retry_after(elapsed: float, timing: Timing, next_poll: NextPoll | None = None) -> int:
+    """The Retry-After the status endpoint gives while the operation runs: time to our next poll.
+    `next_poll` is the operation's schedule (shared.schedule.Schedule.next_poll); None: the doubling one."""
+    delay = next_poll(elapsed) if next_poll is not None else next_regular_poll(elapsed, timing)
+    return max(1, whole_seconds(delay))
 
 
 def transient_backoff(failures: int, timing: Timing, rng: random.Random | None = None) -> float:
@@ -125,12 +128,15 @@ def timeout_error(timing: Timing, state: PollState | None = None) -> dict[str, A
 
 
 def decide(
-    answer: Answer, state: PollState, elapsed: float, timing: Timing, rng: random.Random | None = None
+    answer: Answer, state: PollState, elapsed: float, timing: Timing, rng: random.Random | None = None,
+    next_poll: NextPoll | None = None,
 ) -> Decision:
-    """Turn one classified answer to `GET <operation>` into the next step."""
+    """Turn one classified answer to `GET <operation>` into the next step. `next_poll` is the operation's
+    schedule (shared.schedule.Schedule.next_poll); None: the doubling one (next_regular_poll)."""
     polled = replace(state, polls=state.polls + 1)
     if answer.kind in (Kind.RUNNING, Kind.NOT_STARTED):
-        delay = max(next_regular_poll(elapsed, timing), answer.retry_after or 0.0)
+        regular = next_poll(elapsed) if next_poll is not None else next_regular_poll(elapsed, timing)
+        delay = max(regular, answer.retry_after or 0.0)
         status = "running" if answer.kind is Kind.RUNNING else "notStarted"
         return Reschedule(_bounded(delay, elapsed, timing), replace(polled, transient_failures=0, last_transient=""),
                           status)
