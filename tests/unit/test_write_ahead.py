@@ -32,6 +32,7 @@ class FakeStore:
     records: dict[str, Operation] = field(default_factory=dict)
     claims: dict[str, IdempotencyClaim] = field(default_factory=dict)
     fail_updates_with: set[str] = field(default_factory=set)  # fail a merge that writes one of these fields
+    fail_results: bool = False  # fail a merge that writes a result (its blob upload failed)
     version: int = 0
 
     def _tag(self, op: Operation) -> Operation:
@@ -52,7 +53,7 @@ class FakeStore:
         current = self.records.get(op.id)
         if current is None or current.etag != op.etag:
             raise Conflict(op.id)
-        if changed & self.fail_updates_with:
+        if changed & self.fail_updates_with or (self.fail_results and "result" in changed and op.result is not None):
             raise RuntimeError("storage failed")
         return self._tag(current.with_(**{name: getattr(op, name) for name in changed}))
 
@@ -199,3 +200,12 @@ def test_an_intent_left_starting_ends_unknown_on_a_keyed_retry_after_the_in_flig
     late = start(w)
     assert late.operation.status == "failed" and late.operation.error is not None
     assert late.operation.error["code"] == "graphOutcomeUnknown" and w.graph.starts == 1
+
+
+def test_when_only_the_result_cannot_be_stored_the_outcome_still_is() -> None:
+    w = world(sync_row())
+    w.store.fail_results = True
+    reply = start(w)
+    assert reply.operation.status == "succeeded" and reply.operation.result is None
+    assert reply.operation.error == {"code": "resultNotStored", "message": reply.operation.error["message"]}
+    assert start(w).operation.id == reply.operation.id and w.graph.starts == 1
