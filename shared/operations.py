@@ -317,6 +317,11 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
         await _abandon(rt, intent, key_hash)
         raise Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
                       "Graph cannot be called on your behalf", str(exc)) from None
+    except Exception:
+        # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
+        # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
+        await _abandon(rt, intent, key_hash)
+        raise
     finally:
         if tokens is not None:
             await tokens.close()

@@ -209,3 +209,13 @@ def test_when_only_the_result_cannot_be_stored_the_outcome_still_is() -> None:
     assert reply.operation.status == "succeeded" and reply.operation.result is None
     assert reply.operation.error == {"code": "resultNotStored", "message": reply.operation.error["message"]}
     assert start(w).operation.id == reply.operation.id and w.graph.starts == 1
+
+
+def test_a_token_failure_before_sending_stores_nothing_and_frees_the_key() -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    w = world(ClientAuthenticationError("no managed identity"), sync_row())
+    with pytest.raises(ClientAuthenticationError):
+        start(w)
+    assert w.store.records == {} and w.store.claims == {}
+    assert start(w).operation.status == "succeeded"
