@@ -97,3 +97,31 @@ def test_the_last_delivery_ends_the_operation_failed_instead_of_raising(polled: 
     assert op.status == "failed" and op.error is not None and op.error["code"] == "pollStepFailed"
     assert op.event_id  # an event for subscribers (the fan-out was queued before the write)
     assert [getattr(t, "event_id", None) for t in deliveries.sent] == [op.event_id]
+
+
+def test_the_last_delivery_of_a_message_that_lost_the_chain_does_not_end_the_operation(
+        polled: list[PollState]) -> None:
+    store = FakeStore()
+    rt = _runtime(store, FakeQueue(), FakeQueue())
+    _record(store)
+    last = rt.settings.poll_max_dequeue_count
+    cast(Any, rt).failing = True
+    with pytest.raises(RuntimeError):
+        deliver(rt, encode(PollState(OP_ID, 0)), last - 1, "msg-1")  # msg-1 claims generation 1
+    cast(Any, rt).failing = False
+    deliver(rt, encode(PollState(OP_ID, 0)), 2, "msg-2")  # stale: dropped
+    deliver(rt, encode(PollState(OP_ID, 1)), 2, "msg-3")  # a redelivered successor of msg-1 claims generation 2
+
+    real_get = store.get
+    calls = {"n": 0}
+
+    async def get_failing_once(operation_id: str) -> Operation | None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("table unavailable")  # the delivery fails before it can judge itself
+        return await real_get(operation_id)
+
+    store.get = get_failing_once  # type: ignore[method-assign]
+    deliver(rt, encode(PollState(OP_ID, 0)), last, "msg-1")  # last delivery: give-up sees msg-3 owns the chain
+    assert calls["n"] == 2
+    assert store.records[OP_ID].status == "running" and store.records[OP_ID].chain_message == "msg-3"
