@@ -89,11 +89,14 @@ async def _purge_records(rt: Runtime, now: float, batch: int, report: PurgeRepor
 
 async def purge_operation(rt: Runtime, op: Operation, report: PurgeReport | None = None) -> bool:
     """Delete one expired operation: its index entry, its partition's other rows (fan-out marker,
-    subscription deliveries), then the record itself if unchanged. True once the record is gone."""
+    subscription deliveries), its result blobs, then the record itself if unchanged. True once the record is
+    gone; a crash part way leaves the record, so the next run repeats the (idempotent) deletes."""
     await rt.store.delete_index(op.owner or "", op.id)
     rows = [row for row in await rt.store.partition_rows(op.id) if row != ROW_KEY]
     for row in rows:
         await rt.store.delete_row(op.id, row)
+    if rt.store.results is not None:  # big results' blobs go before the record that points to them
+        await rt.store.results.delete_operation(op.id)
     if not await rt.store.delete_row(op.id, ROW_KEY, op.etag):
         return False  # changed since read (a redelivery?): the next run looks again
     if report is not None:

@@ -25,8 +25,9 @@ from azure.data.tables.aio import TableClient
 
 from .problems import FieldError, Problem
 from .records import ROW_KEY, Operation, from_entity, iso, to_entity
+from .results import ResultBlobs, needs_blob
 from .retention import DAY, DEFAULT_RETENTION_DAYS, expires_at
-from .strict_json import dumps, loads
+from .strict_json import dumps, loads, loads_stored
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,43 @@ def _stamped(op: Operation, changed: set[str] | None, retention_seconds: float) 
 
 
 class OperationStore:
-    def __init__(self, table: TableClient, retention_seconds: float = DEFAULT_RETENTION_DAYS * DAY) -> None:
+    """Records in the table; with `results`, a result too big for a Table property goes to a blob first
+    (shared/results.py) and every read returns it as if inline."""
+
+    def __init__(self, table: TableClient, retention_seconds: float = DEFAULT_RETENTION_DAYS * DAY,
+                 results: ResultBlobs | None = None) -> None:
         self._table = table
         self.retention_seconds = retention_seconds
+        self._results = results
+
+    @property
+    def results(self) -> ResultBlobs | None:
+        return self._results
+
+    async def _entity(self, op: Operation, only: set[str] | None = None) -> tuple[dict[str, Any], Operation]:
+        """The entity to write; a big result is uploaded first and the entity points to its blob."""
+        entity = to_entity(op, only=only)
+        if "ResultJson" in entity:
+            text = entity["ResultJson"]
+            if self._results is not None and needs_blob(text):
+                name = await self._results.put(op.id, text)
+                entity["ResultJson"], entity["ResultBlob"] = "", name
+                op = op.with_(result_blob=name)
+            else:
+                entity["ResultBlob"] = ""
+                op = op.with_(result_blob=None)
+        return entity, op
+
+    async def _hydrated(self, op: Operation) -> Operation:
+        if op.result_blob and self._results is not None and op.result is None:
+            text = await self._results.read(op.result_blob)
+            return op.with_(result=loads_stored(text) if text else None)
+        return op
 
     async def close(self) -> None:
         await self._table.close()
+        if self._results is not None:
+            await self._results.close()
 
     @property
     def table(self) -> TableClient:
@@ -145,8 +177,9 @@ class OperationStore:
     async def create(self, op: Operation) -> Operation:
         op, _ = _stamped(op, None, self.retention_seconds)
         await self.write_index(op)
+        entity, op = await self._entity(op)
         try:
-            meta = await self._table.create_entity(to_entity(op))
+            meta = await self._table.create_entity(entity)
         except ResourceExistsError:
             raise Conflict(op.id) from None
         return op.with_(etag=meta.get("etag"))
@@ -156,15 +189,16 @@ class OperationStore:
             entity = await self._table.get_entity(operation_id, ROW_KEY)
         except ResourceNotFoundError:
             return None
-        return from_entity(dict(entity), entity.metadata.get("etag"))
+        return await self._hydrated(from_entity(dict(entity), entity.metadata.get("etag")))
 
     async def update(self, op: Operation, changed: set[str]) -> Operation:
         """Merge `changed` fields, only if the entity is still the one `op` was read as (its ETag)."""
         op, stamped = _stamped(op, changed, self.retention_seconds)
         changed = stamped if stamped is not None else changed
+        entity, op = await self._entity(op, changed)
         try:
             meta = await self._table.update_entity(
-                to_entity(op, only=changed),
+                entity,
                 mode=UpdateMode.MERGE,
                 etag=op.etag,
                 match_condition=MatchConditions.IfNotModified,
