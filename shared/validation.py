@@ -120,10 +120,10 @@ def parse_operation_request(
 
 def parse_callback_format(payload: dict[str, Any], errors: list[FieldError]) -> str:
     """`callbackFormat`: "binary" (default) or "structured" CloudEvents; meaningful only with a callbackUrl."""
-    value = payload.get("callbackFormat")
-    if value is None:
+    if "callbackFormat" not in payload:
         return BINARY
-    if value not in CALLBACK_FORMATS:
+    value = payload["callbackFormat"]
+    if not isinstance(value, str) or value not in CALLBACK_FORMATS:  # null too: the schema says a string
         errors.append(FieldError("callbackFormat", "must be one of " + ", ".join(CALLBACK_FORMATS)))
         return BINARY
     if payload.get("callbackUrl") is None:

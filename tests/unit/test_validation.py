@@ -490,3 +490,8 @@ def test_callback_format_on_a_tracked_operation():
     request = parse({"operationUrl": f"{GRAPH}/v1.0/me/drive/items/I/workbook/operations/o",
                      "callbackUrl": "https://h.example.com/", "callbackFormat": "structured"})
     assert isinstance(request, TrackRequest) and request.callback_format == "structured"
+
+
+def test_callback_format_null_is_refused_as_the_schema_says():
+    # schemathesis found `"callbackFormat": null` accepted on POST /subscriptions (ST201)
+    assert field_of(start(callbackUrl="https://hooks.example.com/cb", callbackFormat=None)) == "callbackFormat"
