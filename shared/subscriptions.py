@@ -96,9 +96,9 @@ class Subscription:
 
 def _choices(payload: dict[str, Any], name: str, allowed: tuple[str, ...], default: tuple[str, ...],
              errors: list[FieldError]) -> tuple[str, ...]:
-    value = payload.get(name)
-    if value is None or value == []:
+    if name not in payload or payload[name] == []:
         return default
+    value = payload[name]  # null is refused like any other non-array (the schema says an array)
     if not isinstance(value, list) or not all(isinstance(v, str) and v in allowed for v in value):
         errors.append(FieldError(name, "must be an array of " + ", ".join(allowed)))
         return default

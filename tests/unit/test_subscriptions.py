@@ -260,3 +260,11 @@ def test_the_safety_net_is_due_when_the_verdict_retries(attempt):
     verdict = decide(status=500, retry_after=None, error=None, refused=False, attempt=attempt, elapsed=0,
                      policy=policy, rng=jitter(d, attempt))
     assert isinstance(verdict, Retry) and verdict.delay == planned_delay(d, attempt, policy)
+
+
+@pytest.mark.parametrize("name", ["actions", "statuses", "callbackFormat"])
+def test_null_filters_are_refused_as_the_schema_says(name):
+    # schemathesis found `"statuses": null` accepted on POST /subscriptions (ST201)
+    with pytest.raises(Problem) as caught:
+        parse({"callbackUrl": "https://hooks.example.com/cb", name: None})
+    assert caught.value.body()["field"] == name
