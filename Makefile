@@ -1,12 +1,13 @@
 # Excel Async Bridge: two commands for a fresh machine.
 #   make run   - install what is missing, start Azurite, the Graph emulator, a webhook receiver and the app
-#   make test  - install, lint, type-check and run every test
+#   make test  - install, lint, type-check and run every test (the fault matrix as a subset: one failure per call)
+#   make faults - the whole storage fault matrix (every call of every step failed 1, 2 and 3 times) and the probes
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench faults clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -34,6 +35,9 @@ unit: install
 
 test: install lint typecheck
 	$(VENV)/bin/pytest
+
+faults: install
+	FAULTS_FULL=1 $(VENV)/bin/pytest tests/faults -q -s
 
 bench: install
 	$(PY) -m bench.poll_cost
