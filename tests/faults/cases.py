@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections import Counter
@@ -45,6 +46,7 @@ class Outcome:
     webhook_events: int = 0
     webhook_deliveries: int = 0
     client_answers: list[int] = field(default_factory=list)
+    started_at: int = 0  # the proxy log's length when the POST had been answered
     settled_at: int = 0  # the proxy log's length when the operation had gone quiet (before the final GET)
     problem: str = ""
 
@@ -94,10 +96,30 @@ def start_with_retries(client: httpx.Client, bridge: Bridge, body: dict[str, Any
     return None
 
 
+def values_near_limit() -> list[list[str]]:
+    """One row whose values' JSON is 32,760 characters: under the request limit (shared/validation.py, 32 KiB of
+    JSON), while the stored result is over Table Storage's 32 K-character string property (so it goes to Blob)."""
+    cells = ["x" * 8000] * 3
+    overhead = len(json.dumps([[*cells, ""]]))
+    return [[*cells, "y" * (32_760 - overhead)]]
+
+
+WORKLOADS = ("session", "bigrow")
+
+
+def request_body(workload: str, item: str, hook: str) -> dict[str, Any]:
+    """session: a createSession Graph runs asynchronously (one `running` poll); bigrow: a createTableRow without
+    a session, which Graph answers synchronously with a result too big for a Table property."""
+    if workload == "session":
+        return {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook}
+    return {"workbook": f"/me/drive/items/{item}", "action": "createTableRow", "callbackUrl": hook,
+            "parameters": {"table": "Table 1", "values": values_near_limit()}}
+
+
 def run_operation(bridge: Bridge, proxy: FaultProxy | None, emulator: Emulator, receiver: WebhookReceiver,
                   name: str, *, item: str | None = None, key: str | None = None, timeout: float = 240.0,
-                  quiet: float = 6.0, running_polls: int = 1) -> Outcome:
-    """Start one createSession with a callbackUrl, follow it to the end, then count what it caused."""
+                  quiet: float = 6.0, running_polls: int = 1, workload: str = "session") -> Outcome:
+    """Start one operation with a callbackUrl, follow it to the end, then count what it caused."""
     item = item or new_item()
     key = key or uuid.uuid4().hex
     outcome = Outcome(name, item)
@@ -106,10 +128,11 @@ def run_operation(bridge: Bridge, proxy: FaultProxy | None, emulator: Emulator, 
     if proxy is not None:
         proxy.track(item, idempotency_partition(key))
     deadline = time.monotonic() + timeout
-    body = {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook}
+    body = request_body(workload, item, hook)
     with httpx.Client(timeout=max(timeout, 60)) as client:
         operation_id = start_with_retries(client, bridge, body, key, outcome, deadline)
         outcome.operation_id = operation_id
+        outcome.started_at = len(proxy.entries) if proxy is not None else 0
         if operation_id is not None:
             # Follow the webhook, not the status endpoint: a GET reads the record too, and its reads would
             # interleave with the steps' own (the matrix counts requests per call).
@@ -125,6 +148,11 @@ def run_operation(bridge: Bridge, proxy: FaultProxy | None, emulator: Emulator, 
     outcome.webhook_deliveries = len(deliveries)
     outcome.webhook_events = len(Counter(d.headers.get("webhook-id") for d in deliveries))
     outcome.excel_starts = len(emulator.requests(item=item, kind="start"))
+    if workload == "bigrow":
+        rows = len(emulator.rows(item, "Table 1"))
+        outcome.excel_starts = max(outcome.excel_starts, rows)  # a row written twice is a repeated Excel write
+        if outcome.status == "succeeded" and outcome.result != {"index": 0, "values": body["parameters"]["values"]}:
+            outcome.problem += " wrong result"
     if proxy is not None:
         outcome.terminal_writes = terminal_writes(proxy.log(mentioning=item))
     return outcome
