@@ -147,7 +147,8 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 async def poll_operation(msg: func.QueueMessage) -> None:
     """One poll of one operation. Raises only for storage failures, so the host retries, then poisons."""
     rt = await get_runtime()
-    await poller.handle_message(rt, msg.get_body().decode("utf-8", "replace"), msg.dequeue_count or 1)
+    await poller.handle_message(rt, msg.get_body().decode("utf-8", "replace"), msg.dequeue_count or 1,
+                                 msg.id)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%WEBHOOK_QUEUE%", connection="AzureWebJobsStorage")

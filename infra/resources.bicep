@@ -35,6 +35,8 @@ var delegated = graphAuth == 'delegated'
 var pollQueueName = 'operation-polls'
 var webhookQueueName = 'webhook-deliveries'
 var operationsTableName = 'operations'
+// Results too big for a Table property (shared/results.py, setting RESULTS_CONTAINER): one blob per result.
+var resultsContainerName = 'operation-results'
 var deploymentContainerName = 'app-package-${take(token, 8)}'
 
 // Built-in role definition ids (docs/deploy.md lists what each one allows and why it is needed).
@@ -126,6 +128,16 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// Big operation results, written and read by the app with the identity (its Blob Data Owner role below covers
+// them; no second blob role is needed). Private: GET /api/operations/{id} serves them as if inline.
+resource resultsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: resultsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -166,7 +178,8 @@ resource operationsTable 'Microsoft.Storage/storageAccounts/tableServices/tables
 
 // Blob Data Owner: the Functions host keeps leases, function keys and timers in blobs (AzureWebJobsStorage),
 // and Flex Consumption reads the deployment package from deploymentContainer. Owner (not Contributor) because
-// the host manages blob leases and container metadata; this is what Microsoft's Flex samples grant.
+// the host manages blob leases and container metadata; this is what Microsoft's Flex samples grant. The app's
+// own blobs (big results in resultsContainer: upload, download, list, delete) need no more than this.
 resource roleBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identity.id, roleIds.storageBlobDataOwner)
   scope: storage
@@ -394,7 +407,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   name: 'appsettings'
   properties: {
     // Host and app storage through the identity (no keys): the host uses the blob and queue URIs,
-    // shared/settings.py the queue and table URIs.
+    // shared/settings.py the queue, table and blob URIs (big results).
     AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
     AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
     AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
@@ -419,6 +432,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     POLL_QUEUE: pollQueue.name
     WEBHOOK_QUEUE: webhookQueue.name
     OPERATIONS_TABLE: operationsTable.name
+    RESULTS_CONTAINER: resultsContainer.name
     GRAPH_AUTH: graphAuth
     // Owner of operations when no authenticated caller is known (App Service Authentication off).
     DEFAULT_OWNER: 'default'

@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from .auth import DelegatedCredentialError, on_behalf_of
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
@@ -21,10 +23,12 @@ from .polling import PollState, status_retry_after, whole_seconds
 from .problems import FieldError, Problem, invalid, not_found
 from .records import (
     ACTIVE,
+    ANSWERED,
     CANCELED,
     FAILED,
     FANOUT_PENDING,
     NOT_STARTED,
+    STARTING,
     STATUSES,
     SUCCEEDED,
     TIMED_OUT,
@@ -39,6 +43,7 @@ from .records import (
     status_url,
     to_json,
 )
+from .results import bounded
 from .runtime import Runtime
 from .sealing import seal
 from .status_links import ROUTE as STATUS_ROUTE
@@ -160,25 +165,35 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
                               [FieldError("Idempotency-Key", "already used with a different request body")])
             existing = await rt.store.get(claim.operation_id)
             if existing is not None:
-                return _reply(rt, await rearm_if_stalled(rt, existing, now), now,
-                              created=bool(existing.callback_sealed))
+                in_flight = now - parse_iso(existing.updated_at) < IDEMPOTENCY_IN_FLIGHT_SECONDS
+                if existing.start_phase == STARTING and in_flight:
+                    raise _in_progress()
+                # The same request again: finish what the first one left (never send the Excel request again).
+                resumed = await resume_start(rt, existing, now, retry=True)
+                return _reply(rt, await rearm_if_stalled(rt, resumed, now), now,
+                              created=bool(resumed.callback_sealed))
             if now - claim.created_at < IDEMPOTENCY_IN_FLIGHT_SECONDS:
-                # 429, not 409: Logic Apps' default retry policy retries 408, 429 and 5xx but never 409
-                # (error-exception-handling.md), and this request will succeed once the first one is stored.
-                raise Problem(429, "requestInProgress", "A request with this Idempotency-Key is in progress",
-                              "Retry after the number of seconds in Retry-After.", headers={"Retry-After": "1"})
-            operation_id = claim.operation_id  # the first attempt died before storing anything: take over
+                raise _in_progress()
+            # The first attempt died before writing its intent, so it never called Graph: take over.
+            operation_id = claim.operation_id
     acting = Acting(caller, assertion, rt.settings.keyring.seal(assertion, operation_id) if assertion else None)
-    try:
-        if isinstance(request, TrackRequest):
+    if isinstance(request, TrackRequest):
+        try:
             op = await _track(rt, request, operation_id, now, base_url, acting)
-        else:
-            op = await _start(rt, request, operation_id, now, base_url, acting)
-    except BaseException:
-        if key_hash:
-            await rt.store.release_idempotency(key_hash)
-        raise
+        except BaseException:
+            if key_hash:
+                await rt.store.release_idempotency(key_hash)
+            raise
+    else:
+        op = await _start(rt, request, operation_id, now, base_url, acting, key_hash)
     return _reply(rt, op, now, created=bool(op.callback_sealed))
+
+
+def _in_progress() -> Problem:
+    # 429, not 409: Logic Apps' default retry policy retries 408, 429 and 5xx but never 409
+    # (error-exception-handling.md), and this request will succeed once the first one is stored.
+    return Problem(429, "requestInProgress", "A request with this Idempotency-Key is in progress",
+                   "Retry after the number of seconds in Retry-After.", headers={"Retry-After": "1"})
 
 
 def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, acting: Acting, *, action: str | None,
@@ -204,15 +219,8 @@ def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, actin
 
 
 async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation:
-    """Create the record, then its first queue message; undo the record if the message cannot be sent.
-    A terminal record's subscription fan-out is queued first, so no crash after the write can lose it."""
-    if op.terminal:
-        try:
-            await queue_fanout(rt, op)
-        except Exception:
-            log.exception("could not queue the fan-out of operation %s", op.id)
-            raise Problem(503, "storageUnavailable", "The operation could not be queued",
-                          "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
+    """Create a tracked operation's record, then its first queue message; undo the record if the message
+    cannot be sent. (Tracking sends nothing to Graph, so undoing it loses nothing.)"""
     try:
         op = await rt.store.create(op)
     except Conflict:
@@ -221,10 +229,7 @@ async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operatio
             raise
         return existing
     try:
-        if op.status in ACTIVE:
-            await rt.polls.send(PollState(op.id, op.generation), delay)
-        elif op.webhook_state == WEBHOOK_PENDING:
-            await queue_next_attempt(rt, op)
+        await rt.polls.send(PollState(op.id, op.generation), delay)
     except Exception:
         log.exception("could not enqueue operation %s; removing its record", op.id)
         await rt.store.delete(op.id)
@@ -244,44 +249,171 @@ async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: flo
     return await _store_and_enqueue(rt, op, 0)
 
 
+# What the bridge writes when it cannot know whether Graph applied the request (it was sent, no answer came
+# back, or the answer could not be recorded): the operation ends `failed` with this code and is never sent again.
+OUTCOME_UNKNOWN = "graphOutcomeUnknown"
+FOLLOW_UP_GRACE_SECONDS = 10.0  # a GET finishes an `answered` start left this long (its request died)
+
+
+def _unknown_error(detail: str) -> dict[str, Any]:
+    return {"code": OUTCOME_UNKNOWN,
+            "message": f"The request was sent to Graph but its outcome is unknown ({detail}); the bridge will not send "
+                       "it again. Check the workbook before repeating it with a new Idempotency-Key."}
+
+
+def _reached_graph(exc: TransportFailure) -> bool:
+    """Whether a failed request may have reached Graph: only a connection that was never made proves not."""
+    return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+
+
+async def _abandon(rt: Runtime, intent: Operation, key_hash: str | None) -> None:
+    """Graph refused (or was never reached): remove the intent and free the key, so a retry starts afresh."""
+    try:
+        await rt.store.delete(intent.id)
+    except Exception:  # left as `starting`: a retry with the key then ends it as graphOutcomeUnknown (safe side)
+        log.exception("could not remove the intent of operation %s", intent.id)
+        return
+    if key_hash:
+        await rt.store.release_idempotency(key_hash)
+
+
 async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
-                 acting: Acting) -> Operation:
+                 acting: Acting, key_hash: str | None) -> Operation:
+    """Write-ahead: the intent (`starting`) is stored before the Excel request, Graph's answer (`answered`)
+    right after it, and only then is the follow-up queued (complete_start)."""
+    intent = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
+                         workbook=request.workbook, callback_url=request.callback_url,
+                         client_reference=request.client_reference, operation_url=None,
+                         fail_on_error=request.fail_on_error,
+                         callback_format=request.callback_format).with_(start_phase=STARTING)
+    try:
+        intent = await rt.store.create(intent)
+    except Conflict:
+        existing = await rt.store.get(operation_id)
+        if existing is None:
+            raise
+        return await resume_start(rt, existing, now, retry=True)
+    except Exception:
+        log.exception("could not store the intent of operation %s", operation_id)
+        if key_hash:
+            await rt.store.release_idempotency(key_hash)
+        raise Problem(503, "storageUnavailable", "The operation could not be stored",
+                      "Nothing was stored and nothing was sent to Graph; retry the request.",
+                      headers={"Retry-After": "5"}) from None
     tokens = on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, acting.assertion) \
         if rt.settings.delegated and acting.assertion else None
     try:
         response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
     except TransportFailure as exc:
-        raise Problem(503, "graphUnavailable", "Graph did not answer", f"{exc}; nothing was stored, retry.",
-                      headers={"Retry-After": "5"}) from None
+        if not _reached_graph(exc):
+            await _abandon(rt, intent, key_hash)
+            raise Problem(503, "graphUnavailable", "Graph did not answer",
+                          f"{exc}; the request never reached Graph and nothing was stored; retry.",
+                          headers={"Retry-After": "5"}) from None
+        log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
+        return await _record_outcome(rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))),
+                                     key_hash)
     except DelegatedCredentialError as exc:
+        await _abandon(rt, intent, key_hash)
         raise Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
                       "Graph cannot be called on your behalf", str(exc)) from None
     finally:
         if tokens is not None:
             await tokens.close()
-    op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
-                     workbook=request.workbook, callback_url=request.callback_url,
-                     client_reference=request.client_reference, operation_url=None,
-                     fail_on_error=request.fail_on_error, callback_format=request.callback_format)
     status = response.status
+    answered = time.time()
     if status == 202:
         location = response.headers.get("location")
         if location and rt.graph.trusted(location):
-            op = op.with_(operation_url=location)
-            log.info("started %s as operation %s", request.action, op.id)
-            return await _store_and_enqueue(rt, op, whole_seconds(rt.settings.poll_initial_delay))
+            log.info("started %s as operation %s", request.action, intent.id)
+            return await _record_outcome(rt, intent.with_(operation_url=location, updated_at=iso(answered)), key_hash)
         error = (
             {"code": "untrustedOperationOrigin",
              "message": f"Graph's Location is not on {rt.settings.graph_origin}; it was not followed."}
             if location else
             {"code": "missingOperationLocation", "message": "Graph answered 202 without a Location header."}
         )
-        return await _store_and_enqueue(rt, terminal_state(op, FAILED, now, error=error), 0)
+        return await _record_outcome(rt, terminal_state(intent, FAILED, answered, error=error), key_hash)
     if 200 <= status < 300:
         result = result_from(request.action, response.body)
-        log.info("%s for operation %s finished synchronously (%s)", request.action, op.id, status)
-        return await _store_and_enqueue(rt, terminal_state(op, SUCCEEDED, now, result=result), 0)
+        log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, status)
+        return await _record_outcome(rt, terminal_state(intent, SUCCEEDED, answered, result=result), key_hash)
+    await _abandon(rt, intent, key_hash)  # Graph refused: it did not do the work
     raise _graph_problem(status, response.headers, response.body)
+
+
+async def _record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
+    """Store Graph's answer (before anything else can fail), then queue what follows."""
+    outcome = outcome.with_(start_phase=ANSWERED)
+    if outcome.terminal:
+        try:
+            await queue_fanout(rt, outcome)  # before the write, as in poller.finish; duplicates are harmless
+        except Exception:
+            log.exception("could not queue the fan-out of operation %s (a retry or GET queues it)", outcome.id)
+    try:
+        op = await rt.store.update(outcome, OUTCOME_FIELDS)
+    except Conflict:  # someone resolved the intent meanwhile (a retry after the in-flight window, a cancel)
+        return await rt.store.get(outcome.id) or outcome
+    except Exception:
+        log.exception("could not store Graph's answer for operation %s", outcome.id)
+        raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
+    return await complete_start(rt, op, retry=False, key_hash=key_hash)
+
+
+def _reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
+    how = ("Retry with the same Idempotency-Key: the bridge finishes it without calling Graph again."
+           if key_hash else
+           f"Do not send it again: read {status_url(op)} (it finishes, or ends failed with {OUTCOME_UNKNOWN} "
+           "if the outcome stays unknown).")
+    return Problem(503, "storageUnavailable", "The request reached Graph but the bridge could not finish it",
+                   f"The Excel request was sent to Graph as operation {op.id}; {what}. {how}",
+                   extra={"operationId": op.id, "reachedGraph": True}, headers={"Retry-After": "5"})
+
+
+async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: str | None = None) -> Operation:
+    """Queue what follows Graph's stored answer: the first poll, or the webhook (the fan-out was queued before
+    the write; a retry queues it again, harmlessly). Idempotent: a retry re-arms the chain with a new
+    generation so that a message the first attempt may have sent is stale (exactly one chain)."""
+    if op.start_phase != ANSWERED:
+        return op
+    try:
+        if op.status in ACTIVE:
+            if retry:
+                op = await rt.store.update(op.with_(generation=op.generation + 1, chain_message=None),
+                                           {"generation", "chain_message"})
+            await rt.polls.send(PollState(op.id, op.generation, op.poll_count),
+                                0 if retry else whole_seconds(rt.settings.poll_initial_delay))
+        else:
+            if retry and op.fanout_state == FANOUT_PENDING:
+                await queue_fanout(rt, op)
+            if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
+                await queue_next_attempt(rt, op)  # the deliverer sends attempt 1 once, however often queued
+        op = await rt.store.update(op.with_(start_phase=None), {"start_phase"})
+    except Conflict:
+        return await rt.store.get(op.id) or op
+    except Exception:
+        log.exception("could not queue the follow-up of operation %s", op.id)
+        raise _reached_problem(op, key_hash, "its outcome is stored but what follows could not be queued") from None
+    return op
+
+
+async def resume_start(rt: Runtime, op: Operation, now: float, *, retry: bool) -> Operation:
+    """Finish a start its request left undone. `starting` past the in-flight window: the request died after
+    (maybe) sending the Excel request, so the outcome is unknown: it ends failed, never re-sent. `answered`:
+    queue the follow-up (at once for a retry with the key; after a grace period for a GET)."""
+    if op.start_phase == STARTING and now - parse_iso(op.updated_at) >= IDEMPOTENCY_IN_FLIGHT_SECONDS:
+        unknown = terminal_state(op, FAILED, now, error=_unknown_error("the request that sent it did not finish"))
+        unknown = unknown.with_(start_phase=ANSWERED)
+        await queue_fanout(rt, unknown)
+        try:
+            op = await rt.store.update(unknown, OUTCOME_FIELDS)
+        except Conflict:
+            return await rt.store.get(op.id) or op
+        log.warning("operation %s: the start's outcome is unknown; ended as failed", op.id)
+        return await complete_start(rt, op, retry=True)
+    if op.start_phase == ANSWERED and (retry or now - parse_iso(op.updated_at) >= FOLLOW_UP_GRACE_SECONDS):
+        return await complete_start(rt, op, retry=True)
+    return op
 
 
 def _graph_problem(status: int, headers: dict[str, str], body: bytes) -> Problem:
@@ -302,7 +434,9 @@ def _graph_problem(status: int, headers: dict[str, str], body: bytes) -> Problem
 
 def terminal_state(op: Operation, status: str, now: float, *, result: Any = None,
               error: dict[str, Any] | None = None, poll_count: int | None = None) -> Operation:
-    """The operation in a terminal state, with a webhook due if it has a callback."""
+    """The operation in a terminal state, with a webhook due if it has a callback (a result over
+    MAX_RESULT_BYTES is not kept: shared/results.py)."""
+    result, error = bounded(result, error)
     return op.with_(
         status=status,
         completed_at=iso(now),
@@ -319,11 +453,14 @@ def terminal_state(op: Operation, status: str, now: float, *, result: Any = None
 
 TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
                    "webhook_state", "generation", "credential_sealed", "fanout_state"}
+OUTCOME_FIELDS = TERMINAL_FIELDS | {"operation_url", "start_phase"}  # Graph's answer to a start
 
 
 async def get(rt: Runtime, operation_id: str, caller: Access | None = None) -> Reply:
     op = await _load(rt, operation_id, caller)
     now = time.time()
+    if op.start_phase:
+        op = await resume_start(rt, op, now, retry=False)
     return _reply(rt, await rearm_if_stalled(rt, op, now), now)
 
 
@@ -364,8 +501,8 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     if now - parse_iso(op.created_at) < rt.timing.timeout + grace or now - parse_iso(op.updated_at) < grace:
         return op  # within its life, or re-armed a moment ago
     try:
-        op = await rt.store.update(op.with_(generation=op.generation + 1, updated_at=iso(now)),
-                                   {"generation", "updated_at"})
+        op = await rt.store.update(op.with_(generation=op.generation + 1, updated_at=iso(now), chain_message=None),
+                                   {"generation", "updated_at", "chain_message"})
     except Conflict:
         return op
     log.warning("operation %s had no poll chain; re-armed as generation %s", op.id, op.generation)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from .auth import DelegatedCredentialError, TokenSource, on_behalf_of
+from .chain import Verdict, is_last_delivery, judge
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout, subscriptions
 from .graph import TransportFailure, UntrustedOrigin
@@ -29,8 +30,10 @@ from .store import Conflict
 log = logging.getLogger(__name__)
 
 
-async def handle_message(rt: Runtime, text: str, dequeue_count: int) -> None:
-    """Never raises for a bad message or a Graph problem: those end here, logged, not retried forever."""
+async def handle_message(rt: Runtime, text: str, dequeue_count: int, message_id: str | None = None) -> None:
+    """Never raises for a bad message or a Graph problem: those end here, logged, not retried forever.
+    A storage failure raises (the host retries the message), except on the message's last delivery before
+    the poison queue: then the operation ends `failed` (pollStepFailed) instead of being left running."""
     try:
         state = decode(text)
     except BadMessage as exc:
@@ -39,33 +42,64 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int) -> None:
     if not is_operation_id(state.operation_id):
         log.error("dropping poll message with a malformed operation id")
         return
-    op = await rt.store.get(state.operation_id)
-    if op is None:
-        log.error("dropping poll message for unknown operation %s", state.operation_id)
-        return
-    if op.terminal:
-        if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
-            await queue_next_attempt(rt, op)  # the finishing step may have died before queuing it
-        if op.fanout_state == FANOUT_PENDING and not await subscriptions(rt).fanned_out(op.id, op.event_id or ""):
-            await queue_fanout(rt, op)  # duplicates are harmless (fanout.py); a lost one is not
-        log.info("operation %s is %s; poll message dropped", op.id, op.status)
-        return
-    if state.generation != op.generation:
-        log.info("dropping stale message for %s (generation %s, current %s)", op.id, state.generation,
-                 op.generation)
-        return
-    if dequeue_count > 1:
-        # A redelivery: the first delivery may already have queued a successor. Claim a new generation
-        # so exactly one chain survives (the successor, if any, now carries a stale generation).
-        try:
-            op = await rt.store.update(op.with_(generation=op.generation + 1), {"generation"})
-        except Conflict:
-            log.info("another delivery of %s's message claimed the chain", op.id)
+    try:
+        live = await _own_chain(rt, state, dequeue_count, message_id)
+        if live is None:
             return
-        state = replace(state, generation=op.generation)
+        op, state = live
+        await poll_once(rt, op, state)
+    except Exception as exc:
+        if not is_last_delivery(dequeue_count, rt.settings.poll_max_dequeue_count):
+            raise
+        await _give_up(rt, state, exc)
+
+
+async def _own_chain(rt: Runtime, state: PollState, dequeue_count: int,
+                     message_id: str | None) -> tuple[Operation, PollState] | None:
+    """The record and the state to poll with if this delivery carries the live chain; None if not."""
+    for _ in range(5):
+        op = await rt.store.get(state.operation_id)
+        if op is None:
+            log.error("dropping poll message for unknown operation %s", state.operation_id)
+            return None
+        if op.terminal:
+            if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
+                await queue_next_attempt(rt, op)  # the finishing step may have died before queuing it
+            if op.fanout_state == FANOUT_PENDING and not await subscriptions(rt).fanned_out(op.id, op.event_id or ""):
+                await queue_fanout(rt, op)  # duplicates are harmless (fanout.py); a lost one is not
+            log.info("operation %s is %s; poll message dropped", op.id, op.status)
+            return None
+        verdict = judge(op.generation, op.chain_message, state.generation, message_id, dequeue_count)
+        if verdict is Verdict.STALE:
+            log.info("dropping stale message for %s (generation %s, current %s)", op.id, state.generation,
+                     op.generation)
+            return None
+        if verdict is Verdict.LIVE:
+            return op, replace(state, generation=op.generation)
+        # A redelivery: an earlier delivery may already have queued a successor. Claim a new generation and
+        # the chain for this message id, so the successor is stale and this message stays live if it fails again.
+        try:
+            op = await rt.store.update(op.with_(generation=op.generation + 1, chain_message=message_id or None),
+                                       {"generation", "chain_message"})
+        except Conflict:
+            continue  # the record changed (another claim, a status write, a cancel): judge again
         log.info("redelivered message for %s (dequeue count %s): chain claimed as generation %s",
                  op.id, dequeue_count, op.generation)
-    await poll_once(rt, op, state)
+        return op, replace(state, generation=op.generation)
+    raise RuntimeError(f"operation {state.operation_id} kept changing while its poll message was judged")
+
+
+async def _give_up(rt: Runtime, state: PollState, exc: Exception) -> None:
+    """The last delivery failed: end the operation visibly rather than leave it running with no chain."""
+    op = await rt.store.get(state.operation_id)
+    if op is None or op.terminal:
+        return
+    error = {"code": "pollStepFailed",
+             "message": f"The bridge's poll step failed {rt.settings.poll_max_dequeue_count} times in a row "
+                        f"({type(exc).__name__}); the operation was ended rather than left running. Graph's "
+                        "operation may have finished: check the workbook."}
+    log.error("operation %s: poll step failed on its last delivery (%s); ending it as failed", op.id, exc)
+    await finish(rt, op, Finish("failed", replace(state, generation=op.generation), error=error))
 
 
 async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
@@ -149,24 +183,47 @@ async def _fetch_result(rt: Runtime, op: Operation, decision: Finish, elapsed: f
 
 async def reschedule(rt: Runtime, op: Operation, decision: Reschedule) -> None:
     if decision.status and decision.status != op.status:
-        changed = op.with_(status=decision.status, updated_at=iso(time.time()), poll_count=decision.state.polls)
-        try:
-            await rt.store.update(changed, {"status", "updated_at", "poll_count"})
-        except Conflict:
-            log.info("operation %s changed while polling (canceled?); chain ends", op.id)
-            return
+        for _ in range(5):
+            changed = op.with_(status=decision.status, updated_at=iso(time.time()), poll_count=decision.state.polls)
+            try:
+                await rt.store.update(changed, {"status", "updated_at", "poll_count"})
+                break
+            except Conflict:
+                fresh = await _still_ours(rt, op, decision.state)
+                if fresh is None:
+                    return
+                op = fresh
+        else:
+            raise RuntimeError(f"operation {op.id} kept changing while its status was written")
     await rt.polls.send(decision.state, decision.delay)
+
+
+async def _still_ours(rt: Runtime, op: Operation, state: PollState) -> Operation | None:
+    """After an ETag conflict: the fresh record if this chain still owns it (same generation, still active)."""
+    fresh = await rt.store.get(op.id)
+    if fresh is None or fresh.terminal or fresh.generation != state.generation:
+        log.info("operation %s changed while polling (canceled, finished or claimed by another chain); "
+                 "this chain ends", op.id)
+        return None
+    return fresh
 
 
 async def finish(rt: Runtime, op: Operation, decision: Finish, result: Any = None) -> None:
     done = terminal_state(op, decision.status, time.time(), result=result, error=decision.error,
-                     poll_count=decision.state.polls)
+                          poll_count=decision.state.polls)
     await queue_fanout(rt, done)  # before the write: a crash after it cannot lose the subscriptions' event
-    try:
-        done = await rt.store.update(done, TERMINAL_FIELDS)
-    except Conflict:
-        log.info("operation %s was finished elsewhere; not writing %s", op.id, decision.status)
-        return
+    for _ in range(5):
+        try:
+            done = await rt.store.update(done, TERMINAL_FIELDS)
+            break
+        except Conflict:
+            fresh = await _still_ours(rt, op, decision.state)
+            if fresh is None:
+                return
+            # Something else changed the record (the start's follow-up marker): same terminal write on it.
+            done = fresh.with_(**{name: getattr(done, name) for name in TERMINAL_FIELDS})
+    else:
+        raise RuntimeError(f"operation {op.id} kept changing while it was finished")
     log.info("operation %s %s after %s polls", op.id, done.status, done.poll_count)
     if done.webhook_state == WEBHOOK_PENDING:
         await queue_next_attempt(rt, done)

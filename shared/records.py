@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 NOT_STARTED, RUNNING = "notStarted", "running"
+STARTING, ANSWERED = "starting", "answered"  # Operation.start_phase
 SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
 ACTIVE = frozenset({NOT_STARTED, RUNNING})
 TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
@@ -71,6 +72,11 @@ class Operation:
     credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
     callback_format: str | None = None  # "binary" | "structured"; None on older records: structured
     fanout_state: str | None = None  # "pending" from the terminal write on (done: a marker entity, fanout.py)
+    # Write-ahead of the start (operations.py): "starting" from before the Excel request until Graph's answer is
+    # stored, "answered" from then until the follow-up (first poll, or webhook and fan-out) is queued; else None.
+    start_phase: str | None = None
+    result_blob: str | None = None  # the result is in this blob of RESULTS_CONTAINER (shared/results.py)
+    chain_message: str | None = None  # the queue message id that last claimed the poll chain (poller.py)
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -107,6 +113,9 @@ _ENTITY_NAMES = {
     "credential_sealed": "CredentialSealed",
     "callback_format": "CallbackFormat",
     "fanout_state": "FanoutState",
+    "start_phase": "StartPhase",
+    "result_blob": "ResultBlob",
+    "chain_message": "ChainMessage",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 

@@ -10,6 +10,7 @@ import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableClient
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
@@ -18,6 +19,7 @@ from .graph import GraphClient
 from .outbound import OutboundPolicy, PinnedResolver
 from .polling import Timing
 from .queue import DeliveryQueue, PollQueue
+from .results import ResultBlobs
 from .settings import Settings, StorageConnection, load_settings
 from .store import OperationStore
 
@@ -53,8 +55,9 @@ def _storage_credential(conn: StorageConnection) -> AsyncTokenCredential:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
-def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient]:
-    """The operations table and the two queues, from a connection string or an identity."""
+def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient, ContainerClient]:
+    """The operations table, the two queues and the results container, from a connection string or an
+    identity (the same one for all: AzureWebJobsStorage__*)."""
     conn = settings.storage
     encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()  # host.json messageEncoding: base64
     names = (settings.poll_queue, settings.webhook_queue)
@@ -65,8 +68,9 @@ def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient]
                                                message_decode_policy=decode)
             for name in names
         )
-        return table, polls, deliveries
-    assert conn.table_service_uri and conn.queue_service_uri
+        container = ContainerClient.from_connection_string(conn.connection_string, settings.results_container)
+        return table, polls, deliveries, container
+    assert conn.table_service_uri and conn.queue_service_uri and conn.blob_service_uri
     credential = _storage_credential(conn)
     table = TableClient(endpoint=conn.table_service_uri, table_name=settings.operations_table,
                         credential=credential)
@@ -75,7 +79,8 @@ def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient]
                     message_decode_policy=decode)
         for name in names
     )
-    return table, polls, deliveries
+    container = ContainerClient(conn.blob_service_uri, settings.results_container, credential=credential)
+    return table, polls, deliveries, container
 
 
 def outbound_policy(settings: Settings) -> OutboundPolicy:
@@ -86,7 +91,7 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     http = aiohttp.ClientSession(headers={"User-Agent": "excel-async-bridge/0.1"})
     tokens = CredentialTokenSource(settings.graph_scope)
-    table, polls, deliveries = _clients(settings)
+    table, polls, deliveries, container = _clients(settings)
     policy = outbound_policy(settings)
     resolver = PinnedResolver(policy)
     # Webhooks get their own session: no shared headers, names resolved (and checked) by the pinned resolver.
@@ -99,7 +104,7 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         http=http,
         tokens=tokens,
         graph=GraphClient(http, tokens, settings.graph_base_url, settings.graph_timeout),
-        store=OperationStore(table),
+        store=OperationStore(table, ResultBlobs(container)),
         polls=PollQueue(polls),
         deliveries=DeliveryQueue(deliveries),
         timing=Timing(settings.poll_initial_delay, settings.poll_max_delay, settings.operation_timeout,
@@ -110,10 +115,12 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
     )
     try:
         await runtime.store.ensure_table()
+        if runtime.store.results is not None:
+            await runtime.store.results.ensure_container()
         await runtime.polls.ensure_queue()
         await runtime.deliveries.ensure_queue()
     except Exception:
-        log.warning("could not create the table or queue (they may already exist or lack permission)",
+        log.warning("could not create the table, queues or container (they may already exist or lack permission)",
                     exc_info=True)
     return runtime
 

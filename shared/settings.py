@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .keyring import Keyring, KeyringError, parse_keyring
@@ -36,6 +38,7 @@ class StorageConnection:
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
     managed_identity_client_id: str | None = None
+    blob_service_uri: str | None = None  # big results (shared/results.py); the host uses it too
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Settings:
     webhook_retry_window: float = 86_400.0
     graph_timeout: float = 30.0
     webhook_timeout: float = 15.0
+    results_container: str = "operation-results"  # results too big for a Table property (shared/results.py)
+    poll_max_dequeue_count: int = 5  # the host's maxDequeueCount: the last delivery before <queue>-poison
 
     @property
     def graph_origin(self) -> str:
@@ -141,16 +146,21 @@ def storage_connection(env: Mapping[str, str], setting: str = STORAGE_SETTING) -
     table_uri = env.get(f"{setting}__tableServiceUri", "").strip() or (
         f"https://{account}.table.core.windows.net" if account else ""
     )
-    if not queue_uri or not table_uri:
+    blob_uri = env.get(f"{setting}__blobServiceUri", "").strip() or (
+        f"https://{account}.blob.core.windows.net" if account else ""
+    )
+    if not queue_uri or not table_uri or not blob_uri:
         raise SettingsError(
-            f"{setting} is not set: give a connection string, or {setting}__accountName "
-            f"(or {setting}__queueServiceUri and {setting}__tableServiceUri) for an identity-based connection"
+            f"{setting} is not set: give a connection string, or {setting}__accountName (or "
+            f"{setting}__queueServiceUri, {setting}__tableServiceUri and {setting}__blobServiceUri) for an "
+            "identity-based connection"
         )
     client_id = None
     if env.get(f"{setting}__credential", "").strip().lower() == "managedidentity":
         client_id = env.get(f"{setting}__clientId", "").strip() or None
     return StorageConnection(
-        queue_service_uri=queue_uri, table_service_uri=table_uri, managed_identity_client_id=client_id
+        queue_service_uri=queue_uri, table_service_uri=table_uri, managed_identity_client_id=client_id,
+        blob_service_uri=blob_uri,
     )
 
 
@@ -196,7 +206,36 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         delegated=_delegated(env) if graph_auth == "delegated" else None,
         keyring=keyring,
         status_links=status_links,
+        results_container=_container_name(env.get("RESULTS_CONTAINER", "").strip() or "operation-results"),
+        poll_max_dequeue_count=max_dequeue_count(env),
     )
+
+
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+MAX_DEQUEUE_OVERRIDE = "AzureFunctionsJobHost__extensions__queues__maxDequeueCount"
+
+
+def max_dequeue_count(env: Mapping[str, str], host_json: Path = HOST_JSON) -> int:
+    """The host's maxDequeueCount: the app setting override if set (functions-host-json.md, "Override
+    host.json values"), else host.json's extensions.queues.maxDequeueCount, else the default 5."""
+    raw = env.get(MAX_DEQUEUE_OVERRIDE, "").strip()
+    if not raw:
+        try:
+            raw = str(json.loads(host_json.read_text(encoding="utf-8"))["extensions"]["queues"]["maxDequeueCount"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raw = "5"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{MAX_DEQUEUE_OVERRIDE} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+def _container_name(value: str) -> str:
+    # Blob container names: 3-63 lower-case letters, digits and single dashes, starting with a letter or digit
+    # (learn.microsoft.com, "Naming and referencing containers, blobs, and metadata").
+    if (not 3 <= len(value) <= 63 or not value.replace("-", "").isalnum() or value != value.lower()
+            or value[0] == "-" or value[-1] == "-" or "--" in value):
+        raise SettingsError(f"RESULTS_CONTAINER must be 3-63 lower-case letters, digits or single dashes: {value!r}")
+    return value
 
 
 def _delegated(env: Mapping[str, str]) -> DelegatedSettings:

@@ -21,6 +21,7 @@ from azure.data.tables.aio import TableClient
 
 from .problems import FieldError, Problem
 from .records import ROW_KEY, Operation, from_entity, to_entity
+from .results import ResultBlobs, needs_blob
 
 IDEMPOTENCY_ROW_KEY = "idempotency"
 
@@ -71,11 +72,41 @@ def decode_continuation(value: str) -> dict[str, str]:
 
 
 class OperationStore:
-    def __init__(self, table: TableClient) -> None:
+    """Records in the table; with `results`, a result too big for a Table property goes to a blob first
+    (shared/results.py) and every read returns it as if inline."""
+
+    def __init__(self, table: TableClient, results: ResultBlobs | None = None) -> None:
         self._table = table
+        self._results = results
+
+    @property
+    def results(self) -> ResultBlobs | None:
+        return self._results
+
+    async def _entity(self, op: Operation, only: set[str] | None = None) -> tuple[dict[str, Any], Operation]:
+        """The entity to write; a big result is uploaded first and the entity points to its blob."""
+        entity = to_entity(op, only=only)
+        if "ResultJson" in entity:
+            text = entity["ResultJson"]
+            if self._results is not None and needs_blob(text):
+                name = await self._results.put(op.id, text)
+                entity["ResultJson"], entity["ResultBlob"] = "", name
+                op = op.with_(result_blob=name)
+            else:
+                entity["ResultBlob"] = ""
+                op = op.with_(result_blob=None)
+        return entity, op
+
+    async def _hydrated(self, op: Operation) -> Operation:
+        if op.result_blob and self._results is not None and op.result is None:
+            text = await self._results.read(op.result_blob)
+            return op.with_(result=json.loads(text) if text else None)
+        return op
 
     async def close(self) -> None:
         await self._table.close()
+        if self._results is not None:
+            await self._results.close()
 
     @property
     def table(self) -> TableClient:
@@ -94,8 +125,9 @@ class OperationStore:
             break
 
     async def create(self, op: Operation) -> Operation:
+        entity, op = await self._entity(op)
         try:
-            meta = await self._table.create_entity(to_entity(op))
+            meta = await self._table.create_entity(entity)
         except ResourceExistsError:
             raise Conflict(op.id) from None
         return op.with_(etag=meta.get("etag"))
@@ -105,13 +137,14 @@ class OperationStore:
             entity = await self._table.get_entity(operation_id, ROW_KEY)
         except ResourceNotFoundError:
             return None
-        return from_entity(dict(entity), entity.metadata.get("etag"))
+        return await self._hydrated(from_entity(dict(entity), entity.metadata.get("etag")))
 
     async def update(self, op: Operation, changed: set[str]) -> Operation:
         """Merge `changed` fields, only if the entity is still the one `op` was read as (its ETag)."""
+        entity, op = await self._entity(op, changed)
         try:
             meta = await self._table.update_entity(
-                to_entity(op, only=changed),
+                entity,
                 mode=UpdateMode.MERGE,
                 etag=op.etag,
                 match_condition=MatchConditions.IfNotModified,

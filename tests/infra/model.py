@@ -127,6 +127,11 @@ OPERATION_ROLES: dict[str, frozenset[str]] = {
     "table.upsert_entity": frozenset({TABLE_CONTRIBUTOR}),
     "table.delete_entity": frozenset({TABLE_CONTRIBUTOR}),
     "table.submit_transaction": frozenset({TABLE_CONTRIBUTOR}),
+    # The app's big results (shared/results.py, a ContainerClient): Blob Data Contributor or Owner allow
+    # read, write, list and delete of blobs (Azure RBAC docs, built-in-roles/storage.md: Storage Blob Data
+    # Contributor dataActions .../blobs/read, /write, /delete; Owner: .../blobs/*).
+    **{f"blob.{op}": frozenset({"Storage Blob Data Owner", "Storage Blob Data Contributor"})
+       for op in ("upload_blob", "download_blob", "list_blobs", "delete_blob")},
     # The Functions host (AzureWebJobsStorage): leases, keys and state blobs; Flex reads the package blob.
     "host.blobs": frozenset({"Storage Blob Data Owner"}),
     "deployment.package": frozenset({"Storage Blob Data Owner", "Storage Blob Data Contributor",
@@ -134,9 +139,10 @@ OPERATION_ROLES: dict[str, frozenset[str]] = {
 }
 # Calls that need no role on a provisioned deployment: the template creates the queues and the table, and
 # shared/runtime.py only logs a warning when creating them is refused.
-PROVISIONED_BY_TEMPLATE = frozenset({"queue.create_queue", "table.create_table"})
+PROVISIONED_BY_TEMPLATE = frozenset({"queue.create_queue", "table.create_table", "blob.create_container"})
 # SDK client methods that are not storage operations.
-NOT_OPERATIONS = frozenset({"close", "from_connection_string", "from_queue_url", "from_table_url"})
+NOT_OPERATIONS = frozenset({"close", "from_connection_string", "from_queue_url", "from_table_url",
+                            "from_container_url", "get_blob_client"})
 
 
 # ---------------------------------------------------------------- parsing
@@ -321,11 +327,14 @@ def settings_read_by_code() -> set[str]:
 
 
 def storage_operations_in(source: str) -> set[str]:
-    """`queue.<method>` / `table.<method>` for every Azure SDK queue/table client method called in a module."""
+    """`queue.<method>` / `table.<method>` / `blob.<method>` for every Azure SDK queue, table or blob container
+    client method called in a module."""
     from azure.data.tables.aio import TableClient
+    from azure.storage.blob.aio import ContainerClient
     from azure.storage.queue.aio import QueueClient
 
-    methods = {"queue": _public_methods(QueueClient), "table": _public_methods(TableClient)}
+    methods = {"queue": _public_methods(QueueClient), "table": _public_methods(TableClient),
+               "blob": _public_methods(ContainerClient)}
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -402,6 +411,11 @@ def check_storage_names(template: Template) -> list[str]:
     table = template.resolve(settings.get("OPERATIONS_TABLE"))
     if table not in tables:
         problems.append(f"OPERATIONS_TABLE={table!r} is not a table the template creates ({sorted(tables)})")
+    containers = template.names_of("Microsoft.Storage/storageAccounts/blobServices/containers")
+    container = template.resolve(settings.get("RESULTS_CONTAINER"))
+    if container not in containers:
+        problems.append(f"RESULTS_CONTAINER={container!r} is not a container the template creates "
+                        f"({sorted(containers)})")
     for setting in queue_trigger_settings():
         if setting not in settings:
             problems.append(f"a queue trigger binds to %{setting}% but no app setting {setting} exists")

@@ -156,6 +156,16 @@ def test_a_setting_pointing_at_a_missing_table_is_caught(source: str) -> None:
         "OPERATIONS_TABLE='ops' is not a table the template creates (['operations'])"]
 
 
+def test_the_results_container_is_created_and_its_blob_calls_are_allowed(source: str, operations: set[str]) -> None:
+    assert {"blob.upload_blob", "blob.download_blob", "blob.list_blobs", "blob.delete_blob"} <= operations
+    broken = m.load_template(text=_without_resource(source, "resultsContainer").replace(
+        "RESULTS_CONTAINER: resultsContainer.name", "RESULTS_CONTAINER: 'operation-results'"))
+    assert any(p.startswith("RESULTS_CONTAINER='operation-results' is not a container the template creates")
+               for p in m.check_storage_names(broken))
+    broken = m.load_template(text=_without_resource(source, "roleBlobOwner"))
+    assert any(p.startswith("blob.upload_blob needs one of") for p in m.check_roles(broken, operations))
+
+
 def test_a_removed_role_is_caught(source: str, operations: set[str]) -> None:
     broken = m.load_template(text=_without_resource(source, "roleQueueContributor"))
     problems = m.check_roles(broken, operations)

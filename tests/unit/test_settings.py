@@ -71,10 +71,30 @@ def test_identity_based_storage_with_explicit_service_uris():
         {
             "AzureWebJobsStorage__queueServiceUri": "http://127.0.0.1:10001/devstoreaccount1",
             "AzureWebJobsStorage__tableServiceUri": "http://127.0.0.1:10002/devstoreaccount1",
+            "AzureWebJobsStorage__blobServiceUri": "http://127.0.0.1:10000/devstoreaccount1",
         }
     )
     assert settings.storage.queue_service_uri == "http://127.0.0.1:10001/devstoreaccount1"
     assert settings.storage.table_service_uri == "http://127.0.0.1:10002/devstoreaccount1"
+    assert settings.storage.blob_service_uri == "http://127.0.0.1:10000/devstoreaccount1"
+
+
+def test_identity_based_storage_needs_the_blob_uri_for_big_results():
+    with pytest.raises(SettingsError, match="blobServiceUri"):
+        load_settings({"AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
+                       "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net"})
+
+
+def test_max_dequeue_count_follows_host_json_and_its_app_setting_override():
+    base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    assert load_settings(base).poll_max_dequeue_count == 5  # host.json extensions.queues.maxDequeueCount
+    # Azure Functions docs, functions-host-json.md, "Override host.json values": an app setting
+    # AzureFunctionsJobHost__path__to__setting overrides the host.json value.
+    assert load_settings({**base, "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "3"}
+                         ).poll_max_dequeue_count == 3
+    assert load_settings({**base, "RESULTS_CONTAINER": "big-results"}).results_container == "big-results"
+    with pytest.raises(SettingsError, match="RESULTS_CONTAINER"):
+        load_settings({**base, "RESULTS_CONTAINER": "Bad_Name"})
 
 
 @pytest.mark.parametrize(
