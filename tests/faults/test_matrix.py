@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.harness import Emulator, WebhookReceiver, new_item
+from tests.e2e.harness import Bridge, Emulator, WebhookReceiver, new_item
 
 from .cases import SDK_ATTEMPTS, WORKLOADS, Outcome, run_operation, terminal_writes
 from .conftest import ProxiedBridgeFactory
@@ -79,48 +79,62 @@ def discover(proxy: FaultProxy, entries: list[Entry], start_end: int) -> list[tu
     return calls
 
 
-@pytest.mark.parametrize("workload", WORKLOADS)
-def test_fault_matrix(workload: str, make_proxied_bridge: ProxiedBridgeFactory, emulator: Emulator,
+def test_fault_matrix(make_proxied_bridge: ProxiedBridgeFactory, emulator: Emulator,
                       receiver: WebhookReceiver) -> None:
-    bridge, proxy = make_proxied_bridge(f"matrix-{workload}", POLL_MAX_DELAY_SECONDS="1")
-    normal = run_operation(bridge, proxy, emulator, receiver, "normal", quiet=8, workload=workload)
-    assert normal.ok, normal
-    entries = [e for e in proxy.log(mentioning=normal.item) if e.seq < normal.settled_at]
-    calls = discover(proxy, entries, normal.started_at)
-    steps = Counter(step for step, _, _ in calls)
-    assert steps["start"] >= 3 and steps["delivery"] >= 2, calls  # claim, create, send; read, record, delete
-    assert workload == "bigrow" or steps["poll"] >= 3, calls  # read, update, send (a synchronous answer: none)
+    """Both workloads, each on its own proxied bridge; all their cases at once."""
+    runs: list[tuple[str, Bridge, FaultProxy, Case]] = []
+    for workload in WORKLOADS:
+        bridge, proxy = make_proxied_bridge(f"matrix-{workload}", POLL_MAX_DELAY_SECONDS="1")
+        normal = run_operation(bridge, proxy, emulator, receiver, "normal", quiet=8, workload=workload)
+        assert normal.ok, normal
+        entries = [e for e in proxy.log(mentioning=normal.item) if e.seq < normal.settled_at]
+        calls = discover(proxy, entries, normal.started_at)
+        steps = Counter(step for step, _, _ in calls)
+        assert steps["start"] >= 3 and steps["delivery"] >= 2, calls  # claim, create, send; read, record, delete
+        assert workload == "bigrow" or steps["poll"] >= 3, calls  # read, update, send (a synchronous answer: none)
+        print(f"\n{workload}: discovered", *calls, sep="\n  ")
+        runs += [(workload, bridge, proxy, Case(step, call, occurrence, failures, action))
+                 for step, call, occurrence in calls for failures in FAILURES for action in ACTIONS]
 
-    print("\ndiscovered:", *calls, sep="\n  ")
-    cases = [Case(step, call, occurrence, failures, action)
-             for step, call, occurrence in calls for failures in FAILURES for action in ACTIONS]
-
-    def run(case: Case) -> Outcome:
+    def run(job: tuple[str, Bridge, FaultProxy, Case]) -> Outcome:
+        workload, bridge, proxy, case = job
         item = new_item()
         times = case.failures * SDK_ATTEMPTS[case.service] if case.action != "lose" else case.failures
         proxy.track(item)
         proxy.add_rule(match=item, call=case.call, skip=case.occurrence, times=times, action=case.action,
                        code="ServerBusy", name=case.name)
-        return run_operation(bridge, proxy, emulator, receiver, case.name, item=item, timeout=420, quiet=30,
-                             workload=workload)
+        return run_operation(bridge, proxy, emulator, receiver, f"{workload} {case.name}", item=item,
+                             timeout=420, quiet=30, workload=workload)
 
-    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-        outcomes = list(pool.map(run, cases))
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        outcomes = list(pool.map(run, runs))
 
-    fired = {rule.name: rule.fired for rule in proxy.rules}
-    rows = [f"{o.name:<60} fired={fired.get(o.name, 0):>2} status={o.status} excel={o.excel_starts} "
-            f"terminal={o.terminal_writes} events={o.webhook_events} answers={o.client_answers} {o.problem}"
-            for o in outcomes]
-    lost = sum(o.lost for o in outcomes)
-    figures = (f"cases={len(outcomes)} lost={lost} "
+    fired = [next(r.fired for r in proxy.rules if r.name == case.name) for _, _, proxy, case in runs]
+    rows = [f"{o.name:<68} fired={n:>2} status={o.status} excel={o.excel_starts} terminal={o.terminal_writes} "
+            f"events={o.webhook_events} answers={_answers(o.client_answers)} {o.problem}"
+            for o, n in zip(outcomes, fired, strict=True)]
+    figures = (f"cases={len(outcomes)} lost={sum(o.lost for o in outcomes)} "
+               f"wrong_result={sum(not o.lost and (o.status != 'succeeded' or bool(o.problem)) for o in outcomes)} "
                f"duplicate_excel={sum(o.excel_starts > 1 for o in outcomes)} "
                f"duplicate_terminal={sum(o.terminal_writes > 1 for o in outcomes)} "
                f"duplicate_events={sum(o.webhook_events > 1 for o in outcomes)}")
     print("\n".join(["", figures, *rows]))
     # Every case really failed its call (else the case tested nothing).
-    assert all(fired.get(o.name, 0) > 0 for o in outcomes), [o.name for o in outcomes if not fired.get(o.name)]
+    assert all(fired), [o.name for o, n in zip(outcomes, fired, strict=True) if not n]
     bad = [row for row, o in zip(rows, outcomes, strict=True) if not o.ok]
     assert not bad, figures + "\n" + "\n".join(bad)
+
+
+def _answers(codes: list[int]) -> str:
+    """The client's answers, runs collapsed: [503, 429x48, 201]."""
+    out: list[str] = []
+    for code in codes:
+        if out and out[-1].split("x")[0] == str(code):
+            head, _, count = out[-1].partition("x")
+            out[-1] = f"{head}x{int(count or 1) + 1}"
+        else:
+            out.append(str(code))
+    return "[" + ", ".join(out) + "]"
 
 
 pytestmark = pytest.mark.timeout(1800)
