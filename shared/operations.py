@@ -317,6 +317,11 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
         await _abandon(rt, intent, key_hash)
         raise Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
                       "Graph cannot be called on your behalf", str(exc)) from None
+    except Exception:
+        # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
+        # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
+        await _abandon(rt, intent, key_hash)
+        raise
     finally:
         if tokens is not None:
             await tokens.close()
@@ -356,7 +361,19 @@ async def _record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None)
         return await rt.store.get(outcome.id) or outcome
     except Exception:
         log.exception("could not store Graph's answer for operation %s", outcome.id)
-        raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
+        if outcome.result is None:
+            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
+        # Perhaps only the result could not be stored (its blob): keep the outcome, say the result is lost.
+        bare = outcome.with_(result=None, error={
+            "code": "resultNotStored",
+            "message": "Graph did the work, but the bridge could not store its result; read it from the workbook."})
+        try:
+            op = await rt.store.update(bare, OUTCOME_FIELDS)
+        except Conflict:
+            return await rt.store.get(outcome.id) or outcome
+        except Exception:
+            log.exception("could not store Graph's answer for operation %s, even without its result", outcome.id)
+            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
     return await complete_start(rt, op, retry=False, key_hash=key_hash)
 
 

@@ -46,12 +46,11 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int, message_id:
         live = await _own_chain(rt, state, dequeue_count, message_id)
         if live is None:
             return
-        op, state = live
-        await poll_once(rt, op, state)
+        await poll_once(rt, *live)
     except Exception as exc:
         if not is_last_delivery(dequeue_count, rt.settings.poll_max_dequeue_count):
             raise
-        await _give_up(rt, state, exc)
+        await _give_up(rt, state, dequeue_count, message_id, exc)
 
 
 async def _own_chain(rt: Runtime, state: PollState, dequeue_count: int,
@@ -89,10 +88,16 @@ async def _own_chain(rt: Runtime, state: PollState, dequeue_count: int,
     raise RuntimeError(f"operation {state.operation_id} kept changing while its poll message was judged")
 
 
-async def _give_up(rt: Runtime, state: PollState, exc: Exception) -> None:
-    """The last delivery failed: end the operation visibly rather than leave it running with no chain."""
+async def _give_up(rt: Runtime, state: PollState, dequeue_count: int, message_id: str | None,
+                   exc: Exception) -> None:
+    """The last delivery failed: end the operation visibly rather than leave it running with no chain,
+    unless the chain has moved on to another message meanwhile (then that one carries it)."""
     op = await rt.store.get(state.operation_id)
     if op is None or op.terminal:
+        return
+    if judge(op.generation, op.chain_message, state.generation, message_id, dequeue_count) is Verdict.STALE:
+        log.warning("operation %s: a poll message failed on its last delivery, but another carries the chain",
+                    op.id)
         return
     error = {"code": "pollStepFailed",
              "message": f"The bridge's poll step failed {rt.settings.poll_max_dequeue_count} times in a row "

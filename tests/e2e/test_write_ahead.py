@@ -114,3 +114,63 @@ def test_two_failed_deliveries_of_a_poll_do_not_strand_the_operation(faulty: Bri
     assert delivery.verified(DEV_WEBHOOK_SECRET)["type"] == "workbook.operation.succeeded"
     wait_for(lambda: faulty.status(operation_id).json()["webhook"]["state"] == "delivered", 30, "delivered")
     assert len(receiver.for_path(hook)) == 1
+
+
+def test_a_big_result_polled_in_a_session_is_served_inline_and_in_the_webhook(wal: Bridge, emulator: Emulator,
+                                                                             receiver: WebhookReceiver) -> None:
+    """The issue's second reproduction as first seen: an oversized result inside a session made every terminal
+    write fail. Now the result goes to Blob Storage and GET and the webhook carry it as if inline."""
+    item = new_item()
+    values = _values_near_limit()
+    hook = receiver.new_url()
+    response = wal.start({"workbook": f"/me/drive/items/{item}", "action": "createTableRow", "sessionId": "s-1",
+                          "callbackUrl": hook, "parameters": {"table": "Big", "values": values}})
+    assert response.status_code == 201, response.text
+    done = wal.wait_done(response.json()["id"], timeout=60)
+    assert done["status"] == "succeeded", done
+    assert done["result"] == {"index": 0, "values": values}
+    [delivery] = receiver.wait(hook)
+    assert delivery.verified(DEV_WEBHOOK_SECRET)["data"]["result"] == {"index": 0, "values": values}
+    entity = wal.table.get_entity(done["id"], "operation")
+    assert entity["ResultJson"] == "" and entity["ResultBlob"].startswith(done["id"] + "/")
+
+
+def test_a_poisoned_chain_ends_the_operation_failed_visibly(faulty: Bridge, faults: FaultProxy,
+                                                            emulator: Emulator, receiver: WebhookReceiver) -> None:
+    item = new_item()
+    emulator.scenario(item, runningPolls=1)
+    hook = receiver.new_url()
+    response = faulty.start({"workbook": f"/me/drive/items/{item}", "action": "createTableRow",
+                             "sessionId": "session-2", "callbackUrl": hook,
+                             "parameters": {"table": "T", "values": [[3]]}})
+    assert response.status_code == 201, response.text
+    operation_id = response.json()["id"]
+    # Every delivery (maxDequeueCount 5, host.json) fails to write the success: the last one ends it failed.
+    rule = faults.fail("PATCH", f"PartitionKey='{operation_id}'", r'"Status":\s*"succeeded"', 5)
+    done = faulty.wait_done(operation_id, timeout=120)
+    assert rule.hits == 5
+    assert done["status"] == "failed" and done["error"]["code"] == "pollStepFailed", done
+    [delivery] = receiver.wait(hook)
+    assert delivery.verified(DEV_WEBHOOK_SECRET)["type"] == "workbook.operation.failed"
+
+
+def test_a_keyed_retry_finishes_a_start_whose_follow_up_failed(faulty: Bridge, faults: FaultProxy,
+                                                               emulator: Emulator) -> None:
+    item = new_item()
+    emulator.scenario(item, runningPolls=1)
+    body = {"workbook": f"/me/drive/items/{item}", "action": "createTableRow", "sessionId": "session-3",
+            "parameters": {"table": "T", "values": [[4]]}}
+    # Graph's answer is stored; the write that marks the follow-up as queued fails once.
+    rule = faults.fail("PATCH", "PartitionKey=", r'"StartPhase":\s*""', 1)
+    first = faulty.start(body, **{"Idempotency-Key": f"follow-up-{item}"})
+    assert rule.hits == 1
+    assert first.status_code == 503, first.text
+    problem = first.json()
+    assert problem["reachedGraph"] is True and "same Idempotency-Key" in problem["detail"]
+    again = faulty.start(body, **{"Idempotency-Key": f"follow-up-{item}"})
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] == problem["operationId"]
+    done = faulty.wait_done(problem["operationId"], timeout=60)
+    assert done["status"] == "succeeded" and done["result"] == {"index": 0, "values": [[4]]}
+    assert len(emulator.requests(item=item, kind="start")) == 1  # the Excel request was sent once
+    assert emulator.rows(item, "T") == [[4]]
