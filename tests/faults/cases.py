@@ -152,7 +152,7 @@ def run_operation(bridge: Bridge, proxy: FaultProxy | None, emulator: Emulator, 
         rows = len(emulator.rows(item, "Table 1"))
         outcome.excel_starts = max(outcome.excel_starts, rows)  # a row written twice is a repeated Excel write
         if outcome.status == "succeeded" and outcome.result != {"index": 0, "values": body["parameters"]["values"]}:
-            outcome.problem += " wrong result"
+            outcome.problem += f" wrong result: {json.dumps(outcome.result)[:100]}"
     if proxy is not None:
         outcome.terminal_writes = terminal_writes(proxy.log(mentioning=item))
     return outcome
