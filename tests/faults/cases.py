@@ -159,16 +159,28 @@ def run_operation(bridge: Bridge, proxy: FaultProxy | None, emulator: Emulator, 
 
 
 def _status(client: httpx.Client, bridge: Bridge, operation_id: str, outcome: Outcome) -> None:
+    """The final GET, retried on 408/429/5xx as a client would (a read may hit a storage fault too)."""
+    answers: list[int] = []
+
+    def read() -> bool:
+        try:
+            response = client.get(f"{bridge.api}/operations/{operation_id}")
+        except httpx.TransportError:
+            answers.append(0)
+            return False
+        answers.append(response.status_code)
+        if response.status_code in (200, 202):
+            record = response.json()
+            outcome.status, outcome.result = record.get("status"), record.get("result")
+            return True
+        return response.status_code not in RETRYABLE
+
     try:
-        response = client.get(f"{bridge.api}/operations/{operation_id}")
-    except httpx.TransportError as exc:
-        outcome.problem += f" GET: {exc!r}"
-        return
-    if response.status_code in (200, 202):
-        record = response.json()
-        outcome.status, outcome.result = record.get("status"), record.get("result")
-    else:
-        outcome.problem += f" GET answered {response.status_code}"
+        wait_for(read, 120, f"a GET of {operation_id} not answered 5xx", interval=1.0)
+    except AssertionError:
+        pass
+    if answers[-1] not in (200, 202):
+        outcome.problem += f" GET answered {answers}"
 
 
 def _quiesce(proxy: FaultProxy, item: str, quiet: float, deadline: float) -> None:
