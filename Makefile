@@ -1,6 +1,7 @@
 # Excel Async Bridge: two commands for a fresh machine.
 #   make run   - install what is missing, start Azurite, the Graph emulator, a webhook receiver and the app
-#   make test  - install, lint, type-check and run every test
+#   make test  - install, lint, type-check and run every test (the fault matrix as a subset: one failure per call)
+#   make faults - the whole storage fault matrix (every call of every step failed 1, 2 and 3 times) and the probes
 # and a few more:
 #   make lint  - ruff, and bandit over the shipped code (function_app.py shared/)
 #   make fuzz  - a longer schemathesis run against a devhost (FUZZ_EXAMPLES per operation), with its figures
@@ -11,7 +12,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint typecheck unit bench bench-list clean fuzz audit lock
+.PHONY: install run test lint typecheck unit bench bench-list faults clean fuzz audit lock
 
 FUZZ_EXAMPLES ?= 500
 FUZZ_SECONDS ?=
@@ -54,6 +55,8 @@ audit: install
 lock: install
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
 		--no-emit-index-url --output-file requirements.txt requirements.in
+faults: install
+	FAULTS_FULL=1 $(VENV)/bin/pytest tests/faults -q -s
 
 bench: install
 	$(PY) -m bench.poll_cost
