@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -349,6 +350,40 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
     raise _graph_problem(status, response.headers, response.body)
 
 
+OUTCOME_WRITE_BACKOFF = (0.5, 1.0, 2.0)  # then give up: 4 writes, each with the SDK's own retries inside
+
+
+async def _store_outcome(rt: Runtime, outcome: Operation) -> Operation:
+    """Write Graph's answer, retrying a storage failure a few times: it is the one write that stands between a
+    side effect Graph already did and losing it. Conflict (the entity changed) is the caller's to read."""
+    for pause in (*OUTCOME_WRITE_BACKOFF, None):
+        try:
+            return await rt.store.update(outcome, OUTCOME_FIELDS)
+        except Conflict:
+            raise
+        except Exception as exc:
+            if pause is None:
+                raise
+            log.warning("storing Graph's answer for operation %s failed (%s); trying again in %s s", outcome.id,
+                        type(exc).__name__, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _after_conflict(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
+    """The answer's write met a changed entity: a write of ours whose reply was lost, a keyed retry that took
+    over, or a cancel. If the stored record holds an answer, finish it (re-armed: one chain whoever else is
+    finishing it); otherwise it was resolved elsewhere."""
+    try:
+        current = await rt.store.get(outcome.id)
+    except Exception:
+        log.exception("could not read operation %s after a conflict", outcome.id)
+        raise _reached_problem(outcome, key_hash, "its outcome could not be confirmed") from None
+    if current is not None and current.start_phase == ANSWERED:
+        return await complete_start(rt, current, retry=True, key_hash=key_hash)
+    return current or outcome
+
+
 async def _record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
     """Store Graph's answer (before anything else can fail), then queue what follows."""
     outcome = outcome.with_(start_phase=ANSWERED)
@@ -358,9 +393,9 @@ async def _record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None)
         except Exception:
             log.exception("could not queue the fan-out of operation %s (a retry or GET queues it)", outcome.id)
     try:
-        op = await rt.store.update(outcome, OUTCOME_FIELDS)
-    except Conflict:  # someone resolved the intent meanwhile (a retry after the in-flight window, a cancel)
-        return await rt.store.get(outcome.id) or outcome
+        op = await _store_outcome(rt, outcome)
+    except Conflict:
+        return await _after_conflict(rt, outcome, key_hash)
     except Exception:
         log.exception("could not store Graph's answer for operation %s", outcome.id)
         if outcome.result is None:
@@ -372,7 +407,7 @@ async def _record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None)
         try:
             op = await rt.store.update(bare, OUTCOME_FIELDS)
         except Conflict:
-            return await rt.store.get(outcome.id) or outcome
+            return await _after_conflict(rt, outcome, key_hash)
         except Exception:
             log.exception("could not store Graph's answer for operation %s, even without its result", outcome.id)
             raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None

@@ -394,6 +394,8 @@ def call_of(entry: Entry, names: dict[str, str]) -> Call:
             key = (row.group(1) if row else "?")
             if partition and partition.group(1).startswith("idem-"):
                 key = "idempotency"
+            elif partition and partition.group(1).startswith("owner-"):
+                key = "owner-index"  # PartitionKey owner-<hash>, RowKey the operation id: one call kind for all
             return Call("table", entry.method, f"{role} entity {key}")
         if entry.method == "POST":
             key = "idempotency" if '"PartitionKey": "idem-' in entry.text or '"PartitionKey":"idem-' in entry.text \
