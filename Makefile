@@ -23,7 +23,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "Python 3.11 or 3.12 is needed (the code uses asyncio.timeout and datetime.UTC; azure-functions 1.x stops at 3.12), found %d.%d: set PYTHON=python3.11 or python3.12" % v)'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.txt
+	@# the lock's pins (without its hashes: pip turns on hash-checking for every requirement of a run that reads
+	@# a hash, and the dev tools are not hashed) keep the dev install from moving a runtime package
+	sed -e '/--hash=/d' -e 's/ \\$$//' requirements.txt > $(VENV)/runtime-pins.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c $(VENV)/runtime-pins.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
