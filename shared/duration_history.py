@@ -120,7 +120,8 @@ def history_keys(owner: str, action: str, workbook: str | None) -> list[tuple[st
 def encode(history: DurationHistory) -> dict[str, Any]:
     """Entity properties (without keys). Every value is small: see the module docstring."""
     recent = ",".join(f"{e.seconds:.1f}:{e.tag}" for e in history.entries)
-    assert len(recent) <= MAX_STRING_CHARS
+    if len(recent) > MAX_STRING_CHARS:  # a real check (not `assert`, gone under -O): the sample is bounded
+        raise ValueError(f"duration history of {len(recent)} characters exceeds {MAX_STRING_CHARS}")
     return {"Version": FORMAT_VERSION, "Count": history.count, "Recent": recent}
 
 

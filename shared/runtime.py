@@ -92,7 +92,8 @@ def queue_client(settings: Settings, name: str) -> QueueClient:
     if conn.connection_string:
         return QueueClient.from_connection_string(conn.connection_string, name, message_encode_policy=encode,
                                                   message_decode_policy=decode)
-    assert conn.queue_service_uri
+    if not conn.queue_service_uri:  # a real check: `assert` is gone under -O
+        raise SettingsError("AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__queueServiceUri")
     return QueueClient(conn.queue_service_uri, name, credential=_storage_credential(conn),
                        message_encode_policy=encode, message_decode_policy=decode)
 
