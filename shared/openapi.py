@@ -71,6 +71,16 @@ _LINK_PARAMETERS: list[dict[str, Any]] = [
 _LINK_REFUSED = {"401": _problem("statusLinkRefused: the URL carries no se/sig"),
                  "403": _problem("statusLinkRefused: bad signature, another operation's, or expired")}
 
+# What a status read answers, by either route (the keyed one and the signed URL)
+_STATUS_ANSWERS: dict[str, Any] = {
+    "202": _record("Still running", location=True, retry_after=True),
+    "200": _record("Terminal: succeeded, failed, timedOut or canceled"),
+    "404": _problem("Unknown id"),
+    "409": _problem("failOnError: the operation was canceled"),
+    "422": _problem("failOnError: the operation failed or timed out"),
+    **_ALWAYS,
+}
+
 # (route relative to the route prefix, method) -> OpenAPI operation object
 PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "operations": {
@@ -129,12 +139,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "summary": "Get an operation: 202 while it runs, 200 when it is terminal (the async pattern)",
             "parameters": [_ID_PARAMETER],
             "responses": {
-                "202": _record("Still running", location=True, retry_after=True),
-                "200": _record("Terminal: succeeded, failed, timedOut or canceled"),
-                "404": _problem("Unknown id"),
-                "409": _problem("failOnError: the operation was canceled"),
-                "422": _problem("failOnError: the operation failed or timed out"),
-                **_ALWAYS,
+                **_STATUS_ANSWERS,
             },
         },
         "delete": {
@@ -156,13 +161,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "security": [],
             "parameters": [_ID_PARAMETER, *_LINK_PARAMETERS],
             "responses": {
-                "202": _record("Still running", location=True, retry_after=True),
-                "200": _record("Terminal: succeeded, failed, timedOut or canceled"),
+                **_STATUS_ANSWERS,
                 **_LINK_REFUSED,
-                "404": _problem("Unknown id"),
-                "409": _problem("failOnError: the operation was canceled"),
-                "422": _problem("failOnError: the operation failed or timed out"),
-                **_ALWAYS,
             },
         },
         "delete": {
