@@ -32,6 +32,7 @@ class Answer:
     resource_location: str | None = None
     error: dict[str, Any] | None = None
     reason: str = ""
+    own: bool = False  # the bridge refused before Graph answered (untrusted origin, delegated credential)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -54,7 +55,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds)
 
 
-def _header(headers: dict[str, str], name: str) -> str | None:
+def header(headers: dict[str, str], name: str) -> str | None:
     for key, value in headers.items():
         if key.lower() == name:
             return value
@@ -105,7 +106,7 @@ def innermost_code(error: dict[str, Any]) -> str:
 
 def classify_operation(status: int, headers: dict[str, str], body: bytes, now: float | None = None) -> Answer:
     """Classify the answer to `GET <operation Location>`."""
-    retry_after = parse_retry_after(_header(headers, "retry-after"), now)
+    retry_after = parse_retry_after(header(headers, "retry-after"), now)
     if status == 200:
         parsed = _json(body)
         if not isinstance(parsed, dict) or not isinstance(parsed.get("status"), str):
@@ -144,7 +145,7 @@ def classify_error_status(status: int, retry_after: float | None, body: bytes) -
 
 def classify_result(status: int, headers: dict[str, str], body: bytes, now: float | None = None) -> Answer:
     """Classify the answer to `GET <resourceLocation>`: SUCCEEDED carries nothing; the caller reads the body."""
-    retry_after = parse_retry_after(_header(headers, "retry-after"), now)
+    retry_after = parse_retry_after(header(headers, "retry-after"), now)
     if 200 <= status < 300:
         if not isinstance(_json(body), dict):
             return Answer(Kind.TRANSIENT, status, retry_after, reason="unparseable result body")

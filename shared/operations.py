@@ -7,7 +7,6 @@ import hashlib
 import logging
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +16,11 @@ from .auth import DelegatedCredentialError, on_behalf_of
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .graph import TransportFailure
-from .graph_answers import graph_error, innermost_code, parse_retry_after, result_from
+from .graph_answers import innermost_code
 from .identity import Caller
+from .lifecycle import OUTCOME_FIELDS, TERMINAL_FIELDS, terminal_state
 from .outbound import Refused, check_target
-from .polling import PollState, status_retry_after, whole_seconds
+from .polling import Accepted, Ended, GraphRefused, PollState, decide_start, status_retry_after, whole_seconds
 from .problems import FieldError, Problem, invalid, not_found
 from .records import (
     ACTIVE,
@@ -45,7 +45,6 @@ from .records import (
     to_json,
 )
 from .redelivery import claim_lease, redelivery_wait
-from .results import bounded
 from .runtime import Runtime
 from .sealing import seal
 from .status_links import ROUTE as STATUS_ROUTE
@@ -328,26 +327,20 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
     finally:
         if tokens is not None:
             await tokens.close()
-    status = response.status
     answered = time.time()
-    if status == 202:
-        location = response.headers.get("location")
-        if location and rt.graph.trusted(location):
-            log.info("started %s as operation %s", request.action, intent.id)
-            return await _record_outcome(rt, intent.with_(operation_url=location, updated_at=iso(answered)), key_hash)
-        error = (
-            {"code": "untrustedOperationOrigin",
-             "message": f"Graph's Location is not on {rt.settings.graph_origin}; it was not followed."}
-            if location else
-            {"code": "missingOperationLocation", "message": "Graph answered 202 without a Location header."}
-        )
-        return await _record_outcome(rt, terminal_state(intent, FAILED, answered, error=error), key_hash)
-    if 200 <= status < 300:
-        result = result_from(request.action, response.body)
-        log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, status)
-        return await _record_outcome(rt, terminal_state(intent, SUCCEEDED, answered, result=result), key_hash)
+    decision = decide_start(response.status, response.headers, response.body, request.action, rt.graph.trusted,
+                            rt.settings.graph_origin)
+    if isinstance(decision, Accepted):
+        log.info("started %s as operation %s", request.action, intent.id)
+        return await _record_outcome(rt, intent.with_(operation_url=decision.location, updated_at=iso(answered)),
+                                     key_hash)
+    if isinstance(decision, Ended):
+        if decision.status == SUCCEEDED:
+            log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, response.status)
+        return await _record_outcome(rt, terminal_state(intent, decision.status, answered, result=decision.result,
+                                                        error=decision.error), key_hash)
     await _abandon(rt, intent, key_hash)  # Graph refused: it did not do the work
-    raise _graph_problem(status, response.headers, response.body)
+    raise _graph_problem(decision)
 
 
 OUTCOME_WRITE_BACKOFF = (0.5, 1.0, 2.0)  # then give up: 4 writes, each with the SDK's own retries inside
@@ -470,44 +463,19 @@ async def resume_start(rt: Runtime, op: Operation, now: float, *, retry: bool) -
     return op
 
 
-def _graph_problem(status: int, headers: dict[str, str], body: bytes) -> Problem:
-    error = graph_error(body, status)
+def _graph_problem(refused: GraphRefused) -> Problem:
+    error = refused.error
     code = innermost_code(error)
-    if status == 429 or status >= 500:
-        retry = parse_retry_after(headers.get("retry-after"))
+    if refused.retryable:
         return Problem(503, code, "Graph is busy or unavailable", "Nothing was stored; retry the request.",
-                       extra={"graphStatus": status, "graphError": error},
-                       headers={"Retry-After": str(max(1, whole_seconds(retry or 5)))})
-    if status == 401:
+                       extra={"graphStatus": refused.status, "graphError": error},
+                       headers={"Retry-After": str(max(1, whole_seconds(refused.retry_after or 5)))})
+    if refused.status == 401:
         return Problem(502, code, "Graph refused the bridge's credentials",
                        "The bridge's token was rejected even after a refresh.",
-                       extra={"graphStatus": status, "graphError": error})
-    return Problem(status if 400 <= status < 500 else 502, code, "Graph rejected the request",
-                   str(error.get("message") or ""), extra={"graphStatus": status, "graphError": error})
-
-
-def terminal_state(op: Operation, status: str, now: float, *, result: Any = None,
-              error: dict[str, Any] | None = None, poll_count: int | None = None) -> Operation:
-    """The operation in a terminal state, with a webhook due if it has a callback (a result over
-    MAX_RESULT_BYTES is not kept: shared/results.py)."""
-    result, error = bounded(result, error)
-    return op.with_(
-        status=status,
-        completed_at=iso(now),
-        updated_at=iso(now),
-        result=result,
-        error=error,
-        poll_count=op.poll_count if poll_count is None else poll_count,
-        event_id=str(uuid.uuid4()),
-        webhook_state=WEBHOOK_PENDING if op.callback_sealed else WEBHOOK_NONE,
-        credential_sealed=None,  # nothing acts for the caller any more: erase their sealed token
-        fanout_state=FANOUT_PENDING,  # the owner's subscriptions: queue_fanout before this is written
-    )
-
-
-TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
-                   "webhook_state", "generation", "credential_sealed", "fanout_state"}
-OUTCOME_FIELDS = TERMINAL_FIELDS | {"operation_url", "start_phase"}  # Graph's answer to a start
+                       extra={"graphStatus": refused.status, "graphError": error})
+    return Problem(refused.status if 400 <= refused.status < 500 else 502, code, "Graph rejected the request",
+                   str(error.get("message") or ""), extra={"graphStatus": refused.status, "graphError": error})
 
 
 async def get(rt: Runtime, operation_id: str, caller: Access | None = None) -> Reply:

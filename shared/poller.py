@@ -20,8 +20,8 @@ from .fanout import queue_fanout, subscriptions
 from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from .keyring import UnsealError
-from .operations import TERMINAL_FIELDS, terminal_state
-from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient
+from .lifecycle import TERMINAL_FIELDS, terminal_state
+from .polling import Finish, PollState, Reschedule, decide, decide_result, timed_out, timeout_error
 from .queue import BadMessage, decode
 from .records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
 from .runtime import Runtime
@@ -104,37 +104,40 @@ async def _give_up(rt: Runtime, state: PollState, dequeue_count: int, message_id
                         f"({type(exc).__name__}); the operation was ended rather than left running. Graph's "
                         "operation may have finished: check the workbook."}
     log.error("operation %s: poll step failed on its last delivery (%s); ending it as failed", op.id, exc)
-    await finish(rt, op, Finish("failed", replace(state, generation=op.generation), error=error))
+    await finish(rt, op, Finish("failed", replace(state, generation=op.generation), error=error), time.time())
 
 
 async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
+    """The driver: reads the clock once, then classify -> decide -> apply, for the status GET and (when Graph
+    says succeeded with a resourceLocation) the result GET. Every decision is polling.py's."""
     now = time.time()
     elapsed = now - parse_iso(op.created_at)
     if timed_out(elapsed, rt.timing):
-        await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing, state)))
+        await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing, state)), now)
         return
     try:
         tokens = _tokens_for(rt, op)
     except UnsealError as exc:
-        await finish(rt, op, Finish("failed", state, error={"code": "credentialUnavailable", "message": str(exc)}))
+        await finish(rt, op, Finish("failed", state, error={"code": "credentialUnavailable", "message": str(exc)}),
+                     now)
         return
+    result: Any = None
     try:
-        answer, _ = await _get(rt, op.operation_url or "", classify_operation, tokens)
+        answer, _ = await _get(rt, op.operation_url or "", classify_operation, now, tokens)
         decision = decide(answer, state, elapsed, rt.timing)
-        if isinstance(decision, Finish) and decision.status == "succeeded" and decision.result_url:
-            outcome = await _fetch_result(rt, op, decision, elapsed, tokens)
-            if outcome is None:
-                return
-            decision, result = outcome
-            await finish(rt, op, decision, result)
-            return
+        if isinstance(decision, Finish) and decision.needs_result:
+            url = decision.result_url or ""
+            answer, body = await _get(rt, url, classify_result, now, tokens)
+            decision = decide_result(answer, decision, elapsed, rt.timing)
+            if isinstance(decision, Finish) and decision.status == "succeeded":
+                result = result_from(op.action or infer_action(url), body)
     finally:
         if tokens is not None:
             await tokens.close()
     if isinstance(decision, Reschedule):
-        await reschedule(rt, op, decision)
+        await reschedule(rt, op, decision, now)
         return
-    await finish(rt, op, decision)
+    await finish(rt, op, decision, now, result)
 
 
 Classifier = Callable[[int, dict[str, str], bytes, float], Answer]
@@ -148,48 +151,27 @@ def _tokens_for(rt: Runtime, op: Operation) -> TokenSource | None:
     return on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion)
 
 
-async def _get(rt: Runtime, url: str, classify: Classifier, tokens: TokenSource | None = None) -> tuple[Answer, bytes]:
-    """GET a Graph URL (token only for GRAPH_BASE_URL's origin) and classify the answer."""
+async def _get(rt: Runtime, url: str, classify: Classifier, now: float,
+               tokens: TokenSource | None = None) -> tuple[Answer, bytes]:
+    """GET a Graph URL (token only for GRAPH_BASE_URL's origin) and classify the answer. The bridge's own
+    refusals (an untrusted origin, a delegated credential that is gone) are REJECTED answers marked `own`."""
     try:
         response = await rt.graph.send("GET", url, tokens=tokens)
     except DelegatedCredentialError as exc:
-        return Answer(Kind.REJECTED, error={"code": exc.code, "message": str(exc)}), b""
+        return Answer(Kind.REJECTED, error={"code": exc.code, "message": str(exc)}, own=True), b""
     except UntrustedOrigin as exc:
-        return Answer(Kind.REJECTED, error={
+        return Answer(Kind.REJECTED, own=True, error={
             "code": "untrustedOrigin",
             "message": f"Graph pointed at {exc.origin}, which is not GRAPH_BASE_URL's origin; not followed."}), b""
     except TransportFailure as exc:
         return Answer(Kind.TRANSIENT, reason=str(exc)), b""
-    return classify(response.status, response.headers, response.body, time.time()), response.body
+    return classify(response.status, response.headers, response.body, now), response.body
 
 
-async def _fetch_result(rt: Runtime, op: Operation, decision: Finish, elapsed: float,
-                        tokens: TokenSource | None) -> tuple[Finish, Any] | None:
-    """Read the result at resourceLocation. None means a retry was scheduled instead."""
-    url = decision.result_url or ""
-    answer, body = await _get(rt, url, classify_result, tokens)
-    if answer.kind is Kind.SUCCEEDED:
-        return decision, result_from(op.action or infer_action(url), body)
-    if answer.kind is Kind.TRANSIENT:
-        retry = transient(answer, decision.state, elapsed, rt.timing)
-        if isinstance(retry, Reschedule):
-            await reschedule(rt, op, retry)
-            return None
-        return retry, None
-    error: dict[str, Any] = {"code": "resultUnavailable",
-                             "message": "The operation succeeded but its result could not be read."}
-    if answer.error and answer.error.get("code") in ("untrustedOrigin", "delegatedCredentialExpired",
-                                                     "delegatedCredentialRejected"):
-        error = answer.error  # the bridge's own refusal says it best
-    elif answer.error:
-        error["innerError"] = answer.error
-    return Finish("failed", decision.state, error=error), None
-
-
-async def reschedule(rt: Runtime, op: Operation, decision: Reschedule) -> None:
+async def reschedule(rt: Runtime, op: Operation, decision: Reschedule, now: float) -> None:
     if decision.status and decision.status != op.status:
         for _ in range(5):
-            changed = op.with_(status=decision.status, updated_at=iso(time.time()), poll_count=decision.state.polls)
+            changed = op.with_(status=decision.status, updated_at=iso(now), poll_count=decision.state.polls)
             try:
                 await rt.store.update(changed, {"status", "updated_at", "poll_count"})
                 break
@@ -213,8 +195,8 @@ async def _still_ours(rt: Runtime, op: Operation, state: PollState) -> Operation
     return fresh
 
 
-async def finish(rt: Runtime, op: Operation, decision: Finish, result: Any = None) -> None:
-    done = terminal_state(op, decision.status, time.time(), result=result, error=decision.error,
+async def finish(rt: Runtime, op: Operation, decision: Finish, now: float, result: Any = None) -> None:
+    done = terminal_state(op, decision.status, now, result=result, error=decision.error,
                           poll_count=decision.state.polls)
     await queue_fanout(rt, done)  # before the write: a crash after it cannot lose the subscriptions' event
     for _ in range(5):

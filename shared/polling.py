@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .graph_answers import Answer, Kind
+from .graph_answers import Answer, Kind, graph_error, header, parse_retry_after, result_from
 
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
 MAX_REASON_LENGTH = 200  # the last transient reason rides in every poll message: keep it small
@@ -53,6 +53,11 @@ class Finish:
     state: PollState
     error: dict[str, Any] | None = None
     result_url: str | None = None
+
+    @property
+    def needs_result(self) -> bool:
+        """Succeeded with a resourceLocation: the result GET comes next (decide_result)."""
+        return self.status == "succeeded" and bool(self.result_url)
 
 
 Decision = Reschedule | Finish
@@ -173,6 +178,77 @@ def transient(
         )
     delay = max(transient_backoff(failures, timing, rng), answer.retry_after or 0.0)
     return Reschedule(_bounded(delay, elapsed, timing), polled, None)
+
+
+def decide_result(
+    answer: Answer, decision: Finish, elapsed: float, timing: Timing, rng: random.Random | None = None
+) -> Decision:
+    """Turn the classified answer to `GET <resourceLocation>` (after `decision`, a succeeded Finish with a
+    result_url) into the next step: `decision` itself when the result is there (its body is the result), a
+    retry for a transient answer, else failed: the bridge's own refusal as it is, Graph's error as innerError."""
+    if answer.kind is Kind.SUCCEEDED:
+        return decision
+    if answer.kind is Kind.TRANSIENT:
+        return transient(answer, decision.state, elapsed, timing, rng)
+    if answer.own and answer.error:
+        return Finish("failed", decision.state, error=answer.error)  # the bridge's own refusal says it best
+    return Finish("failed", decision.state, error=_wrap("resultUnavailable", "The operation succeeded but its "
+                                                        "result could not be read.", answer.error))
+
+
+# --- the answer to the start (POST/PATCH/DELETE with Prefer: respond-async) --------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """202 with a trusted Location: the operation runs; poll it there."""
+
+    location: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Graph's answer to the start already ends the operation: a synchronous 2xx result, or a 202 that cannot
+    be followed. The record is stored terminal (Graph may have done the work: never send it again)."""
+
+    status: str  # succeeded | failed
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class GraphRefused:
+    """Graph did not do the work (4xx, 429, 5xx): nothing is kept; the caller is told, with Graph's error."""
+
+    status: int
+    error: dict[str, Any]
+    retry_after: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+StartDecision = Accepted | Ended | GraphRefused
+
+
+def decide_start(status: int, headers: dict[str, str], body: bytes, action: str | None,
+                 trusted: Callable[[str], bool], graph_origin: str = "") -> StartDecision:
+    """What Graph's answer to the start means (Graph Excel LRO: 202 + Location, or a synchronous 200/201)."""
+    if status == 202:
+        location = header(headers, "location")
+        if location and trusted(location):
+            return Accepted(location)
+        error = (
+            {"code": "untrustedOperationOrigin",
+             "message": f"Graph's Location is not on {graph_origin}; it was not followed."}
+            if location else
+            {"code": "missingOperationLocation", "message": "Graph answered 202 without a Location header."}
+        )
+        return Ended("failed", error=error)
+    if 200 <= status < 300:
+        return Ended("succeeded", result=result_from(action, body))
+    return GraphRefused(status, graph_error(body, status), parse_retry_after(header(headers, "retry-after")))
 
 
 def _wrap(code: str, message: str, inner: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
-from .operations import TERMINAL_FIELDS, terminal_state
+from .lifecycle import TERMINAL_FIELDS, terminal_state
 from .records import FAILED, ROW_KEY, WEBHOOK_PENDING, Operation
 from .retention import STRANDED_AFTER_SECONDS, is_expired, is_stranded
 from .runtime import Runtime

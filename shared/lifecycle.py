@@ -1,0 +1,35 @@
+"""How an operation record moves to its end: the terminal state, the fields that write it, and (with
+shared/schedule.py) the poll schedule a record carries. Pure: no clock reads, no I/O. Used by both the HTTP
+side (operations.py, purge.py) and the poll chain (poller.py), which therefore do not import each other."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .records import FANOUT_PENDING, WEBHOOK_NONE, WEBHOOK_PENDING, Operation, iso
+from .results import bounded
+
+
+def terminal_state(op: Operation, status: str, now: float, *, result: Any = None,
+                   error: dict[str, Any] | None = None, poll_count: int | None = None) -> Operation:
+    """The operation in a terminal state, with a webhook due if it has a callback (a result over
+    MAX_RESULT_BYTES is not kept: shared/results.py)."""
+    result, error = bounded(result, error)
+    return op.with_(
+        status=status,
+        completed_at=iso(now),
+        updated_at=iso(now),
+        result=result,
+        error=error,
+        poll_count=op.poll_count if poll_count is None else poll_count,
+        event_id=str(uuid.uuid4()),
+        webhook_state=WEBHOOK_PENDING if op.callback_sealed else WEBHOOK_NONE,
+        credential_sealed=None,  # nothing acts for the caller any more: erase their sealed token
+        fanout_state=FANOUT_PENDING,  # the owner's subscriptions: queue_fanout before this is written
+    )
+
+
+TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
+                   "webhook_state", "generation", "credential_sealed", "fanout_state"}
+OUTCOME_FIELDS = TERMINAL_FIELDS | {"operation_url", "start_phase"}  # Graph's answer to a start
