@@ -7,8 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from .duration_history import history_keys
+from .polling import Timing
 from .records import FANOUT_PENDING, WEBHOOK_NONE, WEBHOOK_PENDING, Operation, iso
 from .results import bounded
+from .schedule import Plan, Schedule
+
+TRACKED_KIND = "tracked"  # the history kind of a tracked operation whose action is unknown
 
 
 def terminal_state(op: Operation, status: str, now: float, *, result: Any = None,
@@ -33,3 +38,15 @@ def terminal_state(op: Operation, status: str, now: float, *, result: Any = None
 TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
                    "webhook_state", "generation", "credential_sealed", "fanout_state"}
 OUTCOME_FIELDS = TERMINAL_FIELDS | {"operation_url", "start_phase"}  # Graph's answer to a start
+
+
+def schedule_for(op: Operation, timing: Timing) -> Schedule:
+    """The poll schedule of this record: its plan (fixed at creation) over the deployment's timing. The one
+    source of "when is the next poll": the poller's `decide` and the status endpoint's Retry-After use it."""
+    return Schedule(Plan.decode(op.poll_plan), timing)
+
+
+def history_keys_for(owner: str, action: str | None, workbook: str | None) -> list[tuple[str, str]]:
+    """The duration-history keys of an operation, most specific first (owner + action + workbook, then owner +
+    action); a tracked operation without an action is its own kind, `tracked`."""
+    return history_keys(owner, action or TRACKED_KIND, workbook)

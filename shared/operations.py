@@ -18,7 +18,8 @@ from .fanout import queue_fanout
 from .graph import TransportFailure
 from .graph_answers import innermost_code
 from .identity import Caller
-from .lifecycle import OUTCOME_FIELDS, TERMINAL_FIELDS, terminal_state
+from .learning import plan_for
+from .lifecycle import OUTCOME_FIELDS, TERMINAL_FIELDS, schedule_for, terminal_state
 from .outbound import Refused, check_target
 from .polling import Accepted, Ended, GraphRefused, PollState, decide_start, status_retry_after, whole_seconds
 from .problems import FieldError, Problem, invalid, not_found
@@ -122,7 +123,10 @@ def status_link(rt: Runtime, op: Operation) -> str:
 
 
 def _reply(rt: Runtime, op: Operation, now: float, *, created: bool = False) -> Reply:
-    retry = status_retry_after(now - parse_iso(op.created_at), rt.timing) if op.status in ACTIVE else None
+    """Retry-After while active: the time to the poll the record's schedule plans next (the poller follows the
+    same schedule_for, so nothing is written per poll to keep them agreeing)."""
+    retry = status_retry_after(now - parse_iso(op.created_at), rt.timing,
+                               next_poll=schedule_for(op, rt.timing).next_poll) if op.status in ACTIVE else None
     return Reply(op, retry, status_link(rt, op), created)
 
 
@@ -149,6 +153,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
         allow_private_callbacks=rt.settings.webhook_allow_private_networks,
         webhooks_configured=bool(rt.settings.webhook_secrets),
         allowed_callback_hosts=rt.settings.webhook_allowed_hosts,
+        max_expected_duration=rt.timing.timeout,
     )
     if request.callback_url:
         try:
@@ -188,7 +193,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
             raise
     else:
         op = await _start(rt, request, operation_id, now, base_url, acting, key_hash)
-    return _reply(rt, op, now, created=bool(op.callback_sealed))
+    return _reply(rt, op, time.time(), created=bool(op.callback_sealed))  # after Graph's answer: the poll is queued
 
 
 def _in_progress() -> Problem:
@@ -242,13 +247,15 @@ async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operatio
 
 async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str,
                  acting: Acting) -> Operation:
+    plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
+                          request.expected_duration)
     op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
                      operation_url=request.operation_url, fail_on_error=request.fail_on_error,
-                     callback_format=request.callback_format)
+                     callback_format=request.callback_format).with_(poll_plan=plan.encode() or None)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
-    return await _store_and_enqueue(rt, op, 0)
+    return await _store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
 
 
 # What the bridge writes when it cannot know whether Graph applied the request (it was sent, no answer came
@@ -283,11 +290,14 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
                  acting: Acting, key_hash: str | None) -> Operation:
     """Write-ahead: the intent (`starting`) is stored before the Excel request, Graph's answer (`answered`)
     right after it, and only then is the follow-up queued (complete_start)."""
+    plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
+                          request.expected_duration)
     intent = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
                          workbook=request.workbook, callback_url=request.callback_url,
                          client_reference=request.client_reference, operation_url=None,
                          fail_on_error=request.fail_on_error,
-                         callback_format=request.callback_format).with_(start_phase=STARTING)
+                         callback_format=request.callback_format).with_(start_phase=STARTING,
+                                                                        poll_plan=plan.encode() or None)
     try:
         intent = await rt.store.create(intent)
     except Conflict:
@@ -417,6 +427,11 @@ def _reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
                    extra={"operationId": op.id, "reachedGraph": True}, headers={"Retry-After": "5"})
 
 
+def first_poll_delay(rt: Runtime, op: Operation, now: float) -> int:
+    """Whole seconds from `now` to the record's first planned poll (its schedule_for; cold: 2 s after creation)."""
+    return whole_seconds(schedule_for(op, rt.timing).next_poll(max(0.0, now - parse_iso(op.created_at))))
+
+
 async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: str | None = None) -> Operation:
     """Queue what follows Graph's stored answer: the first poll, or the webhook (the fan-out was queued before
     the write; a retry queues it again, harmlessly). Idempotent: a retry re-arms the chain with a new
@@ -429,7 +444,7 @@ async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: s
                 op = await rt.store.update(op.with_(generation=op.generation + 1, chain_message=None),
                                            {"generation", "chain_message"})
             await rt.polls.send(PollState(op.id, op.generation, op.poll_count),
-                                0 if retry else whole_seconds(rt.settings.poll_initial_delay))
+                                0 if retry else first_poll_delay(rt, op, time.time()))
         else:
             if retry and op.fanout_state == FANOUT_PENDING:
                 await queue_fanout(rt, op)

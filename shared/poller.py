@@ -20,7 +20,8 @@ from .fanout import queue_fanout, subscriptions
 from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from .keyring import UnsealError
-from .lifecycle import TERMINAL_FIELDS, terminal_state
+from .learning import learn
+from .lifecycle import TERMINAL_FIELDS, schedule_for, terminal_state
 from .polling import Finish, PollState, Reschedule, decide, decide_result, timed_out, timeout_error
 from .queue import BadMessage, decode
 from .records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
@@ -124,7 +125,7 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     result: Any = None
     try:
         answer, _ = await _get(rt, op.operation_url or "", classify_operation, now, tokens)
-        decision = decide(answer, state, elapsed, rt.timing)
+        decision = decide(answer, state, elapsed, rt.timing, next_poll=schedule_for(op, rt.timing).next_poll)
         if isinstance(decision, Finish) and decision.needs_result:
             url = decision.result_url or ""
             answer, body = await _get(rt, url, classify_result, now, tokens)
@@ -214,3 +215,5 @@ async def finish(rt: Runtime, op: Operation, decision: Finish, now: float, resul
     log.info("operation %s %s after %s polls", op.id, done.status, done.poll_count)
     if done.webhook_state == WEBHOOK_PENDING:
         await queue_next_attempt(rt, done)
+    # Last, after the terminal write and the webhook: it never raises, and a redelivered finish merges as a no-op.
+    await learn(rt.history, rt.timing, done, done.owner or rt.settings.default_owner)

@@ -82,6 +82,9 @@ class Operation:
     start_phase: str | None = None
     result_blob: str | None = None  # the result is in this blob of RESULTS_CONTAINER (shared/results.py)
     chain_message: str | None = None  # the queue message id that last claimed the poll chain (poller.py)
+    # The poll schedule fixed at creation (shared/schedule.py Plan.encode(); None or "": the cold one, as for
+    # records written before plans existed). Internal: the public record shows it only as Retry-After.
+    poll_plan: str | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -123,6 +126,7 @@ _ENTITY_NAMES = {
     "start_phase": "StartPhase",
     "result_blob": "ResultBlob",
     "chain_message": "ChainMessage",
+    "poll_plan": "PollPlan",
 }
 _JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
 

@@ -16,6 +16,7 @@ from azure.storage.queue.aio import QueueClient
 
 from .auth import CredentialTokenSource, TokenSource
 from .graph import GraphClient
+from .history_store import HistoryStore
 from .outbound import OutboundPolicy, PinnedResolver
 from .polling import Timing
 from .queue import DeliveryQueue, PollQueue
@@ -39,8 +40,11 @@ class Runtime:
     webhook_http: aiohttp.ClientSession
     resolver: PinnedResolver
     outbound: OutboundPolicy
+    history: HistoryStore | None = None  # DURATION_HISTORY_TABLE: the learned poll schedule (shared/learning.py)
 
     async def close(self) -> None:
+        if self.history is not None:
+            await self.history.close()
         await self.http.close()
         await self.webhook_http.close()
         await self.tokens.close()
@@ -98,6 +102,16 @@ def queue_client(settings: Settings, name: str) -> QueueClient:
                        message_encode_policy=encode, message_decode_policy=decode)
 
 
+def table_client(settings: Settings, name: str) -> TableClient:
+    """Another table of the app's account (the duration history), reached as the operations table is."""
+    conn = settings.storage
+    if conn.connection_string:
+        return TableClient.from_connection_string(conn.connection_string, table_name=name)
+    if not conn.table_service_uri:  # a real check: `assert` is gone under -O
+        raise SettingsError("AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__tableServiceUri")
+    return TableClient(endpoint=conn.table_service_uri, table_name=name, credential=_storage_credential(conn))
+
+
 def outbound_policy(settings: Settings) -> OutboundPolicy:
     return OutboundPolicy(settings.webhook_allow_private_networks, settings.webhook_allowed_hosts)
 
@@ -127,9 +141,12 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         webhook_http=webhook_http,
         resolver=resolver,
         outbound=policy,
+        history=HistoryStore(table_client(settings, settings.duration_history_table)),
     )
     try:
         await runtime.store.ensure_table()
+        if runtime.history is not None:
+            await runtime.history.ensure_table()
         if runtime.store.results is not None:
             await runtime.store.results.ensure_container()
         await runtime.polls.ensure_queue()

@@ -17,6 +17,8 @@ r * max(duration, 10 s): the relative lag is bounded by r by construction (the 1
   unlikely, then dense polls (small r) from a low predicted quantile to a high one, then the cold gaps.
   If the window starts later than `timing.maximum`, filler polls every `timing.maximum` seconds lead to it.
 - Deadline: no offset past `timing.timeout`; the last poll is at the deadline.
+- Earliest: no poll before `timing.initial` (POLL_INITIAL_DELAY_SECONDS, default 1 s, below the cold plan's first
+  poll at 2 s, so by default it changes nothing); planned polls before it are merged into one at it.
 - Graph's Retry-After always wins when it asks for longer (`shared.polling.decide` takes the max).
 """
 
@@ -99,7 +101,17 @@ class Schedule:
     _source: Iterator[int] | None = field(default=None, init=False, repr=False)
 
     def offsets(self) -> Iterator[int]:
-        """Poll offsets from creation, strictly increasing, gaps in [1, maximum], the last at the deadline."""
+        """Poll offsets from creation, strictly increasing, gaps in [1, maximum], the last at the deadline; none
+        before `timing.initial` (POLL_INITIAL_DELAY_SECONDS): planned polls earlier than that become one at it."""
+        earliest = min(math.ceil(max(self.timing.initial, 0.0) - 1e-9), math.ceil(self.timing.timeout))
+        previous = 0
+        for offset in self._planned():
+            offset = max(offset, earliest)
+            if offset > previous:
+                previous = offset
+                yield offset
+
+    def _planned(self) -> Iterator[int]:
         cap = max(MIN_GAP, math.floor(self.timing.maximum))
         deadline = self.timing.timeout
         plan = self.plan

@@ -79,6 +79,7 @@ class Settings:
     results_container: str = "operation-results"  # results too big for a Table property (shared/results.py)
     poll_max_dequeue_count: int = 5  # the host's maxDequeueCount: the last delivery before <queue>-poison
     retention_days: int = 30
+    duration_history_table: str = "durations"  # how long finished operations took (shared/history_store.py)
 
     @property
     def retention_seconds(self) -> float:
@@ -211,6 +212,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_queue=_storage_name(env, "POLL_QUEUE", "operation-polls"),
         webhook_queue=_storage_name(env, "WEBHOOK_QUEUE", "webhook-deliveries"),
         operations_table=_table_name(env.get("OPERATIONS_TABLE", "").strip() or "operations"),
+        duration_history_table=_table_name(env.get("DURATION_HISTORY_TABLE", "").strip() or "durations",
+                                           "DURATION_HISTORY_TABLE"),
         webhook_allowed_hosts=parse_allowed_hosts(env.get("WEBHOOK_ALLOWED_HOSTS", "")),
         webhook_retry_initial_delay=_number(env, "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS", 5.0, 1.0, 3600.0),
         webhook_retry_window=_number(env, "WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0, 1.0, 7 * 24 * 3600.0),
@@ -275,7 +278,7 @@ def _owner(value: str) -> str:
     return value
 
 
-def _table_name(value: str) -> str:
+def _table_name(value: str, setting: str = "OPERATIONS_TABLE") -> str:
     if not (3 <= len(value) <= 63) or not value.isalnum() or not value[0].isalpha():
-        raise SettingsError(f"OPERATIONS_TABLE must be 3-63 letters or digits starting with a letter: {value!r}")
+        raise SettingsError(f"{setting} must be 3-63 letters or digits starting with a letter: {value!r}")
     return value

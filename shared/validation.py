@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,8 +30,9 @@ _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
 MAX_VALUES_BYTES = 32 * 1024
 MAX_BODY_BYTES = 1024 * 1024  # the largest valid request is far smaller (values <= 32 KiB); bounds parse work
 _START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError",
-                 "callbackFormat"}
-_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError", "callbackFormat"}
+                 "callbackFormat", "expectedDurationSeconds"}
+_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError", "callbackFormat",
+                 "expectedDurationSeconds"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class StartRequest:
     client_reference: str | None
     fail_on_error: bool = False
     callback_format: str | None = None  # set (default "binary") whenever callback_url is
+    expected_duration: float | None = None  # expectedDurationSeconds: the caller's hint for the poll schedule
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class TrackRequest:
     client_reference: str | None
     fail_on_error: bool = False
     callback_format: str | None = None
+    expected_duration: float | None = None
 
 
 def check_json_content_type(content_type: str | None) -> None:
@@ -87,8 +91,9 @@ def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
 
 def parse_operation_request(
     payload: Any, *, graph_origin: str, allow_private_callbacks: bool, webhooks_configured: bool,
-    allowed_callback_hosts: tuple[str, ...] = (),
+    allowed_callback_hosts: tuple[str, ...] = (), max_expected_duration: float | None = None,
 ) -> StartRequest | TrackRequest:
+    """`max_expected_duration`: the operation timeout (OPERATION_TIMEOUT_SECONDS), the largest hint accepted."""
     if not isinstance(payload, dict):
         raise invalid([FieldError("body", "must be a JSON object")])
     errors: list[FieldError] = []
@@ -109,13 +114,31 @@ def parse_operation_request(
     if not isinstance(fail_on_error, bool):
         errors.append(FieldError("failOnError", "must be true or false"))
     callback_format = parse_callback_format(payload, errors)
+    expected = parse_expected_duration(payload, max_expected_duration, errors)
     if errors or result is None:
         raise invalid(errors)
     if isinstance(result, StartRequest):
         return StartRequest(result.workbook, result.action, result.parameters, result.session_id, callback,
-                            reference, fail_on_error, callback_format if callback else None)
+                            reference, fail_on_error, callback_format if callback else None, expected)
     return TrackRequest(result.operation_url, result.workbook, result.action, callback, reference, fail_on_error,
-                        callback_format if callback else None)
+                        callback_format if callback else None, expected)
+
+
+def parse_expected_duration(payload: dict[str, Any], maximum: float | None, errors: list[FieldError]) -> float | None:
+    """`expectedDurationSeconds`: how long the caller expects the operation to take, a positive finite number no
+    larger than the operation timeout. It only moves the polls (shared/schedule.py learned_plan)."""
+    value = payload.get("expectedDurationSeconds")
+    if value is None and "expectedDurationSeconds" not in payload:
+        return None
+    limit = f" and at most {maximum:g} (OPERATION_TIMEOUT_SECONDS)" if maximum is not None else ""
+    try:
+        seconds = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer past float's range
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds <= 0 or (maximum is not None and seconds > maximum):
+        errors.append(FieldError("expectedDurationSeconds", f"must be a number of seconds greater than 0{limit}"))
+        return None
+    return seconds
 
 
 def parse_callback_format(payload: dict[str, Any], errors: list[FieldError]) -> str:

@@ -26,7 +26,7 @@ OP_ID = "1234567890123abcdef0123"
 def _runtime(store: FakeStore, polls: FakeQueue, deliveries: FakeQueue) -> Runtime:
     settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     ns = {"settings": settings, "store": store, "polls": polls, "deliveries": deliveries,
-          "timing": Timing(1, 30, 3600, 8)}
+          "timing": Timing(1, 30, 3600, 8), "history": None}
     return cast(Runtime, type("FakeRuntime", (), ns)())
 
 

@@ -253,3 +253,15 @@ def test_the_plain_function_agrees_with_the_schedule():
         assert next_poll_offset(elapsed, plan, DEFAULT) == schedule.next_offset(elapsed)
     assert next_poll_offset(0.0, COLD, DEFAULT) == 2.0  # 20 % of 10 s
     assert next_poll_offset(2.0, COLD, DEFAULT) == 4.0
+
+
+@pytest.mark.parametrize("plan", [COLD, Plan(3, 40, 0.12), Plan(400, 900, 0.12)], ids=["cold", "near", "far"])
+@pytest.mark.parametrize("initial", [0.0, 1.0, 5.0, 7.5])
+def test_no_poll_before_poll_initial_delay_seconds(plan: Plan, initial: float) -> None:
+    timing = Timing(initial=initial, maximum=240.0, timeout=3600.0, max_transient_failures=8)
+    offsets = list(itertools.islice(Schedule(plan, timing).offsets(), 40))
+    plain = list(itertools.islice(Schedule(plan, DEFAULT).offsets(), 60))
+    assert offsets[0] == max(math.ceil(initial), plain[0])  # planned polls before it merge into one at it
+    assert all(b > a for a, b in itertools.pairwise(offsets))
+    after = [o for o in offsets if o > math.ceil(initial)]
+    assert after == [o for o in plain if o > math.ceil(initial)][:len(after)]  # after it, the plan's own polls

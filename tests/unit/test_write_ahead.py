@@ -113,7 +113,7 @@ class World:
         settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
                                   "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0"})
         ns = {"settings": settings, "store": self.store, "graph": self.graph, "polls": self.polls,
-              "deliveries": self.deliveries, "timing": Timing(1, 30, 3600, 8)}
+              "deliveries": self.deliveries, "timing": Timing(1, 30, 3600, 8), "history": None}
         return cast(Runtime, type("FakeRuntime", (), ns)())
 
 
