@@ -176,6 +176,7 @@ def bridge_environment(storage: AzuritePorts, emulator_port: int, **overrides: s
         "POLL_QUEUE": "operation-polls",
         "WEBHOOK_QUEUE": "webhook-deliveries",
         "OPERATIONS_TABLE": "operations",
+        "DURATION_HISTORY_TABLE": "durations",
         "POLL_INITIAL_DELAY_SECONDS": "1",
         "POLL_MAX_DELAY_SECONDS": "30",
         "OPERATION_TIMEOUT_SECONDS": "3600",

@@ -29,12 +29,14 @@ param maximumInstanceCount int = 40
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var delegated = graphAuth == 'delegated'
 
-// Storage names the app reads (settings POLL_QUEUE, WEBHOOK_QUEUE, OPERATIONS_TABLE). The host moves a message
+// Storage names the app reads (settings POLL_QUEUE, WEBHOOK_QUEUE, OPERATIONS_TABLE, DURATION_HISTORY_TABLE). The host moves a message
 // that failed maxDequeueCount (host.json: 5) times to '<queue>-poison'; the template creates those too, so
 // nothing depends on the app or the host creating a queue at run time (and the poison alert can name them).
 var pollQueueName = 'operation-polls'
 var webhookQueueName = 'webhook-deliveries'
 var operationsTableName = 'operations'
+// How long finished operations of each kind took (shared/history_store.py): the learned poll schedule.
+var durationHistoryTableName = 'durations'
 // Results too big for a Table property (shared/results.py, setting RESULTS_CONTAINER): one blob per result.
 var resultsContainerName = 'operation-results'
 var deploymentContainerName = 'app-package-${take(token, 8)}'
@@ -173,6 +175,11 @@ resource operationsTable 'Microsoft.Storage/storageAccounts/tableServices/tables
   name: operationsTableName
 }
 
+resource durationHistoryTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: durationHistoryTableName
+}
+
 // ---------------------------------------------------------------- role assignments (the identity)
 // Storage roles are scoped to the account: the host also uses the '-poison' queues and its own blobs.
 
@@ -210,7 +217,8 @@ resource roleQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
 }
 
 // Table Data Contributor: the operations table: point reads, queries (list, health), inserts (records,
-// idempotency keys), ETag-guarded merges and deletes (shared/store.py). There is no narrower built-in role.
+// idempotency keys), ETag-guarded merges and deletes (shared/store.py); the duration history table: point
+// reads, inserts and ETag-guarded replaces (shared/history_store.py). There is no narrower built-in role.
 resource roleTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identity.id, roleIds.storageTableDataContributor)
   scope: storage
@@ -434,6 +442,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     POLL_QUEUE: pollQueue.name
     WEBHOOK_QUEUE: webhookQueue.name
     OPERATIONS_TABLE: operationsTable.name
+    DURATION_HISTORY_TABLE: durationHistoryTable.name
     RESULTS_CONTAINER: resultsContainer.name
     GRAPH_AUTH: graphAuth
     // Owner of operations when no authenticated caller is known (App Service Authentication off).

@@ -243,6 +243,12 @@ _CALLBACK_FORMAT: dict[str, Any] = {
     "description": "CloudEvents HTTP content mode of the webhook (only with callbackUrl): binary = the record as "
                    "application/json with ce-* headers; structured = application/cloudevents+json"}
 
+_EXPECTED_DURATION: dict[str, Any] = {
+    "type": "number", "exclusiveMinimum": True, "minimum": 0,
+    "description": "How long the caller expects the operation to take, in seconds (at most "
+                   "OPERATION_TIMEOUT_SECONDS): the first polls go around it until the bridge has its own history "
+                   "of this kind of operation. Only moves the polls; Retry-After tells when the next one is."}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "StartRequest": {
         "type": "object", "additionalProperties": False, "required": ["workbook", "action"],
@@ -258,6 +264,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "clientReference": {"type": "string", "minLength": 1, "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False,
                             "description": "Finished but failed/timedOut answers 422, canceled 409 (problem + record)"},
+            "expectedDurationSeconds": _EXPECTED_DURATION,
         },
     },
     "TrackRequest": {
@@ -270,6 +277,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "callbackFormat": _CALLBACK_FORMAT,
             "clientReference": {"type": "string", "minLength": 1, "maxLength": 256},
             "failOnError": {"type": "boolean", "default": False},
+            "expectedDurationSeconds": _EXPECTED_DURATION,
         },
     },
     "Operation": {

@@ -65,6 +65,7 @@ def make_bridge(azurite: AzuritePorts, emulator: Emulator, log_dir: Path) -> Ite
         port = free_port()
         settings = {"POLL_QUEUE": f"{name}-polls", "WEBHOOK_QUEUE": f"{name}-hooks",
                     "OPERATIONS_TABLE": f"{name.replace('-', '')}ops", "POLL_MAX_DELAY_SECONDS": "2",
+                    "DURATION_HISTORY_TABLE": f"{name.replace('-', '')}durations",
                     "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS": "1", "WEBHOOK_RETRY_WINDOW_SECONDS": "30",
                     **overrides}
         env = bridge_environment(azurite, int(emulator.url.rsplit(":", 1)[1]), **settings)

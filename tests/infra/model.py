@@ -408,9 +408,10 @@ def check_storage_names(template: Template) -> list[str]:
             problems.append(f"{setting}={name!r} is not a queue the template creates ({sorted(queues)})")
         elif f"{name}-poison" not in queues:
             problems.append(f"the template does not create {name}-poison")
-    table = template.resolve(settings.get("OPERATIONS_TABLE"))
-    if table not in tables:
-        problems.append(f"OPERATIONS_TABLE={table!r} is not a table the template creates ({sorted(tables)})")
+    for setting in ("OPERATIONS_TABLE", "DURATION_HISTORY_TABLE"):
+        table = template.resolve(settings.get(setting))
+        if table not in tables:
+            problems.append(f"{setting}={table!r} is not a table the template creates ({sorted(tables)})")
     containers = template.names_of("Microsoft.Storage/storageAccounts/blobServices/containers")
     container = template.resolve(settings.get("RESULTS_CONTAINER"))
     if container not in containers:

@@ -45,7 +45,7 @@ def _without_resource(source: str, name: str) -> str:
 def test_scanner_finds_the_settings_the_code_reads(read: set[str]) -> None:
     expected = {"GRAPH_BASE_URL", "WEBHOOK_SECRET", "WEBHOOK_ALLOW_PRIVATE_NETWORKS", "POLL_INITIAL_DELAY_SECONDS",
                 "POLL_MAX_DELAY_SECONDS", "OPERATION_TIMEOUT_SECONDS", "POLL_MAX_TRANSIENT_FAILURES", "POLL_QUEUE",
-                "WEBHOOK_QUEUE", "OPERATIONS_TABLE"}
+                "WEBHOOK_QUEUE", "OPERATIONS_TABLE", "DURATION_HISTORY_TABLE"}
     assert expected <= read
 
 
@@ -78,7 +78,7 @@ def test_queue_and_table_names_match(template: m.Template) -> None:
     assert m.check_storage_names(template) == []
     queues = template.names_of("Microsoft.Storage/storageAccounts/queueServices/queues")
     assert queues == {"operation-polls", "operation-polls-poison", "webhook-deliveries", "webhook-deliveries-poison"}
-    assert template.names_of("Microsoft.Storage/storageAccounts/tableServices/tables") == {"operations"}
+    assert template.names_of("Microsoft.Storage/storageAccounts/tableServices/tables") == {"operations", "durations"}
 
 
 def test_names_match_the_code_defaults(template: m.Template) -> None:
@@ -153,7 +153,14 @@ def test_a_renamed_queue_is_caught(source: str) -> None:
 def test_a_setting_pointing_at_a_missing_table_is_caught(source: str) -> None:
     broken = m.load_template(text=source.replace("OPERATIONS_TABLE: operationsTable.name", "OPERATIONS_TABLE: 'ops'"))
     assert m.check_storage_names(broken) == [
-        "OPERATIONS_TABLE='ops' is not a table the template creates (['operations'])"]
+        "OPERATIONS_TABLE='ops' is not a table the template creates (['durations', 'operations'])"]
+
+
+def test_the_duration_history_table_is_created_for_its_setting(source: str) -> None:
+    broken = m.load_template(text=_without_resource(source, "durationHistoryTable").replace(
+        "DURATION_HISTORY_TABLE: durationHistoryTable.name", "DURATION_HISTORY_TABLE: 'durations'"))
+    assert m.check_storage_names(broken) == [
+        "DURATION_HISTORY_TABLE='durations' is not a table the template creates (['operations'])"]
 
 
 def test_the_results_container_is_created_and_its_blob_calls_are_allowed(source: str, operations: set[str]) -> None:
