@@ -87,7 +87,7 @@ class Doubling(Policy):
     name = "doubling"
 
     def schedule(self, job: Job) -> tuple[NextPoll | None, float]:
-        # operations.start enqueues the first poll after whole_seconds(POLL_INITIAL_DELAY_SECONDS)
+        # the old start path enqueued the first poll after whole_seconds(POLL_INITIAL_DELAY_SECONDS)
         return None, float(whole_seconds(TIMING.initial))
 
 
