@@ -244,10 +244,11 @@ _CALLBACK_FORMAT: dict[str, Any] = {
                    "application/json with ce-* headers; structured = application/cloudevents+json"}
 
 _EXPECTED_DURATION: dict[str, Any] = {
-    "type": "number", "exclusiveMinimum": True, "minimum": 0,
-    "description": "How long the caller expects the operation to take, in seconds (at most "
-                   "OPERATION_TIMEOUT_SECONDS): the first polls go around it until the bridge has its own history "
-                   "of this kind of operation. Only moves the polls; Retry-After tells when the next one is."}
+    "type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 7 * 24 * 3600,
+    "description": "How long the caller expects the operation to take, in seconds (at most the deployment's "
+                   "OPERATION_TIMEOUT_SECONDS, itself at most 7 days; more is a 400): the first polls go around "
+                   "it until the bridge has its own history of this kind of operation. Only moves the polls; "
+                   "Retry-After tells when the next one is."}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "StartRequest": {
