@@ -122,3 +122,21 @@ def test_analyse_a_collected_run_on_time_agrees_with_its_simulation():
     late = {**op, "polls": [[101.0, "running"], [102.0, "running"], [104.0, "running"], [112.0, "succeeded"]],
             "firstTerminalPollAt": 112.0}
     assert not rr.analyse({**raw, "ops": [late]})["agreement"]["raw"]["pass"]  # 7.1 s late against 3.1 s
+
+
+def test_latency_against_the_wrong_policy_is_implausible_and_fails_the_verdict():
+    assert rr.host_latency_bound({"extensions": {"queues": {"maxPollingInterval": "00:00:02"}}}) == 3.0
+    assert rr.host_latency_bound({}) == 3.0
+    assert rr.latency_plausible({"p50": 0.2, "p95": 0.8}, 3.0)
+    assert not rr.latency_plausible({"p50": 1.2, "p95": 15.6}, 3.0)  # polls much later than planned
+    assert not rr.latency_plausible({"p50": -0.5, "p95": 0.2}, 3.0)  # polls before they were due
+    # a run polled on time on the doubling schedule (1, 2, 4, 8, 16, 32 s), analysed as if it were the cold
+    # one (2, 4, 6, 8, 10, ... s): its polls come up to 13 s "late"
+    op = {"status": "succeeded", "createdAt": 100.0, "graphCreatedAt": 100.0, "durationSeconds": 30.0,
+          "completedAt": 130.0, "firstTerminalPollAt": 132.0, "plan": None,
+          "polls": [[101.0, "running"], [102.0, "running"], [104.0, "running"], [108.0, "running"],
+                    [116.0, "running"], [132.0, "succeeded"]]}
+    raw = {"policy": "doubling", "operations": 1, "scale": 1.0, "spread": 0.0, "wall_seconds": 32.0, "ops": [op]}
+    assert rr.analyse(raw)["dispatch_latency"]["plausible"]
+    wrong = rr.analyse({**raw, "policy": "cold"})
+    assert not wrong["dispatch_latency"]["plausible"] and not wrong["agreement"]["with_latency"]["pass"]
