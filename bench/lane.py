@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="emulator contention mode(s), comma-separated: throttle, conflict, merge")
     parser.add_argument("--concurrency", default=",".join(CONCURRENCIES),
                         help="WORKBOOK_CONCURRENCY values to run, comma-separated (0 = unbounded)")
-    parser.add_argument("--deadline", type=float, default=150.0, help="seconds to wait per run")
+    parser.add_argument("--deadline", type=float, default=170.0, help="seconds to wait per run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     results = [run_once(c, mode, args.rows, args.row_seconds, args.deadline)
