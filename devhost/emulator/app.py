@@ -374,8 +374,7 @@ class Emulator:
             ):
                 record.contention = "conflict"
                 return self._conflict(request)
-            record.contention = "merge"
-            doomed = _merge_conflict_error()
+            doomed = _merge_conflict_error()  # marked on the record once the operation exists
 
         apply: Callable[[], dict[str, Any] | None]
         try:
@@ -415,6 +414,8 @@ class Emulator:
         if is_async:
             duration = state.draw_duration(action) if state is not None else None
             op = self.operations.create(item_id, item_path, action, scenario, apply, duration, doomed)
+            if doomed is not None:
+                record.contention = "merge"
             record.operation_id = op.id
             origin = scenario.location_origin or _origin(request)
             loc_version = scenario.location_version or version

@@ -186,6 +186,9 @@ def test_merge_mode_accepts_the_write_and_fails_its_operation(run_emu):
         assert (await add_row(h, [1])).status == 202
         second = await add_row(h, [2])
         assert second.status == 202
+        headers_async = await h.auth(**{"Workbook-Session-Id": "s1", **ASYNC})
+        bad = await h.client.post(ROWS, json={"values": "nope"}, headers=headers_async)
+        assert bad.status == 400  # refused as bad input: no operation, no merge counted
         await wait_until(lambda: _all_terminal(h))
         _, answer, _ = await h.get_url(second.headers["Location"], headers)
         assert answer["status"] == "failed" and answer["error"]["innerError"]["code"] == "accessConflict"
