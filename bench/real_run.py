@@ -42,7 +42,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +269,6 @@ class RunConfig:
     seed: int = SEED
     deadline: float = 240.0
     concurrency: int = 8
-    workload: dict[str, Any] = field(default_factory=dict)
 
 
 def _entities(connection: str, table_name: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
