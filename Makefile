@@ -65,6 +65,8 @@ bench: install
 	$(PY) -m bench.poll_cost
 	$(PY) -m bench.list_latency
 	$(PY) -m bench.schedule --plot docs/schedule.png
+	$(PY) -m bench.real_run
+	$(PY) -m bench.lane
 
 bench-list: install
 	$(PY) -m bench.list_latency

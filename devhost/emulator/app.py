@@ -146,6 +146,17 @@ def _with_query(url: str, query: str | None) -> str:
     return f"{url}?{query}" if query else url
 
 
+def _merge_conflict_error() -> dict[str, Any]:
+    """The error of an accepted write that lost to another change on the same workbook. Graph documents 409
+    conflict / accessConflict (facts, "Throttling and errors") and Excel's guidance names merge conflicts
+    from concurrent requests, but no operation error code for them: this chain is the emulator's choice."""
+    return {
+        "code": "conflict",
+        "message": "The change could not be merged: another request changed the workbook at the same time.",
+        "innerError": {"code": "accessConflict", "message": "Merge conflict with a concurrent request."},
+    }
+
+
 def _ready(make: Callable[[], web.StreamResponse]) -> Callable[[], Awaitable[web.StreamResponse]]:
     async def run() -> web.StreamResponse:
         return make()
@@ -222,6 +233,7 @@ class Emulator:
     # ------------------------------------------------------------------ graph
     async def graph(self, request: web.Request) -> web.StreamResponse:
         record = self._record(request)
+        self.operations.settle()  # drawn-duration operations finish on time, polled or not
         raw_path = request.rel_url.raw_path
         if not raw_path.startswith(("/v1.0/", "/beta/")):
             return graph_error(request, 404, "notFound", f"No such resource: {request.path}")
@@ -352,6 +364,17 @@ class Emulator:
             return fault_response(request, state.start_faults.popleft())
         if scenario.start_error is not None:
             return fault_response(request, scenario.start_error)
+        doomed: dict[str, Any] | None = None
+        if scenario.contention != "off" and self.operations.busy_on(item_id) is not None:
+            if scenario.contention == "throttle":
+                record.contention = "throttled"
+                return self._throttled(request, scenario.contention_retry_after_seconds)
+            if scenario.contention == "conflict" or not (
+                scenario.mode == "async" and not never_async and _prefers_async(request)
+            ):
+                record.contention = "conflict"
+                return self._conflict(request)
+            doomed = _merge_conflict_error()  # marked on the record once the operation exists
 
         apply: Callable[[], dict[str, Any] | None]
         try:
@@ -385,8 +408,14 @@ class Emulator:
         is_async = scenario.mode == "async" and not never_async and _prefers_async(request)
         if action != "createSession" and not request.headers.get("Workbook-Session-Id"):
             is_async = False
+        if doomed is not None and not is_async:  # merge mode, but this write would run synchronously
+            record.contention = "conflict"
+            return self._conflict(request)
         if is_async:
-            op = self.operations.create(item_id, item_path, action, scenario, apply)
+            duration = state.draw_duration(action) if state is not None else None
+            op = self.operations.create(item_id, item_path, action, scenario, apply, duration, doomed)
+            if doomed is not None:
+                record.contention = "merge"
             record.operation_id = op.id
             origin = scenario.location_origin or _origin(request)
             loc_version = scenario.location_version or version
@@ -401,6 +430,23 @@ class Emulator:
         if action == "deleteTableRow":
             return web.Response(status=200)
         return web.json_response(result, status=200 if never_async else 201)
+
+    def _throttled(self, request: web.Request, retry_after: float) -> web.Response:
+        """Graph's 429 (facts: "429 Too Many Requests with Retry-After, which can be fractional"), for a write
+        to a workbook that is already running a request (facts: "One workbook should get one request at a
+        time")."""
+        response = graph_error(request, 429, "tooManyRequests",
+                               "The workbook is busy with another request; retry after the interval in Retry-After.")
+        response.headers["Retry-After"] = f"{retry_after:g}"
+        return response
+
+    def _conflict(self, request: web.Request) -> web.Response:
+        """Graph's 409 (facts: "409 conflict (accessConflict)") for a write to a busy workbook."""
+        body = {"error": {"code": "conflict",
+                          "message": "The request could not be completed because another request is changing "
+                                     "the workbook.",
+                          "innerError": {"code": "accessConflict", **_inner_error(request)}}}
+        return web.json_response(body, status=409)
 
     async def _json_body(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -421,6 +467,7 @@ class Emulator:
         if op is None or op.item_id != item_id or op.expired():
             return graph_error(request, 404, "itemNotFound", "The requested operation was not found.")
         phase = op.poll()
+        self._record(request).phase = phase
         body: dict[str, Any] = {"id": op.id, "status": spell_status(phase, op.scenario.status_case)}
         if phase == "succeeded" and op.action != "deleteTableRow":
             body["resourceLocation"] = self._resource_location(request, version, item_path, op)
@@ -592,7 +639,19 @@ class Emulator:
     async def requests(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.recorder.list(item=request.query.get("item"), kind=request.query.get("kind")))
 
+    async def stats(self, request: web.Request) -> web.StreamResponse:
+        self.operations.settle()
+        phases: dict[str, int] = {}
+        for op in self.operations.all():
+            phases[op.phase] = phases.get(op.phase, 0) + 1
+        return web.json_response({**self.recorder.stats(), "operations": phases})
+
+    async def list_operations(self, request: web.Request) -> web.StreamResponse:
+        self.operations.settle()
+        return web.json_response([op.to_json() for op in self.operations.all(request.query.get("item"))])
+
     async def table(self, request: web.Request) -> web.StreamResponse:
+        self.operations.settle()
         rows = self.workbooks.peek_rows(request.match_info["item"], request.match_info["table"])
         return web.json_response({"rows": rows})
 
@@ -619,6 +678,8 @@ def build_app(
     r.add_post(f"{ADMIN_PREFIX}/tokens/revoke", emulator.revoke_tokens)
     r.add_get(f"{ADMIN_PREFIX}/requests", emulator.requests, allow_head=False)
     r.add_get(f"{ADMIN_PREFIX}/tables/{{item}}/{{table}}", emulator.table, allow_head=False)
+    r.add_get(f"{ADMIN_PREFIX}/stats", emulator.stats, allow_head=False)
+    r.add_get(f"{ADMIN_PREFIX}/operations", emulator.list_operations, allow_head=False)
     r.add_put(f"{ADMIN_PREFIX}/entra/clients/{{client}}", emulator.entra_put_client)
     r.add_put(f"{ADMIN_PREFIX}/entra/users/{{upn}}", emulator.entra_put_user)
     r.add_post(f"{ADMIN_PREFIX}/entra/users/{{upn}}/token", emulator.entra_user_token)

@@ -32,7 +32,10 @@ class Operation:
     """One asynchronous workbook operation.
 
     ``apply`` performs the state change (create session / insert row / delete row) and returns the
-    result JSON (or None); it runs once, when the operation first reaches its terminal poll.
+    result JSON (or None); it runs once, when the operation first reaches its terminal poll, or, for an
+    operation with a drawn ``duration``, at ``created + duration`` (``settle``), polled or not: Excel
+    does the work whether anyone asks. ``fail_with``: the operation fails with this error instead
+    (a write that lost a merge conflict with another one on the workbook).
     """
 
     id: str
@@ -46,6 +49,46 @@ class Operation:
     phase: Phase = "notStarted"
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    duration: float | None = None
+    created_wall: float = field(default_factory=time.time)
+    fail_with: dict[str, Any] | None = None
+    completed_wall: float | None = None
+    first_terminal_poll_wall: float | None = None
+
+    @property
+    def completes_wall(self) -> float | None:
+        """When a drawn-duration operation finishes (wall clock), None for poll-count ones."""
+        return self.created_wall + self.duration if self.duration is not None else None
+
+    def busy(self, now: float | None = None) -> bool:
+        """Still occupying the workbook: not terminal (and for a drawn duration, not yet due)."""
+        if self.terminal or self.expired(now):
+            return False
+        if self.duration is not None:
+            return (now if now is not None else time.monotonic()) - self.created_monotonic < self.duration
+        return True
+
+    def settle(self, now: float | None = None) -> None:
+        """Finish a drawn-duration operation whose time has come (idempotent)."""
+        if self.duration is None or self.terminal:
+            return
+        if (now if now is not None else time.monotonic()) - self.created_monotonic >= self.duration:
+            self._finish()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "item": self.item_id,
+            "action": self.action,
+            "phase": self.phase,
+            "polls": self.polls,
+            "createdAt": self.created_wall,
+            "durationSeconds": self.duration,
+            "completesAt": self.completes_wall,
+            "completedAt": self.completed_wall,
+            "firstTerminalPollAt": self.first_terminal_poll_wall,
+            "error": copy.deepcopy(self.error),
+        }
 
     def expired(self, now: float | None = None) -> bool:
         ttl = self.scenario.operation_ttl_seconds
@@ -59,12 +102,24 @@ class Operation:
 
     def poll(self) -> Phase:
         """Advance the state machine by one poll and return the phase to report."""
+        phase = self._advance()
+        if phase in ("succeeded", "failed") and self.first_terminal_poll_wall is None:
+            self.first_terminal_poll_wall = time.time()
+        return phase
+
+    def _advance(self) -> Phase:
         if self.terminal:
             self.polls += 1
             return self.phase
         n = self.polls
         self.polls += 1
         sc = self.scenario
+        if self.duration is not None:
+            self.settle()
+            if self.terminal:
+                return self.phase
+            self.phase = "notStarted" if n < sc.not_started_polls else "running"
+            return self.phase
         if n < sc.not_started_polls:
             self.phase = "notStarted"
             return self.phase
@@ -79,6 +134,11 @@ class Operation:
         return self.phase
 
     def _finish(self) -> None:
+        self.completed_wall = self.completes_wall if self.completes_wall is not None else time.time()
+        if self.fail_with is not None:
+            self.phase = "failed"
+            self.error = copy.deepcopy(self.fail_with)
+            return
         if self.scenario.outcome == "failed":
             self.phase = "failed"
             self.error = copy.deepcopy(self.scenario.error)
@@ -103,6 +163,8 @@ class OperationStore:
         action: Action,
         scenario: Scenario,
         apply: Callable[[], dict[str, Any] | None],
+        duration: float | None = None,
+        fail_with: dict[str, Any] | None = None,
     ) -> Operation:
         op = Operation(
             id=str(uuid.uuid4()),
@@ -111,12 +173,31 @@ class OperationStore:
             action=action,
             scenario=scenario,
             apply=apply,
+            duration=duration,
+            fail_with=fail_with,
         )
         self._ops[op.id] = op
         return op
 
     def get(self, op_id: str) -> Operation | None:
         return self._ops.get(op_id)
+
+    def settle(self, now: float | None = None) -> None:
+        """Apply every drawn-duration operation that is due, in completion order (rows land in that order)."""
+        at = now if now is not None else time.monotonic()
+        due = [op for op in self._ops.values() if op.duration is not None and not op.terminal
+               and at - op.created_monotonic >= op.duration]
+        for op in sorted(due, key=lambda o: o.created_monotonic + (o.duration or 0.0)):
+            op.settle(at)
+
+    def busy_on(self, item_id: str, now: float | None = None) -> Operation | None:
+        """An operation still running on the item (the workbook is busy), if any."""
+        at = now if now is not None else time.monotonic()
+        return next((op for op in self._ops.values() if op.item_id == item_id and op.busy(at)), None)
+
+    def all(self, item: str | None = None) -> list[Operation]:
+        return sorted((op for op in self._ops.values() if item is None or op.item_id == item),
+                      key=lambda o: o.created_monotonic)
 
     def reset(self) -> None:
         self._ops.clear()

@@ -38,6 +38,10 @@ class RequestRecord:
     """Graph: the token's upn/oid (delegated), ``app:<client id>``/``app:msi`` (app-only), None (no valid token)."""
     grant_type: str | None = None
     """Entra token endpoint: the OAuth grant type (never the token, assertion or secret)."""
+    phase: str | None = None
+    """Operation GETs: the phase the answer reported (notStarted, running, succeeded, failed)."""
+    contention: str | None = None
+    """Writes refused or doomed because the workbook was busy: throttled, conflict or merge."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,8 @@ class RequestRecord:
             "clientRequestId": self.client_request_id,
             "user": self.user,
             "grantType": self.grant_type,
+            "phase": self.phase,
+            "contention": self.contention,
         }
 
 
@@ -100,6 +106,22 @@ class Recorder:
                 continue
             out.append(record.to_json())
         return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for benches: requests by kind, and the contention answers (throttled = 429s; conflicts =
+        409s plus accepted writes doomed to a merge conflict)."""
+        kinds: dict[str, int] = {}
+        for record in self._records:
+            kinds[record.kind] = kinds.get(record.kind, 0) + 1
+        marks = [record.contention for record in self._records]
+        return {
+            "requests": kinds,
+            "contention": {
+                "throttled": marks.count("throttled"),
+                "conflicts": marks.count("conflict") + marks.count("merge"),
+                "merge": marks.count("merge"),
+            },
+        }
 
     def reset(self) -> None:
         self._records.clear()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -10,6 +12,10 @@ from typing import Any, Literal
 Mode = Literal["async", "sync"]
 Outcome = Literal["succeeded", "failed"]
 StatusCase = Literal["camel", "pascal"]
+Contention = Literal["off", "throttle", "conflict", "merge"]
+DistributionKind = Literal["fixed", "logUniform", "lognormal"]
+ACTIONS = ("createSession", "createTableRow", "deleteTableRow")
+CONTENTION_MODES = ("off", "throttle", "conflict", "merge")
 
 
 class ScenarioError(ValueError):
@@ -107,6 +113,99 @@ def _parse_faults(obj: Any, where: str) -> list[Fault]:
 
 
 @dataclass(frozen=True)
+class Duration:
+    """How long an operation runs (seconds from its creation), drawn once when the operation is created.
+
+    ``fixed``: ``seconds``. ``logUniform``: log-uniform in [``min``, ``max``]. ``lognormal``: ``median`` *
+    exp(N(0, ``sigma``)). ``seed``: draws come from one ``random.Random(seed)`` per scenario, in creation order,
+    so a run that creates its operations in the same order draws the same durations.
+    """
+
+    kind: DistributionKind
+    seconds: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+    median: float = 0.0
+    sigma: float = 0.0
+    seed: int | None = None
+
+    def draw(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.seconds
+        if self.kind == "logUniform":
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return self.median * math.exp(rng.gauss(0.0, self.sigma))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"distribution": self.kind}
+        if self.kind == "fixed":
+            out["seconds"] = self.seconds
+        elif self.kind == "logUniform":
+            out.update(min=self.low, max=self.high)
+        else:
+            out.update(median=self.median, sigma=self.sigma)
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+
+_DURATION_FIELDS: dict[str, set[str]] = {
+    "fixed": {"seconds"},
+    "logUniform": {"min", "max"},
+    "lognormal": {"median", "sigma"},
+}
+
+
+def _positive(obj: dict[str, Any], name: str, where: str, *, allow_zero: bool = False) -> float:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
+        value < 0 if allow_zero else value <= 0
+    ):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ScenarioError(f"{where}.{name}: must be a {bound} number")
+    return float(value)
+
+
+def parse_duration(obj: Any, where: str) -> Duration:
+    """``{"distribution": "fixed", "seconds": s}``, ``{"distribution": "logUniform", "min": a, "max": b}`` or
+    ``{"distribution": "lognormal", "median": m, "sigma": s}``, each with an optional integer ``seed``."""
+    if not isinstance(obj, dict):
+        raise ScenarioError(f"{where}: a duration must be a JSON object")
+    kind = obj.get("distribution")
+    if kind not in _DURATION_FIELDS:
+        raise ScenarioError(f"{where}.distribution: must be one of {', '.join(_DURATION_FIELDS)}")
+    allowed = _DURATION_FIELDS[kind] | {"distribution", "seed"}
+    unknown = set(obj) - allowed
+    if unknown:
+        raise ScenarioError(f"{where}: unknown field(s) for {kind}: {', '.join(sorted(unknown))}")
+    seed = obj.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ScenarioError(f"{where}.seed: must be an integer")
+    if kind == "fixed":
+        return Duration("fixed", seconds=_positive(obj, "seconds", where, allow_zero=True), seed=seed)
+    if kind == "logUniform":
+        low, high = _positive(obj, "min", where), _positive(obj, "max", where)
+        if high < low:
+            raise ScenarioError(f"{where}.max: must be at least min")
+        return Duration("logUniform", low=low, high=high, seed=seed)
+    sigma = _positive(obj, "sigma", where, allow_zero=True)
+    return Duration("lognormal", median=_positive(obj, "median", where), sigma=sigma, seed=seed)
+
+
+def _parse_action_durations(obj: Any) -> tuple[tuple[str, Duration], ...]:
+    if obj is None:
+        return ()
+    if not isinstance(obj, dict):
+        raise ScenarioError("'actionDurations' must be an object keyed by action")
+    out = []
+    for action, value in obj.items():
+        if action not in ACTIONS:
+            raise ScenarioError(f"actionDurations.{action}: not an action (one of {', '.join(ACTIONS)})")
+        out.append((action, parse_duration(value, f"actionDurations.{action}")))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Behaviour of one workbook (keyed by drive item id). Immutable; queues live in ScenarioState."""
 
@@ -129,6 +228,14 @@ class Scenario:
     result_faults: tuple[Fault, ...] = ()
     operation_ttl_seconds: float | None = None
     operation_latency_seconds: float | None = None
+    duration: Duration | None = None
+    action_durations: tuple[tuple[str, Duration], ...] = ()
+    contention: Contention = "off"
+    contention_retry_after_seconds: float = 1.0
+
+    def duration_for(self, action: str) -> Duration | None:
+        """The action's own distribution, else the item's, else None (the poll-count state machine)."""
+        return dict(self.action_durations).get(action, self.duration)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -151,6 +258,10 @@ class Scenario:
             "resultFaults": [f.to_json() for f in self.result_faults],
             "operationTtlSeconds": self.operation_ttl_seconds,
             "operationLatencySeconds": self.operation_latency_seconds,
+            "duration": self.duration.to_json() if self.duration else None,
+            "actionDurations": {action: d.to_json() for action, d in self.action_durations},
+            "contention": self.contention,
+            "contentionRetryAfterSeconds": self.contention_retry_after_seconds,
         }
         return out
 
@@ -175,6 +286,10 @@ _SCENARIO_FIELDS = {
     "resultFaults",
     "operationTtlSeconds",
     "operationLatencySeconds",
+    "duration",
+    "actionDurations",
+    "contention",
+    "contentionRetryAfterSeconds",
 }
 
 
@@ -239,6 +354,18 @@ def parse_scenario(obj: Any) -> Scenario:
     elif not isinstance(error, dict):
         raise ScenarioError("'error' must be an object")
     start_error_obj = obj.get("startError")
+    duration = parse_duration(obj["duration"], "duration") if obj.get("duration") is not None else None
+    action_durations = _parse_action_durations(obj.get("actionDurations"))
+    if obj.get("runningSeconds") is not None and (duration is not None or action_durations):
+        raise ScenarioError("runningSeconds: give either runningSeconds or duration/actionDurations, not both")
+    contention = obj.get("contention", "off")
+    if contention not in CONTENTION_MODES:
+        raise ScenarioError(f"'contention' must be one of {', '.join(CONTENTION_MODES)}")
+    retry_after = obj.get("contentionRetryAfterSeconds", 1.0)
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float) or not (
+        math.isfinite(retry_after) and retry_after >= 0
+    ):
+        raise ScenarioError("'contentionRetryAfterSeconds' must be a non-negative number")
     return Scenario(
         mode=mode,
         start_faults=tuple(_parse_faults(obj.get("startFaults", []), "startFaults")),
@@ -259,6 +386,10 @@ def parse_scenario(obj: Any) -> Scenario:
         result_faults=tuple(_parse_faults(obj.get("resultFaults", []), "resultFaults")),
         operation_ttl_seconds=_seconds(obj, "operationTtlSeconds"),
         operation_latency_seconds=_seconds(obj, "operationLatencySeconds"),
+        duration=duration,
+        action_durations=action_durations,
+        contention=contention,
+        contention_retry_after_seconds=float(retry_after),
     )
 
 
@@ -270,6 +401,7 @@ class ScenarioState:
     start_faults: deque[Fault] = field(default_factory=deque)
     operation_faults: deque[Fault] = field(default_factory=deque)
     result_faults: deque[Fault] = field(default_factory=deque)
+    rngs: dict[str, random.Random] = field(default_factory=dict)
 
     @classmethod
     def create(cls, scenario: Scenario) -> ScenarioState:
@@ -279,6 +411,18 @@ class ScenarioState:
             operation_faults=deque(scenario.operation_faults),
             result_faults=deque(scenario.result_faults),
         )
+
+    def draw_duration(self, action: str) -> float | None:
+        """Draw the running time of a new operation of `action` (None: no distribution configured). Each
+        distribution (the item's, each action's) has its own generator, seeded when it gives a seed."""
+        dist = self.scenario.duration_for(action)
+        if dist is None:
+            return None
+        key = action if action in dict(self.scenario.action_durations) else ""
+        rng = self.rngs.get(key)
+        if rng is None:
+            rng = self.rngs[key] = random.Random(dist.seed)  # nosec B311: a test double's durations
+        return dist.draw(rng)
 
     def to_json(self) -> dict[str, Any]:
         out = self.scenario.to_json()

@@ -26,6 +26,8 @@ FIELDS = {
     "clientRequestId",
     "user",
     "grantType",
+    "phase",
+    "contention",
 }
 
 
