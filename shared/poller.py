@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from . import lane_flow
 from .auth import DelegatedCredentialError, TokenSource, on_behalf_of
 from .chain import Verdict, is_last_delivery, judge
 from .deliverer import queue_next_attempt
@@ -21,7 +22,7 @@ from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from .keyring import UnsealError
 from .operations import TERMINAL_FIELDS, terminal_state
-from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient
+from .polling import Finish, PollState, Reschedule, decide, timed_out, timeout_error, transient, whole_seconds
 from .queue import BadMessage, decode
 from .records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
 from .runtime import Runtime
@@ -66,6 +67,7 @@ async def _own_chain(rt: Runtime, state: PollState, dequeue_count: int,
                 await queue_next_attempt(rt, op)  # the finishing step may have died before queuing it
             if op.fanout_state == FANOUT_PENDING and not await subscriptions(rt).fanned_out(op.id, op.event_id or ""):
                 await queue_fanout(rt, op)  # duplicates are harmless (fanout.py); a lost one is not
+            await lane_flow.on_terminal(rt, op)  # the finishing step may have died before releasing its lane
             log.info("operation %s is %s; poll message dropped", op.id, op.status)
             return None
         verdict = judge(op.generation, op.chain_message, state.generation, message_id, dequeue_count)
@@ -113,6 +115,10 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     if timed_out(elapsed, rt.timing):
         await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing, state)))
         return
+    throttled = await lane_flow.throttled_for(rt, op, now)  # the workbook's shared throttle (and lane lease)
+    if throttled > 0:
+        await reschedule(rt, op, Reschedule(max(1, whole_seconds(throttled)), state, None))
+        return
     try:
         tokens = _tokens_for(rt, op)
     except UnsealError as exc:
@@ -120,6 +126,8 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
         return
     try:
         answer, _ = await _get(rt, op.operation_url or "", classify_operation, tokens)
+        if answer.status_code == 429:
+            await lane_flow.note_throttle(rt, op, answer.retry_after)  # its siblings wait it out too
         decision = decide(answer, state, elapsed, rt.timing)
         if isinstance(decision, Finish) and decision.status == "succeeded" and decision.result_url:
             outcome = await _fetch_result(rt, op, decision, elapsed, tokens)
@@ -232,3 +240,4 @@ async def finish(rt: Runtime, op: Operation, decision: Finish, result: Any = Non
     log.info("operation %s %s after %s polls", op.id, done.status, done.poll_count)
     if done.webhook_state == WEBHOOK_PENDING:
         await queue_next_attempt(rt, done)
+    await lane_flow.on_terminal(rt, done)  # after the terminal write: the next one in its workbook's lane

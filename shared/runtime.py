@@ -16,6 +16,7 @@ from azure.storage.queue.aio import QueueClient
 
 from .auth import CredentialTokenSource, TokenSource
 from .graph import GraphClient
+from .lane_store import LaneStore
 from .outbound import OutboundPolicy, PinnedResolver
 from .polling import Timing
 from .queue import DeliveryQueue, PollQueue
@@ -39,6 +40,7 @@ class Runtime:
     webhook_http: aiohttp.ClientSession
     resolver: PinnedResolver
     outbound: OutboundPolicy
+    lanes: LaneStore | None = None  # the lane per workbook (shared/lane_flow.py); None: WORKBOOK_CONCURRENCY=0
 
     async def close(self) -> None:
         await self.http.close()
@@ -127,6 +129,7 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         webhook_http=webhook_http,
         resolver=resolver,
         outbound=policy,
+        lanes=LaneStore(table) if settings.workbook_concurrency > 0 else None,
     )
     try:
         await runtime.store.ensure_table()
