@@ -27,6 +27,7 @@ from azure.storage.queue.aio import QueueClient
 
 from devhost.services import AzuritePorts, bridge_environment, free_port, start_azurite, start_emulator
 from shared import operations, poller
+from shared.lane_store import LaneStore
 from shared.queue import PollQueue
 from shared.runtime import build_runtime
 from shared.settings import load_settings
@@ -50,10 +51,10 @@ LABELS = {"table GET": "table read (entity)", "table PATCH": "table write (merge
           "queue DELETE": "queue delete", "queue PUT": "queue update"}
 
 
-async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: str) -> None:
+async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: str, concurrency: int = 1) -> None:
     env = bridge_environment(storage, int(emulator_url.rsplit(":", 1)[1]), POLL_QUEUE="bench-polls",
                              OPERATIONS_TABLE="benchops", POLL_INITIAL_DELAY_SECONDS="0",
-                             POLL_MAX_DELAY_SECONDS="1")
+                             POLL_MAX_DELAY_SECONDS="1", WORKBOOK_CONCURRENCY=str(concurrency))
     os.environ.update(env)
     settings = load_settings()
     counter: Counter[str] = Counter()
@@ -66,6 +67,8 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
     rt.polls = PollQueue(QueueClient.from_connection_string(
         conn, settings.poll_queue, message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy(), transport=CountingTransport(counter, "queue")))
+    if rt.lanes is not None:  # the workbook's lane entity (shared throttle, lease): read on every poll
+        rt.lanes = LaneStore(rt.store.table)
     reply = await operations.start(rt, f'{{"workbook": "/me/drive/items/{item}", "action": "createSession"}}'
                                    .encode(), None, "http://bench/api")
     op_id = reply.operation.id
@@ -90,7 +93,7 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
     totals: Counter[str] = Counter()
     for c in per_poll:
         totals.update(c)
-    print(f"uneventful polls measured: {len(per_poll)}")
+    print(f"WORKBOOK_CONCURRENCY={concurrency}: uneventful polls measured: {len(per_poll)}")
     for key, value in sorted(totals.items()):
         print(f"  {LABELS.get(key, key):<24} {value / len(per_poll):.2f} per poll")
     total = sum(totals.values()) / len(per_poll)
@@ -103,6 +106,7 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--polls", type=int, default=20)
+    parser.add_argument("--workbook-concurrency", type=int, default=1, help="0: no lane (no lane entity read)")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     storage = AzuritePorts(free_port(), free_port(), free_port())
@@ -112,7 +116,7 @@ def main() -> None:
         item = "01BENCH" + uuid.uuid4().hex[:12].upper()
         httpx.put(f"{emulator.url}/_emulator/scenarios/{item}",
                   json={"runningPolls": args.polls + 2}).raise_for_status()
-        asyncio.run(measure(args.polls, storage, emulator.url, item))
+        asyncio.run(measure(args.polls, storage, emulator.url, item, args.workbook_concurrency))
     finally:
         emulator.stop()
         azurite.stop()

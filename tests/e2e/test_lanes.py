@@ -9,6 +9,7 @@ recorded request times (its clock), never on sleeps.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -56,7 +57,7 @@ def test_lane_order_is_arrival_order(make_bridge: BridgeFactory, emulator: Emula
     assert emulator.rows(item, "T") == [[n] for n in range(5)]  # each row once, in arrival order
     starts = _starts(emulator, item)
     assert len(starts) == 5
-    for current, following in zip(starts, starts[1:], strict=False):
+    for current, following in itertools.pairwise(starts):
         polls = _polls_of(emulator, item, current["operationId"])
         assert polls, current
         # the next Excel request went out only after the current one was seen finished: never two in flight
