@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from . import operations as ops
+from .deliverer import queue_next_attempt
+from .fanout import queue_fanout
 from .keyring import UnsealError
 from .lane_store import LaneContention, lane_key
 from .lanes import (
@@ -32,7 +34,7 @@ from .lanes import (
 from .polling import transient_backoff, whole_seconds
 from .problems import Problem
 from .queue import BadMessage, decode_lane
-from .records import FAILED, NOT_STARTED, STARTING, WAITING, Operation, iso, parse_iso
+from .records import FAILED, NOT_STARTED, STARTING, TIMED_OUT, WAITING, WEBHOOK_PENDING, Operation, iso, parse_iso
 from .runtime import Runtime
 from .store import Conflict
 from .strict_json import dumps, loads_stored
@@ -193,21 +195,34 @@ async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: ops.NotSent) -
     return await ops._record_outcome(rt, ops.terminal_state(intent, FAILED, now, error=error), None)
 
 
+async def _end_unsent(rt: Runtime, op: Operation, status: str, error: dict[str, Any]) -> Operation:
+    """End a waiting record that was never sent (nothing reached Graph), and free its slot."""
+    ended = ops.terminal_state(op, status, time.time(), error=error)
+    await queue_fanout(rt, ended)  # before the write, as poller.finish does
+    try:
+        done = await rt.store.update(ended, ops.TERMINAL_FIELDS)
+    except Conflict:
+        return op
+    if done.webhook_state == WEBHOOK_PENDING:
+        await queue_next_attempt(rt, done)
+    await on_terminal(rt, done)
+    return done
+
+
 async def start_deferred(rt: Runtime, op: Operation) -> Operation:
-    """Start a `waiting` record that holds its slot (the advance step)."""
+    """Start a `waiting` record that holds its slot (the advance step). One that waited past
+    OPERATION_TIMEOUT_SECONDS ends `timedOut` unsent: it would be timed out right after Graph took it."""
+    if time.time() - parse_iso(op.created_at) >= rt.timing.timeout:
+        return await _end_unsent(rt, op, TIMED_OUT, {
+            "code": "operationTimedOut",
+            "message": f"The request waited for its workbook's lane longer than {rt.timing.timeout:g} seconds "
+                       "(OPERATION_TIMEOUT_SECONDS); it was never sent to Graph."})
     assertion = None
     if op.credential_sealed and rt.settings.delegated is not None:
         try:
             assertion = rt.settings.keyring.unseal(op.credential_sealed, op.id)
         except UnsealError as exc:
-            failed = ops.terminal_state(op, FAILED, time.time(), error={"code": "credentialUnavailable",
-                                                                        "message": str(exc)})
-            try:
-                done = await rt.store.update(failed, ops.TERMINAL_FIELDS)
-            except Conflict:
-                return op
-            await on_terminal(rt, done)
-            return done
+            return await _end_unsent(rt, op, FAILED, {"code": "credentialUnavailable", "message": str(exc)})
     return await _begin(rt, op, await request_of(rt, op), assertion, None, http=False)
 
 

@@ -82,7 +82,7 @@ class Settings:
     # The lane per workbook (shared/lanes.py): Excel requests in flight per workbook (0: unbounded, no lane),
     # and how long a holder keeps its slot without renewing it (a dead holder frees it after this).
     workbook_concurrency: int = 1
-    lane_lease_seconds: float = 300.0
+    lane_lease_seconds: float = 600.0
 
     @property
     def retention_seconds(self) -> float:
@@ -228,7 +228,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         results_container=_container_name(env.get("RESULTS_CONTAINER", "").strip() or "operation-results"),
         poll_max_dequeue_count=max_dequeue_count(env),
         workbook_concurrency=_whole(env, "WORKBOOK_CONCURRENCY", 1, 0, 100),
-        lane_lease_seconds=_number(env, "LANE_LEASE_SECONDS", 300.0, 2.0, 86_400.0),
+        lane_lease_seconds=_number(env, "LANE_LEASE_SECONDS", 600.0, 2.0, 86_400.0),
     )
 
 

@@ -207,3 +207,13 @@ def test_a_429_on_a_poll_throttles_the_workbook_for_its_siblings() -> None:
     assert 4.0 < wait <= 5.0
 
 
+
+
+def test_a_waiter_past_the_operation_timeout_ends_timed_out_and_is_never_sent() -> None:
+    w, holder, waiter = _two()
+    old = w.record(waiter)
+    asyncio.run(w.store.update(old.with_(created_at="2000-01-01T00:00:00.000Z"), {"created_at"}))
+    w.end(holder)
+    w.advance()
+    assert w.graph.starts == 1
+    assert w.record(waiter).status == "timedOut" and w.lane().holders == ()
