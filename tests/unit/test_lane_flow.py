@@ -51,6 +51,18 @@ class FakeLaneStore(LaneStore):
         return True
 
 
+class YieldingStore(FakeStore):
+    """FakeStore whose reads and writes yield to the event loop, so concurrent steps interleave between them."""
+
+    async def get(self, operation_id: str) -> Operation | None:
+        await asyncio.sleep(0)
+        return await super().get(operation_id)
+
+    async def update(self, op: Operation, changed: set[str]) -> Operation:
+        await asyncio.sleep(0)
+        return await super().update(op, changed)
+
+
 @dataclass
 class LaneQueue(FakeQueue):
     lanes: list[tuple[str, int]] = field(default_factory=list)
@@ -61,7 +73,7 @@ class LaneQueue(FakeQueue):
 
 @dataclass
 class World:
-    store: FakeStore = field(default_factory=FakeStore)
+    store: FakeStore = field(default_factory=YieldingStore)
     graph: FakeGraph = field(default_factory=lambda: FakeGraph([]))
     polls: LaneQueue = field(default_factory=LaneQueue)
     deliveries: FakeQueue = field(default_factory=FakeQueue)
