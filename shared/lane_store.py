@@ -2,7 +2,8 @@
 
 `PartitionKey` = `lane-<sha256(lane key)[:32]>`, `RowKey` = `lane`. Properties: `Holders` (JSON
 `[[operation id, ticket, lease until], ...]`), `Waiting` (JSON `[[operation id, ticket], ...]` in ticket order),
-`NextTicket`, `ThrottleUntil`, `RecheckAt`. Every change is a read, a pure decision (shared/lanes.py) and a
+`NextTicket`, `ThrottleUntil`, `RecheckAt`. An idle lane is deleted (ETag-guarded), so the table keeps lanes only
+for workbooks in use. Every change is a read, a pure decision (shared/lanes.py) and a
 write guarded by the ETag read (insert-only for a new lane); 412/409 means someone else changed it: read again
 and decide again.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,7 +22,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from .lanes import Holder, LaneState, Waiter
+from .lanes import Holder, LaneState, Waiter, idle
 from .store import is_precondition_failure
 from .strict_json import dumps, loads_stored
 
@@ -83,10 +85,15 @@ class LaneStore:
         return from_entity(dict(entity)), entity.metadata.get("etag")
 
     async def write(self, key: str, state: LaneState, etag: str | None) -> bool:
-        """Write if unchanged since read (`etag`; None: only if it still does not exist). False on a race."""
+        """Write if unchanged since read (`etag`; None: only if it still does not exist). False on a race.
+        An idle lane (nobody holds or waits, no throttle pending) is deleted instead, with the same ETag."""
         entity = to_entity(key, state)
         try:
-            if etag is None:
+            if idle(state, time.time()):
+                if etag is not None:
+                    await self._table.delete_entity(key, LANE_ROW_KEY, etag=etag,
+                                                    match_condition=MatchConditions.IfNotModified)
+            elif etag is None:
                 await self._table.create_entity(entity)
             else:
                 await self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,

@@ -66,6 +66,12 @@ def throttle_wait(state: LaneState, now: float) -> float:
     return max(0.0, state.throttle_until - now)
 
 
+def idle(state: LaneState, now: float) -> bool:
+    """Nobody holds or waits and no throttle is pending: the lane entity can go (a new one starts afresh;
+    ticket numbers only order one line, they need not grow forever)."""
+    return not state.holders and not state.waiting and throttle_wait(state, now) == 0
+
+
 def throttle(state: LaneState, until: float) -> LaneState:
     """Graph said 429 with Retry-After: keep the later end."""
     return state if until <= state.throttle_until else replace(state, throttle_until=until)

@@ -15,7 +15,7 @@ from typing import cast
 from shared import lane_flow, operations, poller
 from shared.graph import GraphResponse
 from shared.lane_store import LaneStore, lane_key
-from shared.lanes import LaneState
+from shared.lanes import LaneState, idle
 from shared.polling import PollState, Timing
 from shared.queue import encode, encode_lane
 from shared.records import FAILED, SUCCEEDED, WAITING, Operation
@@ -47,7 +47,10 @@ class FakeLaneStore(LaneStore):
             return False
         self.version += 1
         self.writes += 1
-        self.entities[key] = (state, str(self.version))
+        if idle(state, time.time()):  # as LaneStore.write: an idle lane is deleted
+            self.entities.pop(key, None)
+        else:
+            self.entities[key] = (state, str(self.version))
         return True
 
 
@@ -93,7 +96,7 @@ class World:
         return asyncio.run(operations.start(self.rt, body, None, "http://h/api", content_type="application/json"))
 
     def lane(self) -> LaneState:
-        return self.lanes.entities[LANE][0]
+        return self.lanes.entities.get(LANE, (LaneState(), ""))[0]
 
     def record(self, operation_id: str) -> Operation:
         return self.store.records[operation_id]
