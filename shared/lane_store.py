@@ -121,5 +121,6 @@ class LaneStore:
                 await prepare(new, out)
             if await self.write(key, new, etag):
                 return new, out
-            await asyncio.sleep(random.uniform(0.0, min(0.05 * (attempt + 1), 0.5)))  # nosec B311: jitter only
+            # Jitter only (not security): spreads the retries of requests that raced for the entity.
+            await asyncio.sleep(random.uniform(0.0, min(0.05 * (attempt + 1), 0.5)))  # nosec B311
         raise LaneContention(key)
