@@ -292,6 +292,8 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
             await _release(rt, lane, holder.operation_id)
         elif op.status == WAITING:
             await start_deferred(rt, op)
+        elif op.start_phase:  # a start that died half way: finish it as a GET would (never sent twice)
+            await ops.resume_start(rt, op, time.time(), retry=False)
 
 
 # --- release, position, throttle -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import cast
 from shared import lane_flow, operations, poller
 from shared.graph import GraphResponse
 from shared.lane_store import LaneStore, lane_key
-from shared.lanes import LaneState, idle
+from shared.lanes import LaneState, advance, idle
 from shared.polling import PollState, Timing
 from shared.queue import encode, encode_lane
 from shared.records import FAILED, SUCCEEDED, WAITING, Operation
@@ -232,3 +232,19 @@ def test_a_waiter_past_the_operation_timeout_ends_timed_out_and_is_never_sent() 
     w.advance()
     assert w.graph.starts == 1
     assert w.record(waiter).status == "timedOut" and w.lane().holders == ()
+
+
+def test_the_advance_step_finishes_a_deferred_start_that_died_after_sending() -> None:
+    w, holder, waiter = _two()
+    w.end(holder)
+    # The waiter was promoted and sent, then the worker died: `starting` long ago, no answer stored.
+    asyncio.run(w.lanes.change(LANE, lambda s: (advance(s, time.time(), 1, 60.0, frozenset({holder}))[0], None)))
+    old = w.record(waiter)
+    asyncio.run(w.store.update(old.with_(status="notStarted", start_phase="starting",
+                                         updated_at="2000-01-01T00:00:00.000Z"),
+                               {"status", "start_phase", "updated_at"}))
+    w.advance()
+    assert w.graph.starts == 1  # never sent again
+    op = w.record(waiter)
+    assert op.status == FAILED and op.error is not None and op.error["code"] == "graphOutcomeUnknown"
+    assert w.lane().holders == ()
