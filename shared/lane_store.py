@@ -28,7 +28,7 @@ from .strict_json import dumps, loads_stored
 
 LANE_PREFIX = "lane-"
 LANE_ROW_KEY = "lane"
-MAX_TRIES = 30  # ETag races: 50 requests arriving at once on one workbook all admit through one entity
+MAX_TRIES = 100  # ETag races: 50 requests arriving at once on one workbook all admit through one entity
 
 T = TypeVar("T")
 

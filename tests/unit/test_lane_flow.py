@@ -248,3 +248,22 @@ def test_the_advance_step_finishes_a_deferred_start_that_died_after_sending() ->
     op = w.record(waiter)
     assert op.status == FAILED and op.error is not None and op.error["code"] == "graphOutcomeUnknown"
     assert w.lane().holders == ()
+
+
+def test_fifty_requests_at_once_get_one_slot_and_fifty_distinct_places() -> None:
+    w = World(graph=FakeGraph([accepted()]))
+
+    async def post(n: int) -> operations.Reply:
+        body = json.dumps({"workbook": WORKBOOK, "action": "createTableRow", "sessionId": "s",
+                           "parameters": {"table": "T", "values": [[n]]}}).encode()
+        return await operations.start(w.rt, body, None, "http://h/api", content_type="application/json")
+
+    async def all_at_once() -> list[operations.Reply]:
+        return await asyncio.gather(*(post(n) for n in range(50)))
+
+    replies = asyncio.run(all_at_once())
+    assert w.graph.starts == 1
+    assert sorted(r.operation.lane_position or 0 for r in replies) == list(range(50))  # 0: the one sent
+    lane = w.lane()
+    assert len(lane.holders) == 1 and len(lane.waiting) == 49
+    assert [x.ticket for x in lane.waiting] == sorted({x.ticket for x in lane.waiting})
