@@ -157,6 +157,17 @@ async def _begin(rt: Runtime, op: Operation, request: StartRequest, assertion: s
     except Conflict:
         log.info("operation %s was started (or ended) elsewhere", op.id)
         return await rt.store.get(op.id) or op
+    except Exception:
+        if not http:
+            raise  # the lane message is retried: the record is still `waiting` and holds its slot
+        # The record is stored (`waiting`, holding its slot): it stays accepted and the advance step sends it.
+        # Answering "nothing was stored" instead could not be kept if the record's removal failed too.
+        log.exception("could not store the intent of operation %s; its lane will start it", op.id)
+        try:
+            await rt.polls.send_lane(op.lane or "", 0)
+        except Exception:
+            log.warning("could not queue the lane of %s; its lease or a GET of it recovers it", op.id)
+        return op.with_(lane_position=0)
     try:
         return await ops.send_start(rt, request, intent, assertion, key_hash)
     except ops.NotSent as exc:
@@ -329,10 +340,12 @@ async def with_position(rt: Runtime, op: Operation) -> Operation:
         return op
     lane = op.lane
     state, _ = await _lanes(rt).read(lane)
+    now = time.time()
     if find_holder(state, op.id) is not None:
+        if now - parse_iso(op.updated_at) >= READMIT_GRACE_SECONDS:  # holds its slot but was never started
+            await rt.polls.send_lane(lane, 0)
         return op.with_(lane_position=0)
     place = position(state, op.id)
-    now = time.time()
     if place is None and now - parse_iso(op.updated_at) >= READMIT_GRACE_SECONDS:
         concurrency, lease = rt.settings.workbook_concurrency, rt.settings.lane_lease_seconds
 
