@@ -128,7 +128,7 @@ def test_429_on_one_chain_slows_its_siblings(make_bridge: BridgeFactory, emulato
     from .test_lifecycle import _graph_token
 
     bridge = make_bridge("lane-throttle", WORKBOOK_CONCURRENCY="1", POLL_MAX_DELAY_SECONDS="1")
-    item, retry_after = new_item(), 4
+    item, retry_after = new_item(), 5
     emulator.scenario(item, runningPolls=10_000)
     token = _graph_token(emulator)
     locations = [_graph_operation(emulator, item, token) for _ in range(2)]
@@ -146,12 +146,16 @@ def test_429_on_one_chain_slows_its_siblings(make_bridge: BridgeFactory, emulato
     hit = wait_for(throttled, 30, "a 429")
     sibling = next(g for g in graph_ops if g != hit["operationId"])
 
-    def sibling_after() -> list[dict[str, Any]] | None:
-        later = [r for r in _polls_of(emulator, item, sibling) if r["time"] > hit["time"] + 0.3]
-        return later or None
+    end = hit["time"] + retry_after - 0.05
 
-    after = wait_for(sibling_after, 30, "the sibling polling again after the 429")
-    # Its next call to Graph waited out the throttle another chain got (recorded times, the emulator's clock).
-    assert all(r["time"] >= hit["time"] + retry_after - 0.05 for r in after), (hit, after[:3])
+    def sibling_after_the_throttle() -> bool:
+        return any(r["time"] >= end for r in _polls_of(emulator, item, sibling))
+
+    wait_for(sibling_after_the_throttle, 30, "the sibling polling again after the throttle")
+    early = [r for r in _polls_of(emulator, item, sibling) if hit["time"] < r["time"] < end]
+    # Its calls to Graph waited out the throttle another chain got (recorded times, the emulator's clock). At most
+    # one poll may have been on its way already (it read the lane just before the 429 was noted); without the
+    # shared throttle it would have polled every second (POLL_MAX_DELAY_SECONDS=1) throughout.
+    assert len(early) <= 1, (hit, early)
     for t in tracked:
         bridge.client.delete(f"{bridge.api}/operations/{t['id']}")
