@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 import azure.functions as func
 from azure.storage.queue.aio import QueueClient
 
-from shared import deliverer, operations, poison, poller, purge, subscription_api, subscriptions
+from shared import deliverer, lane_flow, operations, poison, poller, purge, subscription_api, subscriptions
 from shared.identity import Caller, caller_from_headers
 from shared.openapi import build_spec
 from shared.problems import Problem
+from shared.queue import LANE_KIND, message_kind
 from shared.responses import (
     api_base,
     json_response,
@@ -167,8 +168,11 @@ async def purge_expired(timer: func.TimerRequest) -> None:
 async def poll_operation(msg: func.QueueMessage) -> None:
     """One poll of one operation. Raises only for storage failures, so the host retries, then poisons."""
     rt = await get_runtime()
-    await poller.handle_message(rt, msg.get_body().decode("utf-8", "replace"), msg.dequeue_count or 1,
-                                 msg.id)
+    text = msg.get_body().decode("utf-8", "replace")
+    if message_kind(text) == LANE_KIND:  # the workbook lane's advance step (shared/lane_flow.py)
+        await lane_flow.handle_message(rt, text)
+        return
+    await poller.handle_message(rt, text, msg.dequeue_count or 1, msg.id)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%WEBHOOK_QUEUE%", connection="AzureWebJobsStorage")

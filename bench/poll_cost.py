@@ -36,6 +36,7 @@ from devhost.services import AzuritePorts, bridge_environment, free_port, start_
 from shared import operations, poller
 from shared.duration_history import DurationHistory
 from shared.history_store import HistoryStore
+from shared.lane_store import LaneStore
 from shared.polling import Timing
 from shared.queue import DeliveryQueue, PollQueue
 from shared.runtime import Runtime, build_runtime
@@ -128,11 +129,11 @@ def _history(duration: float, runs: int = 10) -> DurationHistory:
     return history
 
 
-async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: str) -> None:
+async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: str, concurrency: int = 1) -> None:
     env = bridge_environment(storage, int(emulator_url.rsplit(":", 1)[1]), POLL_QUEUE="bench-polls",
                              WEBHOOK_QUEUE="bench-deliveries", OPERATIONS_TABLE="benchops",
                              DURATION_HISTORY_TABLE="benchdurations", POLL_INITIAL_DELAY_SECONDS="0",
-                             POLL_MAX_DELAY_SECONDS="1")
+                             POLL_MAX_DELAY_SECONDS="1", WORKBOOK_CONCURRENCY=str(concurrency))
     os.environ.update(env)
     settings = load_settings()
     counter: Counter[str] = Counter()
@@ -153,12 +154,15 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
     rt.deliveries = DeliveryQueue(QueueClient.from_connection_string(
         conn, settings.webhook_queue, message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy(), transport=CountingTransport(counter, "deliveries")))
+    if rt.lanes is not None:  # the workbook's lane entity (shared throttle, lease): read on every poll
+        rt.lanes = LaneStore(rt.store.table)
     cold = await _one_operation(rt, counter, item, polls)
     warm = await _one_operation(rt, counter, item, polls)
     await rt.close()
 
     poll = _per(cold["uneventful"] + warm["uneventful"])
-    print(f"uneventful polls measured: {len(cold['uneventful']) + len(warm['uneventful'])}")
+    print(f"WORKBOOK_CONCURRENCY={concurrency}: uneventful polls measured: "
+          f"{len(cold['uneventful']) + len(warm['uneventful'])}")
     for key, value in sorted(poll.items()):
         print(f"  {LABELS.get(key, key):<24} {value:.2f} per poll")
     per_poll = sum(poll.values())
@@ -193,6 +197,7 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--polls", type=int, default=20)
+    parser.add_argument("--workbook-concurrency", type=int, default=1, help="0: no lane (no lane entity read)")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     storage = AzuritePorts(free_port(), free_port(), free_port())
@@ -202,7 +207,7 @@ def main() -> None:
         item = "01BENCH" + uuid.uuid4().hex[:12].upper()
         httpx.put(f"{emulator.url}/_emulator/scenarios/{item}",
                   json={"runningPolls": args.polls + 2}).raise_for_status()
-        asyncio.run(measure(args.polls, storage, emulator.url, item))
+        asyncio.run(measure(args.polls, storage, emulator.url, item, args.workbook_concurrency))
     finally:
         emulator.stop()
         azurite.stop()

@@ -439,6 +439,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     POLL_MAX_DELAY_SECONDS: '240'
     OPERATION_TIMEOUT_SECONDS: '3600'
     POLL_MAX_TRANSIENT_FAILURES: '8'
+    // The lane per workbook: Excel requests in flight per workbook (0: unbounded), and a dead holder's lease.
+    WORKBOOK_CONCURRENCY: '1'
+    LANE_LEASE_SECONDS: '600'
     POLL_QUEUE: pollQueue.name
     WEBHOOK_QUEUE: webhookQueue.name
     OPERATIONS_TABLE: operationsTable.name

@@ -5,11 +5,12 @@ side (operations.py, purge.py) and the poll chain (poller.py), which therefore d
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .duration_history import history_keys
 from .polling import Timing
-from .records import FANOUT_PENDING, WEBHOOK_NONE, WEBHOOK_PENDING, Operation, iso
+from .records import FANOUT_PENDING, WEBHOOK_NONE, WEBHOOK_PENDING, Operation, iso, parse_iso
 from .results import bounded
 from .schedule import Plan, Schedule
 
@@ -40,10 +41,40 @@ TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "p
 OUTCOME_FIELDS = TERMINAL_FIELDS | {"operation_url", "start_phase"}  # Graph's answer to a start
 
 
-def schedule_for(op: Operation, timing: Timing) -> Schedule:
-    """The poll schedule of this record: its plan (fixed at creation) over the deployment's timing. The one
-    source of "when is the next poll": the poller's `decide` and the status endpoint's Retry-After use it."""
-    return Schedule(Plan.decode(op.poll_plan), timing)
+@dataclass(frozen=True)
+class RecordSchedule:
+    """A record's schedule, in seconds since the record's creation (what the poller and the status endpoint
+    count). The plan's offsets count from when the Excel request was sent: `shift` seconds after creation when
+    the operation waited in its workbook's lane (shared/lane_flow.py), else 0. Its deadline stays the record's."""
+
+    schedule: Schedule
+    shift: float = 0.0
+
+    @property
+    def plan(self) -> Plan:
+        return self.schedule.plan
+
+    def next_offset(self, elapsed: float) -> float:
+        """Seconds since creation of the first planned poll after `elapsed` since creation."""
+        return self.schedule.next_offset(max(0.0, elapsed - self.shift)) + self.shift
+
+    def next_poll(self, elapsed: float) -> float:
+        """Seconds from now (`elapsed` since creation) to the next planned poll (polling.decide's `next_poll`)."""
+        return self.schedule.next_poll(max(0.0, elapsed - self.shift))
+
+    def observed_duration(self, elapsed: float) -> float:
+        """The duration to learn from an operation first seen finished `elapsed` after creation: Excel's time only,
+        not the time it waited for its workbook."""
+        return self.schedule.observed_duration(max(0.0, elapsed - self.shift))
+
+
+def schedule_for(op: Operation, timing: Timing) -> RecordSchedule:
+    """The poll schedule of this record: its plan (fixed at creation) over the deployment's timing, counted from
+    when its Excel request was sent. The one source of "when is the next poll": the poller's `decide` and the
+    status endpoint's Retry-After use it."""
+    shift = max(0.0, parse_iso(op.started_at) - parse_iso(op.created_at)) if op.started_at else 0.0
+    remaining = replace(timing, timeout=max(1.0, timing.timeout - shift))
+    return RecordSchedule(Schedule(Plan.decode(op.poll_plan), remaining), shift)
 
 
 def history_keys_for(owner: str, action: str | None, workbook: str | None) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from typing import Any
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "0.1.0"
 
-STATUSES = ["notStarted", "running", "succeeded", "failed", "timedOut", "canceled"]
+STATUSES = ["waiting", "notStarted", "running", "succeeded", "failed", "timedOut", "canceled"]
 ACTIONS = ["createSession", "createTableRow", "deleteTableRow"]
 
 _JSON = "application/json"
@@ -301,6 +301,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "failOnError": {"type": "boolean"},
             "owner": {"type": "string", "nullable": True,
                       "description": "`<tenant id>/<object id>` of the authenticated caller, or DEFAULT_OWNER"},
+            "lane": {"type": "object", "description": "Only while `waiting`: its place in its workbook's lane",
+                     "properties": {"position": {
+                         "type": "integer", "nullable": True, "minimum": 0,
+                         "description": "1 = next; 0 = holds the slot and is being sent; null in lists"}}},
             "webhook": {"type": "object", "properties": {
                 "state": {"type": "string", "enum": ["none", "pending", "delivered", "failed"]},
                 "attempts": {"type": "integer"},

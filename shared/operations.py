@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from . import lane_flow, lane_slots
 from .auth import DelegatedCredentialError, on_behalf_of
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
@@ -34,6 +35,7 @@ from .records import (
     STATUSES,
     SUCCEEDED,
     TIMED_OUT,
+    WAITING,
     WEBHOOK_FAILED,
     WEBHOOK_NONE,
     WEBHOOK_PENDING,
@@ -191,6 +193,8 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
             if key_hash:
                 await rt.store.release_idempotency(key_hash)
             raise
+    elif lane_slots.enabled(rt):  # one Excel request at a time per workbook (shared/lane_flow.py)
+        op = await lane_flow.admit_start(rt, request, operation_id, now, base_url, acting, key_hash)
     else:
         op = await _start(rt, request, operation_id, now, base_url, acting, key_hash)
     return _reply(rt, op, time.time(), created=bool(op.callback_sealed))  # after Graph's answer: the poll is queued
@@ -284,6 +288,7 @@ async def _abandon(rt: Runtime, intent: Operation, key_hash: str | None) -> None
         return
     if key_hash:
         await rt.store.release_idempotency(key_hash)
+    await lane_slots.on_terminal(rt, intent)  # its lane slot, if it held one
 
 
 async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
@@ -312,28 +317,59 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
         raise Problem(503, "storageUnavailable", "The operation could not be stored",
                       "Nothing was stored and nothing was sent to Graph; retry the request.",
                       headers={"Retry-After": "5"}) from None
-    tokens = on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, acting.assertion) \
-        if rt.settings.delegated and acting.assertion else None
+    try:
+        return await send_start(rt, request, intent, acting.assertion, key_hash)
+    except NotSent as exc:
+        await _abandon(rt, intent, key_hash)
+        if exc.problem is None:
+            raise exc.__cause__ or exc from None
+        raise exc.problem from None
+
+
+class NotSent(Exception):
+    """Graph did not do the work: it refused (`graph_status`), was provably never reached (None), or the call
+    failed before a request went out (`problem` None: the original exception is the cause). The HTTP start
+    abandons the intent and answers `problem`; a deferred start (shared/lane_flow.py) retries or fails it."""
+
+    def __init__(self, problem: Problem | None, graph_status: int | None = None, retry_after: float | None = None,
+                 error: dict[str, Any] | None = None) -> None:
+        super().__init__(problem.title if problem else "not sent")
+        self.problem = problem
+        self.graph_status = graph_status
+        self.retry_after = retry_after
+        self.error = error
+
+    @property
+    def retryable(self) -> bool:
+        """Nothing was done and trying later may work: never reached, throttled, or Graph's own 5xx/408."""
+        return self.graph_status is None or self.graph_status in (408, 429) or self.graph_status >= 500
+
+
+async def send_start(rt: Runtime, request: StartRequest, intent: Operation, assertion: str | None,
+                     key_hash: str | None) -> Operation:
+    """Send the Excel request of a stored intent (`starting`) and record Graph's answer: the one start path of
+    the HTTP request and of a deferred start from the workbook's lane. NotSent when Graph did not do the work."""
+    operation_id = intent.id
+    tokens = on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion) \
+        if rt.settings.delegated and assertion else None
     try:
         response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
     except TransportFailure as exc:
         if not _reached_graph(exc):
-            await _abandon(rt, intent, key_hash)
-            raise Problem(503, "graphUnavailable", "Graph did not answer",
-                          f"{exc}; the request never reached Graph and nothing was stored; retry.",
-                          headers={"Retry-After": "5"}) from None
+            raise NotSent(Problem(503, "graphUnavailable", "Graph did not answer",
+                                  f"{exc}; the request never reached Graph and nothing was stored; retry.",
+                                  headers={"Retry-After": "5"})) from None
         log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
         return await _record_outcome(rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))),
                                      key_hash)
     except DelegatedCredentialError as exc:
-        await _abandon(rt, intent, key_hash)
-        raise Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
-                      "Graph cannot be called on your behalf", str(exc)) from None
-    except Exception:
+        raise NotSent(Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
+                              "Graph cannot be called on your behalf", str(exc)), 401,
+                      error={"code": exc.code, "message": str(exc)}) from None
+    except Exception as exc:
         # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
         # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
-        await _abandon(rt, intent, key_hash)
-        raise
+        raise NotSent(None) from exc
     finally:
         if tokens is not None:
             await tokens.close()
@@ -349,8 +385,8 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
             log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, response.status)
         return await _record_outcome(rt, terminal_state(intent, decision.status, answered, result=decision.result,
                                                         error=decision.error), key_hash)
-    await _abandon(rt, intent, key_hash)  # Graph refused: it did not do the work
-    raise _graph_problem(decision)
+    # Graph refused: it did not do the work
+    raise NotSent(_graph_problem(decision), decision.status, decision.retry_after, decision.error)
 
 
 OUTCOME_WRITE_BACKOFF = (0.5, 1.0, 2.0)  # then give up: 4 writes, each with the SDK's own retries inside
@@ -456,6 +492,8 @@ async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: s
     except Exception:
         log.exception("could not queue the follow-up of operation %s", op.id)
         raise _reached_problem(op, key_hash, "its outcome is stored but what follows could not be queued") from None
+    if op.terminal:
+        await lane_slots.on_terminal(rt, op)  # a start that ended at once frees its workbook's lane
     return op
 
 
@@ -498,6 +536,8 @@ async def get(rt: Runtime, operation_id: str, caller: Access | None = None) -> R
     now = time.time()
     if op.start_phase:
         op = await resume_start(rt, op, now, retry=False)
+    if op.status == WAITING:
+        op = await lane_slots.with_position(rt, op)  # its place in its workbook's lane
     return _reply(rt, await rearm_if_stalled(rt, op, now), now)
 
 
@@ -532,7 +572,7 @@ def _check_link(rt: Runtime, operation_id: str, link: StatusLink) -> None:
 
 async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     """Self-healing: an active record long past its deadline has lost its queue message; start a new chain."""
-    if op.status not in ACTIVE:
+    if op.status not in ACTIVE or op.status == WAITING:  # a waiting record has no chain: its lane starts it
         return op
     grace = max(STALL_GRACE_SECONDS, 2 * rt.timing.maximum)
     if now - parse_iso(op.created_at) < rt.timing.timeout + grace or now - parse_iso(op.updated_at) < grace:
@@ -600,6 +640,8 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
         except Conflict:
             continue
         log.info("operation %s canceled by the caller", op.id)
+        if changed.terminal:
+            await lane_slots.on_terminal(rt, changed)  # frees its lane slot at once, or its place in line
         return _reply(rt, changed, now)
     raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
 

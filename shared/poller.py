@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from . import lane_slots
 from .auth import DelegatedCredentialError, TokenSource, on_behalf_of
 from .chain import Verdict, is_last_delivery, judge
 from .deliverer import queue_next_attempt
@@ -22,7 +23,16 @@ from .graph_answers import Answer, Kind, classify_operation, classify_result, in
 from .keyring import UnsealError
 from .learning import learn
 from .lifecycle import TERMINAL_FIELDS, schedule_for, terminal_state
-from .polling import Finish, PollState, Reschedule, decide, decide_result, timed_out, timeout_error
+from .polling import (
+    Finish,
+    PollState,
+    Reschedule,
+    decide,
+    decide_result,
+    timed_out,
+    timeout_error,
+    whole_seconds,
+)
 from .queue import BadMessage, decode
 from .records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
 from .runtime import Runtime
@@ -67,6 +77,7 @@ async def _own_chain(rt: Runtime, state: PollState, dequeue_count: int,
                 await queue_next_attempt(rt, op)  # the finishing step may have died before queuing it
             if op.fanout_state == FANOUT_PENDING and not await subscriptions(rt).fanned_out(op.id, op.event_id or ""):
                 await queue_fanout(rt, op)  # duplicates are harmless (fanout.py); a lost one is not
+            await lane_slots.on_terminal(rt, op)  # the finishing step may have died before releasing its lane
             log.info("operation %s is %s; poll message dropped", op.id, op.status)
             return None
         verdict = judge(op.generation, op.chain_message, state.generation, message_id, dequeue_count)
@@ -116,6 +127,10 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     if timed_out(elapsed, rt.timing):
         await finish(rt, op, Finish("timedOut", state, error=timeout_error(rt.timing, state)), now)
         return
+    throttled = await lane_slots.throttled_for(rt, op, now)  # the workbook's shared throttle (and lane lease)
+    if throttled > 0:
+        await reschedule(rt, op, Reschedule(max(1, whole_seconds(throttled)), state, None), now)
+        return
     try:
         tokens = _tokens_for(rt, op)
     except UnsealError as exc:
@@ -125,6 +140,8 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     result: Any = None
     try:
         answer, _ = await _get(rt, op.operation_url or "", classify_operation, now, tokens)
+        if answer.status_code == 429:
+            await lane_slots.note_throttle(rt, op, answer.retry_after, now)  # its siblings wait it out too
         decision = decide(answer, state, elapsed, rt.timing, next_poll=schedule_for(op, rt.timing).next_poll)
         if isinstance(decision, Finish) and decision.needs_result:
             url = decision.result_url or ""
@@ -217,3 +234,4 @@ async def finish(rt: Runtime, op: Operation, decision: Finish, now: float, resul
         await queue_next_attempt(rt, done)
     # Last, after the terminal write and the webhook: it never raises, and a redelivered finish merges as a no-op.
     await learn(rt.history, rt.timing, done, done.owner or rt.settings.default_owner)
+    await lane_slots.on_terminal(rt, done)  # after the terminal write: the next one in its workbook's lane

@@ -191,6 +191,9 @@ class PollQueue(StorageQueue):
     async def send(self, state: PollState, delay: int) -> None:
         await self.send_text(encode(state), delay)
 
+    async def send_lane(self, lane: str, delay: int = 0) -> None:
+        await self.send_text(encode_lane(lane), delay)
+
 
 class DeliveryQueue(StorageQueue):
     """The webhook queue: operation webhook attempts, subscription fan-outs and subscription attempts."""
@@ -203,3 +206,20 @@ class DeliveryQueue(StorageQueue):
 
     async def send_subscription_attempt(self, task: SubscriptionAttempt, delay: int = 0) -> None:
         await self.send_text(encode_subscription_attempt(task), delay)
+
+
+LANE_KIND = "lane"  # on the poll queue: advance a workbook's lane (shared/lane_flow.py)
+
+
+def encode_lane(lane: str) -> str:
+    return dumps({"v": MESSAGE_VERSION, "kind": LANE_KIND, "lane": lane}, separators=(",", ":"))
+
+
+def decode_lane(text: str) -> str:
+    raw = _object(text)
+    if raw.get("kind") != LANE_KIND:
+        raise BadMessage("not a lane message")
+    lane = _identifier(raw, "lane")
+    if not lane.startswith("lane-") or not all(c in "0123456789abcdef" for c in lane[5:]) or len(lane) != 37:
+        raise BadMessage("malformed lane key")
+    return lane

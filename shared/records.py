@@ -12,11 +12,12 @@ from typing import Any
 from .strict_json import dumps, loads_stored
 
 NOT_STARTED, RUNNING = "notStarted", "running"
+WAITING = "waiting"  # accepted, in its workbook's lane, not sent to Graph yet (shared/lanes.py)
 STARTING, ANSWERED = "starting", "answered"  # Operation.start_phase
 SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
-ACTIVE = frozenset({NOT_STARTED, RUNNING})
+ACTIVE = frozenset({NOT_STARTED, RUNNING, WAITING})
 TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
-STATUSES = (NOT_STARTED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED)
+STATUSES = (WAITING, NOT_STARTED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED)
 
 WEBHOOK_NONE, WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "none", "pending", "delivered", "failed"
 FANOUT_PENDING = "pending"  # a terminal record whose event goes to the owner's subscriptions
@@ -85,6 +86,15 @@ class Operation:
     # The poll schedule fixed at creation (shared/schedule.py Plan.encode(); None or "": the cold one, as for
     # records written before plans existed). Internal: the public record shows it only as Retry-After.
     poll_plan: str | None = None
+    # When the Excel request was sent, if later than creation (it waited in its workbook's lane): the poll
+    # schedule counts from here (lifecycle.schedule_for). None: at creation.
+    started_at: str | None = None
+    # The workbook lane (shared/lane_flow.py): its key, the validated request kept until it is sent (or
+    # {"blob": name} when too big for a property), failed deferred attempts, and (read, not stored) the place in line.
+    lane: str | None = None
+    lane_request: dict[str, Any] | None = None
+    lane_attempts: int = 0
+    lane_position: int | None = field(default=None, compare=False)
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -127,15 +137,19 @@ _ENTITY_NAMES = {
     "result_blob": "ResultBlob",
     "chain_message": "ChainMessage",
     "poll_plan": "PollPlan",
+    "started_at": "StartedAt",
+    "lane": "Lane",
+    "lane_attempts": "LaneAttempts",
 }
-_JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson"}
+_JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson", "lane_request": "LaneRequestJson"}
+_NOT_STORED = ("id", "etag", "lane_position")
 
 
 def to_entity(op: Operation, only: set[str] | None = None) -> dict[str, Any]:
     """Entity properties; `only` limits them to some fields (for merges). None values are omitted."""
     entity: dict[str, Any] = {"PartitionKey": op.id, "RowKey": ROW_KEY}
     for f in fields(op):
-        if f.name in ("id", "etag") or (only is not None and f.name not in only):
+        if f.name in _NOT_STORED or (only is not None and f.name not in only):
             continue
         value = getattr(op, f.name)
         if f.name in _JSON_FIELDS:
@@ -155,7 +169,7 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
     for name, prop in _JSON_FIELDS.items():
         raw = entity.get(prop)
         kwargs[name] = loads_stored(raw) if raw else None
-    for name in ("poll_count", "generation", "webhook_attempts"):
+    for name in ("poll_count", "generation", "webhook_attempts", "lane_attempts"):
         kwargs[name] = int(kwargs[name] or 0)
     for name in ("webhook_last_status", "webhook_claimed_attempt"):
         if kwargs[name] is not None:
@@ -207,6 +221,8 @@ def to_json(op: Operation, *, include_webhook: bool = True, link: str | None = N
         }
         if op.callback_sealed:
             body["webhook"]["format"] = delivery_format(op)
+    if op.status == WAITING:
+        body["lane"] = {"position": op.lane_position}
     body["links"] = {"self": link or status_url(op), "cancel": link or status_url(op)}
     if op.callback_sealed:
         body["links"]["redeliver"] = f"{status_url(op)}/webhook/redeliver"

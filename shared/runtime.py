@@ -17,6 +17,7 @@ from azure.storage.queue.aio import QueueClient
 from .auth import CredentialTokenSource, TokenSource
 from .graph import GraphClient
 from .history_store import HistoryStore
+from .lane_store import LaneStore
 from .outbound import OutboundPolicy, PinnedResolver
 from .polling import Timing
 from .queue import DeliveryQueue, PollQueue
@@ -41,6 +42,7 @@ class Runtime:
     resolver: PinnedResolver
     outbound: OutboundPolicy
     history: HistoryStore | None = None  # DURATION_HISTORY_TABLE: the learned poll schedule (shared/learning.py)
+    lanes: LaneStore | None = None  # the lane per workbook (shared/lane_flow.py); None: WORKBOOK_CONCURRENCY=0
 
     async def close(self) -> None:
         if self.history is not None:
@@ -142,6 +144,7 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         resolver=resolver,
         outbound=policy,
         history=HistoryStore(table_client(settings, settings.duration_history_table)),
+        lanes=LaneStore(table) if settings.workbook_concurrency > 0 else None,
     )
     try:
         await runtime.store.ensure_table()

@@ -80,6 +80,10 @@ class Settings:
     poll_max_dequeue_count: int = 5  # the host's maxDequeueCount: the last delivery before <queue>-poison
     retention_days: int = 30
     duration_history_table: str = "durations"  # how long finished operations took (shared/history_store.py)
+    # The lane per workbook (shared/lanes.py): Excel requests in flight per workbook (0: unbounded, no lane),
+    # and how long a holder keeps its slot without renewing it (a dead holder frees it after this).
+    workbook_concurrency: int = 1
+    lane_lease_seconds: float = 600.0
 
     @property
     def retention_seconds(self) -> float:
@@ -226,6 +230,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         status_links=status_links,
         results_container=_container_name(env.get("RESULTS_CONTAINER", "").strip() or "operation-results"),
         poll_max_dequeue_count=max_dequeue_count(env),
+        workbook_concurrency=_whole(env, "WORKBOOK_CONCURRENCY", 1, 0, 100),
+        lane_lease_seconds=_number(env, "LANE_LEASE_SECONDS", 600.0, 2.0, 86_400.0),
     )
 
 

@@ -317,7 +317,8 @@ class OperationStore:
 
     async def stale_active_records(self, created_before: float, limit: int) -> builtins.list[Operation]:
         """Active records created before `created_before` (candidates for the stranded check)."""
-        query = "RowKey eq @rk and (Status eq 'notStarted' or Status eq 'running' ) and CreatedAt lt @before"
+        query = ("RowKey eq @rk and (Status eq 'notStarted' or Status eq 'running' or Status eq 'waiting' )"
+                 " and CreatedAt lt @before")  # waiting: a lane that lost every message (shared/lane_flow.py)
         return await self._records(query, {"rk": ROW_KEY, "before": iso(created_before)}, limit)
 
     async def _records(self, query: str, parameters: dict[str, Any], limit: int) -> builtins.list[Operation]:

@@ -60,7 +60,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 _MESSAGE_TEXT = re.compile(rb"<MessageText>([^<]*)</MessageText>")
 _MESSAGE_ID = re.compile(rb"<MessageId>([^<]+)</MessageId>")
 _MESSAGE_PATH = re.compile(r"/messages/([^/?]+)")
-_KEYS = re.compile(r'"(?:PartitionKey|OperationId)"\s*:\s*"([^"]+)"')
+# An operation's keys: its partition, and the lane (workbook) partition its record names (shared/lane_store.py), so
+# the lane entity's reads and writes belong to the operation from its record's first write on.
+_KEYS = re.compile(r'"(?:PartitionKey|OperationId|Lane)"\s*:\s*"([^"]+)"')
 
 
 @dataclass

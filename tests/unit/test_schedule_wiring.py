@@ -19,7 +19,7 @@ from shared.history_store import HistoryStore
 from shared.lifecycle import history_keys_for, schedule_for
 from shared.polling import PollState, Timing, whole_seconds
 from shared.problems import Problem
-from shared.records import Operation, iso
+from shared.records import Operation, iso, parse_iso
 from shared.runtime import Runtime
 from shared.schedule import Plan
 from shared.settings import load_settings
@@ -167,3 +167,19 @@ def test_records_written_before_plans_existed_read_as_cold() -> None:
     w = World()
     op = _running(w, Plan(), 5.0)
     assert schedule_for(op, TIMING).plan.cold and math.isclose(schedule_for(op, TIMING).next_offset(5.0), 6.0)
+
+
+def test_a_start_that_waited_for_its_workbook_counts_its_schedule_from_when_it_was_sent() -> None:
+    """A record that waited in its workbook's lane (started_at later than created_at) polls on its plan counted
+    from the Excel request, not from its creation, and learns Excel's time only (not the wait)."""
+    w = World()
+    waited = _running(w, Plan(), 0.0)
+    created = parse_iso(waited.created_at)
+    sent = waited.with_(started_at=iso(created + 100.0))
+    cold = schedule_for(waited, TIMING)
+    after_wait = schedule_for(sent, TIMING)
+    first = cold.next_offset(0.0)  # the cold plan's first poll after the request was sent
+    assert math.isclose(after_wait.next_poll(100.0), first)
+    assert math.isclose(after_wait.next_offset(100.0), 100.0 + first)
+    assert after_wait.observed_duration(100.0 + first) == cold.observed_duration(first)
+    assert after_wait.next_poll(100.0) < cold.next_poll(100.0)  # counted from creation it would wait longer

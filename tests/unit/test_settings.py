@@ -32,6 +32,7 @@ def test_defaults():
     assert settings.operations_table == "operations"
     assert settings.webhook_secrets == ()
     assert settings.webhook_allow_private_networks is False
+    assert settings.workbook_concurrency == 1 and settings.lane_lease_seconds == 600.0
 
 
 @pytest.mark.parametrize(
@@ -238,3 +239,15 @@ def test_storage_clients_refuse_an_incomplete_identity_connection_even_under_pyt
     settings = replace(load_settings(env()), storage=StorageConnection(queue_service_uri="https://a.queue/"))
     with pytest.raises(SettingsError, match="tableServiceUri"):
         _clients(settings)
+
+
+@pytest.mark.parametrize("name, value", [("WORKBOOK_CONCURRENCY", "-1"), ("WORKBOOK_CONCURRENCY", "1.5"),
+                                         ("WORKBOOK_CONCURRENCY", "101"), ("LANE_LEASE_SECONDS", "1"),
+                                         ("LANE_LEASE_SECONDS", "soon")])
+def test_lane_settings_are_checked(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({**env(), name: value})
+
+
+def test_workbook_concurrency_zero_turns_the_lane_off():
+    assert load_settings({**env(), "WORKBOOK_CONCURRENCY": "0"}).workbook_concurrency == 0
