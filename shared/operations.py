@@ -24,7 +24,7 @@ from .lifecycle import OUTCOME_FIELDS, TERMINAL_FIELDS, schedule_for, terminal_s
 from .outbound import Refused, check_target
 from .polling import Accepted, Ended, GraphRefused, PollState, decide_start, status_retry_after, whole_seconds
 from .problems import FieldError, Problem, invalid, not_found
-from .records import (
+from .records import (  # Reply lives with the record so shared/responses.py need not import this module
     ACTIVE,
     ANSWERED,
     CANCELED,
@@ -40,6 +40,7 @@ from .records import (
     WEBHOOK_NONE,
     WEBHOOK_PENDING,
     Operation,
+    Reply,
     is_operation_id,
     iso,
     new_operation_id,
@@ -93,26 +94,6 @@ class StatusLink:
 
 
 Access = Caller | StatusLink
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An operation and how to answer about it: 202 while active, 200 once terminal.
-
-    `location` is the status URL to give this caller: signed (it opens this operation's status and cancel,
-    nothing else) when STATUS_LINK_KEYS is set, so pollers that re-send no credential can follow it.
-    """
-
-    operation: Operation
-    retry_after: int | None
-    location: str
-    created: bool = False  # a webhook subscription was registered: 201, as webhook subscribers expect
-
-    @property
-    def status_code(self) -> int:
-        if self.created:
-            return 201
-        return 202 if self.operation.status in ACTIVE else 200
 
 
 def status_link(rt: Runtime, op: Operation) -> str:

@@ -227,3 +227,24 @@ def to_json(op: Operation, *, include_webhook: bool = True, link: str | None = N
     if op.callback_sealed:
         body["links"]["redeliver"] = f"{status_url(op)}/webhook/redeliver"
     return body
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An operation and how to answer about it: 202 while active, 200 once terminal. Made by the use cases
+    (shared/operations.py), formatted by shared/responses.py.
+
+    `location` is the status URL to give this caller: signed (it opens this operation's status and cancel,
+    nothing else) when STATUS_LINK_KEYS is set, so pollers that re-send no credential can follow it.
+    """
+
+    operation: Operation
+    retry_after: int | None
+    location: str
+    created: bool = False  # a webhook subscription was registered: 201, as webhook subscribers expect
+
+    @property
+    def status_code(self) -> int:
+        if self.created:
+            return 201
+        return 202 if self.operation.status in ACTIVE else 200

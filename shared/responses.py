@@ -8,9 +8,8 @@ from urllib.parse import urlencode, urlsplit
 
 import azure.functions as func
 
-from .operations import Reply
 from .problems import PROBLEM_CONTENT_TYPE, Problem
-from .records import status_url, to_json
+from .records import Reply, status_url, to_json
 from .store import Page
 from .strict_json import dumps
 

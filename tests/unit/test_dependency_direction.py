@@ -59,8 +59,7 @@ def test_no_import_cycles() -> None:
 
 def test_the_design_doc_lists_the_current_imports() -> None:
     text = DESIGN.read_text()
-    assert markdown(graph()) in text, "docs/design.md is out of date: paste `python -m tools.imports` under " \
-        "'Dependency direction'"
+    assert markdown(graph()) in text, "docs/design.md is out of date: run `python -m tools.imports --write`"
 
 
 def test_the_checker_sees_a_backwards_import_and_a_cycle() -> None:
