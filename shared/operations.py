@@ -21,8 +21,9 @@ from .graph_answers import innermost_code
 from .identity import Caller
 from .learning import plan_for
 from .lifecycle import OUTCOME_FIELDS, TERMINAL_FIELDS, schedule_for, terminal_state
+from .messages import PollState
 from .outbound import Refused, check_target
-from .polling import Accepted, Ended, GraphRefused, PollState, decide_start, status_retry_after, whole_seconds
+from .polling import Accepted, Ended, GraphRefused, decide_start, status_retry_after, whole_seconds
 from .problems import FieldError, Problem, invalid, not_found
 from .records import (  # Reply lives with the record so shared/responses.py need not import this module
     ACTIVE,
@@ -53,7 +54,7 @@ from .runtime import Runtime
 from .sealing import seal
 from .status_links import ROUTE as STATUS_ROUTE
 from .status_links import LinkRefused, link_expiry
-from .store import Conflict, Page
+from .store import BadContinuation, Conflict, Page
 from .strict_json import dumps
 from .validation import StartRequest, TrackRequest, parse_json_body, parse_operation_request
 
@@ -592,7 +593,13 @@ async def list_page(rt: Runtime, status: str | None, top: str | None, token: str
         errors.append(FieldError("top", "must be a whole number from 1 to 100"))
     if errors or count is None:
         raise invalid(errors)
-    return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
+    try:
+        return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
+    except BadContinuation:
+        raise Problem(
+            400, "invalidRequest", "The continuation token is not valid",
+            errors=[FieldError("continuationToken", "use the value from a previous page's nextLink")],
+        ) from None
 
 
 async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -> Reply:

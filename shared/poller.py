@@ -23,9 +23,9 @@ from .graph_answers import Answer, Kind, classify_operation, classify_result, in
 from .keyring import UnsealError
 from .learning import learn
 from .lifecycle import TERMINAL_FIELDS, schedule_for, terminal_state
+from .messages import PollState
 from .polling import (
     Finish,
-    PollState,
     Reschedule,
     decide,
     decide_result,

@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .graph_answers import Answer, Kind, graph_error, header, parse_retry_after, result_from
+from .messages import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
 
-MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
-MAX_REASON_LENGTH = 200  # the last transient reason rides in every poll message: keep it small
+__all__ = ["MAX_REASON_LENGTH", "MAX_VISIBILITY_SECONDS", "PollState"]  # the message format's old home
+
 
 
 @dataclass(frozen=True)
@@ -27,17 +28,6 @@ class Timing:
     maximum: float
     timeout: float
     max_transient_failures: int
-
-
-@dataclass(frozen=True)
-class PollState:
-    """What the queue message carries from poll to poll (so uneventful polls write no table entity)."""
-
-    operation_id: str
-    generation: int
-    polls: int = 0
-    transient_failures: int = 0
-    last_transient: str = ""  # why the latest transient answer failed (while transient_failures > 0)
 
 
 @dataclass(frozen=True)

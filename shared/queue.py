@@ -11,7 +11,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
-from .polling import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
+from .messages import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
 from .retention import message_ttl
 from .strict_json import JsonRefused, dumps, loads
 

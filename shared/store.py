@@ -23,7 +23,6 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from .problems import FieldError, Problem
 from .records import ROW_KEY, Operation, from_entity, iso, to_entity
 from .results import ResultBlobs, needs_blob
 from .retention import DAY, DEFAULT_RETENTION_DAYS, expires_at
@@ -69,6 +68,10 @@ def encode_continuation(token: Any) -> str | None:
     return base64.urlsafe_b64encode(dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+class BadContinuation(ValueError):
+    """A continuation token this store did not issue (a storage error: the HTTP side answers it with a 400)."""
+
+
 def decode_continuation(value: str) -> dict[str, str]:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -76,10 +79,7 @@ def decode_continuation(value: str) -> dict[str, str]:
     except (binascii.Error, ValueError):  # JsonRefused is a ValueError
         token = None
     if not isinstance(token, dict) or not all(isinstance(v, str | None) for v in token.values()):
-        raise Problem(
-            400, "invalidRequest", "The continuation token is not valid",
-            errors=[FieldError("continuationToken", "use the value from a previous page's nextLink")],
-        )
+        raise BadContinuation("the continuation token is not one this store issued")
     return token
 
 

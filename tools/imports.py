@@ -23,14 +23,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("decisions and records", frozenset({
         "polling", "schedule", "graph_answers", "lanes", "records", "lifecycle", "delivery_policy", "chain",
         "problems", "validation", "fanout_rules", "retention", "status_links", "events",
-        "subscriptions", "duration_history", "identity", "openapi", "messages",
+        "subscriptions", "duration_history", "identity", "openapi",
     })),
     ("adapters", frozenset({
         "graph", "store", "queue", "lane_store", "history_store", "subscription_store", "results", "runtime",
         "settings", "webhooks", "auth", "outbound", "sealing", "keyring", "origins",
     })),
-    # No I/O and no imports of the bridge: usable from every layer.
-    ("shared helpers", frozenset({"strict_json"})),
+    # No I/O and no imports of the bridge: usable from every layer (the JSON rules, the poll message's content).
+    ("shared helpers", frozenset({"strict_json", "messages"})),
 )
 
 

@@ -26,8 +26,6 @@ ALLOWED_BACKWARDS: dict[tuple[str, str], str] = {
     ("webhooks", "graph_answers"): "a webhook receiver's Retry-After is parsed like Graph's",
     # To fix (issue 11):
     ("graph", "validation"): "the Graph adapter takes the validated StartRequest",
-    ("queue", "polling"): "the poll message format (PollState) lives in the decision module",
-    ("store", "problems"): "the store raises the HTTP Problem for a bad continuation token",
 }
 
 # Cycles not broken yet (sorted module lists).

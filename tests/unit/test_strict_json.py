@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 
 from shared.graph_answers import graph_error, result_from
-from shared.operations import parse_top
+from shared.operations import list_page, parse_top
 from shared.problems import Problem
 from shared.records import Operation, to_entity
 from shared.responses import json_response
-from shared.store import decode_continuation
+from shared.store import BadContinuation, decode_continuation
 from shared.strict_json import JsonRefused, dumps, loads, nesting_depth
 
 
@@ -65,9 +67,21 @@ def b64(raw: bytes) -> str:
 
 @pytest.mark.parametrize("token", [b64(b"[" * 5000 + b"]" * 5000), b64(b'{"a":NaN}'),
                                    b64(b'{"a":' + b"9" * 5000 + b"}")], ids=["deep", "NaN", "5000 digits"])
-def test_a_hostile_continuation_token_is_a_400(token):
-    with pytest.raises(Problem) as caught:
+def test_a_hostile_continuation_token_is_a_storage_error(token):
+    # The store raises its own error; the HTTP side (operations.list_operations) answers it with a 400 naming
+    # continuationToken (tests/e2e/test_bad_input.py::test_a_hostile_continuation_token_is_a_problem).
+    with pytest.raises(BadContinuation):
         decode_continuation(token)
+
+
+def test_the_http_side_answers_a_bad_continuation_token_with_a_400_naming_it():
+    class Store:  # the store's contract: a token it did not issue raises BadContinuation (above)
+        async def list(self, status, top, continuation, owner):
+            return decode_continuation(continuation)
+
+    rt = SimpleNamespace(store=Store(), settings=SimpleNamespace(default_owner="alice"))
+    with pytest.raises(Problem) as caught:
+        asyncio.run(list_page(rt, None, None, b64(b'{"a":NaN}')))
     assert caught.value.status == 400 and caught.value.errors[0].field == "continuationToken"
 
 
