@@ -9,15 +9,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from .auth import TokenSource
-from .settings import origin_of
-from .validation import StartRequest
+from .origins import origin_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,21 @@ class GraphRequest:
     headers: dict[str, str]
 
 
-def start_request(base_url: str, start: StartRequest) -> GraphRequest:
+class WorkbookAction(Protocol):
+    """What an Excel request is built from (shared/validation.StartRequest is one): the adapter names only the
+    fields it reads instead of importing the request validation above it."""
+
+    @property
+    def workbook(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def parameters(self) -> dict[str, Any]: ...
+    @property
+    def session_id(self) -> str | None: ...
+
+
+def start_request(base_url: str, start: WorkbookAction) -> GraphRequest:
     """The Graph request for an action, asking for the asynchronous answer."""
     headers = {"Prefer": "respond-async"}
     if start.session_id:
@@ -107,7 +120,7 @@ class GraphClient:
         )
         return answer
 
-    async def start(self, base_url: str, start: StartRequest, tokens: TokenSource | None = None) -> GraphResponse:
+    async def start(self, base_url: str, start: WorkbookAction, tokens: TokenSource | None = None) -> GraphResponse:
         request = start_request(base_url, start)
         return await self.send(request.method, request.url, json=request.json, headers=request.headers,
                                tokens=tokens)

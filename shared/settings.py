@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .keyring import Keyring, KeyringError, parse_keyring
+from .origins import origin_of
 from .outbound import parse_allowed_hosts
 from .status_links import LinkSigner, parse_link_keys
 from .webhooks import WebhookSecretError, parse_webhook_secrets
@@ -96,21 +97,6 @@ class Settings:
     @property
     def graph_scope(self) -> str:
         return f"{self.graph_origin}/.default"
-
-
-def origin_of(url: str) -> str:
-    """scheme://host[:port] in lower case, with the default port dropped."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        return f"{scheme}://{host}:invalid-port"  # never equal to a real origin
-    default = {"https": 443, "http": 80}.get(scheme)
-    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .origins import origin_of
 from .outbound import MAX_URL_LENGTH, OutboundPolicy, Refused, check_url
 from .problems import FieldError, Problem, invalid
-from .settings import origin_of
 from .strict_json import JsonRefused, dumps, loads
 from .webhooks import BINARY, CALLBACK_FORMATS
 

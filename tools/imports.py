@@ -27,10 +27,11 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     })),
     ("adapters", frozenset({
         "graph", "store", "queue", "lane_store", "history_store", "subscription_store", "results", "runtime",
-        "settings", "webhooks", "auth", "outbound", "sealing", "keyring", "origins",
+        "settings", "webhooks", "auth", "outbound", "sealing", "keyring",
     })),
-    # No I/O and no imports of the bridge: usable from every layer (the JSON rules, the poll message's content).
-    ("shared helpers", frozenset({"strict_json", "messages"})),
+    # No I/O and no imports of the bridge: usable from every layer (the JSON rules, the poll message's content,
+    # a URL's origin).
+    ("shared helpers", frozenset({"strict_json", "messages", "origins"})),
 )
 
 

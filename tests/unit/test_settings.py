@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from shared.settings import AZURITE_CONNECTION_STRING, SettingsError, load_settings, origin_of
+from shared.origins import origin_of
+from shared.settings import AZURITE_CONNECTION_STRING, SettingsError, load_settings
 
 CONN = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
 
