@@ -77,7 +77,7 @@ class Planned:
 
 
 def doubling(timing: Timing) -> Planned:
-    # shared.operations.complete_start queues the first poll after whole_seconds(POLL_INITIAL_DELAY_SECONDS)
+    # shared.start_flow.complete_start queues the first poll after whole_seconds(POLL_INITIAL_DELAY_SECONDS)
     return Planned(None, float(whole_seconds(timing.initial)))
 
 

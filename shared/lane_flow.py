@@ -3,7 +3,7 @@
 Decisions are in shared/lanes.py (pure), the entity in shared/lane_store.py; this module applies them around
 the operation records. A start that must wait is stored `waiting` with its validated request; the lane's
 advance step (a `lane` message on the poll queue) starts it later with the same write-ahead start as the HTTP
-path (operations.send_start). See docs/design.md, "The lane per workbook".
+path (start_flow.send_start). See docs/design.md, "The lane per workbook".
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from . import operations as ops
+from . import start_flow
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .keyring import UnsealError
@@ -67,13 +67,13 @@ async def request_of(rt: Runtime, op: Operation) -> StartRequest:
 
 
 async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
-                      acting: ops.Acting, key_hash: str | None) -> Operation:
+                      acting: start_flow.Acting, key_hash: str | None) -> Operation:
     """The HTTP start with a lane: store the record `waiting` (with its request), take a ticket; a request that
     holds a slot at once is sent now, exactly as without a lane; the others answer 202 with their place."""
     lane = lane_key(request.workbook, acting.caller.owner)
     plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
                           request.expected_duration)
-    record = ops._new_record(rt, operation_id, now, base_url, acting, action=request.action,
+    record = start_flow.new_record(rt, operation_id, now, base_url, acting, action=request.action,
                              workbook=request.workbook, callback_url=request.callback_url,
                              client_reference=request.client_reference, operation_url=None,
                              fail_on_error=request.fail_on_error, callback_format=request.callback_format)
@@ -84,7 +84,7 @@ async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now
         existing = await rt.store.get(operation_id)
         if existing is None:
             raise
-        return await ops.resume_start(rt, existing, now, retry=True)
+        return await start_flow.resume_start(rt, existing, now, retry=True)
     except Exception:
         log.exception("could not store operation %s", operation_id)
         if key_hash:
@@ -107,12 +107,12 @@ async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now
     try:
         _, (holds, place, _delay) = await lanes_of(rt).change(lane, decide, prepare)
     except LaneFull:
-        await ops._abandon(rt, record, key_hash)
+        await start_flow.abandon(rt, record, key_hash)
         raise Problem(429, "workbookBusy", "Too many requests wait for this workbook",
                       "Nothing was stored; retry later.", headers={"Retry-After": "30"}) from None
     except Exception:
         log.exception("could not admit operation %s to its workbook's lane", operation_id)
-        await ops._abandon(rt, record, key_hash)
+        await start_flow.abandon(rt, record, key_hash)
         raise Problem(503, "storageUnavailable", "The operation could not be queued",
                       "Nothing was sent to Graph; retry the request.", headers={"Retry-After": "5"}) from None
     if holds:
@@ -125,7 +125,7 @@ async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now
 async def _begin(rt: Runtime, op: Operation, request: StartRequest, assertion: str | None, key_hash: str | None,
                  *, http: bool) -> Operation:
     """The write-ahead start of a slot holder: `waiting` -> `starting` (ETag-guarded: a duplicate advance never
-    sends twice), then operations.send_start. Graph not doing the work: the HTTP path abandons (the caller
+    sends twice), then start_flow.send_start. Graph not doing the work: the HTTP path abandons (the caller
     retries); a deferred start waits out the throttle and tries again (bounded), or fails with Graph's error."""
     now = time.time()
     try:
@@ -147,19 +147,19 @@ async def _begin(rt: Runtime, op: Operation, request: StartRequest, assertion: s
             log.warning("could not queue the lane of %s; its lease or a GET of it recovers it", op.id)
         return op.with_(lane_position=0)
     try:
-        return await ops.send_start(rt, request, intent, assertion, key_hash)
-    except ops.NotSent as exc:
+        return await start_flow.send_start(rt, request, intent, assertion, key_hash)
+    except start_flow.NotSent as exc:
         if exc.graph_status == 429:
             await note_throttle(rt, intent, exc.retry_after, time.time())
         if http:
-            await ops._abandon(rt, intent, key_hash)  # frees the slot too (on_terminal)
+            await start_flow.abandon(rt, intent, key_hash)  # frees the slot too (on_terminal)
             if exc.problem is None:
                 raise exc.__cause__ or exc from None
             raise exc.problem from None
         return await _deferred_not_sent(rt, intent, exc)
 
 
-async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: ops.NotSent) -> Operation:
+async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: start_flow.NotSent) -> Operation:
     now = time.time()
     attempts = intent.lane_attempts + 1
     lane = intent.lane or ""
@@ -181,7 +181,7 @@ async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: ops.NotSent) -
                           "message": f"Graph did not take the request after {attempts} attempts "
                                      f"(last: {exc.graph_status or 'not reached'})."}
     log.warning("deferred start of %s failed (Graph %s)", intent.id, exc.graph_status)
-    return await ops._record_outcome(rt, terminal_state(intent, FAILED, now, error=error), None)
+    return await start_flow.record_outcome(rt, terminal_state(intent, FAILED, now, error=error), None)
 
 
 async def _end_unsent(rt: Runtime, op: Operation, status: str, error: dict[str, Any]) -> Operation:
@@ -282,6 +282,6 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
         elif op.status == WAITING:
             await start_deferred(rt, op)
         elif op.start_phase:  # a start that died half way: finish it as a GET would (never sent twice)
-            await ops.resume_start(rt, op, time.time(), retry=False)
+            await start_flow.resume_start(rt, op, time.time(), retry=False)
 
 

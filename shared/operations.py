@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -10,31 +9,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from . import lane_flow, lane_slots
-from .auth import DelegatedCredentialError, on_behalf_of
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
-from .graph import TransportFailure
 from .graph_answers import innermost_code
 from .identity import Caller
 from .learning import plan_for
-from .lifecycle import OUTCOME_FIELDS, TERMINAL_FIELDS, schedule_for, terminal_state
+from .lifecycle import TERMINAL_FIELDS, schedule_for, terminal_state
 from .messages import PollState
 from .outbound import Refused, check_target
-from .polling import Accepted, Ended, GraphRefused, decide_start, status_retry_after, whole_seconds
+from .polling import status_retry_after
 from .problems import FieldError, Problem, invalid, not_found
 from .records import (  # Reply lives with the record so shared/responses.py need not import this module
     ACTIVE,
-    ANSWERED,
     CANCELED,
     FAILED,
-    FANOUT_PENDING,
-    NOT_STARTED,
     STARTING,
     STATUSES,
-    SUCCEEDED,
     TIMED_OUT,
     WAITING,
     WEBHOOK_FAILED,
@@ -51,7 +42,17 @@ from .records import (  # Reply lives with the record so shared/responses.py nee
 )
 from .redelivery import claim_lease, redelivery_wait
 from .runtime import Runtime
-from .sealing import seal
+from .start_flow import (
+    IDEMPOTENCY_IN_FLIGHT_SECONDS,
+    Acting,
+    NotSent,
+    abandon,
+    first_poll_delay,
+    new_record,
+    resume_start,
+    send_start,
+    store_and_enqueue,
+)
 from .status_links import ROUTE as STATUS_ROUTE
 from .status_links import LinkRefused, link_expiry
 from .store import BadContinuation, Conflict, Page
@@ -60,17 +61,7 @@ from .validation import StartRequest, TrackRequest, parse_json_body, parse_opera
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_IN_FLIGHT_SECONDS = 60.0
 STALL_GRACE_SECONDS = 300.0
-
-
-@dataclass(frozen=True)
-class Acting:
-    """Who a new operation acts for: its owner and, in delegated mode, their token (and its sealed form)."""
-
-    caller: Caller
-    assertion: str | None = None
-    sealed_assertion: str | None = None
 
 
 def _delegated_assertion(rt: Runtime, caller: Caller, authorization: str | None) -> str | None:
@@ -189,88 +180,21 @@ def _in_progress() -> Problem:
                    "Retry after the number of seconds in Retry-After.", headers={"Retry-After": "1"})
 
 
-def _new_record(rt: Runtime, operation_id: str, now: float, base_url: str, acting: Acting, *, action: str | None,
-                workbook: str, callback_url: str | None, client_reference: str | None,
-                operation_url: str | None, fail_on_error: bool, callback_format: str | None = None) -> Operation:
-    return Operation(
-        id=operation_id,
-        status=NOT_STARTED,
-        action=action,
-        workbook=workbook,
-        operation_url=operation_url,
-        created_at=iso(now),
-        updated_at=iso(now),
-        base_url=base_url,
-        client_reference=client_reference,
-        callback_sealed=seal(callback_url, rt.settings.webhook_secrets, operation_id) if callback_url else None,
-        webhook_state=WEBHOOK_PENDING if callback_url else WEBHOOK_NONE,
-        fail_on_error=fail_on_error,
-        owner=acting.caller.owner,
-        credential_sealed=acting.sealed_assertion,
-        callback_format=callback_format if callback_url else None,
-    )
-
-
-async def _store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation:
-    """Create a tracked operation's record, then its first queue message; undo the record if the message
-    cannot be sent. (Tracking sends nothing to Graph, so undoing it loses nothing.)"""
-    try:
-        op = await rt.store.create(op)
-    except Conflict:
-        existing = await rt.store.get(op.id)
-        if existing is None:
-            raise
-        return existing
-    try:
-        await rt.polls.send(PollState(op.id, op.generation), delay)
-    except Exception:
-        log.exception("could not enqueue operation %s; removing its record", op.id)
-        await rt.store.delete(op.id)
-        raise Problem(503, "storageUnavailable", "The operation could not be queued",
-                      "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
-    return op
-
-
 async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str,
                  acting: Acting) -> Operation:
     plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
                           request.expected_duration)
-    op = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
+    op = new_record(rt, operation_id, now, base_url, acting, action=request.action,
                      workbook=request.workbook,
                      callback_url=request.callback_url, client_reference=request.client_reference,
                      operation_url=request.operation_url, fail_on_error=request.fail_on_error,
                      callback_format=request.callback_format).with_(poll_plan=plan.encode() or None)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
-    return await _store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
+    return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
 
 
 # What the bridge writes when it cannot know whether Graph applied the request (it was sent, no answer came
 # back, or the answer could not be recorded): the operation ends `failed` with this code and is never sent again.
-OUTCOME_UNKNOWN = "graphOutcomeUnknown"
-FOLLOW_UP_GRACE_SECONDS = 10.0  # a GET finishes an `answered` start left this long (its request died)
-
-
-def _unknown_error(detail: str) -> dict[str, Any]:
-    return {"code": OUTCOME_UNKNOWN,
-            "message": f"The request was sent to Graph but its outcome is unknown ({detail}); the bridge will not send "
-                       "it again. Check the workbook before repeating it with a new Idempotency-Key."}
-
-
-def _reached_graph(exc: TransportFailure) -> bool:
-    """Whether a failed request may have reached Graph: only a connection that was never made proves not."""
-    return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
-
-
-async def _abandon(rt: Runtime, intent: Operation, key_hash: str | None) -> None:
-    """Graph refused (or was never reached): remove the intent and free the key, so a retry starts afresh."""
-    try:
-        await rt.store.delete(intent.id)
-    except Exception:  # left as `starting`: a retry with the key then ends it as graphOutcomeUnknown (safe side)
-        log.exception("could not remove the intent of operation %s", intent.id)
-        return
-    if key_hash:
-        await rt.store.release_idempotency(key_hash)
-    await lane_slots.on_terminal(rt, intent)  # its lane slot, if it held one
 
 
 async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
@@ -279,7 +203,7 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
     right after it, and only then is the follow-up queued (complete_start)."""
     plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
                           request.expected_duration)
-    intent = _new_record(rt, operation_id, now, base_url, acting, action=request.action,
+    intent = new_record(rt, operation_id, now, base_url, acting, action=request.action,
                          workbook=request.workbook, callback_url=request.callback_url,
                          client_reference=request.client_reference, operation_url=None,
                          fail_on_error=request.fail_on_error,
@@ -302,215 +226,10 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
     try:
         return await send_start(rt, request, intent, acting.assertion, key_hash)
     except NotSent as exc:
-        await _abandon(rt, intent, key_hash)
+        await abandon(rt, intent, key_hash)
         if exc.problem is None:
             raise exc.__cause__ or exc from None
         raise exc.problem from None
-
-
-class NotSent(Exception):
-    """Graph did not do the work: it refused (`graph_status`), was provably never reached (None), or the call
-    failed before a request went out (`problem` None: the original exception is the cause). The HTTP start
-    abandons the intent and answers `problem`; a deferred start (shared/lane_flow.py) retries or fails it."""
-
-    def __init__(self, problem: Problem | None, graph_status: int | None = None, retry_after: float | None = None,
-                 error: dict[str, Any] | None = None) -> None:
-        super().__init__(problem.title if problem else "not sent")
-        self.problem = problem
-        self.graph_status = graph_status
-        self.retry_after = retry_after
-        self.error = error
-
-    @property
-    def retryable(self) -> bool:
-        """Nothing was done and trying later may work: never reached, throttled, or Graph's own 5xx/408."""
-        return self.graph_status is None or self.graph_status in (408, 429) or self.graph_status >= 500
-
-
-async def send_start(rt: Runtime, request: StartRequest, intent: Operation, assertion: str | None,
-                     key_hash: str | None) -> Operation:
-    """Send the Excel request of a stored intent (`starting`) and record Graph's answer: the one start path of
-    the HTTP request and of a deferred start from the workbook's lane. NotSent when Graph did not do the work."""
-    operation_id = intent.id
-    tokens = on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion) \
-        if rt.settings.delegated and assertion else None
-    try:
-        response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
-    except TransportFailure as exc:
-        if not _reached_graph(exc):
-            raise NotSent(Problem(503, "graphUnavailable", "Graph did not answer",
-                                  f"{exc}; the request never reached Graph and nothing was stored; retry.",
-                                  headers={"Retry-After": "5"})) from None
-        log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
-        return await _record_outcome(rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))),
-                                     key_hash)
-    except DelegatedCredentialError as exc:
-        raise NotSent(Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
-                              "Graph cannot be called on your behalf", str(exc)), 401,
-                      error={"code": exc.code, "message": str(exc)}) from None
-    except Exception as exc:
-        # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
-        # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
-        raise NotSent(None) from exc
-    finally:
-        if tokens is not None:
-            await tokens.close()
-    answered = time.time()
-    decision = decide_start(response.status, response.headers, response.body, request.action, rt.graph.trusted,
-                            rt.settings.graph_origin)
-    if isinstance(decision, Accepted):
-        log.info("started %s as operation %s", request.action, intent.id)
-        return await _record_outcome(rt, intent.with_(operation_url=decision.location, updated_at=iso(answered)),
-                                     key_hash)
-    if isinstance(decision, Ended):
-        if decision.status == SUCCEEDED:
-            log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, response.status)
-        return await _record_outcome(rt, terminal_state(intent, decision.status, answered, result=decision.result,
-                                                        error=decision.error), key_hash)
-    # Graph refused: it did not do the work
-    raise NotSent(_graph_problem(decision), decision.status, decision.retry_after, decision.error)
-
-
-OUTCOME_WRITE_BACKOFF = (0.5, 1.0, 2.0)  # then give up: 4 writes, each with the SDK's own retries inside
-
-
-async def _store_outcome(rt: Runtime, outcome: Operation) -> Operation:
-    """Write Graph's answer, retrying a storage failure a few times: it is the one write that stands between a
-    side effect Graph already did and losing it. Conflict (the entity changed) is the caller's to read."""
-    for pause in (*OUTCOME_WRITE_BACKOFF, None):
-        try:
-            return await rt.store.update(outcome, OUTCOME_FIELDS)
-        except Conflict:
-            raise
-        except Exception as exc:
-            if pause is None:
-                raise
-            log.warning("storing Graph's answer for operation %s failed (%s); trying again in %s s", outcome.id,
-                        type(exc).__name__, pause)
-            await asyncio.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _after_conflict(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
-    """The answer's write met a changed entity: a write of ours whose reply was lost, a keyed retry that took
-    over, or a cancel. If the stored record holds an answer, finish it (re-armed: one chain whoever else is
-    finishing it); otherwise it was resolved elsewhere."""
-    try:
-        current = await rt.store.get(outcome.id)
-    except Exception:
-        log.exception("could not read operation %s after a conflict", outcome.id)
-        raise _reached_problem(outcome, key_hash, "its outcome could not be confirmed") from None
-    if current is not None and current.start_phase == ANSWERED:
-        return await complete_start(rt, current, retry=True, key_hash=key_hash)
-    return current or outcome
-
-
-async def _record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
-    """Store Graph's answer (before anything else can fail), then queue what follows."""
-    outcome = outcome.with_(start_phase=ANSWERED)
-    if outcome.terminal:
-        try:
-            await queue_fanout(rt, outcome)  # before the write, as in poller.finish; duplicates are harmless
-        except Exception:
-            log.exception("could not queue the fan-out of operation %s (a retry or GET queues it)", outcome.id)
-    try:
-        op = await _store_outcome(rt, outcome)
-    except Conflict:
-        return await _after_conflict(rt, outcome, key_hash)
-    except Exception:
-        log.exception("could not store Graph's answer for operation %s", outcome.id)
-        if outcome.result is None:
-            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
-        # Perhaps only the result could not be stored (its blob): keep the outcome, say the result is lost.
-        bare = outcome.with_(result=None, error={
-            "code": "resultNotStored",
-            "message": "Graph did the work, but the bridge could not store its result; read it from the workbook."})
-        try:
-            op = await rt.store.update(bare, OUTCOME_FIELDS)
-        except Conflict:
-            return await _after_conflict(rt, outcome, key_hash)
-        except Exception:
-            log.exception("could not store Graph's answer for operation %s, even without its result", outcome.id)
-            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
-    return await complete_start(rt, op, retry=False, key_hash=key_hash)
-
-
-def _reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
-    how = ("Retry with the same Idempotency-Key: the bridge finishes it without calling Graph again."
-           if key_hash else
-           f"Do not send it again: read {status_url(op)} (it finishes, or ends failed with {OUTCOME_UNKNOWN} "
-           "if the outcome stays unknown).")
-    return Problem(503, "storageUnavailable", "The request reached Graph but the bridge could not finish it",
-                   f"The Excel request was sent to Graph as operation {op.id}; {what}. {how}",
-                   extra={"operationId": op.id, "reachedGraph": True}, headers={"Retry-After": "5"})
-
-
-def first_poll_delay(rt: Runtime, op: Operation, now: float) -> int:
-    """Whole seconds from `now` to the record's first planned poll (its schedule_for; cold: 2 s after creation)."""
-    return whole_seconds(schedule_for(op, rt.timing).next_poll(max(0.0, now - parse_iso(op.created_at))))
-
-
-async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: str | None = None) -> Operation:
-    """Queue what follows Graph's stored answer: the first poll, or the webhook (the fan-out was queued before
-    the write; a retry queues it again, harmlessly). Idempotent: a retry re-arms the chain with a new
-    generation so that a message the first attempt may have sent is stale (exactly one chain)."""
-    if op.start_phase != ANSWERED:
-        return op
-    try:
-        if op.status in ACTIVE:
-            if retry:
-                op = await rt.store.update(op.with_(generation=op.generation + 1, chain_message=None),
-                                           {"generation", "chain_message"})
-            await rt.polls.send(PollState(op.id, op.generation, op.poll_count),
-                                0 if retry else first_poll_delay(rt, op, time.time()))
-        else:
-            if retry and op.fanout_state == FANOUT_PENDING:
-                await queue_fanout(rt, op)
-            if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
-                await queue_next_attempt(rt, op)  # the deliverer sends attempt 1 once, however often queued
-        op = await rt.store.update(op.with_(start_phase=None), {"start_phase"})
-    except Conflict:
-        return await rt.store.get(op.id) or op
-    except Exception:
-        log.exception("could not queue the follow-up of operation %s", op.id)
-        raise _reached_problem(op, key_hash, "its outcome is stored but what follows could not be queued") from None
-    if op.terminal:
-        await lane_slots.on_terminal(rt, op)  # a start that ended at once frees its workbook's lane
-    return op
-
-
-async def resume_start(rt: Runtime, op: Operation, now: float, *, retry: bool) -> Operation:
-    """Finish a start its request left undone. `starting` past the in-flight window: the request died after
-    (maybe) sending the Excel request, so the outcome is unknown: it ends failed, never re-sent. `answered`:
-    queue the follow-up (at once for a retry with the key; after a grace period for a GET)."""
-    if op.start_phase == STARTING and now - parse_iso(op.updated_at) >= IDEMPOTENCY_IN_FLIGHT_SECONDS:
-        unknown = terminal_state(op, FAILED, now, error=_unknown_error("the request that sent it did not finish"))
-        unknown = unknown.with_(start_phase=ANSWERED)
-        await queue_fanout(rt, unknown)
-        try:
-            op = await rt.store.update(unknown, OUTCOME_FIELDS)
-        except Conflict:
-            return await rt.store.get(op.id) or op
-        log.warning("operation %s: the start's outcome is unknown; ended as failed", op.id)
-        return await complete_start(rt, op, retry=True)
-    if op.start_phase == ANSWERED and (retry or now - parse_iso(op.updated_at) >= FOLLOW_UP_GRACE_SECONDS):
-        return await complete_start(rt, op, retry=True)
-    return op
-
-
-def _graph_problem(refused: GraphRefused) -> Problem:
-    error = refused.error
-    code = innermost_code(error)
-    if refused.retryable:
-        return Problem(503, code, "Graph is busy or unavailable", "Nothing was stored; retry the request.",
-                       extra={"graphStatus": refused.status, "graphError": error},
-                       headers={"Retry-After": str(max(1, whole_seconds(refused.retry_after or 5)))})
-    if refused.status == 401:
-        return Problem(502, code, "Graph refused the bridge's credentials",
-                       "The bridge's token was rejected even after a refresh.",
-                       extra={"graphStatus": refused.status, "graphError": error})
-    return Problem(refused.status if 400 <= refused.status < 500 else 502, code, "Graph rejected the request",
-                   str(error.get("message") or ""), extra={"graphStatus": refused.status, "graphError": error})
 
 
 async def get(rt: Runtime, operation_id: str, caller: Access | None = None) -> Reply:
