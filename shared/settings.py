@@ -15,7 +15,7 @@ from .keyring import Keyring, KeyringError, parse_keyring
 from .origins import origin_of
 from .outbound import parse_allowed_hosts
 from .status_links import LinkSigner, parse_link_keys
-from .webhooks import WebhookSecretError, parse_webhook_secrets
+from .webhook_keys import WebhookSecretError, parse_webhook_secrets
 
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

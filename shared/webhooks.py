@@ -8,13 +8,13 @@ Two CloudEvents HTTP content modes (cloudevents/spec, cloudevents/bindings/http-
   that content type as `{"$content-type": ..., "$content": <base64>}`.
 Either way the Standard Webhooks headers sign the exact bytes sent.
 
-Pure parts (secret parsing, signing, event building) are separate from the one I/O call (`deliver`).
+Pure parts (signing, event building; secret parsing is shared/webhook_keys.py) are separate from the one I/O
+call (`deliver`).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -27,36 +27,18 @@ from yarl import URL
 
 from .graph_answers import parse_retry_after
 from .outbound import Refused
+from .webhook_keys import SECRET_PREFIX, WebhookSecretError, parse_webhook_secrets
+
+__all__ = ["SECRET_PREFIX", "WebhookSecretError", "parse_webhook_secrets"]  # their home: shared/webhook_keys.py
 
 log = logging.getLogger(__name__)
 
-# bandit B105 (hardcoded password) is a false positive here: "whsec_" is the format prefix, not a secret.
-SECRET_PREFIX = "whsec_"  # noqa: S105  # nosec B105
 EVENT_TYPE_PREFIX = "workbook.operation."
 EVENT_SOURCE = "/excel-async-bridge/operations"
 BINARY, STRUCTURED = "binary", "structured"
 CALLBACK_FORMATS = (BINARY, STRUCTURED)
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 BINARY_CONTENT_TYPE = "application/json; charset=utf-8"
-
-
-class WebhookSecretError(ValueError):
-    pass
-
-
-def parse_webhook_secrets(raw: str) -> tuple[bytes, ...]:
-    """`whsec_<base64>` secrets, space separated (several while rotating); the prefix is optional."""
-    keys: list[bytes] = []
-    for item in raw.split():
-        encoded = item[len(SECRET_PREFIX):] if item.startswith(SECRET_PREFIX) else item
-        try:
-            key = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise WebhookSecretError("WEBHOOK_SECRET must be whsec_<base64>; one entry is not base64") from None
-        if len(key) < 16:
-            raise WebhookSecretError("WEBHOOK_SECRET keys must be at least 16 bytes (24 base64 characters)")
-        keys.append(key)
-    return tuple(keys)
 
 
 def sign(keys: tuple[bytes, ...], msg_id: str, timestamp: int, body: bytes) -> str:
