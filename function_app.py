@@ -138,7 +138,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):  # a probe must answer fast, even when storage hangs
             rt = await get_runtime()
             await rt.store.ping()
-            await rt.polls.client.get_queue_properties()
+            await rt.polls.ping()
             poisoned = await poison.counts(rt.settings, _poison_clients(rt))
     except Exception as exc:
         log.warning("health check failed: %s", type(exc).__name__)

@@ -181,6 +181,10 @@ class StorageQueue:
         except ResourceExistsError:
             pass
 
+    async def ping(self) -> None:
+        """One cheap read (Get Queue Metadata) to show the queue answers (used by /api/health)."""
+        await self.client.get_queue_properties()
+
     async def send_text(self, text: str, delay: int) -> None:
         visible_in = max(0, min(delay, MAX_VISIBILITY_SECONDS))
         await self.client.send_message(text, visibility_timeout=visible_in,

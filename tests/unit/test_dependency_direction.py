@@ -4,9 +4,10 @@ higher one, on any import cycle between modules, and when docs/design.md's list 
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
-from tools.imports import LAYERS, backwards, cycles, graph, layer_of, markdown
+from tools.imports import LAYERS, ROOT, backwards, cycles, graph, layer_of, markdown
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
@@ -61,3 +62,13 @@ def test_the_checker_sees_a_backwards_import_and_a_cycle() -> None:
     edges = {"store": {"operations"}, "operations": {"store"}}
     assert backwards(edges) == {("store", "operations")}
     assert cycles(edges) == [["operations", "store"]]
+
+
+def test_the_entry_points_do_not_reach_into_an_adapters_client() -> None:
+    # function_app.py asks the adapters (rt.store.ping(), rt.polls.ping()), never `rt.<adapter>.client`.
+    tree = ast.parse((ROOT / "function_app.py").read_text())
+    reached = [ast.unparse(node) for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr == "client"
+               and isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name)
+               and node.value.value.id == "rt"]
+    assert reached == []

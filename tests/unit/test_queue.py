@@ -159,3 +159,18 @@ def test_a_bad_delivery_message_is_dropped_on_first_sight(caplog):
     text = '{"v":1,"kind":"webhook","id":"a","event":"e","attempt":1e400,"since":1}'
     asyncio.run(deliverer.handle_message(NoRuntime(), text))  # type: ignore[arg-type]
     assert "dropping unreadable webhook message" in caplog.text
+
+
+def test_ping_reads_the_queue_metadata_once():
+    # /api/health asks the queue adapter (PollQueue.ping) instead of reaching into its client.
+    from shared.queue import PollQueue
+
+    class Client:  # azure.storage.queue.aio.QueueClient.get_queue_properties: Get Queue Metadata
+        calls = 0
+
+        async def get_queue_properties(self):
+            Client.calls += 1
+            return {}
+
+    asyncio.run(PollQueue(Client()).ping())
+    assert Client.calls == 1
