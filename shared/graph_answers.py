@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
+from .retry_after import parse_retry_after
 from .strict_json import JsonRefused, loads
+
+__all__ = ["parse_retry_after"]  # its home: shared/retry_after.py (the webhook delivery reads it too)
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ERROR_DEPTH = 16
@@ -33,26 +35,6 @@ class Answer:
     error: dict[str, Any] | None = None
     reason: str = ""
     own: bool = False  # the bridge refused before Graph answered (untrusted origin, delegated credential)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait. Graph sends fractional seconds (`2.128`); HTTP dates are accepted too."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if now is None:
-            return None
-        seconds = when.timestamp() - now
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return max(0.0, seconds)
 
 
 def header(headers: dict[str, str], name: str) -> str | None:

@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from .graph_answers import parse_retry_after
 from .outbound import Refused
+from .retry_after import parse_retry_after
 from .webhook_keys import SECRET_PREFIX, WebhookSecretError, parse_webhook_secrets
 
 __all__ = ["SECRET_PREFIX", "WebhookSecretError", "parse_webhook_secrets"]  # their home: shared/webhook_keys.py

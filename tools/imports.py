@@ -30,8 +30,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "settings", "webhooks", "auth", "outbound", "sealing", "keyring",
     })),
     # No I/O and no imports of the bridge: usable from every layer (the JSON rules, the poll message's content,
-    # a URL's origin, the webhook keys).
-    ("shared helpers", frozenset({"strict_json", "messages", "origins", "webhook_keys"})),
+    # a URL's origin, the webhook keys, Retry-After).
+    ("shared helpers", frozenset({"strict_json", "messages", "origins", "webhook_keys", "retry_after"})),
 )
 
 

@@ -24,7 +24,6 @@ ALLOWED_BACKWARDS: dict[tuple[str, str], str] = {
     # Settings parse their values with the parsers next to the feature they configure.
     ("settings", "status_links"): "STATUS_LINK_KEYS is parsed by status_links.parse_link_keys",
     ("runtime", "polling"): "the runtime builds polling.Timing from the settings",
-    ("webhooks", "graph_answers"): "a webhook receiver's Retry-After is parsed like Graph's",
 }
 
 # Cycles not broken yet (sorted module lists).
