@@ -31,13 +31,11 @@ class Delivered:
 @dataclass(frozen=True)
 class Retry:
     delay: int
-    reason: str
 
 
 @dataclass(frozen=True)
 class GiveUp:
     reason: str
-    dead_letter: bool = True
 
 
 Verdict = Delivered | Retry | GiveUp
@@ -69,4 +67,4 @@ def decide(*, status: int | None, retry_after: float | None, error: str | None, 
         delay = max(delay, retry_after)
     if elapsed + delay > policy.window:
         return GiveUp(f"{described}; the retry window of {policy.window:g} s is used up")
-    return Retry(max(1, math.ceil(delay - 1e-9)), described)
+    return Retry(max(1, math.ceil(delay - 1e-9)))
