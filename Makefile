@@ -4,6 +4,7 @@
 #   make faults - the whole storage fault matrix (every call of every step failed 1, 2 and 3 times) and the probes
 # and a few more:
 #   make lint  - ruff, and bandit over the shipped code (function_app.py shared/)
+#   make coverage - the unit tests (tests/unit) with branch coverage of shared/, a terminal report
 #   make fuzz  - a longer schemathesis run against a devhost (FUZZ_EXAMPLES per operation), with its figures
 #   make audit - pip-audit of the locked runtime dependencies (needs network; fails if it could not check)
 #   make lock  - recompile requirements.txt (pinned, hashed) from requirements.in
@@ -12,7 +13,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint typecheck unit bench bench-list faults clean fuzz audit lock
+.PHONY: install run test lint typecheck unit coverage bench bench-list faults clean fuzz audit lock
 
 FUZZ_EXAMPLES ?= 500
 FUZZ_SECONDS ?=
@@ -46,6 +47,9 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest tests/unit -q
 
+coverage: install
+	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider --cov --cov-branch --cov-report=term-missing:skip-covered
+
 test: install lint typecheck
 	$(VENV)/bin/pytest
 
@@ -72,4 +76,4 @@ bench-list: install
 	$(PY) -m bench.list_latency
 
 clean:
-	rm -rf $(VENV) node_modules .azurite .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .azurite .run .pytest_cache .mypy_cache .ruff_cache .coverage

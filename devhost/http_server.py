@@ -102,7 +102,6 @@ class RouteTemplate:
     pattern: re.Pattern[str]
     params: tuple[RouteParam, ...]
     literal_segments: int
-    segments: int
 
     def match(self, path: str) -> dict[str, str] | None:
         m = self.pattern.match(path)
@@ -191,7 +190,6 @@ def compile_route(route: str, prefix: str = "") -> RouteTemplate:
         pattern=re.compile(pattern, re.IGNORECASE),
         params=tuple(params),
         literal_segments=literal_segments,
-        segments=len(segments),
     )
 
 

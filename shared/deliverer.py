@@ -136,9 +136,9 @@ async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:
         url = unseal(op.callback_sealed or "", rt.settings.webhook_secrets, op.id)
         check_url(url, rt.outbound)
     except SealingError as exc:
-        return DeliveryOutcome(False, None, str(exc), refused=True)
+        return DeliveryOutcome(None, str(exc), refused=True)
     except Refused as exc:
-        return DeliveryOutcome(False, None, exc.reason, refused=True)
+        return DeliveryOutcome(None, exc.reason, refused=True)
     message = event_message(op)
     headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), message.body,
                               message.headers)

@@ -8,9 +8,10 @@ dead-lettered: kept on the record, visible, and replayable with the redeliver en
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
+
+from .polling import whole_seconds
 
 HONOURS_RETRY_AFTER = frozenset({429, 502, 503, 504})
 CLIENT_ERROR_ATTEMPTS = 3
@@ -31,13 +32,11 @@ class Delivered:
 @dataclass(frozen=True)
 class Retry:
     delay: int
-    reason: str
 
 
 @dataclass(frozen=True)
 class GiveUp:
     reason: str
-    dead_letter: bool = True
 
 
 Verdict = Delivered | Retry | GiveUp
@@ -69,4 +68,4 @@ def decide(*, status: int | None, retry_after: float | None, error: str | None, 
         delay = max(delay, retry_after)
     if elapsed + delay > policy.window:
         return GiveUp(f"{described}; the retry window of {policy.window:g} s is used up")
-    return Retry(max(1, math.ceil(delay - 1e-9)), described)
+    return Retry(max(1, whole_seconds(delay)))  # the queue's whole seconds, rounded as the poll step does

@@ -163,9 +163,9 @@ async def _post(rt: Runtime, op: Operation, subscription: Subscription,
         url = unseal(subscription.callback_sealed, rt.settings.webhook_secrets, subscription.id)
         check_url(url, rt.outbound)
     except SealingError as exc:
-        return DeliveryOutcome(False, None, str(exc), refused=True)
+        return DeliveryOutcome(None, str(exc), refused=True)
     except Refused as exc:
-        return DeliveryOutcome(False, None, exc.reason, refused=True)
+        return DeliveryOutcome(None, exc.reason, refused=True)
     message = event_message(op, subscription.callback_format, event_id=delivery.webhook_id)
     headers = webhook_headers(rt.settings.webhook_secrets, delivery.webhook_id, int(time.time()), message.body,
                               message.headers)

@@ -4,6 +4,9 @@ TOKEN_SEALING_KEYS holds space-separated keys, newest first, each `<key id>:<bas
 the base64 (its id is then derived from it). The first key seals; any listed key opens what it sealed, so
 rotation is: prepend a new key, wait until operations sealed with the old one have ended, drop it.
 Sealed values are `k1.<key id>.<base64url(nonce | AES-256-GCM ciphertext)>`, bound to the operation id.
+
+`encrypt`/`decrypt` are the bridge's one AES-256-GCM sealer (nonce | ciphertext with an associated-data
+binding); shared.sealing frames callback URLs with them under keys derived from the webhook secrets.
 """
 
 from __future__ import annotations
@@ -20,6 +23,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "k1"
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+NONCE_BYTES = 12
+TAG_BYTES = 16
+
+
+def encrypt(key: bytes, plaintext: str, associated: bytes) -> bytes:
+    """nonce | AES-256-GCM(plaintext) bound to `associated`: opening it needs the same key and binding."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext.encode(), associated)
+
+
+def decrypt(key: bytes, raw: bytes, associated: bytes) -> str | None:
+    """What `encrypt` sealed, or None when this key and binding do not open `raw` (or it is damaged)."""
+    if len(raw) < NONCE_BYTES + TAG_BYTES:
+        return None
+    try:
+        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated).decode()
+    except (InvalidTag, UnicodeDecodeError):
+        return None
 
 
 class KeyringError(ValueError):
@@ -42,9 +63,8 @@ class Keyring:
         if not self.keys:
             raise KeyringError("TOKEN_SEALING_KEYS is not set")
         kid, key = self.keys[0]
-        nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), f"{kid}|{bound_to}".encode())
-        return f"{PREFIX}.{kid}.{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+        sealed = encrypt(key, plaintext, f"{kid}|{bound_to}".encode())
+        return f"{PREFIX}.{kid}.{base64.urlsafe_b64encode(sealed).decode().rstrip('=')}"
 
     def unseal(self, value: str, bound_to: str) -> str:
         parts = value.split(".")
@@ -56,9 +76,12 @@ class Keyring:
             raise UnsealError(f"sealed with key {kid!r}, which TOKEN_SEALING_KEYS no longer holds (retired)")
         try:
             raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
-            return AESGCM(key).decrypt(raw[:12], raw[12:], f"{kid}|{bound_to}".encode()).decode()
-        except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
-            raise UnsealError("the sealed value is damaged or belongs to another operation") from None
+        except (binascii.Error, ValueError):
+            raw = b""
+        opened = decrypt(key, raw, f"{kid}|{bound_to}".encode())
+        if opened is None:
+            raise UnsealError("the sealed value is damaged or belongs to another operation")
+        return opened
 
 
 def parse_keyring(raw: str, setting: str = "TOKEN_SEALING_KEYS") -> Keyring:

@@ -8,7 +8,6 @@ poller writing anything per poll. Graph's Retry-After always wins when it asks f
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -62,11 +61,6 @@ def _schedule(timing: Timing) -> Iterator[float]:
         yield offset
         offset += step
         step = min(step * 2, timing.maximum)
-
-
-def schedule_offset(index: int, timing: Timing) -> float:
-    """Offset from creation of the index-th regular poll (0-based)."""
-    return next(itertools.islice(_schedule(timing), index, None))
 
 
 def next_regular_poll(elapsed: float, timing: Timing) -> float:

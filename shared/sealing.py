@@ -2,18 +2,18 @@
 
 AES-256-GCM under a key derived (HKDF-SHA256) from each webhook secret; the first secret seals,
 every configured one may open, so rotating WEBHOOK_SECRET keeps older records readable.
+The AES-GCM itself is shared.keyring's (`encrypt`/`decrypt`); this module frames it: `s1.<base64url>`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import os
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .keyring import NONCE_BYTES, TAG_BYTES, decrypt, encrypt
 
 PREFIX = "s1."
 _INFO = b"excel-async-bridge/sealed-callback-url/v1"
@@ -30,9 +30,7 @@ def _key(secret: bytes) -> bytes:
 def seal(plaintext: str, secrets: tuple[bytes, ...], associated: str) -> str:
     if not secrets:
         raise SealingError("no key to seal with")
-    nonce = os.urandom(12)
-    sealed = AESGCM(_key(secrets[0])).encrypt(nonce, plaintext.encode(), associated.encode())
-    return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+    return PREFIX + base64.urlsafe_b64encode(encrypt(_key(secrets[0]), plaintext, associated.encode())).decode()
 
 
 def unseal(token: str, secrets: tuple[bytes, ...], associated: str) -> str:
@@ -42,11 +40,10 @@ def unseal(token: str, secrets: tuple[bytes, ...], associated: str) -> str:
         raw = base64.urlsafe_b64decode(token[len(PREFIX):])
     except (binascii.Error, ValueError):
         raise SealingError("the sealed value is damaged") from None
-    if len(raw) < 12 + 16:
+    if len(raw) < NONCE_BYTES + TAG_BYTES:
         raise SealingError("the sealed value is damaged")
     for secret in secrets:
-        try:
-            return AESGCM(_key(secret)).decrypt(raw[:12], raw[12:], associated.encode()).decode()
-        except (InvalidTag, UnicodeDecodeError):
-            continue
+        opened = decrypt(_key(secret), raw, associated.encode())
+        if opened is not None:
+            return opened
     raise SealingError("no configured key opens this value (was WEBHOOK_SECRET rotated away?)")

@@ -69,7 +69,6 @@ class Settings:
     webhook_allowed_hosts: tuple[str, ...] = ()
     auth_enabled: bool = False
     default_owner: str = "default"
-    graph_auth: str = "app"
     delegated: DelegatedSettings | None = None
     keyring: Keyring = field(default_factory=lambda: Keyring(()))
     status_links: LinkSigner = field(default_factory=lambda: LinkSigner(()))
@@ -210,7 +209,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retention_days=_whole(env, "RETENTION_DAYS", 30, 1, 3650),
         auth_enabled=env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true",  # set by App Service
         default_owner=_owner(env.get("DEFAULT_OWNER", "").strip() or "default"),
-        graph_auth=graph_auth,
         delegated=_delegated(env) if graph_auth == "delegated" else None,
         keyring=keyring,
         status_links=status_links,

@@ -113,7 +113,6 @@ def webhook_headers(keys: tuple[bytes, ...], event_id: str, timestamp: int, body
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    delivered: bool
     status_code: int | None
     error: str | None
     retry_after: float | None = None
@@ -141,11 +140,11 @@ async def deliver(
         ) as response:
             await response.content.read(64 * 1024)  # enough to reuse the connection; the body is not used
             ok = 200 <= response.status < 300
-            return DeliveryOutcome(ok, response.status, None if ok else f"receiver answered {response.status}",
+            return DeliveryOutcome(response.status, None if ok else f"receiver answered {response.status}",
                                    retry_after=parse_retry_after(response.headers.get("Retry-After")))
     except Refused as exc:
-        return DeliveryOutcome(False, None, exc.reason, refused=True)
+        return DeliveryOutcome(None, exc.reason, refused=True)
     except TimeoutError:
-        return DeliveryOutcome(False, None, f"no answer within {timeout:g} s")
+        return DeliveryOutcome(None, f"no answer within {timeout:g} s")
     except aiohttp.ClientError as exc:
-        return DeliveryOutcome(False, None, f"connection failed: {type(exc).__name__}")
+        return DeliveryOutcome(None, f"connection failed: {type(exc).__name__}")

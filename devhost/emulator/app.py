@@ -87,7 +87,7 @@ def _context() -> RequestContext:
         return RequestContext(request_id, request_id)
 
 
-def _inner_error(request: web.Request) -> dict[str, Any]:
+def _inner_error() -> dict[str, Any]:
     ctx = _context()
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -96,13 +96,13 @@ def _inner_error(request: web.Request) -> dict[str, Any]:
     }
 
 
-def graph_error(request: web.Request, status: int, code: str, message: str) -> web.Response:
+def graph_error(status: int, code: str, message: str) -> web.Response:
     """A response in Graph's error envelope."""
-    body = {"error": {"code": code, "message": message, "innerError": _inner_error(request)}}
+    body = {"error": {"code": code, "message": message, "innerError": _inner_error()}}
     return web.json_response(body, status=status)
 
 
-def fault_response(request: web.Request, fault: Fault) -> web.Response:
+def fault_response(fault: Fault) -> web.Response:
     """Serve a canned fault exactly as configured."""
     headers = dict(fault.headers)
     text: str | None
@@ -113,7 +113,7 @@ def fault_response(request: web.Request, fault: Fault) -> web.Response:
     elif fault.error is not None:
         error = copy.deepcopy(fault.error)
         if "innerError" not in error and "innererror" not in error:
-            error["innerError"] = _inner_error(request)
+            error["innerError"] = _inner_error()
         text = json.dumps({"error": error})
     elif fault.status >= 400:
         code = _STATUS_CODES.get(fault.status, "generalException")
@@ -122,7 +122,7 @@ def fault_response(request: web.Request, fault: Fault) -> web.Response:
                 "error": {
                     "code": code,
                     "message": f"Injected fault (HTTP {fault.status}).",
-                    "innerError": _inner_error(request),
+                    "innerError": _inner_error(),
                 }
             }
         )
@@ -200,9 +200,9 @@ class Emulator:
             response = await handler(request)
         except web.HTTPException as exc:
             code = _STATUS_CODES.get(exc.status, "generalException")
-            response = graph_error(request, exc.status, code, exc.reason)
+            response = graph_error(exc.status, code, exc.reason)
         except Exception as exc:
-            response = graph_error(request, 500, "internalServerError", f"Emulator error: {exc!r}")
+            response = graph_error(500, "internalServerError", f"Emulator error: {exc!r}")
         finally:
             _CONTEXT.reset(token)
         if "request-id" not in response.headers:
@@ -215,7 +215,7 @@ class Emulator:
             record.status = response.status
         return response
 
-    def _record(self, request: web.Request) -> RequestRecord:
+    def _record(self) -> RequestRecord:
         record = _context().record
         assert record is not None
         return record
@@ -226,17 +226,17 @@ class Emulator:
 
     # ------------------------------------------------------------------ identity
     async def token(self, request: web.Request) -> web.StreamResponse:
-        record = self._record(request)
+        record = self._record()
         record.kind = "token"
         return token_response(request, self.tokens, self.identity_header)
 
     # ------------------------------------------------------------------ graph
     async def graph(self, request: web.Request) -> web.StreamResponse:
-        record = self._record(request)
+        record = self._record()
         self.operations.settle()  # drawn-duration operations finish on time, polled or not
         raw_path = request.rel_url.raw_path
         if not raw_path.startswith(("/v1.0/", "/beta/")):
-            return graph_error(request, 404, "notFound", f"No such resource: {request.path}")
+            return graph_error(404, "notFound", f"No such resource: {request.path}")
         match = _GRAPH_RE.match(raw_path)
         if match is not None:
             record.item = unquote(match.group("item_id"))
@@ -251,13 +251,13 @@ class Emulator:
                 "revoked": "Access token has been revoked.",
                 "invalid": "Access token validation failure. Invalid audience or malformed token.",
             }
-            response = graph_error(request, 401, "InvalidAuthenticationToken", messages[auth])
+            response = graph_error(401, "InvalidAuthenticationToken", messages[auth])
             response.headers["WWW-Authenticate"] = 'Bearer realm="", error="invalid_token"'
             return response
         if route is None:
-            return graph_error(request, 400, "BadRequest", f"Resource not found for the segment '{request.path}'.")
+            return graph_error(400, "BadRequest", f"Resource not found for the segment '{request.path}'.")
         if self.strict_delegated and principal is not None and not principal.delegated:
-            return self._app_only_denied(request)
+            return self._app_only_denied()
         return await route()
 
     def _authenticate(self, request: web.Request) -> tuple[AuthState, Principal | None]:
@@ -275,9 +275,9 @@ class Emulator:
         auth = self.tokens.check(authorization)
         return auth, (Principal(False, "app:msi") if auth == "valid" else None)
 
-    def _app_only_denied(self, request: web.Request) -> web.Response:
+    def _app_only_denied(self) -> web.Response:
         """Graph's 403 for an app-only token on an API the emulator is told to serve to users only."""
-        inner = _inner_error(request)
+        inner = _inner_error()
         inner = {"code": "forbidden", **inner}
         body = {
             "error": {
@@ -291,7 +291,7 @@ class Emulator:
 
     def _route(self, request: web.Request, match: re.Match[str]) -> Callable[[], Awaitable[web.StreamResponse]] | None:
         """Classify the request (filling its log record) and return the handler to run after auth."""
-        record = self._record(request)
+        record = self._record()
         version = match.group("version")
         item_path = match.group("item")
         item_id = unquote(match.group("item_id"))
@@ -338,7 +338,7 @@ class Emulator:
             record.kind = "result"
             record.operation_id = key
             record.action = action
-            return _ready(lambda: self._result(request, item_id, key, action))
+            return _ready(lambda: self._result(item_id, key, action))
         if method == "GET" and (m := _ROWS_RE.match(rest)):
             table = m["table"]
             return _ready(lambda: web.json_response({"value": self.workbooks.list_rows(item_id, table)}))
@@ -358,22 +358,22 @@ class Emulator:
         *,
         never_async: bool = False,
     ) -> web.StreamResponse:
-        record = self._record(request)
+        record = self._record()
         state, scenario = self._scenario(item_id)
         if state is not None and state.start_faults:
-            return fault_response(request, state.start_faults.popleft())
+            return fault_response(state.start_faults.popleft())
         if scenario.start_error is not None:
-            return fault_response(request, scenario.start_error)
+            return fault_response(scenario.start_error)
         doomed: dict[str, Any] | None = None
         if scenario.contention != "off" and self.operations.busy_on(item_id) is not None:
             if scenario.contention == "throttle":
                 record.contention = "throttled"
-                return self._throttled(request, scenario.contention_retry_after_seconds)
+                return self._throttled(scenario.contention_retry_after_seconds)
             if scenario.contention == "conflict" or not (
                 scenario.mode == "async" and not never_async and _prefers_async(request)
             ):
                 record.contention = "conflict"
-                return self._conflict(request)
+                return self._conflict()
             doomed = _merge_conflict_error()  # marked on the record once the operation exists
 
         apply: Callable[[], dict[str, Any] | None]
@@ -403,14 +403,14 @@ class Emulator:
                     return None
 
         except WorkbookError as exc:
-            return graph_error(request, exc.status, exc.code, exc.message)
+            return graph_error(exc.status, exc.code, exc.message)
 
         is_async = scenario.mode == "async" and not never_async and _prefers_async(request)
         if action != "createSession" and not request.headers.get("Workbook-Session-Id"):
             is_async = False
         if doomed is not None and not is_async:  # merge mode, but this write would run synchronously
             record.contention = "conflict"
-            return self._conflict(request)
+            return self._conflict()
         if is_async:
             duration = state.draw_duration(action) if state is not None else None
             op = self.operations.create(item_id, item_path, action, scenario, apply, duration, doomed)
@@ -426,26 +426,26 @@ class Emulator:
         try:
             result = apply()
         except WorkbookError as exc:
-            return graph_error(request, exc.status, exc.code, exc.message)
+            return graph_error(exc.status, exc.code, exc.message)
         if action == "deleteTableRow":
             return web.Response(status=200)
         return web.json_response(result, status=200 if never_async else 201)
 
-    def _throttled(self, request: web.Request, retry_after: float) -> web.Response:
+    def _throttled(self, retry_after: float) -> web.Response:
         """Graph's 429 (facts: "429 Too Many Requests with Retry-After, which can be fractional"), for a write
         to a workbook that is already running a request (facts: "One workbook should get one request at a
         time")."""
-        response = graph_error(request, 429, "tooManyRequests",
+        response = graph_error(429, "tooManyRequests",
                                "The workbook is busy with another request; retry after the interval in Retry-After.")
         response.headers["Retry-After"] = f"{retry_after:g}"
         return response
 
-    def _conflict(self, request: web.Request) -> web.Response:
+    def _conflict(self) -> web.Response:
         """Graph's 409 (facts: "409 conflict (accessConflict)") for a write to a busy workbook."""
         body = {"error": {"code": "conflict",
                           "message": "The request could not be completed because another request is changing "
                                      "the workbook.",
-                          "innerError": {"code": "accessConflict", **_inner_error(request)}}}
+                          "innerError": {"code": "accessConflict", **_inner_error()}}}
         return web.json_response(body, status=409)
 
     async def _json_body(self, request: web.Request) -> Any:
@@ -463,11 +463,11 @@ class Emulator:
         state, _ = self._scenario(item_id)
         op = self.operations.get(op_id)
         if state is not None and state.operation_faults:
-            return fault_response(request, state.operation_faults.popleft())
+            return fault_response(state.operation_faults.popleft())
         if op is None or op.item_id != item_id or op.expired():
-            return graph_error(request, 404, "itemNotFound", "The requested operation was not found.")
+            return graph_error(404, "itemNotFound", "The requested operation was not found.")
         phase = op.poll()
-        self._record(request).phase = phase
+        self._record().phase = phase
         body: dict[str, Any] = {"id": op.id, "status": spell_status(phase, op.scenario.status_case)}
         if phase == "succeeded" and op.action != "deleteTableRow":
             body["resourceLocation"] = self._resource_location(request, version, item_path, op)
@@ -483,17 +483,17 @@ class Emulator:
         url = f"{origin}/{res_version}{item_path}/workbook/{segment}(key='{op.id}')"
         return _with_query(url, sc.resource_location_query)
 
-    def _result(self, request: web.Request, item_id: str, key: str, action: Action) -> web.StreamResponse:
+    def _result(self, item_id: str, key: str, action: Action) -> web.StreamResponse:
         state, _ = self._scenario(item_id)
         if state is not None and state.result_faults:
-            return fault_response(request, state.result_faults.popleft())
+            return fault_response(state.result_faults.popleft())
         op = self.operations.get(key)
         if op is None or op.item_id != item_id or op.action != action or op.phase != "succeeded":
-            return graph_error(request, 404, "itemNotFound", f"No result for key '{key}'.")
+            return graph_error(404, "itemNotFound", f"No result for key '{key}'.")
         return web.json_response(copy.deepcopy(op.result))
 
     async def not_found(self, request: web.Request) -> web.StreamResponse:
-        return graph_error(request, 404, "notFound", f"No such resource: {request.path}")
+        return graph_error(404, "notFound", f"No such resource: {request.path}")
 
     # ------------------------------------------------------------------ admin
     async def _admin_json(self, request: web.Request) -> Any:
@@ -510,7 +510,7 @@ class Emulator:
         try:
             scenario = parse_scenario(await self._admin_json(request))
         except ScenarioError as exc:
-            return graph_error(request, 400, "invalidArgument", str(exc))
+            return graph_error(400, "invalidArgument", str(exc))
         state = ScenarioState.create(scenario)
         self.scenarios[item_id] = state
         return web.json_response({"item": item_id, "scenario": state.to_json()})
@@ -519,14 +519,14 @@ class Emulator:
         item_id = request.match_info["item"]
         state = self.scenarios.get(item_id)
         if state is None:
-            return graph_error(request, 404, "itemNotFound", f"No scenario for item '{item_id}'.")
+            return graph_error(404, "itemNotFound", f"No scenario for item '{item_id}'.")
         return web.json_response({"item": item_id, "scenario": state.to_json()})
 
     async def delete_scenario(self, request: web.Request) -> web.StreamResponse:
         self.scenarios.pop(request.match_info["item"], None)
         return web.Response(status=204)
 
-    async def reset(self, request: web.Request) -> web.StreamResponse:
+    async def reset(self, _request: web.Request) -> web.StreamResponse:
         self.scenarios.clear()
         self.workbooks.reset()
         self.operations.reset()
@@ -540,24 +540,24 @@ class Emulator:
         try:
             update = parse_config(await self._admin_json(request))
         except ScenarioError as exc:
-            return graph_error(request, 400, "invalidArgument", str(exc))
+            return graph_error(400, "invalidArgument", str(exc))
         if update.token_lifetime is not None:
             self.tokens.lifetime = update.token_lifetime
         if update.strict_delegated is not None:
             self.strict_delegated = update.strict_delegated
         return await self.get_config(request)
 
-    async def get_config(self, request: web.Request) -> web.StreamResponse:
+    async def get_config(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {"tokenLifetimeSeconds": self.tokens.lifetime, "strictDelegated": self.strict_delegated}
         )
 
-    async def revoke_tokens(self, request: web.Request) -> web.StreamResponse:
+    async def revoke_tokens(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response({"revoked": self.tokens.revoke_all() + self.entra.revoke_access_tokens()})
 
     # ------------------------------------------------------------------ entra (token service)
-    def _entra_record(self, request: web.Request) -> RequestRecord:
-        record = self._record(request)
+    def _entra_record(self) -> RequestRecord:
+        record = self._record()
         record.kind = "entra"
         return record
 
@@ -566,24 +566,24 @@ class Emulator:
         return web.json_response(exc.to_json(), status=exc.status)
 
     async def entra_openid_configuration(self, request: web.Request) -> web.StreamResponse:
-        self._entra_record(request)
+        self._entra_record()
         tenant = request.match_info["tenant"]
         if not self.entra.known_tenant(tenant):
             return self._entra_error(EntraError(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found."))
         return web.json_response(self.entra.openid_configuration(_origin(request), tenant))
 
     async def entra_instance_discovery(self, request: web.Request) -> web.StreamResponse:
-        self._entra_record(request)
+        self._entra_record()
         return web.json_response(
             self.entra.instance_discovery(_origin(request), request.query.get("authorization_endpoint"))
         )
 
-    async def entra_keys(self, request: web.Request) -> web.StreamResponse:
-        self._entra_record(request)
+    async def entra_keys(self, _request: web.Request) -> web.StreamResponse:
+        self._entra_record()
         return web.json_response(self.entra.jwks())
 
     async def entra_token(self, request: web.Request) -> web.StreamResponse:
-        record = self._entra_record(request)
+        record = self._entra_record()
         if request.method != "POST":
             return self._entra_error(EntraError(405, "invalid_request", 900561, "The endpoint only accepts POST."))
         if request.content_type != "application/x-www-form-urlencoded":
@@ -606,7 +606,7 @@ class Emulator:
         try:
             return web.json_response(act(await self._admin_json(request)))
         except (AdminError, ScenarioError) as exc:
-            return graph_error(request, 400, "invalidArgument", str(exc))
+            return graph_error(400, "invalidArgument", str(exc))
 
     async def entra_put_client(self, request: web.Request) -> web.StreamResponse:
         client_id = request.match_info["client"]
@@ -630,16 +630,16 @@ class Emulator:
 
         return await self._entra_admin(request, act)
 
-    async def entra_get_config(self, request: web.Request) -> web.StreamResponse:
+    async def entra_get_config(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(self.entra.config_json())
 
-    async def entra_revoke_refresh_tokens(self, request: web.Request) -> web.StreamResponse:
+    async def entra_revoke_refresh_tokens(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response({"revoked": self.entra.revoke_refresh_tokens()})
 
     async def requests(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.recorder.list(item=request.query.get("item"), kind=request.query.get("kind")))
 
-    async def stats(self, request: web.Request) -> web.StreamResponse:
+    async def stats(self, _request: web.Request) -> web.StreamResponse:
         self.operations.settle()
         phases: dict[str, int] = {}
         for op in self.operations.all():

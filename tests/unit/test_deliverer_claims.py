@@ -75,7 +75,7 @@ def posts(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     async def attempt(rt: Any, op: Operation) -> DeliveryOutcome:
         state["count"] += 1
         await state["gate"].wait()
-        return DeliveryOutcome(True, 200, None)
+        return DeliveryOutcome(200, None)
 
     monkeypatch.setattr(deliverer, "_attempt", attempt)
     return state

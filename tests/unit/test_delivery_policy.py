@@ -79,3 +79,18 @@ def test_a_whole_schedule_fits_the_window() -> None:
         assert isinstance(result, Retry)
         elapsed += result.delay
     assert elapsed <= 86_400 and 8 <= attempts <= 14
+
+
+def test_retry_delays_round_like_the_poll_step() -> None:
+    """One rounding rule (shared.polling.whole_seconds): up to whole seconds, at most the queue's 7-day
+    visibility limit (azure-functions-facts: `send_message(visibility_timeout=0..604800)`)."""
+    from shared.polling import MAX_VISIBILITY_SECONDS, whole_seconds
+
+    policy = RetryPolicy(window=30 * 86_400.0)
+    for attempt, seed in [(1, 1), (2, 2), (4, 3)]:
+        result = decide(status=503, retry_after=None, error=None, refused=False, attempt=attempt, elapsed=0.0,
+                        policy=policy, rng=random.Random(seed))
+        assert result == Retry(max(1, whole_seconds(backoff(attempt, policy, random.Random(seed)))))
+    late = decide(status=429, retry_after=10 * 86_400.0, error=None, refused=False, attempt=1, elapsed=0.0,
+                  policy=policy)
+    assert late == Retry(MAX_VISIBILITY_SECONDS)

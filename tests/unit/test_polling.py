@@ -15,7 +15,6 @@ from shared.polling import (
     Reschedule,
     decide,
     next_regular_poll,
-    schedule_offset,
     status_retry_after,
     timed_out,
     timeout_error,
@@ -48,6 +47,14 @@ class MinRng:
 
 
 # --- regular schedule -------------------------------------------------------------------------
+
+
+def schedule_offset(index: int, timing: T) -> float:
+    """The index-th regular poll (0-based) as offset from creation, walked through next_regular_poll."""
+    offset = -1.0
+    for _ in range(index + 1):
+        offset += next_regular_poll(offset, timing)
+    return offset
 
 
 @pytest.mark.parametrize(

@@ -84,3 +84,43 @@ def test_tampered_ciphertext_fails():
 def test_corrupt_sealed_value_raises_sealing_error(token):
     with pytest.raises(SealingError):
         unseal(token, (NEW,), OP_ID)
+
+
+# Values sealed by the two sealers before they shared shared.keyring's AES-GCM (commit 7a56138): records
+# already in the operations table must still open, and a new seal must keep the stored format.
+S1_SEALED = {
+    "op-1": ("s1.iZF5YBbjy8nGY3vJ7XQZv__FyODy8VmvLBwfoaBCPocpJeCQyyRNZrpjeNzDEYzZVZSnUiifJ9hJQpH0-w==",
+             "https://example.com/cb?sig=abc%2F"),
+    "op-2": ("s1.HlZbk0zoKPJmipQrFddZWTNc7Tq3XH7oHRKn9_38S6PKpRIsfwa3lsbdcpjql1gBAkLYv9-F6w6fFQ==",
+             "https://example.com/cb?sig=old"),
+}
+K1_SEALED = "k1.kid1.ZRRuHuo5WotgLuBz6WVM1Ec-WNCVismnHo0T5cjW2xIHtmgz8lEys8dQPw"
+
+
+@pytest.mark.parametrize("op_id", sorted(S1_SEALED))
+def test_a_callback_url_sealed_before_the_unification_still_opens(op_id):
+    sealed, url = S1_SEALED[op_id]
+    assert unseal(sealed, (b"first-secret", b"second-secret"), op_id) == url
+    with pytest.raises(SealingError):
+        unseal(sealed, (b"first-secret", b"second-secret"), "another-op")
+
+
+def test_a_token_sealed_before_the_unification_still_opens():
+    from shared.keyring import UnsealError, parse_keyring
+
+    ring = parse_keyring("kid1:" + base64.b64encode(b"k" * 32).decode())
+    assert ring.unseal(K1_SEALED, "op-3") == "eyJ.token.value"
+    with pytest.raises(UnsealError):
+        ring.unseal(K1_SEALED, "op-4")
+
+
+def test_the_stored_formats_are_unchanged():
+    from shared.keyring import parse_keyring
+
+    sealed = seal(URL, (NEW,), OP_ID)
+    raw = base64.urlsafe_b64decode(sealed[len(PREFIX):])  # padded base64url of nonce | ciphertext | tag
+    assert sealed.startswith("s1.") and len(raw) == 12 + len(URL.encode()) + 16
+    token = parse_keyring("kid1:" + base64.b64encode(b"k" * 32).decode()).seal("eyJ.token.value", "op-3")
+    kind, kid, blob = token.split(".")
+    assert (kind, kid) == ("k1", "kid1") and "=" not in blob
+    assert len(base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))) == 12 + len("eyJ.token.value") + 16

@@ -14,7 +14,7 @@ KEY = "k:" + base64.b64encode(b"s" * 32).decode()
 
 def test_app_mode_is_the_default() -> None:
     settings = load_settings(BASE)
-    assert settings.graph_auth == "app" and settings.delegated is None
+    assert settings.delegated is None
     assert settings.default_owner == "default" and not settings.auth_enabled
 
 

@@ -77,7 +77,7 @@ def servers() -> Servers:
 def test_a_name_resolving_to_a_private_address_gets_nothing(servers: Servers) -> None:
     lookup, _ = answers("127.0.0.1")
     first, _ = asyncio.run(run(lookup, servers))
-    assert first.refused and not first.delivered
+    assert first.refused and first.status_code is None
     assert "rebind.test resolves to 127.0.0.1, a loopback address" in (first.error or "")
     assert servers.hits == {"127.0.0.1": 0, "127.0.0.2": 0}
 
@@ -87,7 +87,7 @@ def test_each_connection_uses_the_answer_it_checked(servers: Servers) -> None:
     resolution is checked afresh and refused; the private server never sees a request."""
     lookup, calls = answers("127.0.0.2", "127.0.0.1")
     first, second = asyncio.run(run(lookup, servers))
-    assert first.delivered and first.status_code == 204
+    assert first.status_code == 204 and first.error is None
     assert second.refused and "127.0.0.1" in (second.error or "")
     assert servers.hits == {"127.0.0.1": 0, "127.0.0.2": 1}
     assert calls == ["rebind.test", "rebind.test"]  # one resolution per connection, never a silent re-resolve
