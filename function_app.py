@@ -37,8 +37,9 @@ HEALTH_TIMEOUT_SECONDS = 5
 
 def caller(rt: Runtime, req: func.HttpRequest) -> Caller:
     """The caller as App Service Authentication describes it (trusted only when it is on)."""
-    return caller_from_headers(req.headers, auth_enabled=rt.settings.auth_enabled,
-                               default_owner=rt.settings.default_owner)
+    return caller_from_headers(
+        req.headers, auth_enabled=rt.settings.auth_enabled, default_owner=rt.settings.default_owner
+    )
 
 
 async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
@@ -56,9 +57,15 @@ async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
 @app.route(route="operations", methods=["POST"])
 async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        reply = await operations.start(rt, req.get_body(), req.headers.get("Idempotency-Key"),
-                                       api_base(req, "operations"), caller(rt, req), req.headers.get("Authorization"),
-                                       req.headers.get("Content-Type"))
+        reply = await operations.start(
+            rt,
+            req.get_body(),
+            req.headers.get("Idempotency-Key"),
+            api_base(req, "operations"),
+            caller(rt, req),
+            req.headers.get("Authorization"),
+            req.headers.get("Content-Type"),
+        )
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
     return await _answer(req, handle)
@@ -192,8 +199,9 @@ async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="subscriptions", methods=["POST"])
 async def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        sub = await subscription_api.create(rt, req.get_body(), api_base(req, "subscriptions"), caller(rt, req),
-                                            req.headers.get("Content-Type"))
+        sub = await subscription_api.create(
+            rt, req.get_body(), api_base(req, "subscriptions"), caller(rt, req), req.headers.get("Content-Type")
+        )
         return json_response(201, subscriptions.to_json(sub), {"Location": subscriptions.subscription_url(sub)})
 
     return await _answer(req, handle)

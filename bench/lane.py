@@ -49,9 +49,15 @@ def row_accounting(sent: Sequence[Sequence[Any]], rows: Sequence[Sequence[Any]])
     missing = sum(max(0, count - have[key]) for key, count in wanted.items())
     unexpected = sum(count for key, count in have.items() if key not in wanted)
     once = sum(1 for key, count in wanted.items() if have[key] == count)
-    return {"sent": sum(wanted.values()), "in_table": sum(have.values()), "duplicates": duplicates,
-            "missing": missing, "unexpected": unexpected, "written_once": once,
-            "missing_rows": sorted(json.loads(k)[0] for k in wanted if have[k] < wanted[k])[:60]}
+    return {
+        "sent": sum(wanted.values()),
+        "in_table": sum(have.values()),
+        "duplicates": duplicates,
+        "missing": missing,
+        "unexpected": unexpected,
+        "written_once": once,
+        "missing_rows": sorted(json.loads(k)[0] for k in wanted if have[k] < wanted[k])[:60],
+    }
 
 
 def outcome_summary(answers: Sequence[int], finished: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -61,26 +67,35 @@ def outcome_summary(answers: Sequence[int], finished: Mapping[str, Mapping[str, 
     codes: Counter[str] = Counter()
     for op in finished.values():
         error = op.get("error")
-        while isinstance(error, dict) and isinstance(error.get("innerError"), dict) and error["innerError"].get(
-                "code"):
+        while isinstance(error, dict) and isinstance(error.get("innerError"), dict) and error["innerError"].get("code"):
             error = error["innerError"]
         if isinstance(error, dict) and error.get("code"):
             codes[str(error["code"])] += 1
-    return {"answers": {str(k): v for k, v in sorted(Counter(answers).items())},
-            "accepted": sum(1 for a in answers if a == 202), "operations": dict(statuses),
-            "succeeded": statuses.get("succeeded", 0), "failed": sum(v for k, v in statuses.items()
-                                                                     if k != "succeeded"),
-            "error_codes": dict(codes)}
+    return {
+        "answers": {str(k): v for k, v in sorted(Counter(answers).items())},
+        "accepted": sum(1 for a in answers if a == 202),
+        "operations": dict(statuses),
+        "succeeded": statuses.get("succeeded", 0),
+        "failed": sum(v for k, v in statuses.items() if k != "succeeded"),
+        "error_codes": dict(codes),
+    }
 
 
 async def _send_all(api: str, workbook: str, rows: int) -> list[tuple[int, dict[str, Any]]]:
     import httpx
 
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=rows)) as client:
+
         async def one(n: int) -> tuple[int, dict[str, Any]]:
-            reply = await client.post(f"{api}/operations", json={
-                "workbook": workbook, "action": "createTableRow", "sessionId": "lane-bench-session",
-                "parameters": {"table": TABLE, "values": [row_values(n)]}})
+            reply = await client.post(
+                f"{api}/operations",
+                json={
+                    "workbook": workbook,
+                    "action": "createTableRow",
+                    "sessionId": "lane-bench-session",
+                    "parameters": {"table": TABLE, "values": [row_values(n)]},
+                },
+            )
             try:
                 body = reply.json()
             except ValueError:
@@ -125,18 +140,30 @@ def run_once(concurrency: str, contention: str, rows: int, row_seconds: float, d
     try:
         emulator = start_emulator(free_port(), logs)
         services.append(emulator)
-        env = bridge_environment(storage, int(emulator.url.rsplit(":", 1)[1]), WORKBOOK_CONCURRENCY=concurrency,
-                                 POLL_INITIAL_DELAY_SECONDS="0.1", POLL_MAX_DELAY_SECONDS="24",
-                                 OPERATION_TIMEOUT_SECONDS="360", POLL_QUEUE="lane-polls",
-                                 WEBHOOK_QUEUE="lane-hooks", OPERATIONS_TABLE="laneops")
+        env = bridge_environment(
+            storage,
+            int(emulator.url.rsplit(":", 1)[1]),
+            WORKBOOK_CONCURRENCY=concurrency,
+            POLL_INITIAL_DELAY_SECONDS="0.1",
+            POLL_MAX_DELAY_SECONDS="24",
+            OPERATION_TIMEOUT_SECONDS="360",
+            POLL_QUEUE="lane-polls",
+            WEBHOOK_QUEUE="lane-hooks",
+            OPERATIONS_TABLE="laneops",
+        )
         port = free_port()
         services.append(start_function_app(port, env, logs, name=f"functions-lane-{concurrency}"))
         api = f"http://127.0.0.1:{port}/api"
         item = "01LANE" + uuid.uuid4().hex[:16].upper()
         with httpx.Client(timeout=30) as admin:
-            admin.put(f"{emulator.url}/_emulator/scenarios/{item}", json={
-                "duration": {"distribution": "fixed", "seconds": row_seconds}, "contention": contention,
-                "contentionRetryAfterSeconds": 1}).raise_for_status()
+            admin.put(
+                f"{emulator.url}/_emulator/scenarios/{item}",
+                json={
+                    "duration": {"distribution": "fixed", "seconds": row_seconds},
+                    "contention": contention,
+                    "contentionRetryAfterSeconds": 1,
+                },
+            ).raise_for_status()
             began = time.monotonic()
             answers = asyncio.run(_send_all(api, f"/me/drive/items/{item}", rows))
             ids = [body["id"] for status, body in answers if status == 202 and "id" in body]
@@ -149,8 +176,12 @@ def run_once(concurrency: str, contention: str, rows: int, row_seconds: float, d
     return {
         "WORKBOOK_CONCURRENCY": concurrency,
         "contention": contention,
-        "graph": {"throttled_429": stats["contention"]["throttled"], "conflicts": stats["contention"]["conflicts"],
-                  "starts": stats["requests"].get("start", 0), "polls": stats["requests"].get("operation", 0)},
+        "graph": {
+            "throttled_429": stats["contention"]["throttled"],
+            "conflicts": stats["contention"]["conflicts"],
+            "starts": stats["requests"].get("start", 0),
+            "polls": stats["requests"].get("operation", 0),
+        },
         "rows": row_accounting([row_values(n) for n in range(rows)], table),
         "bridge": outcome_summary([status for status, _ in answers], finished),
         "unfinished": len(ids) - len(finished),
@@ -159,14 +190,18 @@ def run_once(concurrency: str, contention: str, rows: int, row_seconds: float, d
 
 
 def report(results: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["| WORKBOOK_CONCURRENCY | contention | Graph 429s | Graph conflicts | bridge answers | succeeded | "
-             "failed | duplicate rows | missing rows | total time (s) |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| WORKBOOK_CONCURRENCY | contention | Graph 429s | Graph conflicts | bridge answers | succeeded | "
+        "failed | duplicate rows | missing rows | total time (s) |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         answers = ", ".join(f"{k}: {v}" for k, v in r["bridge"]["answers"].items())
-        lines.append(f"| {r['WORKBOOK_CONCURRENCY']} | {r['contention']} | {r['graph']['throttled_429']} | "
-                     f"{r['graph']['conflicts']} | {answers} | {r['bridge']['succeeded']} | {r['bridge']['failed']} | "
-                     f"{r['rows']['duplicates']} | {r['rows']['missing']} | {r['total_seconds']} |")
+        lines.append(
+            f"| {r['WORKBOOK_CONCURRENCY']} | {r['contention']} | {r['graph']['throttled_429']} | "
+            f"{r['graph']['conflicts']} | {answers} | {r['bridge']['succeeded']} | {r['bridge']['failed']} | "
+            f"{r['rows']['duplicates']} | {r['rows']['missing']} | {r['total_seconds']} |"
+        )
     return "\n".join(lines)
 
 
@@ -174,15 +209,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=50)
     parser.add_argument("--row-seconds", type=float, default=0.5, help="running time of each row operation")
-    parser.add_argument("--contention", default="throttle",
-                        help="emulator contention mode(s), comma-separated: throttle, conflict, merge")
-    parser.add_argument("--concurrency", default=",".join(CONCURRENCIES),
-                        help="WORKBOOK_CONCURRENCY values to run, comma-separated (0 = unbounded)")
+    parser.add_argument(
+        "--contention",
+        default="throttle",
+        help="emulator contention mode(s), comma-separated: throttle, conflict, merge",
+    )
+    parser.add_argument(
+        "--concurrency",
+        default=",".join(CONCURRENCIES),
+        help="WORKBOOK_CONCURRENCY values to run, comma-separated (0 = unbounded)",
+    )
     parser.add_argument("--deadline", type=float, default=170.0, help="seconds to wait per run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    results = [run_once(c, mode, args.rows, args.row_seconds, args.deadline)
-               for mode in args.contention.split(",") for c in args.concurrency.split(",")]
+    results = [
+        run_once(c, mode, args.rows, args.row_seconds, args.deadline)
+        for mode in args.contention.split(",")
+        for c in args.concurrency.split(",")
+    ]
     print(json.dumps(results, indent=2) if args.json else report(results))
     return 0
 

@@ -33,21 +33,31 @@ WRITERS = 32
 
 def make_record(owner: str, at: float, rng: random.Random) -> Operation:
     status = FAILED if rng.random() < 0.1 else SUCCEEDED
-    return Operation(id=new_operation_id(at), status=status, action="createTableRow",
-                     workbook=f"/me/drive/items/01BENCH{rng.randrange(10**6):06d}", operation_url=None,
-                     created_at=iso(at), updated_at=iso(at), base_url="http://127.0.0.1/api/operations",
-                     completed_at=iso(at), owner=owner, result={"index": rng.randrange(1000),
-                                                                "values": [["x" * 40] * 4]})
+    return Operation(
+        id=new_operation_id(at),
+        status=status,
+        action="createTableRow",
+        workbook=f"/me/drive/items/01BENCH{rng.randrange(10**6):06d}",
+        operation_url=None,
+        created_at=iso(at),
+        updated_at=iso(at),
+        base_url="http://127.0.0.1/api/operations",
+        completed_at=iso(at),
+        owner=owner,
+        result={"index": rng.randrange(1000), "values": [["x" * 40] * 4]},
+    )
 
 
 RARE = "rare-owner@contoso.example"  # 20 operations, the oldest in the table: a scan reads everything first
 
 
-async def fill(store: OperationStore, records: int, owners: list[str], rng: random.Random,
-               top: int) -> tuple[float, list[Operation]]:
+async def fill(
+    store: OperationStore, records: int, owners: list[str], rng: random.Random, top: int
+) -> tuple[float, list[Operation]]:
     start = time.time() - records  # one a second, newest last
-    queue = [make_record(RARE if i < top else rng.choice(owners), start + i + rng.random() / 2, rng)
-             for i in range(records)]
+    queue = [
+        make_record(RARE if i < top else rng.choice(owners), start + i + rng.random() / 2, rng) for i in range(records)
+    ]
     written = sorted(queue, key=lambda op: op.id)  # the table's order: newest first
     began = time.perf_counter()
 
@@ -92,18 +102,29 @@ async def measure(storage: AzuritePorts, records: int, owners_count: int, calls:
         await table.create_table()
         store = OperationStore(table)
         seconds, written = await fill(store, records, owners, rng, top)
-        print(f"wrote {records} records of {owners_count} owners + 1 rare owner (+ their index entries) "
-              f"in {seconds:.1f} s")
+        print(
+            f"wrote {records} records of {owners_count} owners + 1 rare owner (+ their index entries) "
+            f"in {seconds:.1f} s"
+        )
         owner = owners[7]
         rows: list[tuple[str, Callable[[], Awaitable[Page]], str]] = [
-            ("before (scan: Owner eq)", lambda: store.scan(None, top, None, owner),
-             f"{scanned(written, owner, None, top)} scanned"),
+            (
+                "before (scan: Owner eq)",
+                lambda: store.scan(None, top, None, owner),
+                f"{scanned(written, owner, None, top)} scanned",
+            ),
             ("after (owner index)", lambda: store.list_indexed(owner, None, top, None), f"{top} + {top} by id"),
-            ("before, status=failed", lambda: store.scan(FAILED, top, None, owner),
-             f"{scanned(written, owner, FAILED, top)} scanned"),
+            (
+                "before, status=failed",
+                lambda: store.scan(FAILED, top, None, owner),
+                f"{scanned(written, owner, FAILED, top)} scanned",
+            ),
             ("after, status=failed", lambda: store.list_indexed(owner, FAILED, top, None), f"{top} + {top} by id"),
-            ("before, rare owner", lambda: store.scan(None, top, None, RARE),
-             f"{scanned(written, RARE, None, top)} scanned"),
+            (
+                "before, rare owner",
+                lambda: store.scan(None, top, None, RARE),
+                f"{scanned(written, RARE, None, top)} scanned",
+            ),
             ("after, rare owner", lambda: store.list_indexed(RARE, None, top, None), f"{top} + {top} by id"),
         ]
         print(f"{calls} calls of one owner's first page (top={top}), milliseconds:")

@@ -57,11 +57,21 @@ class CountingTransport(AioHttpTransport):
         return await super().send(request, **kwargs)
 
 
-LABELS = {"history GET": "history read", "history POST": "history insert", "history PUT": "history replace",
-          "deliveries POST": "fan-out message send", "table POST": "table insert",
-          "table GET": "table read (entity)", "table PATCH": "table write (merge)", "table PUT": "table write",
-          "table MERGE": "table write (merge)", "queue GET": "queue receive", "queue POST": "queue send",
-          "queue DELETE": "queue delete", "queue PUT": "queue update"}
+LABELS = {
+    "history GET": "history read",
+    "history POST": "history insert",
+    "history PUT": "history replace",
+    "deliveries POST": "fan-out message send",
+    "table POST": "table insert",
+    "table GET": "table read (entity)",
+    "table PATCH": "table write (merge)",
+    "table PUT": "table write",
+    "table MERGE": "table write (merge)",
+    "queue GET": "queue receive",
+    "queue POST": "queue send",
+    "queue DELETE": "queue delete",
+    "queue PUT": "queue update",
+}
 
 
 def _storage(counter: Counter[str]) -> Counter[str]:
@@ -71,8 +81,9 @@ def _storage(counter: Counter[str]) -> Counter[str]:
 async def _one_operation(rt: Runtime, counter: Counter[str], item: str, polls: int) -> dict[str, Any]:
     """Start one operation and run its chain to the end; the storage requests of each part."""
     counter.clear()
-    reply = await operations.start(rt, f'{{"workbook": "/me/drive/items/{item}", "action": "createSession"}}'
-                                   .encode(), None, "http://bench/api")
+    reply = await operations.start(
+        rt, f'{{"workbook": "/me/drive/items/{item}", "action": "createSession"}}'.encode(), None, "http://bench/api"
+    )
     start = Counter(counter)
     op_id = reply.operation.id
     durations: list[float] = []
@@ -130,10 +141,17 @@ def _history(duration: float, runs: int = 10) -> DurationHistory:
 
 
 async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: str, concurrency: int = 1) -> None:
-    env = bridge_environment(storage, int(emulator_url.rsplit(":", 1)[1]), POLL_QUEUE="bench-polls",
-                             WEBHOOK_QUEUE="bench-deliveries", OPERATIONS_TABLE="benchops",
-                             DURATION_HISTORY_TABLE="benchdurations", POLL_INITIAL_DELAY_SECONDS="0",
-                             POLL_MAX_DELAY_SECONDS="1", WORKBOOK_CONCURRENCY=str(concurrency))
+    env = bridge_environment(
+        storage,
+        int(emulator_url.rsplit(":", 1)[1]),
+        POLL_QUEUE="bench-polls",
+        WEBHOOK_QUEUE="bench-deliveries",
+        OPERATIONS_TABLE="benchops",
+        DURATION_HISTORY_TABLE="benchdurations",
+        POLL_INITIAL_DELAY_SECONDS="0",
+        POLL_MAX_DELAY_SECONDS="1",
+        WORKBOOK_CONCURRENCY=str(concurrency),
+    )
     os.environ.update(env)
     settings = load_settings()
     counter: Counter[str] = Counter()
@@ -144,16 +162,34 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
     await rt.deliveries.close()
     if rt.history is not None:
         await rt.history.close()
-    rt.store = OperationStore(TableClient.from_connection_string(
-        conn, settings.operations_table, transport=CountingTransport(counter, "table")))
-    rt.history = HistoryStore(TableClient.from_connection_string(
-        conn, settings.duration_history_table, transport=CountingTransport(counter, "history")))
-    rt.polls = PollQueue(QueueClient.from_connection_string(
-        conn, settings.poll_queue, message_encode_policy=TextBase64EncodePolicy(),
-        message_decode_policy=TextBase64DecodePolicy(), transport=CountingTransport(counter, "queue")))
-    rt.deliveries = DeliveryQueue(QueueClient.from_connection_string(
-        conn, settings.webhook_queue, message_encode_policy=TextBase64EncodePolicy(),
-        message_decode_policy=TextBase64DecodePolicy(), transport=CountingTransport(counter, "deliveries")))
+    rt.store = OperationStore(
+        TableClient.from_connection_string(
+            conn, settings.operations_table, transport=CountingTransport(counter, "table")
+        )
+    )
+    rt.history = HistoryStore(
+        TableClient.from_connection_string(
+            conn, settings.duration_history_table, transport=CountingTransport(counter, "history")
+        )
+    )
+    rt.polls = PollQueue(
+        QueueClient.from_connection_string(
+            conn,
+            settings.poll_queue,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+            transport=CountingTransport(counter, "queue"),
+        )
+    )
+    rt.deliveries = DeliveryQueue(
+        QueueClient.from_connection_string(
+            conn,
+            settings.webhook_queue,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+            transport=CountingTransport(counter, "deliveries"),
+        )
+    )
     if rt.lanes is not None:  # the workbook's lane entity (shared throttle, lease): read on every poll
         rt.lanes = LaneStore(rt.store.table)
     cold = await _one_operation(rt, counter, item, polls)
@@ -161,25 +197,34 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
     await rt.close()
 
     poll = _per(cold["uneventful"] + warm["uneventful"])
-    print(f"WORKBOOK_CONCURRENCY={concurrency}: uneventful polls measured: "
-          f"{len(cold['uneventful']) + len(warm['uneventful'])}")
+    print(
+        f"WORKBOOK_CONCURRENCY={concurrency}: uneventful polls measured: "
+        f"{len(cold['uneventful']) + len(warm['uneventful'])}"
+    )
     for key, value in sorted(poll.items()):
         print(f"  {LABELS.get(key, key):<24} {value:.2f} per poll")
     per_poll = sum(poll.values())
     writes = sum(v for k, v in poll.items() if k.startswith("table") and k != "table GET")
     print(f"storage transactions per uneventful poll: {per_poll:.2f} (table writes: {writes:.2f})")
     durations = cold["durations"] + warm["durations"]
-    print(f"poll handler time: median {statistics.median(durations) * 1000:.1f} ms, "
-          f"max {max(durations) * 1000:.1f} ms (Azurite + emulator on loopback)")
+    print(
+        f"poll handler time: median {statistics.median(durations) * 1000:.1f} ms, "
+        f"max {max(durations) * 1000:.1f} ms (Azurite + emulator on loopback)"
+    )
     print()
     for name, run in (("cold (empty history)", cold), ("with history", warm)):
         start, final = run["start"], run["final"]
-        print(f"{name}: the start {sum(start.values())} transactions "
-              f"({', '.join(f'{LABELS.get(k, k)} {v}' for k, v in sorted(start.items()))})")
-        print(f"{name}: the finishing poll step {sum(final.values())} transactions "
-              f"({', '.join(f'{LABELS.get(k, k)} {v}' for k, v in sorted(final.items()))})")
-        history = sum(v for k, v in start.items() if k.startswith("history")) + \
-            sum(v for k, v in final.items() if k.startswith("history"))
+        print(
+            f"{name}: the start {sum(start.values())} transactions "
+            f"({', '.join(f'{LABELS.get(k, k)} {v}' for k, v in sorted(start.items()))})"
+        )
+        print(
+            f"{name}: the finishing poll step {sum(final.values())} transactions "
+            f"({', '.join(f'{LABELS.get(k, k)} {v}' for k, v in sorted(final.items()))})"
+        )
+        history = sum(v for k, v in start.items() if k.startswith("history")) + sum(
+            v for k, v in final.items() if k.startswith("history")
+        )
         print(f"{name}: of which the duration history {history} (reads at the start, read + write per key at the end)")
     fixed = sum(warm["start"].values()) + sum(warm["final"].values())
     print()
@@ -205,8 +250,9 @@ def main() -> None:
     emulator = start_emulator(free_port(), logs)
     try:
         item = "01BENCH" + uuid.uuid4().hex[:12].upper()
-        httpx.put(f"{emulator.url}/_emulator/scenarios/{item}",
-                  json={"runningPolls": args.polls + 2}).raise_for_status()
+        httpx.put(
+            f"{emulator.url}/_emulator/scenarios/{item}", json={"runningPolls": args.polls + 2}
+        ).raise_for_status()
         asyncio.run(measure(args.polls, storage, emulator.url, item, args.workbook_concurrency))
     finally:
         emulator.stop()

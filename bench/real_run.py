@@ -62,11 +62,16 @@ SEED = 20261201
 
 def scaled_timing(scale: float) -> Timing:
     """Production timing scaled (the cap is at least 1 s: POLL_MAX_DELAY_SECONDS' lower bound)."""
-    return Timing(initial=PRODUCTION.initial * scale, maximum=max(1.0, PRODUCTION.maximum * scale),
-                  timeout=PRODUCTION.timeout * scale, max_transient_failures=PRODUCTION.max_transient_failures)
+    return Timing(
+        initial=PRODUCTION.initial * scale,
+        maximum=max(1.0, PRODUCTION.maximum * scale),
+        timeout=PRODUCTION.timeout * scale,
+        max_transient_failures=PRODUCTION.max_transient_failures,
+    )
 
 
 # --- policies: what the bridge plans for one operation --------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -86,8 +91,14 @@ def from_plan(plan: Plan, timing: Timing) -> Planned:
     return Planned(schedule.next_poll, schedule.next_poll(0.0))
 
 
-SCHEDULE_MARKS = ("from .schedule import", "import shared.schedule", "from shared.schedule import", "Schedule(",
-                  "next_poll=", "poll_plan")
+SCHEDULE_MARKS = (
+    "from .schedule import",
+    "import shared.schedule",
+    "from shared.schedule import",
+    "Schedule(",
+    "next_poll=",
+    "poll_plan",
+)
 
 
 def detect_policy(poller_source: str) -> str:
@@ -105,6 +116,7 @@ def plan_of(entity: Mapping[str, Any]) -> Plan:
 
 
 # --- the simulation ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Sim:
@@ -145,8 +157,14 @@ def simulate_op(duration: float, planned: Planned, timing: Timing, latency: Late
         elapsed += decision.delay + latency()
 
 
-def dispatch_latencies(poll_times: Sequence[float], phases: Sequence[str | None], created: float,
-                       graph_created: float, planned: Planned, timing: Timing) -> list[float]:
+def dispatch_latencies(
+    poll_times: Sequence[float],
+    phases: Sequence[str | None],
+    created: float,
+    graph_created: float,
+    planned: Planned,
+    timing: Timing,
+) -> list[float]:
     """Per poll: actual time - planned visibility. The first poll was due `planned.first` after Graph's start
     answer; each later one `delay` after the previous poll, `delay` being what decide chose for that poll's
     elapsed time (since the bridge's creation) on a running answer. Stops at the first terminal answer."""
@@ -158,8 +176,9 @@ def dispatch_latencies(poll_times: Sequence[float], phases: Sequence[str | None]
     for i in range(len(poll_times) - 1):
         if phases[i] not in ("running", "notStarted"):
             break
-        decision = decide(Answer(Kind.RUNNING, status_code=200), state, poll_times[i] - created, timing,
-                          next_poll=planned.next_poll)
+        decision = decide(
+            Answer(Kind.RUNNING, status_code=200), state, poll_times[i] - created, timing, next_poll=planned.next_poll
+        )
         assert isinstance(decision, Reschedule)
         state = decision.state
         out.append(poll_times[i + 1] - (poll_times[i] + decision.delay))
@@ -167,6 +186,7 @@ def dispatch_latencies(poll_times: Sequence[float], phases: Sequence[str | None]
 
 
 # --- figures -------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -178,8 +198,9 @@ class Observed:
     start_offset: float = 0.0  # Graph's creation - the bridge's record creation
 
 
-def summarise(polls: Sequence[int], lags: Sequence[float | None], durations: Sequence[float],
-              floor: float) -> dict[str, float]:
+def summarise(
+    polls: Sequence[int], lags: Sequence[float | None], durations: Sequence[float], floor: float
+) -> dict[str, float]:
     """polls/op, lag p50/p95 and p95 relative lag (lag / max(duration, floor)) over the operations seen done."""
     if not polls:
         raise ValueError("no operations")
@@ -203,15 +224,23 @@ def relative_difference(real: float, simulated: float) -> float:
     return abs(real - simulated) / abs(simulated)
 
 
-def agreement(real: Mapping[str, float], simulated: Mapping[str, float], tolerance: float = TOLERANCE,
-              metrics: Iterable[str] = VERDICT_METRICS) -> dict[str, Any]:
+def agreement(
+    real: Mapping[str, float],
+    simulated: Mapping[str, float],
+    tolerance: float = TOLERANCE,
+    metrics: Iterable[str] = VERDICT_METRICS,
+) -> dict[str, Any]:
     """Per metric the two figures, their relative difference and whether it is within `tolerance`; `pass` if
     every metric is."""
     rows = {}
     for metric in metrics:
         diff = relative_difference(real[metric], simulated[metric])
-        rows[metric] = {"real": real[metric], "simulated": simulated[metric], "relative_difference": round(diff, 4),
-                        "within": diff <= tolerance}
+        rows[metric] = {
+            "real": real[metric],
+            "simulated": simulated[metric],
+            "relative_difference": round(diff, 4),
+            "within": diff <= tolerance,
+        }
     return {"metrics": rows, "tolerance": tolerance, "pass": all(r["within"] for r in rows.values())}
 
 
@@ -233,12 +262,23 @@ def latency_plausible(summary: Mapping[str, float], bound: float) -> bool:
 def latency_summary(latencies: Sequence[float]) -> dict[str, float]:
     if not latencies:
         return {"mean": 0.0, "p50": 0.0, "p95": 0.0, "count": 0.0}
-    return {"mean": round(statistics.fmean(latencies), 3), "p50": round(sample_quantile(latencies, 0.5), 3),
-            "p95": round(sample_quantile(latencies, 0.95), 3), "count": float(len(latencies))}
+    return {
+        "mean": round(statistics.fmean(latencies), 3),
+        "p50": round(sample_quantile(latencies, 0.5), 3),
+        "p95": round(sample_quantile(latencies, 0.95), 3),
+        "count": float(len(latencies)),
+    }
 
 
-def compare(observed: Sequence[Observed], planned: Sequence[Planned], timing: Timing, latencies: Sequence[float],
-            floor: float, replicates: int = REPLICATES, seed: int = SEED) -> dict[str, Any]:
+def compare(
+    observed: Sequence[Observed],
+    planned: Sequence[Planned],
+    timing: Timing,
+    latencies: Sequence[float],
+    floor: float,
+    replicates: int = REPLICATES,
+    seed: int = SEED,
+) -> dict[str, Any]:
     """Real figures, the raw simulation's and the latency-adjusted one's, over the same operations (each
     simulated from the bridge's creation: duration + start offset), and the agreement of both. The adjusted
     simulation draws every poll's latency from the measured ones (`replicates` runs of the whole workload,
@@ -250,15 +290,22 @@ def compare(observed: Sequence[Observed], planned: Sequence[Planned], timing: Ti
     raw = [simulate_op(o.duration + o.start_offset, p, timing) for o, p in zip(observed, planned, strict=True)]
     sims["raw"] = summarise([r.polls for r in raw], [r.lag for r in raw], durations, floor)
     draw = resampled(latencies, random.Random(seed))
-    runs = [simulate_op(o.duration + o.start_offset, p, timing, draw)
-            for _ in range(replicates) for o, p in zip(observed, planned, strict=True)]
+    runs = [
+        simulate_op(o.duration + o.start_offset, p, timing, draw)
+        for _ in range(replicates)
+        for o, p in zip(observed, planned, strict=True)
+    ]
     sims["with_latency"] = summarise([r.polls for r in runs], [r.lag for r in runs], durations * replicates, floor)
-    return {"real": real, "simulated": sims,
-            "agreement": {name: agreement(real, figures) for name, figures in sims.items()},
-            "verdict_uses": "with_latency"}
+    return {
+        "real": real,
+        "simulated": sims,
+        "agreement": {name: agreement(real, figures) for name, figures in sims.items()},
+        "verdict_uses": "with_latency",
+    }
 
 
 # --- the run -------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class RunConfig:
@@ -287,8 +334,9 @@ async def _start_all(api: str, items: Sequence[str], spread: float, concurrency:
     async def one(client: httpx.AsyncClient, n: int, item: str) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, began + n * spread / max(len(items), 1) - time.monotonic()))
         async with gate:
-            reply = await client.post(f"{api}/operations", json={"workbook": f"/me/drive/items/{item}",
-                                                                 "action": "createSession"})
+            reply = await client.post(
+                f"{api}/operations", json={"workbook": f"/me/drive/items/{item}", "action": "createSession"}
+            )
         if reply.status_code != 202:
             raise RuntimeError(f"start {n} answered {reply.status_code}: {reply.text[:300]}")
         return dict(reply.json())
@@ -338,21 +386,26 @@ def run(config: RunConfig) -> dict[str, Any]:
     try:
         emulator = start_emulator(free_port(), logs)
         services.append(emulator)
-        env = bridge_environment(storage, int(emulator.url.rsplit(":", 1)[1]),
-                                 POLL_INITIAL_DELAY_SECONDS=f"{timing.initial:g}",
-                                 POLL_MAX_DELAY_SECONDS=f"{timing.maximum:g}",
-                                 OPERATION_TIMEOUT_SECONDS=f"{timing.timeout:g}",
-                                 POLL_QUEUE="realrun-polls", WEBHOOK_QUEUE="realrun-hooks",
-                                 OPERATIONS_TABLE="realrunops")
+        env = bridge_environment(
+            storage,
+            int(emulator.url.rsplit(":", 1)[1]),
+            POLL_INITIAL_DELAY_SECONDS=f"{timing.initial:g}",
+            POLL_MAX_DELAY_SECONDS=f"{timing.maximum:g}",
+            OPERATION_TIMEOUT_SECONDS=f"{timing.timeout:g}",
+            POLL_QUEUE="realrun-polls",
+            WEBHOOK_QUEUE="realrun-hooks",
+            OPERATIONS_TABLE="realrunops",
+        )
         port = free_port()
         services.append(start_function_app(port, env, logs, name="functions-real-run"))
         api = f"http://127.0.0.1:{port}/api"
         items = [f"01REALRUN{n:04d}{uuid.uuid4().hex[:8].upper()}" for n in range(config.ops)]
         with httpx.Client(timeout=30) as admin:
             for n, item in enumerate(items):
-                admin.put(f"{emulator.url}/_emulator/scenarios/{item}", json={"duration": {
-                    "distribution": "logUniform", "min": low, "max": high, "seed": config.seed + n}}
-                          ).raise_for_status()
+                admin.put(
+                    f"{emulator.url}/_emulator/scenarios/{item}",
+                    json={"duration": {"distribution": "logUniform", "min": low, "max": high, "seed": config.seed + n}},
+                ).raise_for_status()
             began = time.monotonic()
             started = asyncio.run(_start_all(api, items, config.spread, config.concurrency))
             finished = asyncio.run(_wait_done(api, [s["id"] for s in started], began + config.deadline))
@@ -372,14 +425,26 @@ def run(config: RunConfig) -> dict[str, Any]:
         op = emu_ops[item]
         entity = entities[start["id"]]
         records = polls_by_op.get(op["id"], [])
-        ops.append({
-            "status": status["status"], "createdAt": parse_iso(status["createdAt"]),
-            "graphCreatedAt": op["createdAt"], "durationSeconds": op["durationSeconds"],
-            "completedAt": op["completedAt"], "firstTerminalPollAt": op["firstTerminalPollAt"],
-            "plan": next((str(v) for k, v in entity.items() if k.replace("_", "").lower() == "pollplan"), None),
-            "polls": [[r["time"], r["phase"]] for r in records]})
-    return {"policy": policy, "operations": config.ops, "scale": config.scale, "spread": config.spread,
-            "wall_seconds": round(wall, 1), "ops": ops}
+        ops.append(
+            {
+                "status": status["status"],
+                "createdAt": parse_iso(status["createdAt"]),
+                "graphCreatedAt": op["createdAt"],
+                "durationSeconds": op["durationSeconds"],
+                "completedAt": op["completedAt"],
+                "firstTerminalPollAt": op["firstTerminalPollAt"],
+                "plan": next((str(v) for k, v in entity.items() if k.replace("_", "").lower() == "pollplan"), None),
+                "polls": [[r["time"], r["phase"]] for r in records],
+            }
+        )
+    return {
+        "policy": policy,
+        "operations": config.ops,
+        "scale": config.scale,
+        "spread": config.spread,
+        "wall_seconds": round(wall, 1),
+        "ops": ops,
+    }
 
 
 def analyse(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -392,14 +457,25 @@ def analyse(raw: Mapping[str, Any]) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     for op in raw["ops"]:
         statuses[op["status"]] = statuses.get(op["status"], 0) + 1
-        plan = (doubling(timing) if policy == "doubling" else from_plan(COLD, timing) if policy == "cold"
-                else from_plan(plan_of({"poll_plan": op["plan"]}), timing))
+        plan = (
+            doubling(timing)
+            if policy == "doubling"
+            else from_plan(COLD, timing)
+            if policy == "cold"
+            else from_plan(plan_of({"poll_plan": op["plan"]}), timing)
+        )
         terminal = op["firstTerminalPollAt"]
         lag = terminal - op["completedAt"] if terminal is not None and op["completedAt"] is not None else None
         observed.append(Observed(op["durationSeconds"], len(op["polls"]), lag, op["graphCreatedAt"] - op["createdAt"]))
         planned.append(plan)
-        latencies += dispatch_latencies([t for t, _ in op["polls"]], [ph for _, ph in op["polls"]], op["createdAt"],
-                                        op["graphCreatedAt"], plan, timing)
+        latencies += dispatch_latencies(
+            [t for t, _ in op["polls"]],
+            [ph for _, ph in op["polls"]],
+            op["createdAt"],
+            op["graphCreatedAt"],
+            plan,
+            timing,
+        )
     figures = compare(observed, planned, timing, latencies, REL_FLOOR * scale)
     latency = latency_summary(latencies)
     bound = host_latency_bound(json.loads((ROOT / "host.json").read_text()))
@@ -410,9 +486,12 @@ def analyse(raw: Mapping[str, Any]) -> dict[str, Any]:
         "operations": raw["operations"],
         "scale": scale,
         "workload": f"createSession on {raw['operations']} workbooks, durations log-uniform {scale:g}-"
-                    f"{600 * scale:g} s (seeded), started over {raw['spread']:g} s",
-        "settings": {"POLL_INITIAL_DELAY_SECONDS": timing.initial, "POLL_MAX_DELAY_SECONDS": timing.maximum,
-                     "OPERATION_TIMEOUT_SECONDS": timing.timeout},
+        f"{600 * scale:g} s (seeded), started over {raw['spread']:g} s",
+        "settings": {
+            "POLL_INITIAL_DELAY_SECONDS": timing.initial,
+            "POLL_MAX_DELAY_SECONDS": timing.maximum,
+            "OPERATION_TIMEOUT_SECONDS": timing.timeout,
+        },
         "statuses": statuses,
         "wall_seconds": raw["wall_seconds"],
         "dispatch_latency": {**latency, "bound": bound, "plausible": plausible},
@@ -423,27 +502,37 @@ def analyse(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def report(result: Mapping[str, Any]) -> str:
     real, sims = result["real"], result["simulated"]
-    lines = [f"real run: {result['workload']}; policy {result['policy']}; settings {result['settings']}",
-             f"operations finished: {result['statuses']} in {result['wall_seconds']} s",
-             f"dispatch latency (planned visibility -> Graph poll): mean {result['dispatch_latency']['mean']:.2f} s,"
-             f" p50 {result['dispatch_latency']['p50']:.2f} s, p95 {result['dispatch_latency']['p95']:.2f} s "
-             f"over {result['dispatch_latency']['count']:g} polls"
-             + ("" if result["dispatch_latency"]["plausible"] else
-                f" -- NOT the host's (p95 over {result['dispatch_latency']['bound']:g} s or polls early): the bridge "
-                "does not run the simulated policy; verdict FAIL"),
-             "",
-             "| figure | real | simulated (raw) | diff | simulated + latency | diff |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"real run: {result['workload']}; policy {result['policy']}; settings {result['settings']}",
+        f"operations finished: {result['statuses']} in {result['wall_seconds']} s",
+        f"dispatch latency (planned visibility -> Graph poll): mean {result['dispatch_latency']['mean']:.2f} s,"
+        f" p50 {result['dispatch_latency']['p50']:.2f} s, p95 {result['dispatch_latency']['p95']:.2f} s "
+        f"over {result['dispatch_latency']['count']:g} polls"
+        + (
+            ""
+            if result["dispatch_latency"]["plausible"]
+            else f" -- NOT the host's (p95 over {result['dispatch_latency']['bound']:g} s or polls early): the bridge "
+            "does not run the simulated policy; verdict FAIL"
+        ),
+        "",
+        "| figure | real | simulated (raw) | diff | simulated + latency | diff |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for metric in ("polls_per_op", "lag_p50", "lag_p95", "rel_lag_p95"):
         raw = relative_difference(real[metric], sims["raw"][metric])
         adj = relative_difference(real[metric], sims["with_latency"][metric])
-        lines.append(f"| {metric} | {real[metric]:.3f} | {sims['raw'][metric]:.3f} | {raw:.1%} "
-                     f"| {sims['with_latency'][metric]:.3f} | {adj:.1%} |")
+        lines.append(
+            f"| {metric} | {real[metric]:.3f} | {sims['raw'][metric]:.3f} | {raw:.1%} "
+            f"| {sims['with_latency'][metric]:.3f} | {adj:.1%} |"
+        )
     verdict = result["agreement"]["with_latency"]
     raw_verdict = result["agreement"]["raw"]
-    lines += ["", f"verdict (simulation + measured dispatch latency, polls/op and lag p50/p95 within "
-                  f"{verdict['tolerance']:.0%}): {'PASS' if verdict['pass'] else 'FAIL'}"
-                  f"  (raw simulation: {'PASS' if raw_verdict['pass'] else 'FAIL'})"]
+    lines += [
+        "",
+        f"verdict (simulation + measured dispatch latency, polls/op and lag p50/p95 within "
+        f"{verdict['tolerance']:.0%}): {'PASS' if verdict['pass'] else 'FAIL'}"
+        f"  (raw simulation: {'PASS' if raw_verdict['pass'] else 'FAIL'})",
+    ]
     return "\n".join(lines)
 
 
@@ -472,4 +561,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -156,8 +156,13 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, float]:
 
 
 def policies() -> dict[str, Callable[[], Policy]]:
-    return {"fixed5": lambda: Fixed(5), "fixed30": lambda: Fixed(30), "doubling": Doubling, "cold": Cold,
-            "learned": Learned}
+    return {
+        "fixed5": lambda: Fixed(5),
+        "fixed30": lambda: Fixed(30),
+        "doubling": Doubling,
+        "cold": Cold,
+        "learned": Learned,
+    }
 
 
 def workloads() -> dict[str, list[Job]]:
@@ -181,15 +186,19 @@ def simulate() -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]
 
 
 def table(figures: dict[str, dict[str, dict[str, float]]], hinted: dict[str, float]) -> str:
-    lines = ["| workload | policy | polls/op | lag p50 (s) | lag p95 (s) | p95 relative lag | goal |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "| workload | policy | polls/op | lag p50 (s) | lag p95 (s) | p95 relative lag | goal |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for workload, by_policy in figures.items():
         rows = list(by_policy.items())
         if workload == "repeated":
             rows.append(("learned + hint", hinted))
         for name, f in rows:
-            lines.append(f"| {workload} | {name} | {f['polls_per_op']:.2f} | {f['lag_p50']:.1f} | {f['lag_p95']:.1f} "
-                         f"| {f['rel_lag_p95']:.1%} | {verdict(figures, workload, f)} |")
+            lines.append(
+                f"| {workload} | {name} | {f['polls_per_op']:.2f} | {f['lag_p50']:.1f} | {f['lag_p95']:.1f} "
+                f"| {f['rel_lag_p95']:.1%} | {verdict(figures, workload, f)} |"
+            )
     return "\n".join(lines)
 
 
@@ -223,11 +232,17 @@ def plot(figures: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
             lag_goal, share = GOALS[workload]
             budget = share * by_policy["fixed5"]["polls_per_op"]
             colour = "black" if workload == "cold" else "tab:purple"
-            ax.plot([0.5, budget, budget], [lag_goal * 100, lag_goal * 100, 1], linestyle="--", color=colour,
-                    linewidth=1)
-            ax.annotate(f"goal, {workload} mix: ≤ {lag_goal:.0%} with ≤ {budget:.1f} polls", (budget, lag_goal * 100),
-                        fontsize=7, color=colour, xytext=(-190, -11 if workload == "cold" else 4),
-                        textcoords="offset points")
+            ax.plot(
+                [0.5, budget, budget], [lag_goal * 100, lag_goal * 100, 1], linestyle="--", color=colour, linewidth=1
+            )
+            ax.annotate(
+                f"goal, {workload} mix: ≤ {lag_goal:.0%} with ≤ {budget:.1f} polls",
+                (budget, lag_goal * 100),
+                fontsize=7,
+                color=colour,
+                xytext=(-190, -11 if workload == "cold" else 4),
+                textcoords="offset points",
+            )
     ax.set_xlabel("polls per operation")
     ax.set_ylabel("p95 relative lag (%)  [lag / max(duration, 10 s)]")
     ax.set_xscale("log")
@@ -249,8 +264,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     figures, hinted = simulate()
     if args.json:
-        print(json.dumps({w: {p: {k: v for k, v in f.items() if k != "timed_out"} for p, f in by.items()}
-                          for w, by in figures.items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    w: {p: {k: v for k, v in f.items() if k != "timed_out"} for p, f in by.items()}
+                    for w, by in figures.items()
+                },
+                indent=2,
+            )
+        )
     else:
         print(table(figures, hinted))
         timed = sum(f["timed_out"] for by in figures.values() for f in by.values())

@@ -24,7 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--lease-seconds", type=int, default=60, help="queue message visibility lease while running (default 60)"
     )
     parser.add_argument(
-        "--keys-file", type=Path, default=None,
+        "--keys-file",
+        type=Path,
+        default=None,
         help="enforce authLevel with the function keys in this JSON file (default: the DEVHOST_KEYS_FILE setting;"
         " unset: keys are not checked, like func start)",
     )
@@ -57,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     options = HostOptions(
-        port=args.port, host=args.host, app_dir=args.app_dir.resolve(), lease_seconds=args.lease_seconds,
+        port=args.port,
+        host=args.host,
+        app_dir=args.app_dir.resolve(),
+        lease_seconds=args.lease_seconds,
         keys_file=args.keys_file.resolve() if args.keys_file is not None else None,
     )
     try:

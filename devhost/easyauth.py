@@ -135,8 +135,13 @@ class EasyAuth:
         key = await self._key(str(header.get("kid", "")))
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=["RS256"], audience=list(self.config.audiences), issuer=self.config.issuer,
-                leeway=self.config.clock_skew, options={"require": ["exp", "iss", "aud"]},
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=list(self.config.audiences),
+                issuer=self.config.issuer,
+                leeway=self.config.clock_skew,
+                options={"require": ["exp", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired") from None
@@ -160,5 +165,13 @@ def enable_for_app(config: EasyAuthConfig | None) -> None:
 
 
 def unauthenticated_body(reason: str, instance: str) -> bytes:
-    return json.dumps({"type": "about:blank", "title": "Unauthorized", "status": 401, "code": "unauthenticated",
-                       "detail": reason, "instance": instance}).encode()
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Unauthorized",
+            "status": 401,
+            "code": "unauthenticated",
+            "detail": reason,
+            "instance": instance,
+        }
+    ).encode()

@@ -58,8 +58,9 @@ def prepare(app_dir: Path) -> LoadedApp:
     auth = EasyAuthConfig.from_env(os.environ)
     enable_for_app(auth)
     if auth is not None:
-        logger.info("App Service Authentication emulated: issuer %s, audiences %s", auth.issuer,
-                    ", ".join(auth.audiences))
+        logger.info(
+            "App Service Authentication emulated: issuer %s, audiences %s", auth.issuer, ", ".join(auth.audiences)
+        )
     return load_app(app_dir)
 
 
@@ -71,8 +72,14 @@ class Host:
         self.auth = EasyAuth(auth_config) if auth_config else None
         self.secrets = load_secrets(loaded.app_dir, options.keys_file)
         self.timers = {f.name.lower(): TimerRunner(f, str(loaded.app_dir)) for f in loaded.timer_functions}
-        self.http = HttpHost(loaded.http_functions, loaded.host_config.route_prefix, str(loaded.app_dir), self.auth,
-                             self.secrets, admin_invoke=self.run_now)
+        self.http = HttpHost(
+            loaded.http_functions,
+            loaded.host_config.route_prefix,
+            str(loaded.app_dir),
+            self.auth,
+            self.secrets,
+            admin_invoke=self.run_now,
+        )
         self.clients = QueueClients()
         self.listeners: list[QueueListener] = []
         self._runner: web.AppRunner | None = None
@@ -115,7 +122,9 @@ class Host:
                 logger.warning("keys file has keys for %s, which is not an HTTP function of this app", extra)
             logger.info(
                 "HTTP auth levels enforced: master key, %d host key(s), %d system key(s), keys for %d function(s)",
-                len(self.secrets.host_keys), len(self.secrets.system_keys), len(self.secrets.function_keys),
+                len(self.secrets.host_keys),
+                len(self.secrets.system_keys),
+                len(self.secrets.function_keys),
             )
 
     def run_now(self, name: str, _input: str) -> bool:
@@ -137,8 +146,10 @@ class Host:
             how = self.clients.describe(q.connection)
             lines.append(f"  {q.name}: queueTrigger queue={q.queue_name} connection={q.connection} ({how})")
         for t in self.loaded.timer_functions:
-            lines.append(f"  {t.name}: timerTrigger schedule={t.schedule.expression!r} "
-                         f"(run now: POST {self.base_url}/admin/functions/{t.name})")
+            lines.append(
+                f"  {t.name}: timerTrigger schedule={t.schedule.expression!r} "
+                f"(run now: POST {self.base_url}/admin/functions/{t.name})"
+            )
         return lines
 
     async def stop(self) -> bool:

@@ -287,9 +287,15 @@ AdminInvoker = Callable[[str, str], bool]  # (function name, input) -> started? 
 class HttpHost:
     """Holds the router and serves requests via aiohttp."""
 
-    def __init__(self, functions: Sequence[HttpFunction], route_prefix: str, function_directory: str,
-                 auth: EasyAuth | None = None, secrets: Secrets | None = None,
-                 admin_invoke: AdminInvoker | None = None) -> None:
+    def __init__(
+        self,
+        functions: Sequence[HttpFunction],
+        route_prefix: str,
+        function_directory: str,
+        auth: EasyAuth | None = None,
+        secrets: Secrets | None = None,
+        admin_invoke: AdminInvoker | None = None,
+    ) -> None:
         self.admin_invoke = admin_invoke
         self.router = Router(functions, route_prefix)
         self.function_directory = function_directory
@@ -308,8 +314,9 @@ class HttpHost:
         """The host's key check (devhost.keys); everything passes when no keys file is configured."""
         if self.secrets is None:
             return True
-        return authorize(self.secrets, self.levels[function.name], function.name, request.headers.items(),
-                         request.query.items())
+        return authorize(
+            self.secrets, self.levels[function.name], function.name, request.headers.items(), request.query.items()
+        )
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -320,8 +327,9 @@ class HttpHost:
         """POST /admin/functions/{name}: run a non-HTTP function now (timer functions, here)."""
         if request.method != "POST":
             return web.Response(status=405, headers={"Allow": "POST"})
-        if self.secrets is not None and not authorize(self.secrets, AuthLevel.ADMIN, name, request.headers.items(),
-                                                      request.query.items()):
+        if self.secrets is not None and not authorize(
+            self.secrets, AuthLevel.ADMIN, name, request.headers.items(), request.query.items()
+        ):
             logger.info("Rejected POST /admin/functions/%s: the master key is required", name)
             return web.Response(status=401)
         raw = await request.read()
@@ -360,14 +368,20 @@ class HttpHost:
                 except Unauthenticated as exc:
                     logger.info("Rejected %s %s: %s", request.method, logged_path, exc)
                     return web.Response(
-                        status=401, body=unauthenticated_body(str(exc), url.split("?", 1)[0]),
+                        status=401,
+                        body=unauthenticated_body(str(exc), url.split("?", 1)[0]),
                         content_type="application/problem+json",
                         headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'},
                     )
                 headers += principal_headers(claims)
             if not self.key_allows(function, request):
-                logger.info("Rejected %s %s: no valid function key for 'Functions.%s' (authLevel %s)",
-                            request.method, logged_path, function.name, function.auth_level.lower())
+                logger.info(
+                    "Rejected %s %s: no valid function key for 'Functions.%s' (authLevel %s)",
+                    request.method,
+                    logged_path,
+                    function.name,
+                    function.auth_level.lower(),
+                )
                 # FunctionInvocationMiddleware.cs L117-121: `return new UnauthorizedResult();` (no body)
                 return web.Response(status=401)
             body = await request.read()

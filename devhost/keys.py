@@ -175,7 +175,7 @@ def _keys(raw: Any, where: str, source: str) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, list):
-        raise ConfigurationError(f"{source}: {where} must be a list of {{\"name\", \"value\"}} objects")
+        raise ConfigurationError(f'{source}: {where} must be a list of {{"name", "value"}} objects')
     keys: dict[str, str] = {}
     for index, item in enumerate(raw):
         name, value = _key(item, f"{where}[{index}]", source)
@@ -187,14 +187,14 @@ def _keys(raw: Any, where: str, source: str) -> dict[str, str]:
 
 def _key(item: Any, where: str, source: str) -> tuple[str, str]:
     if not isinstance(item, dict):
-        raise ConfigurationError(f"{source}: {where} must be an object with \"name\" and \"value\"")
+        raise ConfigurationError(f'{source}: {where} must be an object with "name" and "value"')
     name, value = item.get("name"), item.get("value")
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"{source}: {where}.name must be a non-empty string")
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{source}: {where}.value must be a non-empty string")
     if item.get("encrypted", False) is not False:
-        raise ConfigurationError(f"{source}: {where} is encrypted; devhost needs plain values (\"encrypted\": false)")
+        raise ConfigurationError(f'{source}: {where} is encrypted; devhost needs plain values ("encrypted": false)')
     return name, value
 
 
@@ -202,8 +202,16 @@ def parse_secrets(data: Any, source: str = "keys file") -> Secrets:
     """Validate a keys file's JSON; ConfigurationError names the field at fault (never a value)."""
     if not isinstance(data, dict):
         raise ConfigurationError(f"{source}: top level must be a JSON object")
-    known = {"masterKey", "functionKeys", "systemKeys", "functions", "hostName", "instanceId", "source",
-             "decryptionKeyId"}
+    known = {
+        "masterKey",
+        "functionKeys",
+        "systemKeys",
+        "functions",
+        "hostName",
+        "instanceId",
+        "source",
+        "decryptionKeyId",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigurationError(f"{source}: unknown field(s) {', '.join(unknown)}")
@@ -212,13 +220,18 @@ def parse_secrets(data: Any, source: str = "keys file") -> Secrets:
     _, master = _key(data["masterKey"], "masterKey", source)
     functions_raw: Any = data.get("functions") or {}
     if not isinstance(functions_raw, dict):
-        raise ConfigurationError(f"{source}: functions must be an object of function name -> {{\"keys\": [...]}}")
+        raise ConfigurationError(f'{source}: functions must be an object of function name -> {{"keys": [...]}}')
     function_keys: dict[str, dict[str, str]] = {}
     for fn_name, section in functions_raw.items():
         where = f"functions.{fn_name}"
-        if not isinstance(section, dict) or set(section) - {"keys", "hostName", "instanceId", "source",
-                                                            "decryptionKeyId"}:
-            raise ConfigurationError(f"{source}: {where} must be an object {{\"keys\": [...]}}")
+        if not isinstance(section, dict) or set(section) - {
+            "keys",
+            "hostName",
+            "instanceId",
+            "source",
+            "decryptionKeyId",
+        }:
+            raise ConfigurationError(f'{source}: {where} must be an object {{"keys": [...]}}')
         if fn_name.lower() in function_keys:
             raise ConfigurationError(f"{source}: function {fn_name!r} is listed twice (names ignore case)")
         function_keys[fn_name.lower()] = _keys(section.get("keys"), f"{where}.keys", source)

@@ -105,10 +105,13 @@ class Schedule:
 def parse(expression: str) -> Schedule:
     fields = expression.split()
     if len(fields) != 6:
-        raise ScheduleError(f"{expression!r}: an NCRONTAB schedule has six fields "
-                            f"({{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}), got {len(fields)}")
-    sets = [_field(text, name, low, high, names) for text, (name, low, high, names) in zip(fields, _FIELDS,
-                                                                                           strict=True)]
+        raise ScheduleError(
+            f"{expression!r}: an NCRONTAB schedule has six fields "
+            f"({{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}), got {len(fields)}"
+        )
+    sets = [
+        _field(text, name, low, high, names) for text, (name, low, high, names) in zip(fields, _FIELDS, strict=True)
+    ]
     schedule = Schedule(expression, *sets)
     schedule.next_after(datetime(2000, 1, 1, tzinfo=UTC))  # refuse schedules that never fire (31 Feb)
     return schedule

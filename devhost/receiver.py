@@ -40,9 +40,12 @@ def make_handler(secret: str) -> type[BaseHTTPRequestHandler]:
             else:
                 mode = "binary" if "ce-specversion" in headers else "structured"
                 data: Any = event.data if isinstance(event.data, dict) else {}
-                print(f"webhook verified ({mode}): type={event['type']} id={event['id']} "
-                      f"operation={event.get('subject')} result={json.dumps(data.get('result'))} "
-                      f"error={(data.get('error') or {}).get('code')}", flush=True)
+                print(
+                    f"webhook verified ({mode}): type={event['type']} id={event['id']} "
+                    f"operation={event.get('subject')} result={json.dumps(data.get('result'))} "
+                    f"error={(data.get('error') or {}).get('code')}",
+                    flush=True,
+                )
                 self.send_response(204)
             self.end_headers()
 

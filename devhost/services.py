@@ -81,15 +81,30 @@ def _pump_output(stream: IO[str], sink: IO[str], ready: threading.Event, marker:
     ready.set()
 
 
-def start_process(name: str, args: list[str], *, marker: str, log_dir: Path, env: dict[str, str] | None = None,
-                  cwd: Path = ROOT, timeout: float = 60.0, echo: bool = False) -> Service:
+def start_process(
+    name: str,
+    args: list[str],
+    *,
+    marker: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    timeout: float = 60.0,
+    echo: bool = False,
+) -> Service:
     """Start a process and wait until it prints `marker` (its "listening" line)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     sink: IO[str] = sys.stdout if echo else log_path.open("a", encoding="utf-8")
     process = subprocess.Popen(
-        args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, bufsize=1, start_new_session=True,
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
     )
     ready, found = threading.Event(), list[str]()
     assert process.stdout is not None
@@ -125,15 +140,29 @@ class AzuritePorts:
         )
 
 
-def start_azurite(ports: AzuritePorts, log_dir: Path, location: Path | None = None,
-                  timeout: float = 60.0) -> Service:
+def start_azurite(ports: AzuritePorts, log_dir: Path, location: Path | None = None, timeout: float = 60.0) -> Service:
     """Azurite from node_modules, telemetry off; in memory unless a location is given."""
     binary = ROOT / "node_modules" / ".bin" / "azurite"
     if not binary.exists():
         raise ServiceError("Azurite is not installed: run `make install` (npm ci)")
-    args = [str(binary), "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-            "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
-            "--blobPort", str(ports.blob), "--queuePort", str(ports.queue), "--tablePort", str(ports.table)]
+    args = [
+        str(binary),
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--loose",
+        "--blobHost",
+        "127.0.0.1",
+        "--queueHost",
+        "127.0.0.1",
+        "--tableHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(ports.blob),
+        "--queuePort",
+        str(ports.queue),
+        "--tablePort",
+        str(ports.table),
+    ]
     if location is None:
         args.append("--inMemoryPersistence")
     else:
@@ -153,13 +182,31 @@ def start_azurite(ports: AzuritePorts, log_dir: Path, location: Path | None = No
     return Service("azurite", process, f"http://127.0.0.1:{ports.queue}", log_path)  # type: ignore[arg-type]
 
 
-def start_emulator(port: int, log_dir: Path, token_lifetime: float = 3600.0, echo: bool = False,
-                   extra_args: list[str] | None = None, name: str = "emulator") -> Service:
+def start_emulator(
+    port: int,
+    log_dir: Path,
+    token_lifetime: float = 3600.0,
+    echo: bool = False,
+    extra_args: list[str] | None = None,
+    name: str = "emulator",
+) -> Service:
     return start_process(
         name,
-        [sys.executable, "-m", "devhost.emulator", "--port", str(port), "--identity-header", IDENTITY_HEADER,
-         "--token-lifetime", str(token_lifetime), *(extra_args or [])],
-        marker="emulator listening on", log_dir=log_dir, echo=echo,
+        [
+            sys.executable,
+            "-m",
+            "devhost.emulator",
+            "--port",
+            str(port),
+            "--identity-header",
+            IDENTITY_HEADER,
+            "--token-lifetime",
+            str(token_lifetime),
+            *(extra_args or []),
+        ],
+        marker="emulator listening on",
+        log_dir=log_dir,
+        echo=echo,
     )
 
 
@@ -185,10 +232,19 @@ def bridge_environment(storage: AzuritePorts, emulator_port: int, **overrides: s
     return env
 
 
-def start_function_app(port: int, env: dict[str, str], log_dir: Path, name: str = "functions",
-                       extra_args: list[str] | None = None, echo: bool = False) -> Service:
+def start_function_app(
+    port: int,
+    env: dict[str, str],
+    log_dir: Path,
+    name: str = "functions",
+    extra_args: list[str] | None = None,
+    echo: bool = False,
+) -> Service:
     return start_process(
         name,
         [sys.executable, "-m", "devhost", "--port", str(port), "--app-dir", str(ROOT), *(extra_args or [])],
-        marker="devhost listening on", log_dir=log_dir, env=env, echo=echo,
+        marker="devhost listening on",
+        log_dir=log_dir,
+        env=env,
+        echo=echo,
     )

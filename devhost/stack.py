@@ -45,9 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         services.append(start_azurite(storage, logs, location=ROOT / ".azurite"))
         services.append(start_emulator(args.emulator_port, logs))
-        services.append(start_process("receiver", [sys.executable, "-m", "devhost.receiver", "--port",
-                                                   str(args.receiver_port)],
-                                      marker="receiver listening on", log_dir=logs, echo=True))
+        services.append(
+            start_process(
+                "receiver",
+                [sys.executable, "-m", "devhost.receiver", "--port", str(args.receiver_port)],
+                marker="receiver listening on",
+                log_dir=logs,
+                echo=True,
+            )
+        )
         env = bridge_environment(storage, args.emulator_port)
         services.append(start_function_app(args.port, env, logs, echo=False))
     except ServiceError as exc:
@@ -56,10 +62,15 @@ def main(argv: list[str] | None = None) -> int:
             service.stop()
         return 1
     api = f"http://127.0.0.1:{args.port}/api"
-    body = {"workbook": "/me/drive/items/01DEMOITEM", "action": "createSession",
-            "parameters": {"persistChanges": True},
-            "callbackUrl": f"http://127.0.0.1:{args.receiver_port}/hooks/demo", "clientReference": "demo"}
-    print(f"""
+    body = {
+        "workbook": "/me/drive/items/01DEMOITEM",
+        "action": "createSession",
+        "parameters": {"persistChanges": True},
+        "callbackUrl": f"http://127.0.0.1:{args.receiver_port}/hooks/demo",
+        "clientReference": "demo",
+    }
+    print(
+        f"""
 Excel Async Bridge is running (logs in .run/logs/).
   function app      {api}   (health: {api}/health)
   Graph emulator    http://127.0.0.1:{args.emulator_port}/v1.0   (admin: /_emulator/...)
@@ -73,7 +84,9 @@ Then follow the Location it returns (202 while running, 200 when done):
   curl -i {api}/operations/<id>
 
 Press Ctrl-C to stop everything.
-""", flush=True)
+""",
+        flush=True,
+    )
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:

@@ -72,11 +72,12 @@ class TimerRunner:
     async def invoke(self, reason: str) -> bool:
         async with self._lock:  # one run at a time, as the timer extension does
             now = datetime.now(UTC)
-            status: dict[str, Any] = {"Last": _iso(self.last) if self.last else None,
-                                      "Next": _iso(self.function.schedule.next_after(now)),
-                                      "LastUpdated": _iso(now)}
-            request = TimerRequest(past_due=False, schedule_status=status,
-                                        schedule={"AdjustForDST": True})
+            status: dict[str, Any] = {
+                "Last": _iso(self.last) if self.last else None,
+                "Next": _iso(self.function.schedule.next_after(now)),
+                "LastUpdated": _iso(now),
+            }
+            request = TimerRequest(past_due=False, schedule_status=status, schedule={"AdjustForDST": True})
             kwargs: dict[str, Any] = {self.function.binding_name: request}
             invocation_id = str(uuid.uuid4())
             if self.function.wants_context:
@@ -85,14 +86,20 @@ class TimerRunner:
             try:
                 await invoke_user_function(self.function.user_function, kwargs)
             except Exception:
-                logger.exception("Executed 'Functions.%s' (Failed, Id=%s, %s)", self.function.name, invocation_id,
-                                 reason)
+                logger.exception(
+                    "Executed 'Functions.%s' (Failed, Id=%s, %s)", self.function.name, invocation_id, reason
+                )
                 return False
             finally:
                 self.last = now
                 self.runs += 1
-            logger.info("Executed 'Functions.%s' (Succeeded, Id=%s, %s, Duration=%.0fms)", self.function.name,
-                        invocation_id, reason, (time.monotonic() - started) * 1000)
+            logger.info(
+                "Executed 'Functions.%s' (Succeeded, Id=%s, %s, Duration=%.0fms)",
+                self.function.name,
+                invocation_id,
+                reason,
+                (time.monotonic() - started) * 1000,
+            )
             return True
 
     async def stop(self) -> None:

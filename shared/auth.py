@@ -64,14 +64,22 @@ FEDERATION_SCOPE = "api://AzureADTokenExchange/.default"
 
 def on_behalf_of(scope: str, delegated: DelegatedSettings, user_assertion: str) -> CredentialTokenSource:
     """A token source acting for the user whose access token (for the bridge's API) is `user_assertion`."""
+
     def factory() -> AsyncTokenCredential:
         if delegated.client_secret:
-            return OnBehalfOfCredential(delegated.tenant_id, delegated.client_id,
-                                        client_secret=delegated.client_secret, user_assertion=user_assertion)
+            return OnBehalfOfCredential(
+                delegated.tenant_id,
+                delegated.client_id,
+                client_secret=delegated.client_secret,
+                user_assertion=user_assertion,
+            )
         if delegated.client_certificate:
-            return OnBehalfOfCredential(delegated.tenant_id, delegated.client_id,
-                                        client_certificate=delegated.client_certificate,
-                                        user_assertion=user_assertion)
+            return OnBehalfOfCredential(
+                delegated.tenant_id,
+                delegated.client_id,
+                client_certificate=delegated.client_certificate,
+                user_assertion=user_assertion,
+            )
         identity = _federation_identity(delegated.managed_identity_client_id)
 
         def assertion() -> str:
@@ -79,8 +87,9 @@ def on_behalf_of(scope: str, delegated: DelegatedSettings, user_assertion: str) 
             # this synchronously; the sync credential caches its token (about a day), so it rarely blocks.
             return str(identity.get_token(FEDERATION_SCOPE).token)
 
-        return OnBehalfOfCredential(delegated.tenant_id, delegated.client_id, client_assertion_func=assertion,
-                                    user_assertion=user_assertion)
+        return OnBehalfOfCredential(
+            delegated.tenant_id, delegated.client_id, client_assertion_func=assertion, user_assertion=user_assertion
+        )
 
     return DelegatedTokenSource(scope, factory)
 
@@ -102,7 +111,8 @@ class DelegatedTokenSource(CredentialTokenSource):
                 raise DelegatedCredentialError(
                     "delegatedCredentialExpired",
                     "The caller's token has expired, so Graph cannot be called on their behalf any more "
-                    "(operations must finish within the caller's token lifetime).") from None
+                    "(operations must finish within the caller's token lifetime).",
+                ) from None
             raise DelegatedCredentialError(
                 "delegatedCredentialRejected",
                 "Entra ID refused to exchange the caller's token (consent, scopes or the app's credential).",

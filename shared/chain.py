@@ -20,8 +20,13 @@ class Verdict(Enum):
     CLAIM = "claim"  # a redelivery of a live message: bump the generation (own the chain), then poll
 
 
-def judge(record_generation: int, record_chain_message: str | None, message_generation: int,
-          message_id: str | None, dequeue_count: int) -> Verdict:
+def judge(
+    record_generation: int,
+    record_chain_message: str | None,
+    message_generation: int,
+    message_id: str | None,
+    dequeue_count: int,
+) -> Verdict:
     """What one delivery of a poll message means for the chain of an active record."""
     owner = message_id is not None and message_id != "" and message_id == record_chain_message
     if message_generation == record_generation or (owner and message_generation < record_generation):

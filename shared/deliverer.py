@@ -33,9 +33,16 @@ from .webhooks import DeliveryOutcome, deliver, webhook_headers
 
 log = logging.getLogger(__name__)
 
-OUTCOME_FIELDS = {"webhook_state", "webhook_attempts", "webhook_last_status", "webhook_last_attempt_at",
-                  "webhook_last_error", "webhook_next_attempt_at", "webhook_dead_lettered_at",
-                  "webhook_claimed_attempt"}
+OUTCOME_FIELDS = {
+    "webhook_state",
+    "webhook_attempts",
+    "webhook_last_status",
+    "webhook_last_attempt_at",
+    "webhook_last_error",
+    "webhook_next_attempt_at",
+    "webhook_dead_lettered_at",
+    "webhook_claimed_attempt",
+}
 CLAIM_FIELDS = {"webhook_claimed_attempt", "webhook_last_attempt_at"}
 
 
@@ -86,27 +93,44 @@ async def handle_message(rt: Runtime, text: str) -> None:
     op = claimed
     outcome = await _attempt(rt, op)
     now = time.time()
-    verdict = decide(status=outcome.status_code, retry_after=outcome.retry_after, error=outcome.error,
-                     refused=outcome.refused, attempt=task.attempt, elapsed=now - task.since,
-                     policy=retry_policy(rt))
-    recorded = op.with_(webhook_attempts=task.attempt, webhook_last_status=outcome.status_code,
-                        webhook_last_attempt_at=iso(now), webhook_last_error=outcome.error,
-                        webhook_next_attempt_at=None, webhook_claimed_attempt=None)
+    verdict = decide(
+        status=outcome.status_code,
+        retry_after=outcome.retry_after,
+        error=outcome.error,
+        refused=outcome.refused,
+        attempt=task.attempt,
+        elapsed=now - task.since,
+        policy=retry_policy(rt),
+    )
+    recorded = op.with_(
+        webhook_attempts=task.attempt,
+        webhook_last_status=outcome.status_code,
+        webhook_last_attempt_at=iso(now),
+        webhook_last_error=outcome.error,
+        webhook_next_attempt_at=None,
+        webhook_claimed_attempt=None,
+    )
     if isinstance(verdict, Delivered):
         recorded = recorded.with_(webhook_state=WEBHOOK_DELIVERED, webhook_dead_lettered_at=None)
     elif isinstance(verdict, Retry):
         recorded = recorded.with_(webhook_next_attempt_at=iso(now + verdict.delay))
         await rt.deliveries.send(DeliveryTask(op.id, task.event_id, task.attempt + 1, task.since), verdict.delay)
     elif isinstance(verdict, GiveUp):
-        recorded = recorded.with_(webhook_state=WEBHOOK_FAILED, webhook_last_error=verdict.reason,
-                                  webhook_dead_lettered_at=iso(now))
+        recorded = recorded.with_(
+            webhook_state=WEBHOOK_FAILED, webhook_last_error=verdict.reason, webhook_dead_lettered_at=iso(now)
+        )
     try:
         await rt.store.update(recorded, OUTCOME_FIELDS)
     except Conflict:
         log.info("webhook attempt %s for %s was recorded by another delivery", task.attempt, op.id)
         return
-    log.info("webhook attempt %s for %s: %s (%s)", task.attempt, op.id, type(verdict).__name__.lower(),
-             outcome.status_code or outcome.error)
+    log.info(
+        "webhook attempt %s for %s: %s (%s)",
+        task.attempt,
+        op.id,
+        type(verdict).__name__.lower(),
+        outcome.status_code or outcome.error,
+    )
 
 
 async def _claim(rt: Runtime, op: Operation, task: DeliveryTask) -> Operation | None:
@@ -120,12 +144,17 @@ async def _claim(rt: Runtime, op: Operation, task: DeliveryTask) -> Operation | 
     held = claim_held(op, task.attempt, now, lease)
     if held is None:
         try:
-            return await rt.store.update(op.with_(webhook_claimed_attempt=task.attempt,
-                                                  webhook_last_attempt_at=iso(now)), CLAIM_FIELDS)
+            return await rt.store.update(
+                op.with_(webhook_claimed_attempt=task.attempt, webhook_last_attempt_at=iso(now)), CLAIM_FIELDS
+            )
         except Conflict:
             held = lease
-    log.info("webhook attempt %s for %s is claimed by another delivery; checking again in %ss", task.attempt,
-             op.id, math.ceil(held))
+    log.info(
+        "webhook attempt %s for %s is claimed by another delivery; checking again in %ss",
+        task.attempt,
+        op.id,
+        math.ceil(held),
+    )
     await rt.deliveries.send(task, math.ceil(held) + 1)
     return None
 
@@ -140,6 +169,7 @@ async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:
     except Refused as exc:
         return DeliveryOutcome(None, exc.reason, refused=True)
     message = event_message(op)
-    headers = webhook_headers(rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), message.body,
-                              message.headers)
+    headers = webhook_headers(
+        rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), message.body, message.headers
+    )
     return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

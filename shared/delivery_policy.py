@@ -50,8 +50,17 @@ def backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None = None)
     return max(1.0, capped * jitter)
 
 
-def decide(*, status: int | None, retry_after: float | None, error: str | None, refused: bool, attempt: int,
-           elapsed: float, policy: RetryPolicy, rng: random.Random | None = None) -> Verdict:
+def decide(
+    *,
+    status: int | None,
+    retry_after: float | None,
+    error: str | None,
+    refused: bool,
+    attempt: int,
+    elapsed: float,
+    policy: RetryPolicy,
+    rng: random.Random | None = None,
+) -> Verdict:
     """`attempt` is the attempt just made (1-based); `elapsed` is seconds since the first attempt."""
     if status is not None and 200 <= status < 300:
         return Delivered()

@@ -162,8 +162,7 @@ class Write:
     etag: str | None
 
 
-def merge_step(current: Mapping[str, Any] | None, etag: str | None, seconds: float,
-               operation_id: str) -> Write | None:
+def merge_step(current: Mapping[str, Any] | None, etag: str | None, seconds: float, operation_id: str) -> Write | None:
     """One attempt: from the entity as read (None: absent) to the conditional write to make."""
     history = decode(current)
     merged = history.add(seconds, operation_id)

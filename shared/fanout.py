@@ -93,8 +93,7 @@ async def _fanout(rt: Runtime, task: FanoutTask) -> None:
         fresh = SubscriptionDelivery(op.id, subscription.id, task.event_id, since=now)
         delivery = await store.create_delivery(fresh) or await store.get_delivery(op.id, subscription.id)
         if delivery is not None and delivery.event_id == task.event_id and needs_first_attempt(delivery):
-            await rt.deliveries.send_subscription_attempt(
-                SubscriptionAttempt(op.id, subscription.id, task.event_id, 1))
+            await rt.deliveries.send_subscription_attempt(SubscriptionAttempt(op.id, subscription.id, task.event_id, 1))
             fired += 1
     await store.mark_fanned_out(op.id, task.event_id)
     log.info("operation %s fanned out to %s subscription(s)", op.id, fired)
@@ -111,8 +110,12 @@ async def _attempt(rt: Runtime, task: SubscriptionAttempt) -> None:
         await rt.deliveries.send_subscription_attempt(task, verdict.delay)
         return
     if isinstance(verdict, Drop) or delivery is None:
-        log.info("subscription attempt %s for %s not sent: %s", task.attempt, task.operation_id,
-                 getattr(verdict, "reason", "gone"))
+        log.info(
+            "subscription attempt %s for %s not sent: %s",
+            task.attempt,
+            task.operation_id,
+            getattr(verdict, "reason", "gone"),
+        )
         return
     subscription = await store.get(task.subscription_id)
     op = await rt.store.get(task.operation_id)
@@ -127,19 +130,28 @@ async def _attempt(rt: Runtime, task: SubscriptionAttempt) -> None:
     # The safety net first: if this run dies after claiming the attempt, the chain goes on from there.
     await rt.deliveries.send_subscription_attempt(
         SubscriptionAttempt(task.operation_id, task.subscription_id, task.event_id, task.attempt + 1),
-        planned_delay(delivery, task.attempt, policy))
+        planned_delay(delivery, task.attempt, policy),
+    )
     now = time.time()
     try:
-        delivery = await store.update_delivery(delivery.with_(attempts=task.attempt, last_attempt_at=iso(now),
-                                                              next_attempt_at=None))
+        delivery = await store.update_delivery(
+            delivery.with_(attempts=task.attempt, last_attempt_at=iso(now), next_attempt_at=None)
+        )
     except Conflict:
         log.info("subscription attempt %s for %s was claimed by another copy", task.attempt, task.operation_id)
         return
     outcome = await _post(rt, op, subscription, delivery)
     now = time.time()
-    decided = decide(status=outcome.status_code, retry_after=outcome.retry_after, error=outcome.error,
-                     refused=outcome.refused, attempt=task.attempt, elapsed=now - delivery.since, policy=policy,
-                     rng=jitter(delivery, task.attempt))
+    decided = decide(
+        status=outcome.status_code,
+        retry_after=outcome.retry_after,
+        error=outcome.error,
+        refused=outcome.refused,
+        attempt=task.attempt,
+        elapsed=now - delivery.since,
+        policy=policy,
+        rng=jitter(delivery, task.attempt),
+    )
     recorded = delivery.with_(last_status=outcome.status_code, last_error=outcome.error)
     if isinstance(decided, Delivered):
         recorded = recorded.with_(state=DELIVERED, last_error=None)
@@ -152,12 +164,18 @@ async def _attempt(rt: Runtime, task: SubscriptionAttempt) -> None:
     except Conflict:
         log.info("subscription delivery of %s changed while attempt %s ran", task.operation_id, task.attempt)
         return
-    log.info("subscription attempt %s for %s: %s (%s)", task.attempt, op.id, type(decided).__name__.lower(),
-             outcome.status_code or outcome.error)
+    log.info(
+        "subscription attempt %s for %s: %s (%s)",
+        task.attempt,
+        op.id,
+        type(decided).__name__.lower(),
+        outcome.status_code or outcome.error,
+    )
 
 
-async def _post(rt: Runtime, op: Operation, subscription: Subscription,
-                delivery: SubscriptionDelivery) -> DeliveryOutcome:
+async def _post(
+    rt: Runtime, op: Operation, subscription: Subscription, delivery: SubscriptionDelivery
+) -> DeliveryOutcome:
     """One signed POST after the SSRF checks, exactly like an operation webhook; nothing sent if one fails."""
     try:
         url = unseal(subscription.callback_sealed, rt.settings.webhook_secrets, subscription.id)
@@ -167,6 +185,7 @@ async def _post(rt: Runtime, op: Operation, subscription: Subscription,
     except Refused as exc:
         return DeliveryOutcome(None, exc.reason, refused=True)
     message = event_message(op, subscription.callback_format, event_id=delivery.webhook_id)
-    headers = webhook_headers(rt.settings.webhook_secrets, delivery.webhook_id, int(time.time()), message.body,
-                              message.headers)
+    headers = webhook_headers(
+        rt.settings.webhook_secrets, delivery.webhook_id, int(time.time()), message.body, message.headers
+    )
     return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

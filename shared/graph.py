@@ -86,8 +86,15 @@ class GraphClient:
     def trusted(self, url: str) -> bool:
         return origin_of(url) == self._origin
 
-    async def send(self, method: str, url: str, *, json: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None, tokens: TokenSource | None = None) -> GraphResponse:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        tokens: TokenSource | None = None,
+    ) -> GraphResponse:
         """Send once; on 401 fetch one fresh token and send again."""
         if not self.trusted(url):
             raise UntrustedOrigin(url, self._origin)
@@ -98,16 +105,33 @@ class GraphClient:
             response = await self._send(method, url, json, headers or {}, source, refresh=True)
         return response
 
-    async def _send(self, method: str, url: str, json: dict[str, Any] | None, headers: dict[str, str],
-                    tokens: TokenSource, refresh: bool) -> GraphResponse:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        json: dict[str, Any] | None,
+        headers: dict[str, str],
+        tokens: TokenSource,
+        refresh: bool,
+    ) -> GraphResponse:
         token = await tokens.token(refresh=refresh)
         request_id = str(uuid.uuid4())
-        all_headers = {**headers, "Authorization": f"Bearer {token}", "client-request-id": request_id,
-                       "Accept": "application/json"}
+        all_headers = {
+            **headers,
+            "Authorization": f"Bearer {token}",
+            "client-request-id": request_id,
+            "Accept": "application/json",
+        }
         try:
             # encoded=True: Location/resourceLocation are sent byte for byte, never re-quoted.
-            async with self._session.request(method, URL(url, encoded=True), json=json, headers=all_headers,
-                                             timeout=self._timeout, allow_redirects=False) as resp:
+            async with self._session.request(
+                method,
+                URL(url, encoded=True),
+                json=json,
+                headers=all_headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
                 body = await resp.read()
                 answer = GraphResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
         except TimeoutError as exc:
@@ -116,14 +140,17 @@ class GraphClient:
             raise TransportFailure(f"connection to Graph failed: {type(exc).__name__}") from exc
         log.info(
             "graph %s %s -> %s (client-request-id %s, request-id %s)",
-            method, _path_only(url), answer.status, request_id, answer.headers.get("request-id", "-"),
+            method,
+            _path_only(url),
+            answer.status,
+            request_id,
+            answer.headers.get("request-id", "-"),
         )
         return answer
 
     async def start(self, base_url: str, start: WorkbookAction, tokens: TokenSource | None = None) -> GraphResponse:
         request = start_request(base_url, start)
-        return await self.send(request.method, request.url, json=request.json, headers=request.headers,
-                               tokens=tokens)
+        return await self.send(request.method, request.url, json=request.json, headers=request.headers, tokens=tokens)
 
 
 def _path_only(url: str) -> str:

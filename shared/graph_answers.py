@@ -106,7 +106,8 @@ def classify_operation(status: int, headers: dict[str, str], body: bytes, now: f
             return Answer(
                 Kind.FAILED,
                 status,
-                error=sanitize_error(error) if isinstance(error, dict)
+                error=sanitize_error(error)
+                if isinstance(error, dict)
                 else {"code": "operationFailed", "message": "Graph reported the operation failed without details"},
             )
         return Answer(Kind.TRANSIENT, status, retry_after, reason=f"unknown operation status {value[:40]!r}")

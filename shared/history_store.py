@@ -69,8 +69,9 @@ class HistoryStore:
                 if write.etag is None:
                     await self._table.create_entity(entity)
                 else:
-                    await self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=write.etag,
-                                                    match_condition=MatchConditions.IfNotModified)
+                    await self._table.update_entity(
+                        entity, mode=UpdateMode.REPLACE, etag=write.etag, match_condition=MatchConditions.IfNotModified
+                    )
                 return True
             except ResourceExistsError:
                 pass  # inserted by another finish since the read
@@ -80,6 +81,7 @@ class HistoryStore:
                 if not is_precondition_failure(exc):
                     raise
             if not retry_after_conflict(attempt):
-                log.warning("duration of %s dropped from the history after %s conflicting writes", operation_id,
-                            attempt)
+                log.warning(
+                    "duration of %s dropped from the history after %s conflicting writes", operation_id, attempt
+                )
                 return False

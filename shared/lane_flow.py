@@ -46,9 +46,14 @@ MAX_INLINE_REQUEST_CHARS = 30_000  # a longer request goes to a blob (Table Stor
 
 # --- the start -------------------------------------------------------------------------------------------------
 
+
 async def _stored_request(rt: Runtime, operation_id: str, request: StartRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {"workbook": request.workbook, "action": request.action,
-                            "parameters": request.parameters, "sessionId": request.session_id}
+    body: dict[str, Any] = {
+        "workbook": request.workbook,
+        "action": request.action,
+        "parameters": request.parameters,
+        "sessionId": request.session_id,
+    }
     text = dumps(body, separators=(",", ":"))
     if len(text) > MAX_INLINE_REQUEST_CHARS and rt.store.results is not None:
         return {"blob": await rt.store.results.put(operation_id, text)}
@@ -61,25 +66,56 @@ async def request_of(rt: Runtime, op: Operation) -> StartRequest:
     if "blob" in data and rt.store.results is not None:
         text = await rt.store.results.read(str(data["blob"]))
         data = loads_stored(text) if text else {}
-    return StartRequest(workbook=data["workbook"], action=data["action"], parameters=data["parameters"],
-                        session_id=data.get("sessionId"), callback_url=None, client_reference=op.client_reference,
-                        fail_on_error=op.fail_on_error, callback_format=op.callback_format)
+    return StartRequest(
+        workbook=data["workbook"],
+        action=data["action"],
+        parameters=data["parameters"],
+        session_id=data.get("sessionId"),
+        callback_url=None,
+        client_reference=op.client_reference,
+        fail_on_error=op.fail_on_error,
+        callback_format=op.callback_format,
+    )
 
 
-async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
-                      acting: start_flow.Acting, key_hash: str | None) -> Operation:
+async def admit_start(
+    rt: Runtime,
+    request: StartRequest,
+    operation_id: str,
+    now: float,
+    base_url: str,
+    acting: start_flow.Acting,
+    key_hash: str | None,
+) -> Operation:
     """The HTTP start with a lane: store the record `waiting` (with its request), take a ticket; a request that
     holds a slot at once is sent now, exactly as without a lane; the others answer 202 with their place."""
     lane = lane_key(request.workbook, acting.caller.owner)
-    plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
-                          request.expected_duration)
-    record = start_flow.new_record(rt, operation_id, now, base_url, acting, action=request.action,
-                             workbook=request.workbook, callback_url=request.callback_url,
-                             client_reference=request.client_reference, operation_url=None,
-                             fail_on_error=request.fail_on_error, callback_format=request.callback_format)
+    plan = await plan_for(
+        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
+    )
+    record = start_flow.new_record(
+        rt,
+        operation_id,
+        now,
+        base_url,
+        acting,
+        action=request.action,
+        workbook=request.workbook,
+        callback_url=request.callback_url,
+        client_reference=request.client_reference,
+        operation_url=None,
+        fail_on_error=request.fail_on_error,
+        callback_format=request.callback_format,
+    )
     try:
-        record = await rt.store.create(record.with_(status=WAITING, lane=lane, poll_plan=plan.encode() or None,
-                                                    lane_request=await _stored_request(rt, operation_id, request)))
+        record = await rt.store.create(
+            record.with_(
+                status=WAITING,
+                lane=lane,
+                poll_plan=plan.encode() or None,
+                lane_request=await _stored_request(rt, operation_id, request),
+            )
+        )
     except Conflict:
         existing = await rt.store.get(operation_id)
         if existing is None:
@@ -89,9 +125,13 @@ async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now
         log.exception("could not store operation %s", operation_id)
         if key_hash:
             await rt.store.release_idempotency(key_hash)
-        raise Problem(503, "storageUnavailable", "The operation could not be stored",
-                      "Nothing was stored and nothing was sent to Graph; retry the request.",
-                      headers={"Retry-After": "5"}) from None
+        raise Problem(
+            503,
+            "storageUnavailable",
+            "The operation could not be stored",
+            "Nothing was stored and nothing was sent to Graph; retry the request.",
+            headers={"Retry-After": "5"},
+        ) from None
     concurrency, lease = rt.settings.workbook_concurrency, rt.settings.lane_lease_seconds
 
     def decide(state: LaneState) -> tuple[LaneState, tuple[bool, int | None, int | None]]:
@@ -108,13 +148,23 @@ async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now
         _, (holds, place, _delay) = await lanes_of(rt).change(lane, decide, prepare)
     except LaneFull:
         await start_flow.abandon(rt, record, key_hash)
-        raise Problem(429, "workbookBusy", "Too many requests wait for this workbook",
-                      "Nothing was stored; retry later.", headers={"Retry-After": "30"}) from None
+        raise Problem(
+            429,
+            "workbookBusy",
+            "Too many requests wait for this workbook",
+            "Nothing was stored; retry later.",
+            headers={"Retry-After": "30"},
+        ) from None
     except Exception:
         log.exception("could not admit operation %s to its workbook's lane", operation_id)
         await start_flow.abandon(rt, record, key_hash)
-        raise Problem(503, "storageUnavailable", "The operation could not be queued",
-                      "Nothing was sent to Graph; retry the request.", headers={"Retry-After": "5"}) from None
+        raise Problem(
+            503,
+            "storageUnavailable",
+            "The operation could not be queued",
+            "Nothing was sent to Graph; retry the request.",
+            headers={"Retry-After": "5"},
+        ) from None
     if holds:
         log.info("operation %s holds its workbook's lane; starting it now", record.id)
         return await _begin(rt, record, request, acting.assertion, key_hash, http=True)
@@ -122,16 +172,20 @@ async def admit_start(rt: Runtime, request: StartRequest, operation_id: str, now
     return record.with_(lane_position=place)
 
 
-async def _begin(rt: Runtime, op: Operation, request: StartRequest, assertion: str | None, key_hash: str | None,
-                 *, http: bool) -> Operation:
+async def _begin(
+    rt: Runtime, op: Operation, request: StartRequest, assertion: str | None, key_hash: str | None, *, http: bool
+) -> Operation:
     """The write-ahead start of a slot holder: `waiting` -> `starting` (ETag-guarded: a duplicate advance never
     sends twice), then start_flow.send_start. Graph not doing the work: the HTTP path abandons (the caller
     retries); a deferred start waits out the throttle and tries again (bounded), or fails with Graph's error."""
     now = time.time()
     try:
-        intent = await rt.store.update(op.with_(status=NOT_STARTED, start_phase=STARTING, updated_at=iso(now),
-                                                started_at=iso(now)),  # its poll schedule counts from here
-                                       {"status", "start_phase", "updated_at", "started_at"})
+        intent = await rt.store.update(
+            op.with_(
+                status=NOT_STARTED, start_phase=STARTING, updated_at=iso(now), started_at=iso(now)
+            ),  # its poll schedule counts from here
+            {"status", "start_phase", "updated_at", "started_at"},
+        )
     except Conflict:
         log.info("operation %s was started (or ended) elsewhere", op.id)
         return await rt.store.get(op.id) or op
@@ -174,12 +228,19 @@ async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: start_flow.Not
         # Keep the slot (renewed) and hold the whole lane until then: the advance step starts it again.
         await lanes_of(rt).change(lane, lambda s: (throttle(renew(s, intent.id, now, lease), now + delay), None))
         await rt.polls.send_lane(lane, whole_seconds(delay))
-        log.warning("deferred start of %s not sent (Graph %s); attempt %s again in %.0f s", intent.id,
-                    exc.graph_status, attempts, delay)
+        log.warning(
+            "deferred start of %s not sent (Graph %s); attempt %s again in %.0f s",
+            intent.id,
+            exc.graph_status,
+            attempts,
+            delay,
+        )
         return back
-    error = exc.error or {"code": "graphUnavailable",
-                          "message": f"Graph did not take the request after {attempts} attempts "
-                                     f"(last: {exc.graph_status or 'not reached'})."}
+    error = exc.error or {
+        "code": "graphUnavailable",
+        "message": f"Graph did not take the request after {attempts} attempts "
+        f"(last: {exc.graph_status or 'not reached'}).",
+    }
     log.warning("deferred start of %s failed (Graph %s)", intent.id, exc.graph_status)
     return await start_flow.record_outcome(rt, terminal_state(intent, FAILED, now, error=error), None)
 
@@ -202,10 +263,16 @@ async def start_deferred(rt: Runtime, op: Operation) -> Operation:
     """Start a `waiting` record that holds its slot (the advance step). One that waited past
     OPERATION_TIMEOUT_SECONDS ends `timedOut` unsent: it would be timed out right after Graph took it."""
     if time.time() - parse_iso(op.created_at) >= rt.timing.timeout:
-        return await _end_unsent(rt, op, TIMED_OUT, {
-            "code": "operationTimedOut",
-            "message": f"The request waited for its workbook's lane longer than {rt.timing.timeout:g} seconds "
-                       "(OPERATION_TIMEOUT_SECONDS); it was never sent to Graph."})
+        return await _end_unsent(
+            rt,
+            op,
+            TIMED_OUT,
+            {
+                "code": "operationTimedOut",
+                "message": f"The request waited for its workbook's lane longer than {rt.timing.timeout:g} seconds "
+                "(OPERATION_TIMEOUT_SECONDS); it was never sent to Graph.",
+            },
+        )
     assertion = None
     if op.credential_sealed and rt.settings.delegated is not None:
         try:
@@ -216,6 +283,7 @@ async def start_deferred(rt: Runtime, op: Operation) -> Operation:
 
 
 # --- the advance step ------------------------------------------------------------------------------------------
+
 
 async def handle_message(rt: Runtime, text: str) -> None:
     """A `lane` message on the poll queue. Raises only for storage failures (the host retries: safe twice)."""
@@ -283,5 +351,3 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
             await start_deferred(rt, op)
         elif op.start_phase:  # a start that died half way: finish it as a GET would (never sent twice)
             await start_flow.resume_start(rt, op, time.time(), retry=False)
-
-

@@ -56,6 +56,7 @@ async def send_recheck(rt: Runtime, lane: str, delay: int | None) -> None:
 
 # --- release, position, throttle -------------------------------------------------------------------------------
 
+
 async def release_slot(rt: Runtime, lane: str, operation_id: str) -> None:
     def decide(state: LaneState) -> tuple[LaneState, None]:
         return release(state, operation_id), None
@@ -76,8 +77,9 @@ async def on_terminal(rt: Runtime, op: Operation) -> None:
     try:
         await release_slot(rt, op.lane, op.id)
     except Exception:
-        log.warning("could not release operation %s from its lane; the lease or the next advance frees it", op.id,
-                    exc_info=True)
+        log.warning(
+            "could not release operation %s from its lane; the lease or the next advance frees it", op.id, exc_info=True
+        )
 
 
 async def with_position(rt: Runtime, op: Operation) -> Operation:
@@ -119,8 +121,9 @@ async def throttled_for(rt: Runtime, op: Operation, now: float) -> float:
     lease = rt.settings.lane_lease_seconds
     if holder is not None and renew_due(holder, now, lease, rt.timing.maximum):
         try:
-            await lanes_of(rt).change(lane, lambda s: (renew(s, op.id, now, lease) if find_holder(s, op.id) else s,
-                                                     None))
+            await lanes_of(rt).change(
+                lane, lambda s: (renew(s, op.id, now, lease) if find_holder(s, op.id) else s, None)
+            )
         except LaneContention:
             log.warning("could not renew the lane lease of %s this time", op.id)
     return throttle_wait(state, now)

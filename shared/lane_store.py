@@ -91,13 +91,15 @@ class LaneStore:
         try:
             if idle(state, time.time()):
                 if etag is not None:
-                    await self._table.delete_entity(key, LANE_ROW_KEY, etag=etag,
-                                                    match_condition=MatchConditions.IfNotModified)
+                    await self._table.delete_entity(
+                        key, LANE_ROW_KEY, etag=etag, match_condition=MatchConditions.IfNotModified
+                    )
             elif etag is None:
                 await self._table.create_entity(entity)
             else:
-                await self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
-                                                match_condition=MatchConditions.IfNotModified)
+                await self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
         except ResourceExistsError:
             return False
         except HttpResponseError as exc:
@@ -106,8 +108,12 @@ class LaneStore:
             raise
         return True
 
-    async def change(self, key: str, decide: Callable[[LaneState], tuple[LaneState, T]],
-                     prepare: Callable[[LaneState, T], Awaitable[None]] | None = None) -> tuple[LaneState, T]:
+    async def change(
+        self,
+        key: str,
+        decide: Callable[[LaneState], tuple[LaneState, T]],
+        prepare: Callable[[LaneState, T], Awaitable[None]] | None = None,
+    ) -> tuple[LaneState, T]:
         """Read, decide, write with the ETag; on a race read and decide again. `decide` must be pure (it may run
         several times). Nothing is written when the decision leaves the state as it was. `prepare` runs after
         the decision and before its write (queue the message the new state promises: a crash after it only

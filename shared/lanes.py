@@ -81,8 +81,9 @@ def _live(state: LaneState, now: float) -> tuple[Holder, ...]:
     return tuple(h for h in state.holders if h.lease_until > now)
 
 
-def admit(state: LaneState, operation_id: str, now: float, concurrency: int,
-          lease: float) -> tuple[LaneState, Admission]:
+def admit(
+    state: LaneState, operation_id: str, now: float, concurrency: int, lease: float
+) -> tuple[LaneState, Admission]:
     """A new request for the workbook: it holds a slot at once only if nobody waits (arrival order is strict),
     a slot is free and the workbook is not throttled; else it takes the next ticket. Idempotent."""
     held = find_holder(state, operation_id)
@@ -111,8 +112,9 @@ def release(state: LaneState, operation_id: str) -> LaneState:
     return replace(state, holders=holders, waiting=waiting)
 
 
-def advance(state: LaneState, now: float, concurrency: int, lease: float,
-            gone: frozenset[str]) -> tuple[LaneState, tuple[str, ...]]:
+def advance(
+    state: LaneState, now: float, concurrency: int, lease: float, gone: frozenset[str]
+) -> tuple[LaneState, tuple[str, ...]]:
     """Free the slots of holders that are gone (record terminal or missing) or whose lease expired, drop gone
     waiters, then, unless throttled, promote waiters in ticket order into the free slots.
     Returns the new state and the promoted operation ids (each must now be started)."""
@@ -134,8 +136,7 @@ def renew_due(holder: Holder, now: float, lease: float, max_poll_gap: float) -> 
 
 
 def renew(state: LaneState, operation_id: str, now: float, lease: float) -> LaneState:
-    holders = tuple(replace(h, lease_until=now + lease) if h.operation_id == operation_id else h
-                    for h in state.holders)
+    holders = tuple(replace(h, lease_until=now + lease) if h.operation_id == operation_id else h for h in state.holders)
     return replace(state, holders=holders)
 
 

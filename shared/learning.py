@@ -16,8 +16,14 @@ from .schedule import COLD, Plan, learned_plan
 log = logging.getLogger(__name__)
 
 
-async def plan_for(history: HistoryStore | None, timing: Timing, owner: str, action: str | None,
-                   workbook: str | None, hint: float | None = None) -> Plan:
+async def plan_for(
+    history: HistoryStore | None,
+    timing: Timing,
+    owner: str,
+    action: str | None,
+    workbook: str | None,
+    hint: float | None = None,
+) -> Plan:
     """A new operation's plan: point reads of its kind's summaries (most specific first), then learned_plan.
     A read that fails plans from the hint alone (cold without one)."""
     summary = None
@@ -26,8 +32,9 @@ async def plan_for(history: HistoryStore | None, timing: Timing, owner: str, act
             specific, *general = await history.read(history_keys_for(owner, action, workbook))
             summary = pick_history(specific, general[0] if general else None)
         except Exception as exc:
-            log.warning("could not read the duration history (%s); this operation gets the cold schedule",
-                        type(exc).__name__)
+            log.warning(
+                "could not read the duration history (%s); this operation gets the cold schedule", type(exc).__name__
+            )
     try:
         return learned_plan(summary, timing, hint=hint)
     except (ValueError, ArithmeticError):  # a damaged summary must not fail a start

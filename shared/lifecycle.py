@@ -17,8 +17,15 @@ from .schedule import Plan, Schedule
 TRACKED_KIND = "tracked"  # the history kind of a tracked operation whose action is unknown
 
 
-def terminal_state(op: Operation, status: str, now: float, *, result: Any = None,
-                   error: dict[str, Any] | None = None, poll_count: int | None = None) -> Operation:
+def terminal_state(
+    op: Operation,
+    status: str,
+    now: float,
+    *,
+    result: Any = None,
+    error: dict[str, Any] | None = None,
+    poll_count: int | None = None,
+) -> Operation:
     """The operation in a terminal state, with a webhook due if it has a callback (a result over
     MAX_RESULT_BYTES is not kept: shared/results.py)."""
     result, error = bounded(result, error)
@@ -36,8 +43,19 @@ def terminal_state(op: Operation, status: str, now: float, *, result: Any = None
     )
 
 
-TERMINAL_FIELDS = {"status", "completed_at", "updated_at", "result", "error", "poll_count", "event_id",
-                   "webhook_state", "generation", "credential_sealed", "fanout_state"}
+TERMINAL_FIELDS = {
+    "status",
+    "completed_at",
+    "updated_at",
+    "result",
+    "error",
+    "poll_count",
+    "event_id",
+    "webhook_state",
+    "generation",
+    "credential_sealed",
+    "fanout_state",
+}
 OUTCOME_FIELDS = TERMINAL_FIELDS | {"operation_url", "start_phase"}  # Graph's answer to a start
 
 

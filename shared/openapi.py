@@ -22,8 +22,10 @@ _PROBLEM = "application/problem+json"
 _PRINTABLE_KEY = "^[!-~]{1,255}$"  # Idempotency-Key: 1-255 printable ASCII, no spaces
 _OPERATION_ID = "^[0-9]{13}[0-9a-f]{10}$"  # shared.records.new_operation_id
 _SEGMENT = "[A-Za-z0-9!._,:@=$'()~-]{1,400}"  # shared.validation._SEGMENT
-_WORKBOOK = (f"^/(me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive|groups/{_SEGMENT}/drive)"
-             f"/items/{_SEGMENT}$")
+_WORKBOOK = (
+    f"^/(me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive|groups/{_SEGMENT}/drive)"
+    f"/items/{_SEGMENT}$"
+)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -33,8 +35,12 @@ def _ref(name: str) -> dict[str, str]:
 def _problem(description: str, *, retry_after: bool = False) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": description, "content": {_PROBLEM: {"schema": _ref("Problem")}}}
     if retry_after:
-        answer["headers"] = {"Retry-After": {"description": "Whole seconds to wait before retrying",
-                                             "schema": {"type": "integer", "minimum": 0}}}
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "Whole seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        }
     return answer
 
 
@@ -45,13 +51,17 @@ _ALWAYS = {"500": _problem("misconfigured or internalError (nothing was half-wri
 def _record(description: str, *, location: bool = False, retry_after: bool = False) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if location:
-        headers["Location"] = {"description": "Absolute status URL to poll: GET /status/{id}?se=&sig= (signed, "
-                                              "no other credential needed) or, without STATUS_LINK_KEYS, "
-                                              "GET /operations/{id}",
-                               "schema": {"type": "string", "format": "uri"}}
+        headers["Location"] = {
+            "description": "Absolute status URL to poll: GET /status/{id}?se=&sig= (signed, "
+            "no other credential needed) or, without STATUS_LINK_KEYS, "
+            "GET /operations/{id}",
+            "schema": {"type": "string", "format": "uri"},
+        }
     if retry_after:
-        headers["Retry-After"] = {"description": "Whole seconds until the bridge's next poll of Graph",
-                                  "schema": {"type": "integer", "minimum": 0}}
+        headers["Retry-After"] = {
+            "description": "Whole seconds until the bridge's next poll of Graph",
+            "schema": {"type": "integer", "minimum": 0},
+        }
     answer: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": _ref("Operation")}}}
     if headers:
         answer["headers"] = headers
@@ -59,17 +69,32 @@ def _record(description: str, *, location: bool = False, retry_after: bool = Fal
 
 
 _ID_PARAMETER: dict[str, Any] = {
-    "name": "id", "in": "path", "required": True, "description": "Operation id (from `id` or `Location`)",
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "Operation id (from `id` or `Location`)",
     "schema": {"type": "string", "pattern": _OPERATION_ID},
 }
 _LINK_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "se", "in": "query", "required": True, "description": "Expiry of the signed URL (Unix seconds)",
-     "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"}},
-    {"name": "sig", "in": "query", "required": True, "description": "`<key id>.<signature>` from the Location",
-     "schema": {"type": "string", "minLength": 1}},
+    {
+        "name": "se",
+        "in": "query",
+        "required": True,
+        "description": "Expiry of the signed URL (Unix seconds)",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+    },
+    {
+        "name": "sig",
+        "in": "query",
+        "required": True,
+        "description": "`<key id>.<signature>` from the Location",
+        "schema": {"type": "string", "minLength": 1},
+    },
 ]
-_LINK_REFUSED = {"401": _problem("statusLinkRefused: the URL carries no se/sig"),
-                 "403": _problem("statusLinkRefused: bad signature, another operation's, or expired")}
+_LINK_REFUSED = {
+    "401": _problem("statusLinkRefused: the URL carries no se/sig"),
+    "403": _problem("statusLinkRefused: bad signature, another operation's, or expired"),
+}
 
 # What a status read answers, by either route (the keyed one and the signed URL)
 _STATUS_ANSWERS: dict[str, Any] = {
@@ -87,28 +112,39 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "post": {
             "operationId": "startOperation",
             "summary": "Start an Excel request (or track an operation URL) and follow it to the end",
-            "parameters": [{
-                "name": "Idempotency-Key", "in": "header", "required": False,
-                "description": "1-255 printable ASCII; the same key and body give back the same operation",
-                "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
-            }],
-            "requestBody": {"required": True, "content": {_JSON: {"schema": {
-                "oneOf": [_ref("StartRequest"), _ref("TrackRequest")]}}}},
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "1-255 printable ASCII; the same key and body give back the same operation",
+                    "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": {"oneOf": [_ref("StartRequest"), _ref("TrackRequest")]}}},
+            },
             "responses": {
                 "202": _record("Accepted: poll Location until it answers 200", location=True, retry_after=True),
-                "201": _record("With callbackUrl: the webhook subscription is registered (Location: its status)",
-                               location=True),
+                "201": _record(
+                    "With callbackUrl: the webhook subscription is registered (Location: its status)", location=True
+                ),
                 "200": _record("The outcome is already known (terminal record)"),
                 "400": _problem("Bad JSON or a bad field (the problem names it)"),
                 "409": _problem("Idempotency conflict, Graph refused the start with 409, or canceled (failOnError)"),
                 "413": _problem("bodyTooLarge: the body is over 1 MiB"),
                 "415": _problem("Content-Type is not application/json"),
-                "429": _problem("requestInProgress: the same Idempotency-Key is still being started; retry after "
-                                "Retry-After", retry_after=True),
+                "429": _problem(
+                    "requestInProgress: the same Idempotency-Key is still being started; retry after Retry-After",
+                    retry_after=True,
+                ),
                 "422": _problem("failOnError: the operation failed or timed out (the record is under `operation`)"),
                 "502": _problem("Graph rejected the bridge's token"),
-                "503": _problem("Graph answered 429/5xx or did not answer, or the poll could not be queued; "
-                                "nothing was stored", retry_after=True),
+                "503": _problem(
+                    "Graph answered 429/5xx or did not answer, or the poll could not be queued; nothing was stored",
+                    retry_after=True,
+                ),
                 "401": _problem("GRAPH_AUTH=delegated: sign-in required, or the caller's credential expired"),
                 "403": _problem("GRAPH_AUTH=delegated: Graph cannot be called on the caller's behalf"),
                 **_ALWAYS,
@@ -120,11 +156,20 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "summary": "List operations, newest first",
             "parameters": [
                 {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": STATUSES}},
-                {"name": "top", "in": "query", "required": False, "description": "1-100, in ASCII digits",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-                {"name": "continuationToken", "in": "query", "required": False,
-                 "description": "Opaque: only a previous page's nextLink has a valid one (else 400); empty is none",
-                 "schema": {"type": "string"}},
+                {
+                    "name": "top",
+                    "in": "query",
+                    "required": False,
+                    "description": "1-100, in ASCII digits",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                },
+                {
+                    "name": "continuationToken",
+                    "in": "query",
+                    "required": False,
+                    "description": "Opaque: only a previous page's nextLink has a valid one (else 400); empty is none",
+                    "schema": {"type": "string"},
+                },
             ],
             "responses": {
                 "200": {"description": "A page of records", "content": {_JSON: {"schema": _ref("OperationPage")}}},
@@ -183,10 +228,15 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "delete": {
             "operationId": "cancelOperationByKey",
             "summary": "Stop tracking the operation started with this Idempotency-Key (webhook unsubscribe)",
-            "parameters": [{
-                "name": "key", "in": "path", "required": True, "description": "The Idempotency-Key of the start",
-                "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
-            }],
+            "parameters": [
+                {
+                    "name": "key",
+                    "in": "path",
+                    "required": True,
+                    "description": "The Idempotency-Key of the start",
+                    "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
+                }
+            ],
             "responses": {
                 "200": _record("The record, now canceled (or its earlier terminal state)"),
                 "400": _problem("The key is not 1-255 printable ASCII characters"),
@@ -204,9 +254,12 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "responses": {
                 "202": _record("Queued: webhook.state is pending"),
                 "404": _problem("Unknown id"),
-                "409": _problem("noWebhook (no callbackUrl), operationNotFinished, or redeliveryInProgress (the "
-                                "webhook is still pending: one delivery chain at a time; Retry-After says when "
-                                "to look again)", retry_after=True),
+                "409": _problem(
+                    "noWebhook (no callbackUrl), operationNotFinished, or redeliveryInProgress (the "
+                    "webhook is still pending: one delivery chain at a time; Retry-After says when "
+                    "to look again)",
+                    retry_after=True,
+                ),
                 **_ALWAYS,
             },
         },
@@ -217,11 +270,24 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "summary": "Storage reachability (anonymous)",
             "security": [],
             "responses": {
-                "200": {"description": "Healthy", "content": {_JSON: {"schema": {
-                    "type": "object", "properties": {
-                        "status": {"type": "string", "enum": ["healthy"]},
-                        "poison": {"type": "object", "additionalProperties": {"type": "integer"},
-                                   "description": "Approximate message count of each poison queue"}}}}}},
+                "200": {
+                    "description": "Healthy",
+                    "content": {
+                        _JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "status": {"type": "string", "enum": ["healthy"]},
+                                    "poison": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "integer"},
+                                        "description": "Approximate message count of each poison queue",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
                 "503": _problem("Table or poll queue unreachable"),
             },
         },
@@ -231,48 +297,72 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             "operationId": "openApiDocument",
             "summary": "This OpenAPI document (anonymous)",
             "security": [],
-            "responses": {"200": {"description": "OpenAPI 3 document", "content": {_JSON: {"schema": {
-                "type": "object"}}}}},
+            "responses": {
+                "200": {"description": "OpenAPI 3 document", "content": {_JSON: {"schema": {"type": "object"}}}}
+            },
         },
     },
 }
 
 _NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
 _CALLBACK_FORMAT: dict[str, Any] = {
-    "type": "string", "enum": ["binary", "structured"], "default": "binary",
+    "type": "string",
+    "enum": ["binary", "structured"],
+    "default": "binary",
     "description": "CloudEvents HTTP content mode of the webhook (only with callbackUrl): binary = the record as "
-                   "application/json with ce-* headers; structured = application/cloudevents+json"}
+    "application/json with ce-* headers; structured = application/cloudevents+json",
+}
 
 _EXPECTED_DURATION: dict[str, Any] = {
-    "type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 7 * 24 * 3600,
+    "type": "number",
+    "exclusiveMinimum": True,
+    "minimum": 0,
+    "maximum": 7 * 24 * 3600,
     "description": "How long the caller expects the operation to take, in seconds (at most the deployment's "
-                   "OPERATION_TIMEOUT_SECONDS, itself at most 7 days; more is a 400): the first polls go around "
-                   "it until the bridge has its own history of this kind of operation. Only moves the polls; "
-                   "Retry-After tells when the next one is."}
+    "OPERATION_TIMEOUT_SECONDS, itself at most 7 days; more is a 400): the first polls go around "
+    "it until the bridge has its own history of this kind of operation. Only moves the polls; "
+    "Retry-After tells when the next one is.",
+}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "StartRequest": {
-        "type": "object", "additionalProperties": False, "required": ["workbook", "action"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["workbook", "action"],
         "properties": {
-            "workbook": {"type": "string", "pattern": _WORKBOOK,
-                         "description": "/drives/{d}/items/{i}, /me/drive/items/{i}, ..."},
+            "workbook": {
+                "type": "string",
+                "pattern": _WORKBOOK,
+                "description": "/drives/{d}/items/{i}, /me/drive/items/{i}, ...",
+            },
             "action": {"type": "string", "enum": ACTIONS},
             "parameters": {"type": "object", "description": "Per action: persistChanges / table, values, index"},
-            "sessionId": {"type": "string", "pattern": "^[!-~]{1,2048}$",
-                          "description": "Workbook session id (Workbook-Session-Id)"},
+            "sessionId": {
+                "type": "string",
+                "pattern": "^[!-~]{1,2048}$",
+                "description": "Workbook session id (Workbook-Session-Id)",
+            },
             "callbackUrl": {"type": "string", "format": "uri", "description": "Webhook for the terminal status"},
             "callbackFormat": _CALLBACK_FORMAT,
             "clientReference": {"type": "string", "minLength": 1, "maxLength": 256},
-            "failOnError": {"type": "boolean", "default": False,
-                            "description": "Finished but failed/timedOut answers 422, canceled 409 (problem + record)"},
+            "failOnError": {
+                "type": "boolean",
+                "default": False,
+                "description": "Finished but failed/timedOut answers 422, canceled 409 (problem + record)",
+            },
             "expectedDurationSeconds": _EXPECTED_DURATION,
         },
     },
     "TrackRequest": {
-        "type": "object", "additionalProperties": False, "required": ["operationUrl"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["operationUrl"],
         "properties": {
-            "operationUrl": {"type": "string", "format": "uri",
-                             "description": "Graph workbook operation URL on GRAPH_BASE_URL's origin"},
+            "operationUrl": {
+                "type": "string",
+                "format": "uri",
+                "description": "Graph workbook operation URL on GRAPH_BASE_URL's origin",
+            },
             "action": {"type": "string", "enum": ACTIONS},
             "callbackUrl": {"type": "string", "format": "uri"},
             "callbackFormat": _CALLBACK_FORMAT,
@@ -293,47 +383,83 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "createdAt": {"type": "string", "format": "date-time"},
             "updatedAt": {"type": "string", "format": "date-time"},
             "completedAt": {"type": "string", "format": "date-time", "nullable": True},
-            "expiresAt": {"type": "string", "format": "date-time", "nullable": True,
-                          "description": "When the finished record is deleted (RETENTION_DAYS after completedAt)"},
+            "expiresAt": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": True,
+                "description": "When the finished record is deleted (RETENTION_DAYS after completedAt)",
+            },
             "pollCount": {"type": "integer"},
             "result": {"nullable": True, "description": "Per action (session, row, null or the resource)"},
             "error": {"type": "object", "nullable": True, "description": "Graph's error chain or {code, message}"},
             "failOnError": {"type": "boolean"},
-            "owner": {"type": "string", "nullable": True,
-                      "description": "`<tenant id>/<object id>` of the authenticated caller, or DEFAULT_OWNER"},
-            "lane": {"type": "object", "description": "Only while `waiting`: its place in its workbook's lane",
-                     "properties": {"position": {
-                         "type": "integer", "nullable": True, "minimum": 0,
-                         "description": "1 = next; 0 = holds the slot and is being sent; null in lists"}}},
-            "webhook": {"type": "object", "properties": {
-                "state": {"type": "string", "enum": ["none", "pending", "delivered", "failed"]},
-                "attempts": {"type": "integer"},
-                "lastStatusCode": {"type": "integer", "nullable": True},
-                "lastAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
-                "lastError": _NULLABLE_STRING,
-                "nextAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
-                "deadLetteredAt": {"type": "string", "format": "date-time", "nullable": True},
-                "format": {"type": "string", "enum": ["binary", "structured"],
-                           "description": "Present with a callback: how its webhook is sent"},
-            }},
-            "links": {"type": "object", "properties": {
-                "self": {"type": "string", "format": "uri"}, "cancel": {"type": "string", "format": "uri"},
-                "redeliver": {"type": "string", "format": "uri"}}},
+            "owner": {
+                "type": "string",
+                "nullable": True,
+                "description": "`<tenant id>/<object id>` of the authenticated caller, or DEFAULT_OWNER",
+            },
+            "lane": {
+                "type": "object",
+                "description": "Only while `waiting`: its place in its workbook's lane",
+                "properties": {
+                    "position": {
+                        "type": "integer",
+                        "nullable": True,
+                        "minimum": 0,
+                        "description": "1 = next; 0 = holds the slot and is being sent; null in lists",
+                    }
+                },
+            },
+            "webhook": {
+                "type": "object",
+                "properties": {
+                    "state": {"type": "string", "enum": ["none", "pending", "delivered", "failed"]},
+                    "attempts": {"type": "integer"},
+                    "lastStatusCode": {"type": "integer", "nullable": True},
+                    "lastAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
+                    "lastError": _NULLABLE_STRING,
+                    "nextAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
+                    "deadLetteredAt": {"type": "string", "format": "date-time", "nullable": True},
+                    "format": {
+                        "type": "string",
+                        "enum": ["binary", "structured"],
+                        "description": "Present with a callback: how its webhook is sent",
+                    },
+                },
+            },
+            "links": {
+                "type": "object",
+                "properties": {
+                    "self": {"type": "string", "format": "uri"},
+                    "cancel": {"type": "string", "format": "uri"},
+                    "redeliver": {"type": "string", "format": "uri"},
+                },
+            },
         },
     },
     "OperationPage": {
-        "type": "object", "required": ["value"],
-        "properties": {"value": {"type": "array", "items": _ref("Operation")},
-                       "nextLink": {"type": "string", "format": "uri"}},
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "array", "items": _ref("Operation")},
+            "nextLink": {"type": "string", "format": "uri"},
+        },
     },
     "Problem": {
-        "type": "object", "description": "RFC 9457 problem details",
+        "type": "object",
+        "description": "RFC 9457 problem details",
         "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-            "code": {"type": "string"}, "detail": {"type": "string"}, "instance": {"type": "string"},
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "code": {"type": "string"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
             "field": {"type": "string"},
-            "errors": {"type": "array", "items": {"type": "object", "properties": {
-                "field": {"type": "string"}, "message": {"type": "string"}}}},
+            "errors": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+            },
         },
     },
 }
@@ -368,7 +494,10 @@ def build_spec(api_base: str = "/api") -> dict[str, Any]:
 
 # Subscriptions (shared/subscription_api.py): added here, after the operation routes, to keep merges simple.
 _SUBSCRIPTION_ID: dict[str, Any] = {
-    "name": "id", "in": "path", "required": True, "description": "Subscription id (from `id` or `Location`)",
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "Subscription id (from `id` or `Location`)",
     "schema": {"type": "string", "minLength": 1},
 }
 
@@ -376,8 +505,12 @@ _SUBSCRIPTION_ID: dict[str, Any] = {
 def _subscription(description: str, *, location: bool = False) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": description, "content": {_JSON: {"schema": _ref("Subscription")}}}
     if location:
-        answer["headers"] = {"Location": {"description": "The subscription's URL; DELETE it to unsubscribe",
-                                          "schema": {"type": "string", "format": "uri"}}}
+        answer["headers"] = {
+            "Location": {
+                "description": "The subscription's URL; DELETE it to unsubscribe",
+                "schema": {"type": "string", "format": "uri"},
+            }
+        }
     return answer
 
 
@@ -386,7 +519,7 @@ PATHS["subscriptions"] = {
         "operationId": "createSubscription",
         "summary": "Subscribe to your operations' terminal events (starts nothing in Graph)",
         "description": "Each operation of the caller that finishes fires every matching active subscription once: "
-                       "a signed CloudEvent POSTed to callbackUrl (the connector's webhook trigger).",
+        "a signed CloudEvent POSTed to callbackUrl (the connector's webhook trigger).",
         "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("SubscriptionRequest")}}},
         "responses": {
             "201": _subscription("Registered", location=True),
@@ -400,9 +533,20 @@ PATHS["subscriptions"] = {
     "get": {
         "operationId": "listSubscriptions",
         "summary": "Your subscriptions",
-        "responses": {"200": {"description": "All of the caller's subscriptions", "content": {_JSON: {"schema": {
-            "type": "object", "properties": {"value": {"type": "array", "items": _ref("Subscription")}}}}}},
-            **_ALWAYS},
+        "responses": {
+            "200": {
+                "description": "All of the caller's subscriptions",
+                "content": {
+                    _JSON: {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"value": {"type": "array", "items": _ref("Subscription")}},
+                        }
+                    }
+                },
+            },
+            **_ALWAYS,
+        },
     },
 }
 PATHS["subscriptions/{id}"] = {
@@ -410,31 +554,45 @@ PATHS["subscriptions/{id}"] = {
         "operationId": "getSubscription",
         "summary": "One of your subscriptions",
         "parameters": [_SUBSCRIPTION_ID],
-        "responses": {"200": _subscription("The subscription"),
-                      "404": _problem("Unknown id, or another owner's subscription"), **_ALWAYS},
+        "responses": {
+            "200": _subscription("The subscription"),
+            "404": _problem("Unknown id, or another owner's subscription"),
+            **_ALWAYS,
+        },
     },
     "delete": {
         "operationId": "deleteSubscription",
         "summary": "Unsubscribe (idempotent); undelivered events for it stop",
         "parameters": [_SUBSCRIPTION_ID],
-        "responses": {"204": {"description": "Deleted, or already gone"},
-                      "404": _problem("Another owner's subscription"), **_ALWAYS},
+        "responses": {
+            "204": {"description": "Deleted, or already gone"},
+            "404": _problem("Another owner's subscription"),
+            **_ALWAYS,
+        },
     },
 }
 SCHEMAS["SubscriptionRequest"] = {
-    "type": "object", "additionalProperties": False, "required": ["callbackUrl"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["callbackUrl"],
     "properties": {
         "callbackUrl": {"type": "string", "format": "uri", "description": "Where each event is POSTed; never returned"},
-        "actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS},
-                    "description": "Only these actions (default: all)"},
-        "statuses": {"type": "array", "items": {"type": "string", "enum": ["succeeded", "failed", "timedOut",
-                                                                            "canceled"]},
-                     "description": "Only these outcomes (default: succeeded, failed, timedOut)"},
+        "actions": {
+            "type": "array",
+            "items": {"type": "string", "enum": ACTIONS},
+            "description": "Only these actions (default: all)",
+        },
+        "statuses": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["succeeded", "failed", "timedOut", "canceled"]},
+            "description": "Only these outcomes (default: succeeded, failed, timedOut)",
+        },
         "callbackFormat": _CALLBACK_FORMAT,
     },
 }
 SCHEMAS["Subscription"] = {
-    "type": "object", "required": ["id", "actions", "statuses", "callbackFormat", "createdAt", "links"],
+    "type": "object",
+    "required": ["id", "actions", "statuses", "callbackFormat", "createdAt", "links"],
     "properties": {
         "id": {"type": "string"},
         "actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS}},

@@ -70,10 +70,14 @@ def _delegated_assertion(rt: Runtime, caller: Caller, authorization: str | None)
         return None
     token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
     if caller.object_id is None or not token:
-        raise Problem(401, "unauthenticated", "Sign-in required",
-                      "GRAPH_AUTH=delegated calls Graph as the signed-in caller: send an Entra ID access token "
-                      "for the bridge's API (App Service Authentication validates it).",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "unauthenticated",
+            "Sign-in required",
+            "GRAPH_AUTH=delegated calls Graph as the signed-in caller: send an Entra ID access token "
+            "for the bridge's API (App Service Authentication validates it).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return token
 
 
@@ -100,8 +104,11 @@ def status_link(rt: Runtime, op: Operation) -> str:
 def _reply(rt: Runtime, op: Operation, now: float, *, created: bool = False) -> Reply:
     """Retry-After while active: the time to the poll the record's schedule plans next (the poller follows the
     same schedule_for, so nothing is written per poll to keep them agreeing)."""
-    retry = status_retry_after(now - parse_iso(op.created_at), rt.timing,
-                               next_poll=schedule_for(op, rt.timing).next_poll) if op.status in ACTIVE else None
+    retry = (
+        status_retry_after(now - parse_iso(op.created_at), rt.timing, next_poll=schedule_for(op, rt.timing).next_poll)
+        if op.status in ACTIVE
+        else None
+    )
     return Reply(op, retry, status_link(rt, op), created)
 
 
@@ -116,9 +123,15 @@ def _check_idempotency_key(key: str, caller: Caller) -> str:
     return hashlib.sha256(f"{caller.owner}\n{key}".encode()).hexdigest()
 
 
-async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url: str,
-                caller: Caller | None = None, authorization: str | None = None,
-                content_type: str | None = None) -> Reply:
+async def start(
+    rt: Runtime,
+    body: bytes,
+    idempotency_key: str | None,
+    base_url: str,
+    caller: Caller | None = None,
+    authorization: str | None = None,
+    content_type: str | None = None,
+) -> Reply:
     caller = caller or Caller(rt.settings.default_owner)
     assertion = _delegated_assertion(rt, caller, authorization)
     payload = parse_json_body(body, content_type)
@@ -142,9 +155,13 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
         claim = await rt.store.claim_idempotency(key_hash, operation_id, _fingerprint(payload))
         if claim.existing:
             if claim.fingerprint != _fingerprint(payload):
-                raise Problem(409, "idempotencyKeyReused", "Idempotency-Key already used with another body",
-                              "Use a new Idempotency-Key for a different request.",
-                              [FieldError("Idempotency-Key", "already used with a different request body")])
+                raise Problem(
+                    409,
+                    "idempotencyKeyReused",
+                    "Idempotency-Key already used with another body",
+                    "Use a new Idempotency-Key for a different request.",
+                    [FieldError("Idempotency-Key", "already used with a different request body")],
+                )
             existing = await rt.store.get(claim.operation_id)
             if existing is not None:
                 in_flight = now - parse_iso(existing.updated_at) < IDEMPOTENCY_IN_FLIGHT_SECONDS
@@ -152,8 +169,7 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
                     raise _in_progress()
                 # The same request again: finish what the first one left (never send the Excel request again).
                 resumed = await resume_start(rt, existing, now, retry=True)
-                return _reply(rt, await rearm_if_stalled(rt, resumed, now), now,
-                              created=bool(resumed.callback_sealed))
+                return _reply(rt, await rearm_if_stalled(rt, resumed, now), now, created=bool(resumed.callback_sealed))
             if now - claim.created_at < IDEMPOTENCY_IN_FLIGHT_SECONDS:
                 raise _in_progress()
             # The first attempt died before writing its intent, so it never called Graph: take over.
@@ -176,19 +192,35 @@ async def start(rt: Runtime, body: bytes, idempotency_key: str | None, base_url:
 def _in_progress() -> Problem:
     # 429, not 409: Logic Apps' default retry policy retries 408, 429 and 5xx but never 409
     # (error-exception-handling.md), and this request will succeed once the first one is stored.
-    return Problem(429, "requestInProgress", "A request with this Idempotency-Key is in progress",
-                   "Retry after the number of seconds in Retry-After.", headers={"Retry-After": "1"})
+    return Problem(
+        429,
+        "requestInProgress",
+        "A request with this Idempotency-Key is in progress",
+        "Retry after the number of seconds in Retry-After.",
+        headers={"Retry-After": "1"},
+    )
 
 
-async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str,
-                 acting: Acting) -> Operation:
-    plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
-                          request.expected_duration)
-    op = new_record(rt, operation_id, now, base_url, acting, action=request.action,
-                     workbook=request.workbook,
-                     callback_url=request.callback_url, client_reference=request.client_reference,
-                     operation_url=request.operation_url, fail_on_error=request.fail_on_error,
-                     callback_format=request.callback_format).with_(poll_plan=plan.encode() or None)
+async def _track(
+    rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str, acting: Acting
+) -> Operation:
+    plan = await plan_for(
+        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
+    )
+    op = new_record(
+        rt,
+        operation_id,
+        now,
+        base_url,
+        acting,
+        action=request.action,
+        workbook=request.workbook,
+        callback_url=request.callback_url,
+        client_reference=request.client_reference,
+        operation_url=request.operation_url,
+        fail_on_error=request.fail_on_error,
+        callback_format=request.callback_format,
+    ).with_(poll_plan=plan.encode() or None)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
     return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
 
@@ -197,18 +229,34 @@ async def _track(rt: Runtime, request: TrackRequest, operation_id: str, now: flo
 # back, or the answer could not be recorded): the operation ends `failed` with this code and is never sent again.
 
 
-async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: float, base_url: str,
-                 acting: Acting, key_hash: str | None) -> Operation:
+async def _start(
+    rt: Runtime,
+    request: StartRequest,
+    operation_id: str,
+    now: float,
+    base_url: str,
+    acting: Acting,
+    key_hash: str | None,
+) -> Operation:
     """Write-ahead: the intent (`starting`) is stored before the Excel request, Graph's answer (`answered`)
     right after it, and only then is the follow-up queued (complete_start)."""
-    plan = await plan_for(rt.history, rt.timing, acting.caller.owner, request.action, request.workbook,
-                          request.expected_duration)
-    intent = new_record(rt, operation_id, now, base_url, acting, action=request.action,
-                         workbook=request.workbook, callback_url=request.callback_url,
-                         client_reference=request.client_reference, operation_url=None,
-                         fail_on_error=request.fail_on_error,
-                         callback_format=request.callback_format).with_(start_phase=STARTING,
-                                                                        poll_plan=plan.encode() or None)
+    plan = await plan_for(
+        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
+    )
+    intent = new_record(
+        rt,
+        operation_id,
+        now,
+        base_url,
+        acting,
+        action=request.action,
+        workbook=request.workbook,
+        callback_url=request.callback_url,
+        client_reference=request.client_reference,
+        operation_url=None,
+        fail_on_error=request.fail_on_error,
+        callback_format=request.callback_format,
+    ).with_(start_phase=STARTING, poll_plan=plan.encode() or None)
     try:
         intent = await rt.store.create(intent)
     except Conflict:
@@ -220,9 +268,13 @@ async def _start(rt: Runtime, request: StartRequest, operation_id: str, now: flo
         log.exception("could not store the intent of operation %s", operation_id)
         if key_hash:
             await rt.store.release_idempotency(key_hash)
-        raise Problem(503, "storageUnavailable", "The operation could not be stored",
-                      "Nothing was stored and nothing was sent to Graph; retry the request.",
-                      headers={"Retry-After": "5"}) from None
+        raise Problem(
+            503,
+            "storageUnavailable",
+            "The operation could not be stored",
+            "Nothing was stored and nothing was sent to Graph; retry the request.",
+            headers={"Retry-After": "5"},
+        ) from None
     try:
         return await send_start(rt, request, intent, acting.assertion, key_hash)
     except NotSent as exc:
@@ -267,8 +319,13 @@ def _check_link(rt: Runtime, operation_id: str, link: StatusLink) -> None:
         rt.settings.status_links.verify(operation_id, link.expires, link.sig, time.time())
     except LinkRefused as exc:
         status = 401 if not (link.expires or link.sig) else 403
-        raise Problem(status, "statusLinkRefused", "This status URL does not open this operation", exc.reason,
-                      headers={"WWW-Authenticate": 'SignedURL realm="status"'} if status == 401 else {}) from None
+        raise Problem(
+            status,
+            "statusLinkRefused",
+            "This status URL does not open this operation",
+            exc.reason,
+            headers={"WWW-Authenticate": 'SignedURL realm="status"'} if status == 401 else {},
+        ) from None
 
 
 async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
@@ -279,8 +336,10 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     if now - parse_iso(op.created_at) < rt.timing.timeout + grace or now - parse_iso(op.updated_at) < grace:
         return op  # within its life, or re-armed a moment ago
     try:
-        op = await rt.store.update(op.with_(generation=op.generation + 1, updated_at=iso(now), chain_message=None),
-                                   {"generation", "updated_at", "chain_message"})
+        op = await rt.store.update(
+            op.with_(generation=op.generation + 1, updated_at=iso(now), chain_message=None),
+            {"generation", "updated_at", "chain_message"},
+        )
     except Conflict:
         return op
     log.warning("operation %s had no poll chain; re-armed as generation %s", op.id, op.generation)
@@ -301,8 +360,9 @@ def parse_top(top: str | None, default: int | None = 20) -> int | None:
     return int(top)
 
 
-async def list_page(rt: Runtime, status: str | None, top: str | None, token: str | None,
-                    caller: Caller | None = None) -> Page:
+async def list_page(
+    rt: Runtime, status: str | None, top: str | None, token: str | None, caller: Caller | None = None
+) -> Page:
     caller = caller or Caller(rt.settings.default_owner)
     errors: list[FieldError] = []
     if status is not None and status not in STATUSES:
@@ -316,7 +376,9 @@ async def list_page(rt: Runtime, status: str | None, top: str | None, token: str
         return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
     except BadContinuation:
         raise Problem(
-            400, "invalidRequest", "The continuation token is not valid",
+            400,
+            "invalidRequest",
+            "The continuation token is not valid",
             errors=[FieldError("continuationToken", "use the value from a previous page's nextLink")],
         ) from None
 
@@ -331,14 +393,18 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
         op = await _load(rt, operation_id, caller)
         now = time.time()
         if op.status in ACTIVE:
-            changed = terminal_state(op, CANCELED, now, error={"code": "canceled",
-                                                              "message": "Tracking was canceled by the caller."})
+            changed = terminal_state(
+                op, CANCELED, now, error={"code": "canceled", "message": "Tracking was canceled by the caller."}
+            )
             changed = changed.with_(generation=op.generation + 1, webhook_state=WEBHOOK_NONE)
             fields = TERMINAL_FIELDS
             await queue_fanout(rt, changed)  # only subscriptions that asked for "canceled" get it
         elif op.webhook_state == WEBHOOK_PENDING:
-            changed = op.with_(webhook_state=WEBHOOK_FAILED, webhook_next_attempt_at=None,
-                               webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)")
+            changed = op.with_(
+                webhook_state=WEBHOOK_FAILED,
+                webhook_next_attempt_at=None,
+                webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)",
+            )
             fields = {"webhook_state", "webhook_next_attempt_at", "webhook_last_error"}
         else:
             return _reply(rt, op, now)
@@ -370,21 +436,32 @@ async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None
         if not op.callback_sealed:
             raise Problem(409, "noWebhook", "This operation has no callbackUrl", "There is nothing to redeliver.")
         if op.status in ACTIVE or not op.event_id:
-            raise Problem(409, "operationNotFinished", "The operation has not finished",
-                          "Its webhook is sent when it finishes.")
+            raise Problem(
+                409, "operationNotFinished", "The operation has not finished", "Its webhook is sent when it finishes."
+            )
         now = time.time()
         wait = redelivery_wait(op, now, claim_lease(rt.settings.webhook_timeout))
         if wait is not None:
             # One chain of attempts per operation: a second one would POST every attempt twice. 409, not 429:
             # retrying the same call cannot help until this chain ends (see webhook.state / nextAttemptAt).
-            raise Problem(409, "redeliveryInProgress", "This webhook is already being delivered",
-                          "Its delivery is pending (webhook.nextAttemptAt); redeliver it once it is delivered "
-                          "or failed.", headers={"Retry-After": str(wait)})
-        pending = op.with_(webhook_state=WEBHOOK_PENDING, webhook_dead_lettered_at=None,
-                           webhook_next_attempt_at=iso(now), webhook_claimed_attempt=None)
+            raise Problem(
+                409,
+                "redeliveryInProgress",
+                "This webhook is already being delivered",
+                "Its delivery is pending (webhook.nextAttemptAt); redeliver it once it is delivered or failed.",
+                headers={"Retry-After": str(wait)},
+            )
+        pending = op.with_(
+            webhook_state=WEBHOOK_PENDING,
+            webhook_dead_lettered_at=None,
+            webhook_next_attempt_at=iso(now),
+            webhook_claimed_attempt=None,
+        )
         try:  # ETag-guarded: of concurrent calls, one wins; the others see it pending and get 409
-            pending = await rt.store.update(pending, {"webhook_state", "webhook_dead_lettered_at",
-                                                      "webhook_next_attempt_at", "webhook_claimed_attempt"})
+            pending = await rt.store.update(
+                pending,
+                {"webhook_state", "webhook_dead_lettered_at", "webhook_next_attempt_at", "webhook_claimed_attempt"},
+            )
         except Conflict:
             continue
         await queue_next_attempt(rt, pending)
@@ -402,6 +479,10 @@ def failure_problem(op: Operation) -> Problem | None:
     if not op.fail_on_error or op.status not in FAILURE_STATUS:
         return None
     error = op.error or {}
-    return Problem(FAILURE_STATUS[op.status], innermost_code(error) if error else op.status,
-                   f"The operation {op.status}", str(error.get("message") or ""),
-                   extra={"operation": to_json(op)})
+    return Problem(
+        FAILURE_STATUS[op.status],
+        innermost_code(error) if error else op.status,
+        f"The operation {op.status}",
+        str(error.get("message") or ""),
+        extra={"operation": to_json(op)},
+    )

@@ -150,11 +150,18 @@ class PinnedResolver(AbstractResolver):
                 raise Refused(f"{host} resolves to {text}, a {reason}")
         return found
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         return [
-            ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
-                          flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=fam,
+                proto=0,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
             for fam, address in await self.addresses(host, port)
         ]
 

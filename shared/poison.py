@@ -53,8 +53,9 @@ async def approximate_count(client: QueueClient) -> int:
 
 async def counts(settings: Settings, clients: dict[str, QueueClient] | None = None) -> dict[str, int]:
     owned = clients is None
-    clients = clients if clients is not None else {name: queue_client(settings, name) for name in
-                                                    poison_queues(settings)}
+    clients = (
+        clients if clients is not None else {name: queue_client(settings, name) for name in poison_queues(settings)}
+    )
     try:
         values = await asyncio.gather(*(approximate_count(client) for client in clients.values()))
         return dict(zip(clients, values, strict=True))
@@ -75,9 +76,14 @@ async def drain(settings: Settings, poison: str, *, replay: bool, limit: int) ->
     done = 0
     try:
         while done < limit:
-            batch = [m async for m in source.receive_messages(
-                messages_per_page=min(RECEIVE_BATCH, limit - done), visibility_timeout=LEASE_SECONDS,
-                max_messages=min(RECEIVE_BATCH, limit - done))]
+            batch = [
+                m
+                async for m in source.receive_messages(
+                    messages_per_page=min(RECEIVE_BATCH, limit - done),
+                    visibility_timeout=LEASE_SECONDS,
+                    max_messages=min(RECEIVE_BATCH, limit - done),
+                )
+            ]
             if not batch:
                 break
             for message in batch:

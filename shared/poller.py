@@ -64,8 +64,9 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int, message_id:
         await _give_up(rt, state, dequeue_count, message_id, exc)
 
 
-async def _own_chain(rt: Runtime, state: PollState, dequeue_count: int,
-                     message_id: str | None) -> tuple[Operation, PollState] | None:
+async def _own_chain(
+    rt: Runtime, state: PollState, dequeue_count: int, message_id: str | None
+) -> tuple[Operation, PollState] | None:
     """The record and the state to poll with if this delivery carries the live chain; None if not."""
     for _ in range(5):
         op = await rt.store.get(state.operation_id)
@@ -82,39 +83,46 @@ async def _own_chain(rt: Runtime, state: PollState, dequeue_count: int,
             return None
         verdict = judge(op.generation, op.chain_message, state.generation, message_id, dequeue_count)
         if verdict is Verdict.STALE:
-            log.info("dropping stale message for %s (generation %s, current %s)", op.id, state.generation,
-                     op.generation)
+            log.info(
+                "dropping stale message for %s (generation %s, current %s)", op.id, state.generation, op.generation
+            )
             return None
         if verdict is Verdict.LIVE:
             return op, replace(state, generation=op.generation)
         # A redelivery: an earlier delivery may already have queued a successor. Claim a new generation and
         # the chain for this message id, so the successor is stale and this message stays live if it fails again.
         try:
-            op = await rt.store.update(op.with_(generation=op.generation + 1, chain_message=message_id or None),
-                                       {"generation", "chain_message"})
+            op = await rt.store.update(
+                op.with_(generation=op.generation + 1, chain_message=message_id or None),
+                {"generation", "chain_message"},
+            )
         except Conflict:
             continue  # the record changed (another claim, a status write, a cancel): judge again
-        log.info("redelivered message for %s (dequeue count %s): chain claimed as generation %s",
-                 op.id, dequeue_count, op.generation)
+        log.info(
+            "redelivered message for %s (dequeue count %s): chain claimed as generation %s",
+            op.id,
+            dequeue_count,
+            op.generation,
+        )
         return op, replace(state, generation=op.generation)
     raise RuntimeError(f"operation {state.operation_id} kept changing while its poll message was judged")
 
 
-async def _give_up(rt: Runtime, state: PollState, dequeue_count: int, message_id: str | None,
-                   exc: Exception) -> None:
+async def _give_up(rt: Runtime, state: PollState, dequeue_count: int, message_id: str | None, exc: Exception) -> None:
     """The last delivery failed: end the operation visibly rather than leave it running with no chain,
     unless the chain has moved on to another message meanwhile (then that one carries it)."""
     op = await rt.store.get(state.operation_id)
     if op is None or op.terminal:
         return
     if judge(op.generation, op.chain_message, state.generation, message_id, dequeue_count) is Verdict.STALE:
-        log.warning("operation %s: a poll message failed on its last delivery, but another carries the chain",
-                    op.id)
+        log.warning("operation %s: a poll message failed on its last delivery, but another carries the chain", op.id)
         return
-    error = {"code": "pollStepFailed",
-             "message": f"The bridge's poll step failed {rt.settings.poll_max_dequeue_count} times in a row "
-                        f"({type(exc).__name__}); the operation was ended rather than left running. Graph's "
-                        "operation may have finished: check the workbook."}
+    error = {
+        "code": "pollStepFailed",
+        "message": f"The bridge's poll step failed {rt.settings.poll_max_dequeue_count} times in a row "
+        f"({type(exc).__name__}); the operation was ended rather than left running. Graph's "
+        "operation may have finished: check the workbook.",
+    }
     log.error("operation %s: poll step failed on its last delivery (%s); ending it as failed", op.id, exc)
     await finish(rt, op, Finish("failed", replace(state, generation=op.generation), error=error), time.time())
 
@@ -134,8 +142,7 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     try:
         tokens = _tokens_for(rt, op)
     except UnsealError as exc:
-        await finish(rt, op, Finish("failed", state, error={"code": "credentialUnavailable", "message": str(exc)}),
-                     now)
+        await finish(rt, op, Finish("failed", state, error={"code": "credentialUnavailable", "message": str(exc)}), now)
         return
     result: Any = None
     try:
@@ -169,8 +176,9 @@ def _tokens_for(rt: Runtime, op: Operation) -> TokenSource | None:
     return on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion)
 
 
-async def _get(rt: Runtime, url: str, classify: Classifier, now: float,
-               tokens: TokenSource | None = None) -> tuple[Answer, bytes]:
+async def _get(
+    rt: Runtime, url: str, classify: Classifier, now: float, tokens: TokenSource | None = None
+) -> tuple[Answer, bytes]:
     """GET a Graph URL (token only for GRAPH_BASE_URL's origin) and classify the answer. The bridge's own
     refusals (an untrusted origin, a delegated credential that is gone) are REJECTED answers marked `own`."""
     try:
@@ -178,9 +186,14 @@ async def _get(rt: Runtime, url: str, classify: Classifier, now: float,
     except DelegatedCredentialError as exc:
         return Answer(Kind.REJECTED, error={"code": exc.code, "message": str(exc)}, own=True), b""
     except UntrustedOrigin as exc:
-        return Answer(Kind.REJECTED, own=True, error={
-            "code": "untrustedOrigin",
-            "message": f"Graph pointed at {exc.origin}, which is not GRAPH_BASE_URL's origin; not followed."}), b""
+        return Answer(
+            Kind.REJECTED,
+            own=True,
+            error={
+                "code": "untrustedOrigin",
+                "message": f"Graph pointed at {exc.origin}, which is not GRAPH_BASE_URL's origin; not followed.",
+            },
+        ), b""
     except TransportFailure as exc:
         return Answer(Kind.TRANSIENT, reason=str(exc)), b""
     return classify(response.status, response.headers, response.body, now), response.body
@@ -207,15 +220,18 @@ async def _still_ours(rt: Runtime, op: Operation, state: PollState) -> Operation
     """After an ETag conflict: the fresh record if this chain still owns it (same generation, still active)."""
     fresh = await rt.store.get(op.id)
     if fresh is None or fresh.terminal or fresh.generation != state.generation:
-        log.info("operation %s changed while polling (canceled, finished or claimed by another chain); "
-                 "this chain ends", op.id)
+        log.info(
+            "operation %s changed while polling (canceled, finished or claimed by another chain); this chain ends",
+            op.id,
+        )
         return None
     return fresh
 
 
 async def finish(rt: Runtime, op: Operation, decision: Finish, now: float, result: Any = None) -> None:
-    done = terminal_state(op, decision.status, now, result=result, error=decision.error,
-                          poll_count=decision.state.polls)
+    done = terminal_state(
+        op, decision.status, now, result=result, error=decision.error, poll_count=decision.state.polls
+    )
     await queue_fanout(rt, done)  # before the write: a crash after it cannot lose the subscriptions' event
     for _ in range(5):
         try:

@@ -20,7 +20,6 @@ from .messages import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
 __all__ = ["MAX_REASON_LENGTH", "MAX_VISIBILITY_SECONDS", "PollState"]  # the message format's old home
 
 
-
 @dataclass(frozen=True)
 class Timing:
     initial: float
@@ -111,13 +110,17 @@ def timeout_error(timing: Timing, state: PollState | None = None) -> dict[str, A
         error["innerError"] = {
             "code": "transientFailure",
             "message": f"The last {state.transient_failures} answer(s) from Graph were transient failures; "
-                       f"last: {state.last_transient or 'unknown'}.",
+            f"last: {state.last_transient or 'unknown'}.",
         }
     return error
 
 
 def decide(
-    answer: Answer, state: PollState, elapsed: float, timing: Timing, rng: random.Random | None = None,
+    answer: Answer,
+    state: PollState,
+    elapsed: float,
+    timing: Timing,
+    rng: random.Random | None = None,
     next_poll: NextPoll | None = None,
 ) -> Decision:
     """Turn one classified answer to `GET <operation>` into the next step. `next_poll` is the operation's
@@ -127,18 +130,31 @@ def decide(
         regular = next_poll(elapsed) if next_poll is not None else next_regular_poll(elapsed, timing)
         delay = max(regular, answer.retry_after or 0.0)
         status = "running" if answer.kind is Kind.RUNNING else "notStarted"
-        return Reschedule(_bounded(delay, elapsed, timing), replace(polled, transient_failures=0, last_transient=""),
-                          status)
+        return Reschedule(
+            _bounded(delay, elapsed, timing), replace(polled, transient_failures=0, last_transient=""), status
+        )
     if answer.kind is Kind.SUCCEEDED:
         return Finish("succeeded", polled, result_url=answer.resource_location)
     if answer.kind is Kind.FAILED:
         return Finish("failed", polled, error=answer.error)
     if answer.kind is Kind.NOT_FOUND:
-        return Finish("failed", polled, error=_wrap("operationNotFound", "Graph no longer knows this operation "
-                                                   "(it expired or never existed).", answer.error))
+        return Finish(
+            "failed",
+            polled,
+            error=_wrap(
+                "operationNotFound", "Graph no longer knows this operation (it expired or never existed).", answer.error
+            ),
+        )
     if answer.kind is Kind.UNAUTHORIZED:
-        return Finish("failed", polled, error=_wrap("graphUnauthorized", "Graph refused the bridge's token "
-                                                   "even after a fresh one was fetched.", answer.error))
+        return Finish(
+            "failed",
+            polled,
+            error=_wrap(
+                "graphUnauthorized",
+                "Graph refused the bridge's token even after a fresh one was fetched.",
+                answer.error,
+            ),
+        )
     if answer.kind is Kind.REJECTED:
         return Finish("failed", polled, error=answer.error)
     return transient(answer, state, elapsed, timing, rng)
@@ -149,8 +165,9 @@ def transient(
 ) -> Decision:
     """A transient answer (429/5xx/timeout/bad body): back off, or give up after the bound."""
     failures = state.transient_failures + 1
-    polled = replace(state, polls=state.polls + 1, transient_failures=failures,
-                     last_transient=answer.reason[:MAX_REASON_LENGTH])
+    polled = replace(
+        state, polls=state.polls + 1, transient_failures=failures, last_transient=answer.reason[:MAX_REASON_LENGTH]
+    )
     if failures > timing.max_transient_failures:
         return Finish(
             "failed",
@@ -176,8 +193,11 @@ def decide_result(
         return transient(answer, decision.state, elapsed, timing, rng)
     if answer.own and answer.error:
         return Finish("failed", decision.state, error=answer.error)  # the bridge's own refusal says it best
-    return Finish("failed", decision.state, error=_wrap("resultUnavailable", "The operation succeeded but its "
-                                                        "result could not be read.", answer.error))
+    return Finish(
+        "failed",
+        decision.state,
+        error=_wrap("resultUnavailable", "The operation succeeded but its result could not be read.", answer.error),
+    )
 
 
 # --- the answer to the start (POST/PATCH/DELETE with Prefer: respond-async) --------------------------------
@@ -216,18 +236,26 @@ class GraphRefused:
 StartDecision = Accepted | Ended | GraphRefused
 
 
-def decide_start(status: int, headers: dict[str, str], body: bytes, action: str | None,
-                 trusted: Callable[[str], bool], graph_origin: str = "") -> StartDecision:
+def decide_start(
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    action: str | None,
+    trusted: Callable[[str], bool],
+    graph_origin: str = "",
+) -> StartDecision:
     """What Graph's answer to the start means (Graph Excel LRO: 202 + Location, or a synchronous 200/201)."""
     if status == 202:
         location = header(headers, "location")
         if location and trusted(location):
             return Accepted(location)
         error = (
-            {"code": "untrustedOperationOrigin",
-             "message": f"Graph's Location is not on {graph_origin}; it was not followed."}
-            if location else
-            {"code": "missingOperationLocation", "message": "Graph answered 202 without a Location header."}
+            {
+                "code": "untrustedOperationOrigin",
+                "message": f"Graph's Location is not on {graph_origin}; it was not followed.",
+            }
+            if location
+            else {"code": "missingOperationLocation", "message": "Graph answered 202 without a Location header."}
         )
         return Ended("failed", error=error)
     if 200 <= status < 300:

@@ -41,8 +41,9 @@ class PurgeReport:
         return self.records + self.keys + self.stranded
 
 
-async def run(rt: Runtime, now: float | None = None, batch: int = PURGE_BATCH,
-              rounds: int = PURGE_ROUNDS) -> PurgeReport:
+async def run(
+    rt: Runtime, now: float | None = None, batch: int = PURGE_BATCH, rounds: int = PURGE_ROUNDS
+) -> PurgeReport:
     now = time.time() if now is None else now
     report = PurgeReport()
     for _ in range(rounds):
@@ -52,8 +53,13 @@ async def run(rt: Runtime, now: float | None = None, batch: int = PURGE_BATCH,
         await _purge_keys(rt, now, batch, report)
         if report.total - before < batch:
             break  # nothing more (or less than a batch) this run
-    log.info("purge: %s records (%s rows), %s idempotency keys deleted; %s stranded operations failed",
-             report.records, report.rows, report.keys, report.stranded)
+    log.info(
+        "purge: %s records (%s rows), %s idempotency keys deleted; %s stranded operations failed",
+        report.records,
+        report.rows,
+        report.keys,
+        report.stranded,
+    )
     return report
 
 
@@ -64,9 +70,15 @@ async def _fail_stranded(rt: Runtime, now: float, batch: int, report: PurgeRepor
     for op in await rt.store.stale_active_records(created_before, batch):
         if not is_stranded(op, rt.timing.timeout, now):
             continue
-        done = terminal_state(op, FAILED, now, error={
-            "code": "operationStranded",
-            "message": "The operation was still active long after its deadline with nothing polling it."})
+        done = terminal_state(
+            op,
+            FAILED,
+            now,
+            error={
+                "code": "operationStranded",
+                "message": "The operation was still active long after its deadline with nothing polling it.",
+            },
+        )
         done = done.with_(generation=op.generation + 1)
         await queue_fanout(rt, done)
         try:

@@ -80,8 +80,13 @@ def decode(text: str) -> PollState:
     why = raw.get("why", "")
     if not isinstance(why, str):
         raise BadMessage("malformed transient reason")
-    return PollState(operation_id, _counter(raw, "gen"), _counter(raw, "polls", 0), _counter(raw, "transient", 0),
-                     why[:MAX_REASON_LENGTH])
+    return PollState(
+        operation_id,
+        _counter(raw, "gen"),
+        _counter(raw, "polls", 0),
+        _counter(raw, "transient", 0),
+        why[:MAX_REASON_LENGTH],
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,17 @@ class DeliveryTask:
 
 
 def encode_delivery(task: DeliveryTask) -> str:
-    return dumps({"v": MESSAGE_VERSION, "kind": "webhook", "id": task.operation_id, "event": task.event_id,
-                  "attempt": task.attempt, "since": task.since}, separators=(",", ":"))
+    return dumps(
+        {
+            "v": MESSAGE_VERSION,
+            "kind": "webhook",
+            "id": task.operation_id,
+            "event": task.event_id,
+            "attempt": task.attempt,
+            "since": task.since,
+        },
+        separators=(",", ":"),
+    )
 
 
 def decode_delivery(text: str) -> DeliveryTask:
@@ -140,8 +154,10 @@ def message_kind(text: str) -> str | None:
 
 
 def encode_fanout(task: FanoutTask) -> str:
-    return dumps({"v": MESSAGE_VERSION, "kind": "fanout", "id": task.operation_id, "event": task.event_id,
-                  "tries": task.tries}, separators=(",", ":"))
+    return dumps(
+        {"v": MESSAGE_VERSION, "kind": "fanout", "id": task.operation_id, "event": task.event_id, "tries": task.tries},
+        separators=(",", ":"),
+    )
 
 
 def decode_fanout(text: str) -> FanoutTask:
@@ -152,17 +168,26 @@ def decode_fanout(text: str) -> FanoutTask:
 
 
 def encode_subscription_attempt(task: SubscriptionAttempt) -> str:
-    return dumps({"v": MESSAGE_VERSION, "kind": "subscription", "id": task.operation_id,
-                  "sub": task.subscription_id, "event": task.event_id, "attempt": task.attempt},
-                 separators=(",", ":"))
+    return dumps(
+        {
+            "v": MESSAGE_VERSION,
+            "kind": "subscription",
+            "id": task.operation_id,
+            "sub": task.subscription_id,
+            "event": task.event_id,
+            "attempt": task.attempt,
+        },
+        separators=(",", ":"),
+    )
 
 
 def decode_subscription_attempt(text: str) -> SubscriptionAttempt:
     raw = _object(text)
     if raw.get("kind") != "subscription":
         raise BadMessage("not a subscription delivery message")
-    return SubscriptionAttempt(_identifier(raw, "id"), _identifier(raw, "sub"), _identifier(raw, "event"),
-                               _counter(raw, "attempt", minimum=1))
+    return SubscriptionAttempt(
+        _identifier(raw, "id"), _identifier(raw, "sub"), _identifier(raw, "event"), _counter(raw, "attempt", minimum=1)
+    )
 
 
 @dataclass
@@ -187,8 +212,9 @@ class StorageQueue:
 
     async def send_text(self, text: str, delay: int) -> None:
         visible_in = max(0, min(delay, MAX_VISIBILITY_SECONDS))
-        await self.client.send_message(text, visibility_timeout=visible_in,
-                                       time_to_live=message_ttl(visible_in, self.life))
+        await self.client.send_message(
+            text, visibility_timeout=visible_in, time_to_live=message_ttl(visible_in, self.life)
+        )
 
 
 class PollQueue(StorageQueue):

@@ -27,12 +27,14 @@ def api_base(req: func.HttpRequest, route: str) -> str:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(dumps(body, separators=(",", ":")), status_code=status,
-                             headers=headers or {}, mimetype=JSON, charset="utf-8")
+    return func.HttpResponse(
+        dumps(body, separators=(",", ":")), status_code=status, headers=headers or {}, mimetype=JSON, charset="utf-8"
+    )
 
 
-def reply_response(reply: Reply, *, failure: Problem | None = None,
-                   status_code: int | None = None) -> func.HttpResponse:
+def reply_response(
+    reply: Reply, *, failure: Problem | None = None, status_code: int | None = None
+) -> func.HttpResponse:
     """The record with Location (and Retry-After while active); `failure` replaces it (failOnError)."""
     op = reply.operation
     if failure is not None:
@@ -53,11 +55,22 @@ def page_response(page: Page, list_url: str, status: str | None, top: int | None
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> func.HttpResponse:
-    return func.HttpResponse(dumps(problem.body(instance)), status_code=problem.status,
-                             headers=problem.headers, mimetype=PROBLEM_CONTENT_TYPE, charset="utf-8")
+    return func.HttpResponse(
+        dumps(problem.body(instance)),
+        status_code=problem.status,
+        headers=problem.headers,
+        mimetype=PROBLEM_CONTENT_TYPE,
+        charset="utf-8",
+    )
 
 
 def unexpected_response(exc: BaseException) -> func.HttpResponse:
     log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-    return problem_response(Problem(500, "internalError", "Unexpected error",
-                                    "The bridge failed; nothing was half-written. Retry, or check the logs."))
+    return problem_response(
+        Problem(
+            500,
+            "internalError",
+            "Unexpected error",
+            "The bridge failed; nothing was half-written. Retry, or check the logs.",
+        )
+    )

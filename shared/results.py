@@ -42,9 +42,11 @@ def bounded(result: Any, error: dict[str, Any] | None) -> tuple[Any, dict[str, A
     size = len(result_json(result).encode())
     if size <= MAX_RESULT_BYTES:
         return result, error
-    return None, {"code": "resultTooLarge",
-                  "message": f"Graph's result is {size} bytes of JSON, more than the {MAX_RESULT_BYTES} bytes the "
-                             "bridge stores and serves; Graph did the work; read the result from Graph itself."}
+    return None, {
+        "code": "resultTooLarge",
+        "message": f"Graph's result is {size} bytes of JSON, more than the {MAX_RESULT_BYTES} bytes the "
+        "bridge stores and serves; Graph did the work; read the result from Graph itself.",
+    }
 
 
 class ResultBlobs:
@@ -68,8 +70,9 @@ class ResultBlobs:
 
     async def put(self, operation_id: str, text: str) -> str:
         name = f"{operation_id}/{uuid.uuid4().hex}.json"
-        await self._container.upload_blob(name, text.encode(), overwrite=False,
-                                          content_settings=ContentSettings(content_type="application/json"))
+        await self._container.upload_blob(
+            name, text.encode(), overwrite=False, content_settings=ContentSettings(content_type="application/json")
+        )
         return name
 
     async def read(self, name: str) -> str | None:

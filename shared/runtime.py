@@ -70,21 +70,28 @@ def _clients(settings: Settings) -> tuple[TableClient, QueueClient, QueueClient,
     if conn.connection_string:
         table = TableClient.from_connection_string(conn.connection_string, table_name=settings.operations_table)
         polls, deliveries = (
-            QueueClient.from_connection_string(conn.connection_string, name, message_encode_policy=encode,
-                                               message_decode_policy=decode)
+            QueueClient.from_connection_string(
+                conn.connection_string, name, message_encode_policy=encode, message_decode_policy=decode
+            )
             for name in names
         )
         container = ContainerClient.from_connection_string(conn.connection_string, settings.results_container)
         return table, polls, deliveries, container
     if not (conn.table_service_uri and conn.queue_service_uri and conn.blob_service_uri):  # not `assert`: -O
-        raise SettingsError("AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__accountName "
-                            "(or __tableServiceUri, __queueServiceUri and __blobServiceUri)")
+        raise SettingsError(
+            "AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__accountName "
+            "(or __tableServiceUri, __queueServiceUri and __blobServiceUri)"
+        )
     credential = _storage_credential(conn)
-    table = TableClient(endpoint=conn.table_service_uri, table_name=settings.operations_table,
-                        credential=credential)
+    table = TableClient(endpoint=conn.table_service_uri, table_name=settings.operations_table, credential=credential)
     polls, deliveries = (
-        QueueClient(conn.queue_service_uri, name, credential=credential, message_encode_policy=encode,
-                    message_decode_policy=decode)
+        QueueClient(
+            conn.queue_service_uri,
+            name,
+            credential=credential,
+            message_encode_policy=encode,
+            message_decode_policy=decode,
+        )
         for name in names
     )
     container = ContainerClient(conn.blob_service_uri, settings.results_container, credential=credential)
@@ -96,12 +103,18 @@ def queue_client(settings: Settings, name: str) -> QueueClient:
     conn = settings.storage
     encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
     if conn.connection_string:
-        return QueueClient.from_connection_string(conn.connection_string, name, message_encode_policy=encode,
-                                                  message_decode_policy=decode)
+        return QueueClient.from_connection_string(
+            conn.connection_string, name, message_encode_policy=encode, message_decode_policy=decode
+        )
     if not conn.queue_service_uri:  # a real check: `assert` is gone under -O
         raise SettingsError("AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__queueServiceUri")
-    return QueueClient(conn.queue_service_uri, name, credential=_storage_credential(conn),
-                       message_encode_policy=encode, message_decode_policy=decode)
+    return QueueClient(
+        conn.queue_service_uri,
+        name,
+        credential=_storage_credential(conn),
+        message_encode_policy=encode,
+        message_decode_policy=decode,
+    )
 
 
 def table_client(settings: Settings, name: str) -> TableClient:
@@ -138,8 +151,12 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         store=OperationStore(table, settings.retention_seconds, ResultBlobs(container)),
         polls=PollQueue(polls, settings.operation_timeout),  # finite TTLs: shared/retention.py
         deliveries=DeliveryQueue(deliveries, settings.webhook_retry_window),
-        timing=Timing(settings.poll_initial_delay, settings.poll_max_delay, settings.operation_timeout,
-                      settings.max_transient_failures),
+        timing=Timing(
+            settings.poll_initial_delay,
+            settings.poll_max_delay,
+            settings.operation_timeout,
+            settings.max_transient_failures,
+        ),
         webhook_http=webhook_http,
         resolver=resolver,
         outbound=policy,
@@ -155,8 +172,9 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         await runtime.polls.ensure_queue()
         await runtime.deliveries.ensure_queue()
     except Exception:
-        log.warning("could not create the table, queues or container (they may already exist or lack permission)",
-                    exc_info=True)
+        log.warning(
+            "could not create the table, queues or container (they may already exist or lack permission)", exc_info=True
+        )
     return runtime
 
 

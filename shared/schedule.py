@@ -168,8 +168,9 @@ class Schedule:
 _STANDARD = NormalDist()
 
 
-def learned_plan(history: DurationHistory | None, timing: Timing, hint: float | None = None,
-                 policy: LearnedPolicy | None = None) -> Plan:
+def learned_plan(
+    history: DurationHistory | None, timing: Timing, hint: float | None = None, policy: LearnedPolicy | None = None
+) -> Plan:
     """The plan for a new operation of a kind with this history (and the caller's expectedDurationSeconds).
 
     The window runs from the predicted `low_quantile` to the predicted `high_quantile` of the next run's
@@ -190,7 +191,7 @@ def learned_plan(history: DurationHistory | None, timing: Timing, hint: float | 
     logs = [math.log(d) for d in durations]
     mean = sum(logs) / n
     squares = sum((x - mean) ** 2 for x in logs)
-    spread = math.sqrt((policy.prior_weight * policy.prior_spread ** 2 + squares) / (policy.prior_weight + n - 1))
+    spread = math.sqrt((policy.prior_weight * policy.prior_spread**2 + squares) / (policy.prior_weight + n - 1))
     z_low = -_STANDARD.inv_cdf(policy.low_quantile)
     z_high = _STANDARD.inv_cdf(policy.high_quantile)
     low = math.log(sample_quantile(durations, policy.low_quantile)) - policy.widening * z_low * spread / math.sqrt(n)

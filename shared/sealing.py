@@ -37,7 +37,7 @@ def unseal(token: str, secrets: tuple[bytes, ...], associated: str) -> str:
     if not token.startswith(PREFIX):
         raise SealingError("not a sealed value")
     try:
-        raw = base64.urlsafe_b64decode(token[len(PREFIX):])
+        raw = base64.urlsafe_b64decode(token[len(PREFIX) :])
     except (binascii.Error, ValueError):
         raise SealingError("the sealed value is damaged") from None
     if len(raw) < NONCE_BYTES + TAG_BYTES:

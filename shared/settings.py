@@ -163,7 +163,9 @@ def storage_connection(env: Mapping[str, str], setting: str = STORAGE_SETTING) -
     if env.get(f"{setting}__credential", "").strip().lower() == "managedidentity":
         client_id = env.get(f"{setting}__clientId", "").strip() or None
     return StorageConnection(
-        queue_service_uri=queue_uri, table_service_uri=table_uri, managed_identity_client_id=client_id,
+        queue_service_uri=queue_uri,
+        table_service_uri=table_uri,
+        managed_identity_client_id=client_id,
         blob_service_uri=blob_uri,
     )
 
@@ -201,8 +203,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_queue=_storage_name(env, "POLL_QUEUE", "operation-polls"),
         webhook_queue=_storage_name(env, "WEBHOOK_QUEUE", "webhook-deliveries"),
         operations_table=_table_name(env.get("OPERATIONS_TABLE", "").strip() or "operations"),
-        duration_history_table=_table_name(env.get("DURATION_HISTORY_TABLE", "").strip() or "durations",
-                                           "DURATION_HISTORY_TABLE"),
+        duration_history_table=_table_name(
+            env.get("DURATION_HISTORY_TABLE", "").strip() or "durations", "DURATION_HISTORY_TABLE"
+        ),
         webhook_allowed_hosts=parse_allowed_hosts(env.get("WEBHOOK_ALLOWED_HOSTS", "")),
         webhook_retry_initial_delay=_number(env, "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS", 5.0, 1.0, 3600.0),
         webhook_retry_window=_number(env, "WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0, 1.0, 7 * 24 * 3600.0),
@@ -240,8 +243,14 @@ def max_dequeue_count(env: Mapping[str, str], host_json: Path = HOST_JSON) -> in
 def _container_name(value: str) -> str:
     # Blob container names: 3-63 lower-case letters, digits and single dashes, starting with a letter or digit
     # (learn.microsoft.com, "Naming and referencing containers, blobs, and metadata").
-    if (not 3 <= len(value) <= 63 or not value.replace("-", "").isalnum() or value != value.lower()
-            or value[0] == "-" or value[-1] == "-" or "--" in value):
+    if (
+        not 3 <= len(value) <= 63
+        or not value.replace("-", "").isalnum()
+        or value != value.lower()
+        or value[0] == "-"
+        or value[-1] == "-"
+        or "--" in value
+    ):
         raise SettingsError(f"RESULTS_CONTAINER must be 3-63 lower-case letters, digits or single dashes: {value!r}")
     return value
 

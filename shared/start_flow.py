@@ -59,9 +59,21 @@ class Acting:
     sealed_assertion: str | None = None
 
 
-def new_record(rt: Runtime, operation_id: str, now: float, base_url: str, acting: Acting, *, action: str | None,
-                workbook: str, callback_url: str | None, client_reference: str | None,
-                operation_url: str | None, fail_on_error: bool, callback_format: str | None = None) -> Operation:
+def new_record(
+    rt: Runtime,
+    operation_id: str,
+    now: float,
+    base_url: str,
+    acting: Acting,
+    *,
+    action: str | None,
+    workbook: str,
+    callback_url: str | None,
+    client_reference: str | None,
+    operation_url: str | None,
+    fail_on_error: bool,
+    callback_format: str | None = None,
+) -> Operation:
     return Operation(
         id=operation_id,
         status=NOT_STARTED,
@@ -96,8 +108,13 @@ async def store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation
     except Exception:
         log.exception("could not enqueue operation %s; removing its record", op.id)
         await rt.store.delete(op.id)
-        raise Problem(503, "storageUnavailable", "The operation could not be queued",
-                      "Nothing was stored; retry the request.", headers={"Retry-After": "5"}) from None
+        raise Problem(
+            503,
+            "storageUnavailable",
+            "The operation could not be queued",
+            "Nothing was stored; retry the request.",
+            headers={"Retry-After": "5"},
+        ) from None
     return op
 
 
@@ -108,9 +125,11 @@ FOLLOW_UP_GRACE_SECONDS = 10.0  # a GET finishes an `answered` start left this l
 
 
 def _unknown_error(detail: str) -> dict[str, Any]:
-    return {"code": OUTCOME_UNKNOWN,
-            "message": f"The request was sent to Graph but its outcome is unknown ({detail}); the bridge will not send "
-                       "it again. Check the workbook before repeating it with a new Idempotency-Key."}
+    return {
+        "code": OUTCOME_UNKNOWN,
+        "message": f"The request was sent to Graph but its outcome is unknown ({detail}); the bridge will not send "
+        "it again. Check the workbook before repeating it with a new Idempotency-Key.",
+    }
 
 
 def _reached_graph(exc: TransportFailure) -> bool:
@@ -135,8 +154,13 @@ class NotSent(Exception):
     failed before a request went out (`problem` None: the original exception is the cause). The HTTP start
     abandons the intent and answers `problem`; a deferred start (shared/lane_flow.py) retries or fails it."""
 
-    def __init__(self, problem: Problem | None, graph_status: int | None = None, retry_after: float | None = None,
-                 error: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        problem: Problem | None,
+        graph_status: int | None = None,
+        retry_after: float | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(problem.title if problem else "not sent")
         self.problem = problem
         self.graph_status = graph_status
@@ -149,27 +173,45 @@ class NotSent(Exception):
         return self.graph_status is None or self.graph_status in (408, 429) or self.graph_status >= 500
 
 
-async def send_start(rt: Runtime, request: StartRequest, intent: Operation, assertion: str | None,
-                     key_hash: str | None) -> Operation:
+async def send_start(
+    rt: Runtime, request: StartRequest, intent: Operation, assertion: str | None, key_hash: str | None
+) -> Operation:
     """Send the Excel request of a stored intent (`starting`) and record Graph's answer: the one start path of
     the HTTP request and of a deferred start from the workbook's lane. NotSent when Graph did not do the work."""
     operation_id = intent.id
-    tokens = on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion) \
-        if rt.settings.delegated and assertion else None
+    tokens = (
+        on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion)
+        if rt.settings.delegated and assertion
+        else None
+    )
     try:
         response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
     except TransportFailure as exc:
         if not _reached_graph(exc):
-            raise NotSent(Problem(503, "graphUnavailable", "Graph did not answer",
-                                  f"{exc}; the request never reached Graph and nothing was stored; retry.",
-                                  headers={"Retry-After": "5"})) from None
+            raise NotSent(
+                Problem(
+                    503,
+                    "graphUnavailable",
+                    "Graph did not answer",
+                    f"{exc}; the request never reached Graph and nothing was stored; retry.",
+                    headers={"Retry-After": "5"},
+                )
+            ) from None
         log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
-        return await record_outcome(rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))),
-                                     key_hash)
+        return await record_outcome(
+            rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))), key_hash
+        )
     except DelegatedCredentialError as exc:
-        raise NotSent(Problem(401 if exc.code == "delegatedCredentialExpired" else 403, exc.code,
-                              "Graph cannot be called on your behalf", str(exc)), 401,
-                      error={"code": exc.code, "message": str(exc)}) from None
+        raise NotSent(
+            Problem(
+                401 if exc.code == "delegatedCredentialExpired" else 403,
+                exc.code,
+                "Graph cannot be called on your behalf",
+                str(exc),
+            ),
+            401,
+            error={"code": exc.code, "message": str(exc)},
+        ) from None
     except Exception as exc:
         # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
         # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
@@ -178,17 +220,22 @@ async def send_start(rt: Runtime, request: StartRequest, intent: Operation, asse
         if tokens is not None:
             await tokens.close()
     answered = time.time()
-    decision = decide_start(response.status, response.headers, response.body, request.action, rt.graph.trusted,
-                            rt.settings.graph_origin)
+    decision = decide_start(
+        response.status, response.headers, response.body, request.action, rt.graph.trusted, rt.settings.graph_origin
+    )
     if isinstance(decision, Accepted):
         log.info("started %s as operation %s", request.action, intent.id)
-        return await record_outcome(rt, intent.with_(operation_url=decision.location, updated_at=iso(answered)),
-                                     key_hash)
+        return await record_outcome(
+            rt, intent.with_(operation_url=decision.location, updated_at=iso(answered)), key_hash
+        )
     if isinstance(decision, Ended):
         if decision.status == SUCCEEDED:
             log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, response.status)
-        return await record_outcome(rt, terminal_state(intent, decision.status, answered, result=decision.result,
-                                                        error=decision.error), key_hash)
+        return await record_outcome(
+            rt,
+            terminal_state(intent, decision.status, answered, result=decision.result, error=decision.error),
+            key_hash,
+        )
     # Graph refused: it did not do the work
     raise NotSent(_graph_problem(decision), decision.status, decision.retry_after, decision.error)
 
@@ -207,8 +254,12 @@ async def _store_outcome(rt: Runtime, outcome: Operation) -> Operation:
         except Exception as exc:
             if pause is None:
                 raise
-            log.warning("storing Graph's answer for operation %s failed (%s); trying again in %s s", outcome.id,
-                        type(exc).__name__, pause)
+            log.warning(
+                "storing Graph's answer for operation %s failed (%s); trying again in %s s",
+                outcome.id,
+                type(exc).__name__,
+                pause,
+            )
             await asyncio.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -244,9 +295,13 @@ async def record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) 
         if outcome.result is None:
             raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
         # Perhaps only the result could not be stored (its blob): keep the outcome, say the result is lost.
-        bare = outcome.with_(result=None, error={
-            "code": "resultNotStored",
-            "message": "Graph did the work, but the bridge could not store its result; read it from the workbook."})
+        bare = outcome.with_(
+            result=None,
+            error={
+                "code": "resultNotStored",
+                "message": "Graph did the work, but the bridge could not store its result; read it from the workbook.",
+            },
+        )
         try:
             op = await rt.store.update(bare, OUTCOME_FIELDS)
         except Conflict:
@@ -258,13 +313,20 @@ async def record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) 
 
 
 def _reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
-    how = ("Retry with the same Idempotency-Key: the bridge finishes it without calling Graph again."
-           if key_hash else
-           f"Do not send it again: read {status_url(op)} (it finishes, or ends failed with {OUTCOME_UNKNOWN} "
-           "if the outcome stays unknown).")
-    return Problem(503, "storageUnavailable", "The request reached Graph but the bridge could not finish it",
-                   f"The Excel request was sent to Graph as operation {op.id}; {what}. {how}",
-                   extra={"operationId": op.id, "reachedGraph": True}, headers={"Retry-After": "5"})
+    how = (
+        "Retry with the same Idempotency-Key: the bridge finishes it without calling Graph again."
+        if key_hash
+        else f"Do not send it again: read {status_url(op)} (it finishes, or ends failed with {OUTCOME_UNKNOWN} "
+        "if the outcome stays unknown)."
+    )
+    return Problem(
+        503,
+        "storageUnavailable",
+        "The request reached Graph but the bridge could not finish it",
+        f"The Excel request was sent to Graph as operation {op.id}; {what}. {how}",
+        extra={"operationId": op.id, "reachedGraph": True},
+        headers={"Retry-After": "5"},
+    )
 
 
 def first_poll_delay(rt: Runtime, op: Operation, now: float) -> int:
@@ -281,10 +343,12 @@ async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: s
     try:
         if op.status in ACTIVE:
             if retry:
-                op = await rt.store.update(op.with_(generation=op.generation + 1, chain_message=None),
-                                           {"generation", "chain_message"})
-            await rt.polls.send(PollState(op.id, op.generation, op.poll_count),
-                                0 if retry else first_poll_delay(rt, op, time.time()))
+                op = await rt.store.update(
+                    op.with_(generation=op.generation + 1, chain_message=None), {"generation", "chain_message"}
+                )
+            await rt.polls.send(
+                PollState(op.id, op.generation, op.poll_count), 0 if retry else first_poll_delay(rt, op, time.time())
+            )
         else:
             if retry and op.fanout_state == FANOUT_PENDING:
                 await queue_fanout(rt, op)
@@ -324,12 +388,26 @@ def _graph_problem(refused: GraphRefused) -> Problem:
     error = refused.error
     code = innermost_code(error)
     if refused.retryable:
-        return Problem(503, code, "Graph is busy or unavailable", "Nothing was stored; retry the request.",
-                       extra={"graphStatus": refused.status, "graphError": error},
-                       headers={"Retry-After": str(max(1, whole_seconds(refused.retry_after or 5)))})
+        return Problem(
+            503,
+            code,
+            "Graph is busy or unavailable",
+            "Nothing was stored; retry the request.",
+            extra={"graphStatus": refused.status, "graphError": error},
+            headers={"Retry-After": str(max(1, whole_seconds(refused.retry_after or 5)))},
+        )
     if refused.status == 401:
-        return Problem(502, code, "Graph refused the bridge's credentials",
-                       "The bridge's token was rejected even after a refresh.",
-                       extra={"graphStatus": refused.status, "graphError": error})
-    return Problem(refused.status if 400 <= refused.status < 500 else 502, code, "Graph rejected the request",
-                   str(error.get("message") or ""), extra={"graphStatus": refused.status, "graphError": error})
+        return Problem(
+            502,
+            code,
+            "Graph refused the bridge's credentials",
+            "The bridge's token was rejected even after a refresh.",
+            extra={"graphStatus": refused.status, "graphError": error},
+        )
+    return Problem(
+        refused.status if 400 <= refused.status < 500 else 502,
+        code,
+        "Graph rejected the request",
+        str(error.get("message") or ""),
+        extra={"graphStatus": refused.status, "graphError": error},
+    )

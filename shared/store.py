@@ -101,8 +101,12 @@ class OperationStore:
     """Records in the table; with `results`, a result too big for a Table property goes to a blob first
     (shared/results.py) and every read returns it as if inline."""
 
-    def __init__(self, table: TableClient, retention_seconds: float = DEFAULT_RETENTION_DAYS * DAY,
-                 results: ResultBlobs | None = None) -> None:
+    def __init__(
+        self,
+        table: TableClient,
+        retention_seconds: float = DEFAULT_RETENTION_DAYS * DAY,
+        results: ResultBlobs | None = None,
+    ) -> None:
         self._table = table
         self.retention_seconds = retention_seconds
         self._results = results
@@ -155,16 +159,24 @@ class OperationStore:
     async def write_index(self, op: Operation, now: float | None = None) -> None:
         """The owner index entry, written before the record: a crash in between leaves an entry without a
         record (skipped when listing), never a record missing from its owner's list. Idempotent."""
-        await self._table.upsert_entity({"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id,
-                                         "IndexedAt": time.time() if now is None else now, "Status": op.status},
-                                        mode=UpdateMode.REPLACE)
+        await self._table.upsert_entity(
+            {
+                "PartitionKey": index_partition(op.owner or ""),
+                "RowKey": op.id,
+                "IndexedAt": time.time() if now is None else now,
+                "Status": op.status,
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
     async def _index_status(self, op: Operation) -> None:
         """Keep the entry's Status (a hint for the status filter) in step, after the record's write; a failure
         here only leaves a stale hint, which the list repairs when it reads the record."""
         try:
-            await self._table.upsert_entity({"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id,
-                                             "Status": op.status}, mode=UpdateMode.MERGE)
+            await self._table.upsert_entity(
+                {"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id, "Status": op.status},
+                mode=UpdateMode.MERGE,
+            )
         except HttpResponseError:
             log.warning("could not update the index entry of %s; the list will repair it", op.id)
 
@@ -279,8 +291,9 @@ class OperationStore:
                 return Page(found, None)  # the partition is exhausted and every entry was examined
         return Page(found, encode_continuation({"after": last}) if last else None)
 
-    async def _index_entries(self, partition: str, status: str | None, after: str | None,
-                             count: int) -> builtins.list[dict[str, Any]]:
+    async def _index_entries(
+        self, partition: str, status: str | None, after: str | None, count: int
+    ) -> builtins.list[dict[str, Any]]:
         query = "PartitionKey eq @pk"
         parameters: dict[str, Any] = {"pk": partition}
         if after:
@@ -290,8 +303,12 @@ class OperationStore:
             query += " and Status eq @status"
             parameters["status"] = status
         entries: builtins.list[dict[str, Any]] = []
-        pages = self._table.query_entities(query, parameters=parameters, results_per_page=count,
-                                           select=["PartitionKey", "RowKey", "IndexedAt", "Status"]).by_page()
+        pages = self._table.query_entities(
+            query,
+            parameters=parameters,
+            results_per_page=count,
+            select=["PartitionKey", "RowKey", "IndexedAt", "Status"],
+        ).by_page()
         async for page in pages:
             async for entity in page:
                 entries.append(dict(entity))
@@ -311,14 +328,18 @@ class OperationStore:
         """Terminal records whose ExpiresAt has passed; older records without one: CompletedAt + retention."""
         cutoff = iso(now - self.retention_seconds)
         # the SDK substitutes @names between spaces only: keep them apart from the parentheses
-        query = ("RowKey eq @rk and ((ExpiresAt ge '2' and ExpiresAt le @now ) or "
-                 "(CompletedAt ge '2' and CompletedAt le @cutoff ))")
+        query = (
+            "RowKey eq @rk and ((ExpiresAt ge '2' and ExpiresAt le @now ) or "
+            "(CompletedAt ge '2' and CompletedAt le @cutoff ))"
+        )
         return await self._records(query, {"rk": ROW_KEY, "now": iso(now), "cutoff": cutoff}, limit)
 
     async def stale_active_records(self, created_before: float, limit: int) -> builtins.list[Operation]:
         """Active records created before `created_before` (candidates for the stranded check)."""
-        query = ("RowKey eq @rk and (Status eq 'notStarted' or Status eq 'running' or Status eq 'waiting' )"
-                 " and CreatedAt lt @before")  # waiting: a lane that lost every message (shared/lane_flow.py)
+        query = (
+            "RowKey eq @rk and (Status eq 'notStarted' or Status eq 'running' or Status eq 'waiting' )"
+            " and CreatedAt lt @before"
+        )  # waiting: a lane that lost every message (shared/lane_flow.py)
         return await self._records(query, {"rk": ROW_KEY, "before": iso(created_before)}, limit)
 
     async def _records(self, query: str, parameters: dict[str, Any], limit: int) -> builtins.list[Operation]:
@@ -332,8 +353,9 @@ class OperationStore:
     async def partition_rows(self, operation_id: str) -> builtins.list[str]:
         """Row keys of everything kept in an operation's partition (record, fan-out marker, deliveries)."""
         rows: builtins.list[str] = []
-        async for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": operation_id},
-                                                       select=["RowKey"]):
+        async for entity in self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": operation_id}, select=["RowKey"]
+        ):
             rows.append(str(entity["RowKey"]))
         return rows
 
@@ -341,8 +363,9 @@ class OperationStore:
         """Delete one entity (only if unchanged, given its ETag); False if it changed, absent is fine."""
         try:
             if etag:
-                await self._table.delete_entity(partition, row, etag=etag,
-                                                match_condition=MatchConditions.IfNotModified)
+                await self._table.delete_entity(
+                    partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
             else:
                 await self._table.delete_entity(partition, row)
         except ResourceNotFoundError:
@@ -356,11 +379,16 @@ class OperationStore:
     async def old_idempotency_claims(self, claimed_before: float, limit: int) -> AsyncIterator[tuple[str, str]]:
         """(partition, operation id) of keys claimed before `claimed_before`: a range over the idem- partitions."""
         query = "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @rk and ClaimedAt lt @before"
-        parameters: dict[str, Any] = {"lo": IDEMPOTENCY_PREFIX, "hi": "idem.", "rk": IDEMPOTENCY_ROW_KEY,
-                                      "before": float(claimed_before)}
+        parameters: dict[str, Any] = {
+            "lo": IDEMPOTENCY_PREFIX,
+            "hi": "idem.",
+            "rk": IDEMPOTENCY_ROW_KEY,
+            "before": float(claimed_before),
+        }
         count = 0
-        async for entity in self._table.query_entities(query, parameters=parameters, results_per_page=limit,
-                                                       select=["PartitionKey", "OperationId"]):
+        async for entity in self._table.query_entities(
+            query, parameters=parameters, results_per_page=limit, select=["PartitionKey", "OperationId"]
+        ):
             yield str(entity["PartitionKey"]), str(entity.get("OperationId") or "")
             count += 1
             if count >= limit:

@@ -89,8 +89,9 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
         if too_deep(text, max_depth):
             raise JsonRefused(f"nested more than {max_depth} levels deep")
-        return json.loads(text, parse_constant=_constant, parse_int=_integer, parse_float=_float,
-                          object_pairs_hook=_object)
+        return json.loads(
+            text, parse_constant=_constant, parse_int=_integer, parse_float=_float, object_pairs_hook=_object
+        )
     except JsonRefused:
         raise
     except UnicodeDecodeError:

@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def not_found(subscription_id: str) -> Problem:
-    return Problem(404, "subscriptionNotFound", "No such subscription",
-                   f"There is no subscription {subscription_id[:64]!r}.")
+    return Problem(
+        404, "subscriptionNotFound", "No such subscription", f"There is no subscription {subscription_id[:64]!r}."
+    )
 
 
-async def create(rt: Runtime, body: bytes, base_url: str, caller: Caller,
-                 content_type: str | None = None) -> Subscription:
+async def create(
+    rt: Runtime, body: bytes, base_url: str, caller: Caller, content_type: str | None = None
+) -> Subscription:
     request = parse_subscription_request(
         parse_json_body(body, content_type),
         allow_private_callbacks=rt.settings.webhook_allow_private_networks,
@@ -47,8 +49,12 @@ async def create(rt: Runtime, body: bytes, base_url: str, caller: Caller,
         raise invalid([FieldError("callbackUrl", exc.reason)]) from None
     store = subscriptions(rt)
     if len(await store.list(caller.owner)) >= MAX_PER_OWNER:
-        raise Problem(409, "tooManySubscriptions", "Too many subscriptions",
-                      f"An owner may have at most {MAX_PER_OWNER} subscriptions; delete some first.")
+        raise Problem(
+            409,
+            "tooManySubscriptions",
+            "Too many subscriptions",
+            f"An owner may have at most {MAX_PER_OWNER} subscriptions; delete some first.",
+        )
     subscription_id = new_subscription_id(caller.owner)
     subscription = Subscription(
         id=subscription_id,

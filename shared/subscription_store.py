@@ -62,8 +62,9 @@ class SubscriptionStore:
     # The fan-out marker: written once an operation's event was handed to every matching subscription. A
     # separate entity, not a field of the record, so it never moves the record's ETag under its other writers.
     async def mark_fanned_out(self, operation_id: str, event_id: str) -> None:
-        await self._table.upsert_entity({"PartitionKey": operation_id, "RowKey": FANOUT_ROW_KEY,
-                                         "EventId": event_id}, mode=UpdateMode.REPLACE)
+        await self._table.upsert_entity(
+            {"PartitionKey": operation_id, "RowKey": FANOUT_ROW_KEY, "EventId": event_id}, mode=UpdateMode.REPLACE
+        )
 
     async def fanned_out(self, operation_id: str, event_id: str) -> bool:
         try:
@@ -91,8 +92,12 @@ class SubscriptionStore:
     async def update_delivery(self, delivery: SubscriptionDelivery) -> SubscriptionDelivery:
         """Replace, only if the entity is still the one `delivery` was read as (its ETag); else Conflict."""
         try:
-            meta = await self._table.update_entity(delivery_to_entity(delivery), mode=UpdateMode.REPLACE,
-                                                   etag=delivery.etag, match_condition=MatchConditions.IfNotModified)
+            meta = await self._table.update_entity(
+                delivery_to_entity(delivery),
+                mode=UpdateMode.REPLACE,
+                etag=delivery.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
         except ResourceNotFoundError:
             raise Conflict(delivery.operation_id) from None
         except HttpResponseError as exc:

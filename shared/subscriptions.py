@@ -94,8 +94,9 @@ class Subscription:
     etag: str | None = field(default=None, compare=False)
 
 
-def _choices(payload: dict[str, Any], name: str, allowed: tuple[str, ...], default: tuple[str, ...],
-             errors: list[FieldError]) -> tuple[str, ...]:
+def _choices(
+    payload: dict[str, Any], name: str, allowed: tuple[str, ...], default: tuple[str, ...], errors: list[FieldError]
+) -> tuple[str, ...]:
     if name not in payload or payload[name] == []:
         return default
     value = payload[name]  # null is refused like any other non-array (the schema says an array)
@@ -105,8 +106,13 @@ def _choices(payload: dict[str, Any], name: str, allowed: tuple[str, ...], defau
     return tuple(v for v in allowed if v in value)  # canonical order, no repeats
 
 
-def parse_subscription_request(payload: Any, *, allow_private_callbacks: bool, webhooks_configured: bool,
-                               allowed_callback_hosts: tuple[str, ...] = ()) -> SubscriptionRequest:
+def parse_subscription_request(
+    payload: Any,
+    *,
+    allow_private_callbacks: bool,
+    webhooks_configured: bool,
+    allowed_callback_hosts: tuple[str, ...] = (),
+) -> SubscriptionRequest:
     """`POST /api/subscriptions` bodies; callbackUrl gets the same static checks as operation callbacks."""
     if not isinstance(payload, dict):
         raise invalid([FieldError("body", "must be a JSON object")])
@@ -115,9 +121,12 @@ def parse_subscription_request(payload: Any, *, allow_private_callbacks: bool, w
     if payload.get("callbackUrl") is None:
         errors.append(FieldError("callbackUrl", "required: the URL each event is POSTed to"))
     else:
-        callback = parse_callback_url(payload.get("callbackUrl"),
-                                      OutboundPolicy(allow_private_callbacks, allowed_callback_hosts),
-                                      webhooks_configured, errors)
+        callback = parse_callback_url(
+            payload.get("callbackUrl"),
+            OutboundPolicy(allow_private_callbacks, allowed_callback_hosts),
+            webhooks_configured,
+            errors,
+        )
     actions = _choices(payload, "actions", ACTIONS, (), errors)
     statuses = _choices(payload, "statuses", EVENT_STATUSES, DEFAULT_STATUSES, errors)
     callback_format = parse_callback_format(payload, errors) if callback else BINARY
@@ -167,7 +176,7 @@ def to_entity(subscription: Subscription) -> dict[str, Any]:
 def from_entity(entity: dict[str, Any], etag: str | None = None) -> Subscription:
     callback_format = str(entity.get("CallbackFormat") or BINARY)
     return Subscription(
-        id=str(entity["RowKey"])[len(ROW_PREFIX):],
+        id=str(entity["RowKey"])[len(ROW_PREFIX) :],
         owner=str(entity["Owner"]),
         callback_sealed=str(entity["CallbackSealed"]),
         actions=tuple(json.loads(entity.get("ActionsJson") or "[]")),
@@ -227,7 +236,7 @@ def delivery_from_entity(entity: dict[str, Any], etag: str | None = None) -> Sub
     last_status, next_at = optional("LastStatus"), optional("NextAttemptAt")
     return SubscriptionDelivery(
         operation_id=str(entity["PartitionKey"]),
-        subscription_id=str(entity["RowKey"])[len(DELIVERY_ROW_PREFIX):],
+        subscription_id=str(entity["RowKey"])[len(DELIVERY_ROW_PREFIX) :],
         event_id=str(entity["EventId"]),
         since=float(entity["Since"]),
         state=str(entity.get("State") or PENDING),

@@ -29,10 +29,26 @@ OPERATION_PATH_RE = re.compile(
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
 MAX_VALUES_BYTES = 32 * 1024
 MAX_BODY_BYTES = 1024 * 1024  # the largest valid request is far smaller (values <= 32 KiB); bounds parse work
-_START_FIELDS = {"workbook", "action", "parameters", "sessionId", "callbackUrl", "clientReference", "failOnError",
-                 "callbackFormat", "expectedDurationSeconds"}
-_TRACK_FIELDS = {"operationUrl", "action", "callbackUrl", "clientReference", "failOnError", "callbackFormat",
-                 "expectedDurationSeconds"}
+_START_FIELDS = {
+    "workbook",
+    "action",
+    "parameters",
+    "sessionId",
+    "callbackUrl",
+    "clientReference",
+    "failOnError",
+    "callbackFormat",
+    "expectedDurationSeconds",
+}
+_TRACK_FIELDS = {
+    "operationUrl",
+    "action",
+    "callbackUrl",
+    "clientReference",
+    "failOnError",
+    "callbackFormat",
+    "expectedDurationSeconds",
+}
 
 
 @dataclass(frozen=True)
@@ -70,17 +86,26 @@ def check_json_content_type(content_type: str | None) -> None:
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
         return
-    raise Problem(415, "unsupportedMediaType", "The body must be JSON",
-                  f"Content-Type {media[:100]!r} is not JSON; send Content-Type: application/json.",
-                  [FieldError("Content-Type", "must be application/json")],
-                  headers={"Accept-Post": "application/json"})
+    raise Problem(
+        415,
+        "unsupportedMediaType",
+        "The body must be JSON",
+        f"Content-Type {media[:100]!r} is not JSON; send Content-Type: application/json.",
+        [FieldError("Content-Type", "must be application/json")],
+        headers={"Accept-Post": "application/json"},
+    )
 
 
 def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
     check_json_content_type(content_type)
     if len(body) > MAX_BODY_BYTES:
-        raise Problem(413, "bodyTooLarge", "The body is too large", f"At most {MAX_BODY_BYTES} bytes.",
-                      [FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes")])
+        raise Problem(
+            413,
+            "bodyTooLarge",
+            "The body is too large",
+            f"At most {MAX_BODY_BYTES} bytes.",
+            [FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes")],
+        )
     if not body.strip():
         raise invalid([FieldError("body", "a JSON object is required")])
     try:
@@ -90,8 +115,13 @@ def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
 
 
 def parse_operation_request(
-    payload: Any, *, graph_origin: str, allow_private_callbacks: bool, webhooks_configured: bool,
-    allowed_callback_hosts: tuple[str, ...] = (), max_expected_duration: float | None = None,
+    payload: Any,
+    *,
+    graph_origin: str,
+    allow_private_callbacks: bool,
+    webhooks_configured: bool,
+    allowed_callback_hosts: tuple[str, ...] = (),
+    max_expected_duration: float | None = None,
 ) -> StartRequest | TrackRequest:
     """`max_expected_duration`: the operation timeout (OPERATION_TIMEOUT_SECONDS), the largest hint accepted."""
     if not isinstance(payload, dict):
@@ -118,10 +148,27 @@ def parse_operation_request(
     if errors or result is None:
         raise invalid(errors)
     if isinstance(result, StartRequest):
-        return StartRequest(result.workbook, result.action, result.parameters, result.session_id, callback,
-                            reference, fail_on_error, callback_format if callback else None, expected)
-    return TrackRequest(result.operation_url, result.workbook, result.action, callback, reference, fail_on_error,
-                        callback_format if callback else None, expected)
+        return StartRequest(
+            result.workbook,
+            result.action,
+            result.parameters,
+            result.session_id,
+            callback,
+            reference,
+            fail_on_error,
+            callback_format if callback else None,
+            expected,
+        )
+    return TrackRequest(
+        result.operation_url,
+        result.workbook,
+        result.action,
+        callback,
+        reference,
+        fail_on_error,
+        callback_format if callback else None,
+        expected,
+    )
 
 
 def parse_expected_duration(payload: dict[str, Any], maximum: float | None, errors: list[FieldError]) -> float | None:
@@ -223,9 +270,7 @@ def _parameters(action: Action, value: Any, errors: list[FieldError]) -> dict[st
     if action == "createTableRow":
         values = value.get("values")
         if not _is_rows(values):
-            errors.append(
-                FieldError("parameters.values", "must be a non-empty array of non-empty arrays of scalars")
-            )
+            errors.append(FieldError("parameters.values", "must be a non-empty array of non-empty arrays of scalars"))
         elif len(dumps(values)) > MAX_VALUES_BYTES:
             errors.append(FieldError("parameters.values", f"must be at most {MAX_VALUES_BYTES} bytes as JSON"))
         out["values"] = values
@@ -291,8 +336,9 @@ def _callback_url(
     return value
 
 
-def parse_callback_url(value: Any, policy: OutboundPolicy, webhooks_configured: bool,
-                       errors: list[FieldError]) -> str | None:
+def parse_callback_url(
+    value: Any, policy: OutboundPolicy, webhooks_configured: bool, errors: list[FieldError]
+) -> str | None:
     """The static callbackUrl checks of operations, for other callers (subscriptions)."""
     return _callback_url(value, policy, webhooks_configured, errors)
 

@@ -20,7 +20,7 @@ def parse_webhook_secrets(raw: str) -> tuple[bytes, ...]:
     """`whsec_<base64>` secrets, space separated (several while rotating); the prefix is optional."""
     keys: list[bytes] = []
     for item in raw.split():
-        encoded = item[len(SECRET_PREFIX):] if item.startswith(SECRET_PREFIX) else item
+        encoded = item[len(SECRET_PREFIX) :] if item.startswith(SECRET_PREFIX) else item
         try:
             key = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):

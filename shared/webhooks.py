@@ -44,9 +44,7 @@ BINARY_CONTENT_TYPE = "application/json; charset=utf-8"
 def sign(keys: tuple[bytes, ...], msg_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` header: one `v1,<base64 HMAC-SHA256>` per key, space separated."""
     payload = f"{msg_id}.{timestamp}.".encode() + body
-    signatures = [
-        "v1," + base64.b64encode(hmac.new(key, payload, hashlib.sha256).digest()).decode() for key in keys
-    ]
+    signatures = ["v1," + base64.b64encode(hmac.new(key, payload, hashlib.sha256).digest()).decode() for key in keys]
     return " ".join(signatures)
 
 
@@ -77,8 +75,9 @@ def _data_bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
 
 
-def render_event(callback_format: str, *, event_id: str, status: str, time: str, subject: str,
-                 data: dict[str, Any]) -> EventMessage:
+def render_event(
+    callback_format: str, *, event_id: str, status: str, time: str, subject: str, data: dict[str, Any]
+) -> EventMessage:
     """The event in the chosen content mode; the same inputs always give the same headers and bytes."""
     if callback_format == STRUCTURED:
         body = build_event(event_id=event_id, status=status, time=time, subject=subject, data=data)
@@ -99,8 +98,9 @@ def render_event(callback_format: str, *, event_id: str, status: str, time: str,
     return EventMessage(headers, _data_bytes(data))
 
 
-def webhook_headers(keys: tuple[bytes, ...], event_id: str, timestamp: int, body: bytes,
-                    content: dict[str, str] | None = None) -> dict[str, str]:
+def webhook_headers(
+    keys: tuple[bytes, ...], event_id: str, timestamp: int, body: bytes, content: dict[str, str] | None = None
+) -> dict[str, str]:
     """Standard Webhooks headers over `body`, plus the event's own headers (`content`; structured by default)."""
     return {
         **(content or {"content-type": STRUCTURED_CONTENT_TYPE}),
@@ -140,8 +140,11 @@ async def deliver(
         ) as response:
             await response.content.read(64 * 1024)  # enough to reuse the connection; the body is not used
             ok = 200 <= response.status < 300
-            return DeliveryOutcome(response.status, None if ok else f"receiver answered {response.status}",
-                                   retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            return DeliveryOutcome(
+                response.status,
+                None if ok else f"receiver answered {response.status}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
     except Refused as exc:
         return DeliveryOutcome(None, exc.reason, refused=True)
     except TimeoutError:

@@ -40,20 +40,29 @@ class Issuer:
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.issuer = f"{base}/{TENANT}/v2.0"
         documents[f"/{TENANT}/v2.0/.well-known/openid-configuration"] = {
-            "issuer": self.issuer, "jwks_uri": f"{base}/{TENANT}/discovery/v2.0/keys"}
+            "issuer": self.issuer,
+            "jwks_uri": f"{base}/{TENANT}/discovery/v2.0/keys",
+        }
         documents[f"/{TENANT}/discovery/v2.0/keys"] = {"keys": [jwk]}
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def token(self, *, key: Any = None, lifetime: float = 600, **overrides: Any) -> str:
         now = int(time.time())
-        claims = {"iss": self.issuer, "aud": AUDIENCE, "tid": TENANT, "oid": "user-oid-1",
-                  "preferred_username": "ada@contoso.example", "scp": "access_as_user", "roles": ["Operations.ReadAll"],
-                  "iat": now, "nbf": now, "exp": int(now + lifetime)}
+        claims = {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "tid": TENANT,
+            "oid": "user-oid-1",
+            "preferred_username": "ada@contoso.example",
+            "scp": "access_as_user",
+            "roles": ["Operations.ReadAll"],
+            "iat": now,
+            "nbf": now,
+            "exp": int(now + lifetime),
+        }
         claims.update(overrides)
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": KID})
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-

@@ -32,21 +32,31 @@ def judge(returncode: int, stdout: str, stderr: str) -> Verdict:
         report = None
     if not isinstance(report, dict) or not isinstance(report.get("dependencies"), list):
         tail = "\n".join(stderr.strip().splitlines()[-3:])
-        return Verdict(2, f"AUDIT FAILED: pip-audit gave no report (exit {returncode}); its vulnerability "
-                          f"database is probably unreachable. Nothing was audited.\n{tail}")
+        return Verdict(
+            2,
+            f"AUDIT FAILED: pip-audit gave no report (exit {returncode}); its vulnerability "
+            f"database is probably unreachable. Nothing was audited.\n{tail}",
+        )
     dependencies = [d for d in report["dependencies"] if isinstance(d, dict)]
     skipped = [d for d in dependencies if d.get("skip_reason")]
     vulnerable = [d for d in dependencies if d.get("vulns")]
-    lines = [f"  {d.get('name')} {d.get('version', '')}: "
-             + ", ".join(str(v.get("id")) for v in d["vulns"] if isinstance(v, dict)) for d in vulnerable]
+    lines = [
+        f"  {d.get('name')} {d.get('version', '')}: "
+        + ", ".join(str(v.get("id")) for v in d["vulns"] if isinstance(v, dict))
+        for d in vulnerable
+    ]
     if vulnerable:
-        return Verdict(1, f"AUDIT FAILED: {len(vulnerable)} dependencies have known vulnerabilities:\n"
-                          + "\n".join(lines))
+        return Verdict(
+            1, f"AUDIT FAILED: {len(vulnerable)} dependencies have known vulnerabilities:\n" + "\n".join(lines)
+        )
     if skipped or not dependencies:
         reasons = sorted({str(d.get("skip_reason")) for d in skipped})[:3]
-        return Verdict(2, f"AUDIT FAILED: the vulnerability database could not be reached for {len(skipped)} of "
-                          f"{len(dependencies)} dependencies, so they were NOT audited (pip-audit alone would say "
-                          "'No known vulnerabilities found'). First reasons:\n  " + "\n  ".join(reasons))
+        return Verdict(
+            2,
+            f"AUDIT FAILED: the vulnerability database could not be reached for {len(skipped)} of "
+            f"{len(dependencies)} dependencies, so they were NOT audited (pip-audit alone would say "
+            "'No known vulnerabilities found'). First reasons:\n  " + "\n  ".join(reasons),
+        )
     if returncode != 0:
         return Verdict(2, f"AUDIT FAILED: pip-audit exited {returncode}: {stderr.strip()[-300:]}")
     return Verdict(0, f"audit: {len(dependencies)} locked dependencies checked, no known vulnerabilities")
@@ -54,8 +64,18 @@ def judge(returncode: int, stdout: str, stderr: str) -> Verdict:
 
 def main(argv: list[str]) -> int:
     requirements = argv[0] if argv else "requirements.txt"
-    args = [str(PIP_AUDIT), "-r", requirements, "--require-hashes", "--disable-pip", "--progress-spinner", "off",
-            "-f", "json", *argv[1:]]
+    args = [
+        str(PIP_AUDIT),
+        "-r",
+        requirements,
+        "--require-hashes",
+        "--disable-pip",
+        "--progress-spinner",
+        "off",
+        "-f",
+        "json",
+        *argv[1:],
+    ]
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)  # nosec B603
     except (OSError, subprocess.TimeoutExpired) as exc:

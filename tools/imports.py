@@ -16,19 +16,72 @@ ROOT = Path(__file__).resolve().parents[1]
 # Top to bottom; a module may import only from its own layer or a lower one.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("entry points", frozenset({"function_app"})),
-    ("use cases", frozenset({
-        "operations", "poller", "deliverer", "fanout", "lane_flow", "lane_slots", "subscription_api", "purge",
-        "learning", "redelivery", "poison", "responses", "start_flow",
-    })),
-    ("decisions and records", frozenset({
-        "polling", "schedule", "graph_answers", "lanes", "records", "lifecycle", "delivery_policy", "chain",
-        "problems", "validation", "fanout_rules", "retention", "status_links", "events",
-        "subscriptions", "duration_history", "identity", "openapi",
-    })),
-    ("adapters", frozenset({
-        "graph", "store", "queue", "lane_store", "history_store", "subscription_store", "results", "runtime",
-        "settings", "webhooks", "auth", "outbound", "sealing", "keyring",
-    })),
+    (
+        "use cases",
+        frozenset(
+            {
+                "operations",
+                "poller",
+                "deliverer",
+                "fanout",
+                "lane_flow",
+                "lane_slots",
+                "subscription_api",
+                "purge",
+                "learning",
+                "redelivery",
+                "poison",
+                "responses",
+                "start_flow",
+            }
+        ),
+    ),
+    (
+        "decisions and records",
+        frozenset(
+            {
+                "polling",
+                "schedule",
+                "graph_answers",
+                "lanes",
+                "records",
+                "lifecycle",
+                "delivery_policy",
+                "chain",
+                "problems",
+                "validation",
+                "fanout_rules",
+                "retention",
+                "status_links",
+                "events",
+                "subscriptions",
+                "duration_history",
+                "identity",
+                "openapi",
+            }
+        ),
+    ),
+    (
+        "adapters",
+        frozenset(
+            {
+                "graph",
+                "store",
+                "queue",
+                "lane_store",
+                "history_store",
+                "subscription_store",
+                "results",
+                "runtime",
+                "settings",
+                "webhooks",
+                "auth",
+                "outbound",
+                "sealing",
+                "keyring",
+            }
+        ),
+    ),
     # No I/O and no imports of the bridge: usable from every layer (the JSON rules, the poll message's content,
     # a URL's origin, the webhook keys, Retry-After).
     ("shared helpers", frozenset({"strict_json", "messages", "origins", "webhook_keys", "retry_after"})),

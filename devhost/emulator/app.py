@@ -435,17 +435,23 @@ class Emulator:
         """Graph's 429 (facts: "429 Too Many Requests with Retry-After, which can be fractional"), for a write
         to a workbook that is already running a request (facts: "One workbook should get one request at a
         time")."""
-        response = graph_error(429, "tooManyRequests",
-                               "The workbook is busy with another request; retry after the interval in Retry-After.")
+        response = graph_error(
+            429,
+            "tooManyRequests",
+            "The workbook is busy with another request; retry after the interval in Retry-After.",
+        )
         response.headers["Retry-After"] = f"{retry_after:g}"
         return response
 
     def _conflict(self) -> web.Response:
         """Graph's 409 (facts: "409 conflict (accessConflict)") for a write to a busy workbook."""
-        body = {"error": {"code": "conflict",
-                          "message": "The request could not be completed because another request is changing "
-                                     "the workbook.",
-                          "innerError": {"code": "accessConflict", **_inner_error()}}}
+        body = {
+            "error": {
+                "code": "conflict",
+                "message": "The request could not be completed because another request is changing the workbook.",
+                "innerError": {"code": "accessConflict", **_inner_error()},
+            }
+        }
         return web.json_response(body, status=409)
 
     async def _json_body(self, request: web.Request) -> Any:

@@ -185,8 +185,11 @@ class OperationStore:
     def settle(self, now: float | None = None) -> None:
         """Apply every drawn-duration operation that is due, in completion order (rows land in that order)."""
         at = now if now is not None else time.monotonic()
-        due = [op for op in self._ops.values() if op.duration is not None and not op.terminal
-               and at - op.created_monotonic >= op.duration]
+        due = [
+            op
+            for op in self._ops.values()
+            if op.duration is not None and not op.terminal and at - op.created_monotonic >= op.duration
+        ]
         for op in sorted(due, key=lambda o: o.created_monotonic + (o.duration or 0.0)):
             op.settle(at)
 
@@ -196,8 +199,9 @@ class OperationStore:
         return next((op for op in self._ops.values() if op.item_id == item_id and op.busy(at)), None)
 
     def all(self, item: str | None = None) -> list[Operation]:
-        return sorted((op for op in self._ops.values() if item is None or op.item_id == item),
-                      key=lambda o: o.created_monotonic)
+        return sorted(
+            (op for op in self._ops.values() if item is None or op.item_id == item), key=lambda o: o.created_monotonic
+        )
 
     def reset(self) -> None:
         self._ops.clear()

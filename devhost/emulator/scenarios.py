@@ -158,8 +158,11 @@ _DURATION_FIELDS: dict[str, set[str]] = {
 
 def _positive(obj: dict[str, Any], name: str, where: str, *, allow_zero: bool = False) -> float:
     value = obj.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
-        value < 0 if allow_zero else value <= 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or (value < 0 if allow_zero else value <= 0)
     ):
         bound = "non-negative" if allow_zero else "positive"
         raise ScenarioError(f"{where}.{name}: must be a {bound} number")
@@ -362,8 +365,10 @@ def parse_scenario(obj: Any) -> Scenario:
     if contention not in CONTENTION_MODES:
         raise ScenarioError(f"'contention' must be one of {', '.join(CONTENTION_MODES)}")
     retry_after = obj.get("contentionRetryAfterSeconds", 1.0)
-    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float) or not (
-        math.isfinite(retry_after) and retry_after >= 0
+    if (
+        isinstance(retry_after, bool)
+        or not isinstance(retry_after, int | float)
+        or not (math.isfinite(retry_after) and retry_after >= 0)
     ):
         raise ScenarioError("'contentionRetryAfterSeconds' must be a non-negative number")
     return Scenario(

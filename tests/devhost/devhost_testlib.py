@@ -200,7 +200,11 @@ class DevhostProcess:
 
 
 def start_devhost(
-    app_dir: Path, env_extra: dict[str, str], log_path: Path, *, lease_seconds: int = 30,
+    app_dir: Path,
+    env_extra: dict[str, str],
+    log_path: Path,
+    *,
+    lease_seconds: int = 30,
     extra_args: list[str] | None = None,
 ) -> DevhostProcess:
     port = free_port()

@@ -39,6 +39,7 @@ def validate(issuer: Issuer, authorization: str | None, tenants: tuple[str, ...]
             return await auth.validate(authorization)
         finally:
             await auth.close()
+
     return asyncio.run(run())
 
 
@@ -56,8 +57,10 @@ def test_a_valid_token_gives_its_claims(issuer: Issuer) -> None:
         (lambda i: f"Bearer {i.token(lifetime=-600)}", "expired"),
         (lambda i: f"Bearer {i.token(aud='api://someone-else')}", "audience"),
         (lambda i: f"Bearer {i.token(iss='https://evil.example/v2.0')}", "another issuer"),
-        (lambda i: f"Bearer {i.token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))}",
-         "signature"),
+        (
+            lambda i: f"Bearer {i.token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))}",
+            "signature",
+        ),
         (lambda i: f"Bearer {i.token(tid='99999999-0000-0000-0000-000000000000')}", "tenant"),
     ],
     ids=["missing", "basic", "garbage", "expired", "wrong-audience", "wrong-issuer", "bad-signature", "tenant"],
@@ -68,8 +71,14 @@ def test_bad_tokens_are_refused_with_a_reason(issuer: Issuer, make: Any, reason:
 
 
 def test_client_sent_principal_headers_are_dropped() -> None:
-    kept = strip_client_principal([("X-MS-CLIENT-PRINCIPAL", "forged"), ("x-ms-client-principal-id", "x"),
-                                   ("X-MS-TOKEN-AAD-ACCESS-TOKEN", "t"), ("Accept", "*/*")])
+    kept = strip_client_principal(
+        [
+            ("X-MS-CLIENT-PRINCIPAL", "forged"),
+            ("x-ms-client-principal-id", "x"),
+            ("X-MS-TOKEN-AAD-ACCESS-TOKEN", "t"),
+            ("Accept", "*/*"),
+        ]
+    )
     assert kept == [("Accept", "*/*")]
 
 
@@ -80,7 +89,7 @@ def test_principal_headers_carry_the_claims() -> None:
     assert {"typ": "roles", "val": "B"} in principal["claims"] and principal["role_typ"] == "roles"
 
 
-WHOAMI_APP = '''
+WHOAMI_APP = """
 import json, os
 import azure.functions as func
 
@@ -104,7 +113,7 @@ def whoami(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="open", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def open_route(req: func.HttpRequest) -> func.HttpResponse:
     return _seen(req)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +121,15 @@ def protected(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Itera
     app_dir = tmp_path_factory.mktemp("whoami")
     (app_dir / "function_app.py").write_text(WHOAMI_APP)
     (app_dir / "host.json").write_text(json.dumps({"version": "2.0"}))
-    host = start_devhost(app_dir, {"DEVHOST_AUTH_ISSUER": issuer.issuer, "DEVHOST_AUTH_AUDIENCES": AUDIENCE,
-                                   "DEVHOST_AUTH_ALLOWED_TENANTS": TENANT}, app_dir / "devhost.log")
+    host = start_devhost(
+        app_dir,
+        {
+            "DEVHOST_AUTH_ISSUER": issuer.issuer,
+            "DEVHOST_AUTH_AUDIENCES": AUDIENCE,
+            "DEVHOST_AUTH_ALLOWED_TENANTS": TENANT,
+        },
+        app_dir / "devhost.log",
+    )
     yield host
     host.stop()
 
@@ -123,8 +139,10 @@ def test_devhost_checks_tokens_and_passes_the_principal(protected: DevhostProces
     forged = {"X-MS-CLIENT-PRINCIPAL-ID": "someone-else", "X-MS-CLIENT-PRINCIPAL": "Zm9yZ2Vk"}
     refused = httpx.get(url, headers=forged)
     assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
-    assert refused.json()["detail"] == "a bearer token is required" and "invalid_token" in refused.headers[
-        "www-authenticate"]
+    assert (
+        refused.json()["detail"] == "a bearer token is required"
+        and "invalid_token" in refused.headers["www-authenticate"]
+    )
     expired = httpx.get(url, headers={"Authorization": f"Bearer {issuer.token(lifetime=-600)}"})
     assert expired.status_code == 401 and "expired" in expired.json()["detail"]
 
@@ -135,8 +153,9 @@ def test_devhost_checks_tokens_and_passes_the_principal(protected: DevhostProces
 
 
 def test_anonymous_routes_need_no_token_and_never_see_forged_headers(protected: DevhostProcess) -> None:
-    seen = httpx.get(f"{protected.base_url}/api/open",
-                     headers={"X-MS-CLIENT-PRINCIPAL-ID": f"forged-{uuid.uuid4()}"}).json()
+    seen = httpx.get(
+        f"{protected.base_url}/api/open", headers={"X-MS-CLIENT-PRINCIPAL-ID": f"forged-{uuid.uuid4()}"}
+    ).json()
     assert seen["oid"] is None and seen["principal"] is None
 
 

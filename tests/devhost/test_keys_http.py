@@ -31,7 +31,7 @@ ITEM_KEY = "devkeys-item-SXRlbUtleQ"
 OTHER_KEY = "devkeys-other-T3RoZXJLZXk"
 ALL_KEYS = (MASTER, HOST, ITEM_KEY, OTHER_KEY)
 
-KEYS_APP = '''
+KEYS_APP = """
 import json
 import azure.functions as func
 
@@ -63,7 +63,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="boom", methods=["GET"])
 def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError(f"failed for {req.url} with {req.headers.get('x-functions-key')}")
-'''
+"""
 
 
 def make_app(app_dir: Path, settings: dict[str, str] | None = None) -> Path:
@@ -76,8 +76,12 @@ def make_app(app_dir: Path, settings: dict[str, str] | None = None) -> Path:
 
 
 def write_keys(path: Path) -> Path:
-    return write_keys_file(path, master=MASTER, host_keys={"default": HOST},
-                           function_keys={"get_item": {"default": ITEM_KEY}, "other": {"default": OTHER_KEY}})
+    return write_keys_file(
+        path,
+        master=MASTER,
+        host_keys={"default": HOST},
+        function_keys={"get_item": {"default": ITEM_KEY}, "other": {"default": OTHER_KEY}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +94,9 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
     host.stop()
 
 
-def get(host: DevhostProcess, path: str, key: str | None = None, *, header: str | None = None,
-        **params: str) -> httpx.Response:
+def get(
+    host: DevhostProcess, path: str, key: str | None = None, *, header: str | None = None, **params: str
+) -> httpx.Response:
     query = {**params, **({"code": key} if key is not None else {})}
     headers = {"x-functions-key": header} if header is not None else {}
     return httpx.get(f"{host.base_url}/api/{path}", params=query, headers=headers)
@@ -119,8 +124,9 @@ def get(host: DevhostProcess, path: str, key: str | None = None, *, header: str 
         ("health", "wrong", None, 200),
     ],
 )
-def test_keys_are_checked_like_the_host(keyed: DevhostProcess, path: str, key: str | None, header: str | None,
-                                         status: int) -> None:
+def test_keys_are_checked_like_the_host(
+    keyed: DevhostProcess, path: str, key: str | None, header: str | None, status: int
+) -> None:
     response = get(keyed, path, key, header=header)
     assert response.status_code == status, response.text
     if status == 401:
@@ -177,19 +183,23 @@ def test_the_cli_flag_and_the_environment_enable_it(tmp_path: Path) -> None:
         (None, "DEVHOST_KEYS_FILE: cannot read"),
         ("{", "is not valid JSON"),
         (json.dumps({"functionKeys": [{"name": "default", "value": HOST}]}), "masterKey is required"),
-        (json.dumps({"masterKey": {"name": "master", "value": MASTER}, "functionKeys": [{"name": "d"}]}),
-         r"functionKeys\[0\].value must be a non-empty string"),
+        (
+            json.dumps({"masterKey": {"name": "master", "value": MASTER}, "functionKeys": [{"name": "d"}]}),
+            r"functionKeys\[0\].value must be a non-empty string",
+        ),
     ],
     ids=["missing", "not-json", "no-master", "no-value"],
 )
-def test_a_bad_keys_file_stops_startup_with_a_clear_error(tmp_path: Path, content: str | None,
-                                                          message: str) -> None:
+def test_a_bad_keys_file_stops_startup_with_a_clear_error(tmp_path: Path, content: str | None, message: str) -> None:
     app_dir = make_app(tmp_path / "app", {"DEVHOST_KEYS_FILE": "keys.json"})
     if content is not None:
         (app_dir / "keys.json").write_text(content)
     done = subprocess.run(
         [sys.executable, "-m", "devhost", "--port", "0", "--app-dir", str(app_dir)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert "startup failed" in done.stderr and re.search(message, done.stderr), done.stderr
@@ -200,9 +210,16 @@ def test_easy_auth_and_keys_are_two_layers(tmp_path: Path) -> None:
     issuer = Issuer()
     app_dir = make_app(tmp_path / "app")
     keys = write_keys(tmp_path / "keys.json")
-    host = start_devhost(app_dir, {"DEVHOST_KEYS_FILE": str(keys), "DEVHOST_AUTH_ISSUER": issuer.issuer,
-                                   "DEVHOST_AUTH_AUDIENCES": AUDIENCE, "DEVHOST_AUTH_ALLOWED_TENANTS": TENANT},
-                         tmp_path / "devhost.log")
+    host = start_devhost(
+        app_dir,
+        {
+            "DEVHOST_KEYS_FILE": str(keys),
+            "DEVHOST_AUTH_ISSUER": issuer.issuer,
+            "DEVHOST_AUTH_AUDIENCES": AUDIENCE,
+            "DEVHOST_AUTH_ALLOWED_TENANTS": TENANT,
+        },
+        tmp_path / "devhost.log",
+    )
     try:
         url = f"{host.base_url}/api/items/1"
         bearer = {"Authorization": f"Bearer {issuer.token()}"}
@@ -230,7 +247,8 @@ def test_start_function_app_takes_the_setting_in_its_env(tmp_path: Path, azurite
         assert refused.status_code == 401 and refused.content == b""
         answered = httpx.post(f"{service.url}/api/operations", json={}, headers={"x-functions-key": HOST})
         assert answered.status_code not in (401, 500) and answered.headers["content-type"].startswith(
-            "application/problem+json")
+            "application/problem+json"
+        )
         assert httpx.get(f"{service.url}/api/openapi.json").status_code == 200  # anonymous
     finally:
         service.stop()

@@ -126,8 +126,13 @@ def test_auth_level_parsing() -> None:
 
 
 def test_write_and_load_round_trip(tmp_path: Path) -> None:
-    path = write_keys_file(tmp_path / "keys.json", master=MASTER, host_keys={"default": HOST, "ci": "ci-key"},
-                           function_keys={"Get_Item": {"default": GET_KEY}}, system_keys={"s": SYSTEM})
+    path = write_keys_file(
+        tmp_path / "keys.json",
+        master=MASTER,
+        host_keys={"default": HOST, "ci": "ci-key"},
+        function_keys={"Get_Item": {"default": GET_KEY}},
+        system_keys={"s": SYSTEM},
+    )
     data = json.loads(path.read_text())
     # HostSecrets.cs / Key.cs property names
     assert data["masterKey"] == {"name": "master", "value": MASTER, "encrypted": False}
@@ -151,14 +156,28 @@ def test_a_minimal_file_is_just_the_master_key() -> None:
         ({"masterKey": {"name": "master", "value": ""}}, "masterKey.value"),
         ({"masterKey": {"name": "master", "value": MASTER, "encrypted": True}}, "masterKey is encrypted"),
         ({"masterKey": {"name": "master", "value": MASTER}, "functionKeys": {"default": HOST}}, "functionKeys must"),
-        ({"masterKey": {"name": "master", "value": MASTER}, "functionKeys": [{"value": HOST}]},
-         r"functionKeys\[0\].name"),
-        ({"masterKey": {"name": "master", "value": MASTER},
-          "functionKeys": [{"name": "a", "value": HOST}, {"name": "A", "value": "x"}]}, "two keys named"),
-        ({"masterKey": {"name": "master", "value": MASTER}, "functions": {"f": [{"name": "a", "value": HOST}]}},
-         "functions.f must be"),
-        ({"masterKey": {"name": "master", "value": MASTER}, "functions": {"f": {"keys": [{"name": "a", "value": 5}]}}},
-         r"functions.f.keys\[0\].value"),
+        (
+            {"masterKey": {"name": "master", "value": MASTER}, "functionKeys": [{"value": HOST}]},
+            r"functionKeys\[0\].name",
+        ),
+        (
+            {
+                "masterKey": {"name": "master", "value": MASTER},
+                "functionKeys": [{"name": "a", "value": HOST}, {"name": "A", "value": "x"}],
+            },
+            "two keys named",
+        ),
+        (
+            {"masterKey": {"name": "master", "value": MASTER}, "functions": {"f": [{"name": "a", "value": HOST}]}},
+            "functions.f must be",
+        ),
+        (
+            {
+                "masterKey": {"name": "master", "value": MASTER},
+                "functions": {"f": {"keys": [{"name": "a", "value": 5}]}},
+            },
+            r"functions.f.keys\[0\].value",
+        ),
         ({"masterKey": {"name": "master", "value": MASTER}, "hostKeys": []}, "unknown field"),
     ],
 )
@@ -191,14 +210,17 @@ def test_redact_query() -> None:
     assert redact_query("/api/items/1") == "/api/items/1"
     assert redact_query(f"/api/x?a=1&code={HOST}&b=2") == f"/api/x?a=1&code={REDACTED}&b=2"
     assert redact_query(f"/api/x?CODE={HOST}&c%6Fde={HOST}&codes=kept") == (
-        f"/api/x?CODE={REDACTED}&c%6Fde={REDACTED}&codes=kept")
+        f"/api/x?CODE={REDACTED}&c%6Fde={REDACTED}&codes=kept"
+    )
 
 
 def test_redactor_removes_known_values_and_key_shapes() -> None:
     redactor = Redactor()
     redactor.add([HOST, ""])
-    text = (f"GET http://h/api/x?code=abc&z=1 'x-functions-key': 'hdr-value' X-Functions-Key: other "
-            f"and {HOST} in a traceback")
+    text = (
+        f"GET http://h/api/x?code=abc&z=1 'x-functions-key': 'hdr-value' X-Functions-Key: other "
+        f"and {HOST} in a traceback"
+    )
     out = redactor.redact(text)
     for secret in ("abc", "hdr-value", "other", HOST):
         assert secret not in out

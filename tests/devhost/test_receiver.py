@@ -28,16 +28,23 @@ def receiver_url() -> Iterator[str]:
 
 
 def post(url: str, fmt: str, tamper: bool = False) -> httpx.Response:
-    message = render_event(fmt, event_id="evt-1", status="succeeded", time="2024-05-01T12:00:00.000Z",
-                           subject="op-1", data={"id": "op-1", "status": "succeeded", "result": {"a": 1}})
+    message = render_event(
+        fmt,
+        event_id="evt-1",
+        status="succeeded",
+        time="2024-05-01T12:00:00.000Z",
+        subject="op-1",
+        data={"id": "op-1", "status": "succeeded", "result": {"a": 1}},
+    )
     keys = parse_webhook_secrets(DEV_WEBHOOK_SECRET)
     headers = webhook_headers(keys, "evt-1", int(time.time()), message.body, message.headers)
     return httpx.post(url, content=message.body + (b" " if tamper else b""), headers=headers)
 
 
 @pytest.mark.parametrize("fmt", ["binary", "structured"])
-def test_receiver_verifies_and_reads_both_modes(receiver_url: str, fmt: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_receiver_verifies_and_reads_both_modes(
+    receiver_url: str, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert post(receiver_url, fmt).status_code == 204
     printed = capsys.readouterr().out
     assert f"webhook verified ({fmt}): type=workbook.operation.succeeded id=evt-1 operation=op-1" in printed

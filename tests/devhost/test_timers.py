@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(120)
 MASTER = "timers-master-TWFzdGVyS2V5"
 HOST_KEY = "timers-host-SG9zdEtleQ"
 
-TIMER_APP = '''
+TIMER_APP = """
 import json
 import os
 import pathlib
@@ -66,7 +66,7 @@ def switched_off(timer: func.TimerRequest) -> None:
 @app.route(route="ping", methods=["GET"])
 def ping(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("pong")
-'''
+"""
 
 
 def records(directory: Path, kind: str) -> list[dict[str, object]]:
@@ -78,8 +78,11 @@ def start(tmp: Path, keys: bool) -> DevhostProcess:
     app_dir.mkdir()
     (app_dir / "function_app.py").write_text(TIMER_APP)
     (app_dir / "host.json").write_text(json.dumps({"version": "2.0"}))
-    env = {"TIMER_RECORDS": str(tmp / "records"), "OFTEN_SCHEDULE": "*/2 * * * * *",
-           "AzureWebJobs.switched_off.Disabled": "true"}
+    env = {
+        "TIMER_RECORDS": str(tmp / "records"),
+        "OFTEN_SCHEDULE": "*/2 * * * * *",
+        "AzureWebJobs.switched_off.Disabled": "true",
+    }
     if keys:
         write_keys_file(tmp / "keys.json", master=MASTER, host_keys={"default": HOST_KEY})
         env["DEVHOST_KEYS_FILE"] = str(tmp / "keys.json")
@@ -94,16 +97,16 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevhostPro
     host.stop()
 
 
-def test_timer_functions_are_listed_scheduled_and_disabled_ones_skipped(
-        keyed: tuple[DevhostProcess, Path]) -> None:
+def test_timer_functions_are_listed_scheduled_and_disabled_ones_skipped(keyed: tuple[DevhostProcess, Path]) -> None:
     host, directory = keyed
     listing = "\n".join(host.stdout_lines)
     assert "yearly: timerTrigger schedule='0 0 0 1 1 *'" in listing
     assert "often: timerTrigger schedule='*/2 * * * * *'" in listing  # %setting% resolved
     assert "skipped unsupported functions: switched_off" in listing  # AzureWebJobs.<name>.Disabled
     # every 2 s on the schedule; each run is told the next occurrence (schedule_status.Next)
-    runs = wait_until(lambda: len(records(directory, "often")) >= 2 and records(directory, "often"), 15,
-                      "two scheduled runs")
+    runs = wait_until(
+        lambda: len(records(directory, "often")) >= 2 and records(directory, "often"), 15, "two scheduled runs"
+    )
     assert all(run["past_due"] is False and run["status"]["Next"] for run in runs)  # type: ignore[index]
     assert any(run["status"]["Last"] for run in runs)  # type: ignore[index]  # the previous run
     assert len(records(directory, "startup")) == 1  # runOnStartup: once at start, not on its (yearly) schedule
@@ -119,17 +122,20 @@ def test_admin_route_runs_a_timer_now_with_the_master_key_only(keyed: tuple[Devh
     response = httpx.post(url, json={"input": ""}, headers={"x-functions-key": MASTER})
     assert response.status_code == 202
     wait_until(lambda: len(records(directory, "yearly")) == 1, 10, "the manual run")
-    assert httpx.post(f"{host.base_url}/admin/functions/YEARLY", json={"input": ""},
-                      params={"code": MASTER}).status_code == 202  # names are case-insensitive; code= works
+    assert (
+        httpx.post(f"{host.base_url}/admin/functions/YEARLY", json={"input": ""}, params={"code": MASTER}).status_code
+        == 202
+    )  # names are case-insensitive; code= works
     wait_until(lambda: len(records(directory, "yearly")) == 2, 10, "the second manual run")
-    unknown = httpx.post(f"{host.base_url}/admin/functions/nothing", json={"input": ""},
-                         headers={"x-functions-key": MASTER})
+    unknown = httpx.post(
+        f"{host.base_url}/admin/functions/nothing", json={"input": ""}, headers={"x-functions-key": MASTER}
+    )
     assert unknown.status_code == 404
-    disabled = httpx.post(f"{host.base_url}/admin/functions/switched_off", json={"input": ""},
-                          headers={"x-functions-key": MASTER})
+    disabled = httpx.post(
+        f"{host.base_url}/admin/functions/switched_off", json={"input": ""}, headers={"x-functions-key": MASTER}
+    )
     assert disabled.status_code == 404 and records(directory, "off") == []
-    assert httpx.get(f"{host.base_url}/admin/functions/yearly",
-                     headers={"x-functions-key": MASTER}).status_code == 405
+    assert httpx.get(f"{host.base_url}/admin/functions/yearly", headers={"x-functions-key": MASTER}).status_code == 405
     bad = httpx.post(url, content=b"[1]", headers={"x-functions-key": MASTER})
     assert bad.status_code == 400
 

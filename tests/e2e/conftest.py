@@ -63,11 +63,16 @@ def make_bridge(azurite: AzuritePorts, emulator: Emulator, log_dir: Path) -> Ite
 
     def make(name: str, extra_args: list[str] | None = None, **overrides: str) -> Bridge:
         port = free_port()
-        settings = {"POLL_QUEUE": f"{name}-polls", "WEBHOOK_QUEUE": f"{name}-hooks",
-                    "OPERATIONS_TABLE": f"{name.replace('-', '')}ops", "POLL_MAX_DELAY_SECONDS": "2",
-                    "DURATION_HISTORY_TABLE": f"{name.replace('-', '')}durations",
-                    "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS": "1", "WEBHOOK_RETRY_WINDOW_SECONDS": "30",
-                    **overrides}
+        settings = {
+            "POLL_QUEUE": f"{name}-polls",
+            "WEBHOOK_QUEUE": f"{name}-hooks",
+            "OPERATIONS_TABLE": f"{name.replace('-', '')}ops",
+            "POLL_MAX_DELAY_SECONDS": "2",
+            "DURATION_HISTORY_TABLE": f"{name.replace('-', '')}durations",
+            "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS": "1",
+            "WEBHOOK_RETRY_WINDOW_SECONDS": "30",
+            **overrides,
+        }
         env = bridge_environment(azurite, int(emulator.url.rsplit(":", 1)[1]), **settings)
         service = start_function_app(port, env, log_dir, name=f"functions-{name}", extra_args=extra_args)
         bridge = Bridge(service, port, env, azurite, client, log_dir)
@@ -87,6 +92,7 @@ def bridge(make_bridge: BridgeFactory) -> Bridge:
 
 
 def restart(bridge: Bridge, extra_args: list[str] | None = None) -> Service:
-    bridge.service = start_function_app(bridge.port, bridge.env, bridge.log_dir,
-                                        name=bridge.service.name, extra_args=extra_args)
+    bridge.service = start_function_app(
+        bridge.port, bridge.env, bridge.log_dir, name=bridge.service.name, extra_args=extra_args
+    )
     return bridge.service

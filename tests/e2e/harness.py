@@ -180,18 +180,21 @@ class Bridge:
         return self.client.post(f"{self.api}/operations", json=body, headers=headers)
 
     def post_raw(self, content: bytes, **headers: str) -> httpx.Response:
-        return self.client.post(f"{self.api}/operations", content=content,
-                                headers={"content-type": "application/json", **headers})
+        return self.client.post(
+            f"{self.api}/operations", content=content, headers={"content-type": "application/json", **headers}
+        )
 
     def status(self, operation_id: str) -> httpx.Response:
         return self.client.get(f"{self.api}/operations/{operation_id}")
 
     def wait_done(self, operation_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Follow the status endpoint until it stops answering 202 (as Logic Apps would)."""
+
         def done() -> dict[str, Any] | None:
             response = self.status(operation_id)
             assert response.status_code in (200, 202), response.text
             return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+
         return wait_for(done, timeout, f"operation {operation_id} to finish", interval=0.2)  # type: ignore[no-any-return]
 
     @property
@@ -200,8 +203,9 @@ class Bridge:
 
     @property
     def queue(self) -> QueueClient:
-        return QueueClient.from_connection_string(self.storage.connection_string, self.env["POLL_QUEUE"],
-                                                  message_decode_policy=TextBase64DecodePolicy())
+        return QueueClient.from_connection_string(
+            self.storage.connection_string, self.env["POLL_QUEUE"], message_decode_policy=TextBase64DecodePolicy()
+        )
 
     def entity(self, operation_id: str) -> dict[str, Any]:
         with self.table as table:

@@ -26,6 +26,9 @@ def _unroutable(path_parameters: dict[str, Any] | None) -> bool:
 @schemathesis.hook
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
     """False drops the failure (schemathesis hook_specs: "Drop check failures that fail the predicate")."""
-    from_host_router = (response.status_code == 404 and response.content.strip() == HOST_404
-                        and str(response.headers.get("content-type", [""])[0]).startswith("text/plain"))
+    from_host_router = (
+        response.status_code == 404
+        and response.content.strip() == HOST_404
+        and str(response.headers.get("content-type", [""])[0]).startswith("text/plain")
+    )
     return not (from_host_router and _unroutable(case.path_parameters))

@@ -19,8 +19,10 @@ from typing import Any
 
 # Table service error body, as Azure answers an entity whose property is too large
 # (learn.microsoft.com, "Table service error codes": PropertyValueTooLarge, 400).
-_ERROR_BODY = (b'{"odata.error":{"code":"PropertyValueTooLarge","message":{"lang":"en-US",'
-               b'"value":"injected by the test fault proxy"}}}')
+_ERROR_BODY = (
+    b'{"odata.error":{"code":"PropertyValueTooLarge","message":{"lang":"en-US",'
+    b'"value":"injected by the test fault proxy"}}}'
+)
 
 
 @dataclass
@@ -52,8 +54,12 @@ class FaultProxy:
     def match(self, method: str, path: str, body: bytes) -> Rule | None:
         with self.lock:
             for rule in self.rules:
-                if (rule.hits < rule.count and rule.method == method and rule.path_contains in path
-                        and re.search(rule.body_pattern.encode(), body)):
+                if (
+                    rule.hits < rule.count
+                    and rule.method == method
+                    and rule.path_contains in path
+                    and re.search(rule.body_pattern.encode(), body)
+                ):
                     rule.hits += 1
                     return rule
         return None

@@ -35,21 +35,37 @@ NOT_APPLICABLE = ["ignored_auth", "positive_data_acceptance", "use_after_free"]
 
 def test_the_api_keeps_its_openapi_contract(make_bridge: BridgeFactory, tmp_path: Path) -> None:
     bridge = make_bridge("schema")
-    args = [str(SCHEMATHESIS), "run", f"{bridge.api}/openapi.json", "--checks", "all",
-            "--exclude-checks", ",".join(NOT_APPLICABLE), "--max-examples", str(EXAMPLES), "--seed", str(SEED),
-            # one worker: with two, CPython 3.11's ast.parse (in hypothesis) raises "AST constructor recursion
-            # depth mismatch" from a worker thread, an error of the tool, not a finding about the API
-            "--workers", "1", "--request-timeout", "30", "--no-color",
-            # a slow answer is still a finding, but a shared 2-core CI machine under load took 10.8 s once
-            # for a cheap 409: the bound is for hangs, not for speed (speed is measured in bench/)
-            "--max-response-time", "30"]
+    args = [
+        str(SCHEMATHESIS),
+        "run",
+        f"{bridge.api}/openapi.json",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        ",".join(NOT_APPLICABLE),
+        "--max-examples",
+        str(EXAMPLES),
+        "--seed",
+        str(SEED),
+        # one worker: with two, CPython 3.11's ast.parse (in hypothesis) raises "AST constructor recursion
+        # depth mismatch" from a worker thread, an error of the tool, not a finding about the API
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--no-color",
+        # a slow answer is still a finding, but a shared 2-core CI machine under load took 10.8 s once
+        # for a cheap 409: the bound is for hangs, not for speed (speed is measured in bench/)
+        "--max-response-time",
+        "30",
+    ]
     if SECONDS:
         args += ["--max-time", SECONDS]  # schemathesis: "fuzzing and stateful testing repeat until it is spent"
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
     limit = float(SECONDS or 0) + 60 + EXAMPLES * 6  # a hung run fails instead of stalling make test
     done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=limit, check=False)
     output = done.stdout + done.stderr
-    summary = output[output.rfind("SUMMARY"):] if "SUMMARY" in output else output[-3000:]
+    summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-3000:]
     print(f"\nschemathesis, {EXAMPLES} examples per operation, seed {SEED}:\n{summary}")
     assert done.returncode == 0, output[-20000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", output)

@@ -13,8 +13,11 @@ from .conftest import BridgeFactory
 from .harness import Bridge, Emulator, new_item
 
 ITEM = new_item()
-GOOD = {"workbook": f"/me/drive/items/{ITEM}", "action": "createTableRow",
-        "parameters": {"table": "T", "values": [[1]]}}
+GOOD = {
+    "workbook": f"/me/drive/items/{ITEM}",
+    "action": "createTableRow",
+    "parameters": {"table": "T", "values": [[1]]},
+}
 
 CASES: list[tuple[str, Any, str]] = [
     ("empty body", b"", "body"),
@@ -23,12 +26,23 @@ CASES: list[tuple[str, Any, str]] = [
     # Issue 9: each of these was a 500 (RecursionError, ValueError) or was sent on to Graph as invalid JSON
     ("nested 5000 deep", b'{"workbook": ' + b"[" * 5000 + b"]" * 5000 + b"}", "body"),
     ("integer of 4301 digits", b'{"action": "createSession", "workbook": ' + b"9" * 4301 + b"}", "body"),
-    ("NaN", b'{"workbook": "/me/drive/items/X", "action": "createTableRow",'
-            b' "parameters": {"table": "T", "values": [[NaN]]}}', "body"),
-    ("Infinity", b'{"workbook": "/me/drive/items/X", "action": "createTableRow",'
-                 b' "parameters": {"table": "T", "values": [[Infinity, 1e999]]}}', "body"),
-    ("duplicate key", b'{"workbook": "/me/drive/items/X", "workbook": "/me/drive/items/Y",'
-                      b' "action": "createSession"}', "body"),
+    (
+        "NaN",
+        b'{"workbook": "/me/drive/items/X", "action": "createTableRow",'
+        b' "parameters": {"table": "T", "values": [[NaN]]}}',
+        "body",
+    ),
+    (
+        "Infinity",
+        b'{"workbook": "/me/drive/items/X", "action": "createTableRow",'
+        b' "parameters": {"table": "T", "values": [[Infinity, 1e999]]}}',
+        "body",
+    ),
+    (
+        "duplicate key",
+        b'{"workbook": "/me/drive/items/X", "workbook": "/me/drive/items/Y", "action": "createSession"}',
+        "body",
+    ),
     ("no workbook", {"action": "createSession"}, "workbook"),
     ("path workbook", {**GOOD, "workbook": "/me/drive/root:/a.xlsx:"}, "workbook"),
     ("traversal", {**GOOD, "workbook": "/me/drive/items/../../admin"}, "workbook"),
@@ -38,17 +52,22 @@ CASES: list[tuple[str, Any, str]] = [
     ("values with object", {**GOOD, "parameters": {"table": "T", "values": [[{"a": 1}]]}}, "parameters.values"),
     ("no table", {**GOOD, "parameters": {"values": [[1]]}}, "parameters.table"),
     ("negative index", {**GOOD, "parameters": {"table": "T", "values": [[1]], "index": -1}}, "parameters.index"),
-    ("delete without index", {**GOOD, "action": "deleteTableRow", "parameters": {"table": "T"}},
-     "parameters.index"),
-    ("persistChanges not bool", {**GOOD, "action": "createSession", "parameters": {"persistChanges": "yes"}},
-     "parameters.persistChanges"),
+    ("delete without index", {**GOOD, "action": "deleteTableRow", "parameters": {"table": "T"}}, "parameters.index"),
+    (
+        "persistChanges not bool",
+        {**GOOD, "action": "createSession", "parameters": {"persistChanges": "yes"}},
+        "parameters.persistChanges",
+    ),
     ("session id with spaces", {**GOOD, "sessionId": "a b"}, "sessionId"),
     ("callback not a url", {**GOOD, "callbackUrl": "not a url"}, "callbackUrl"),
     ("callback with userinfo", {**GOOD, "callbackUrl": "https://user:pw@example.com/hook"}, "callbackUrl"),
     ("client reference too long", {**GOOD, "clientReference": "x" * 300}, "clientReference"),
     ("operation url not an operation", {"operationUrl": "{graph}/me/drive/items/x/workbook/tables"}, "operationUrl"),
-    ("both workbook and operationUrl", {**GOOD, "operationUrl": "{graph}/me/drive/items/x/workbook/operations/y"},
-     "workbook"),
+    (
+        "both workbook and operationUrl",
+        {**GOOD, "operationUrl": "{graph}/me/drive/items/x/workbook/operations/y"},
+        "workbook",
+    ),
 ]
 
 
@@ -59,8 +78,9 @@ def quiet(make_bridge: BridgeFactory) -> Bridge:
 
 
 @pytest.mark.parametrize(("name", "body", "field"), CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_a_problem_naming_the_field(quiet: Bridge, emulator: Emulator, name: str, body: Any,
-                                                  field: str) -> None:
+def test_bad_input_is_a_problem_naming_the_field(
+    quiet: Bridge, emulator: Emulator, name: str, body: Any, field: str
+) -> None:
     if isinstance(body, bytes):
         response = quiet.post_raw(body)
     else:
@@ -86,16 +106,23 @@ def test_bad_idempotency_key_is_refused_before_anything(quiet: Bridge, emulator:
 def test_graph_rejection_at_start_stores_nothing(quiet: Bridge, emulator: Emulator) -> None:
     item = new_item()
     emulator.scenario(item, startError={"status": 403, "error": {"code": "accessDenied", "message": "No"}})
-    response = quiet.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"},
-                           **{"Idempotency-Key": f"k-{item}"})
+    response = quiet.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession"}, **{"Idempotency-Key": f"k-{item}"}
+    )
     assert response.status_code == 403 and response.json()["code"] == "accessDenied"
     assert quiet.entities() == [] and quiet.queued() == 0  # the idempotency claim was released too
 
 
 def test_graph_busy_at_start_is_503_with_retry_after(quiet: Bridge, emulator: Emulator) -> None:
     item = new_item()
-    emulator.scenario(item, startError={"status": 429, "headers": {"Retry-After": "7.5"},
-                                        "error": {"code": "tooManyRequests", "message": "busy"}})
+    emulator.scenario(
+        item,
+        startError={
+            "status": 429,
+            "headers": {"Retry-After": "7.5"},
+            "error": {"code": "tooManyRequests", "message": "busy"},
+        },
+    )
     response = quiet.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"})
     assert response.status_code == 503 and response.headers["retry-after"] == "8"
     # Nothing of the operation is stored; the workbook's lane remembers Graph's throttle for its siblings.
@@ -106,8 +133,11 @@ def test_graph_busy_at_start_is_503_with_retry_after(quiet: Bridge, emulator: Em
     quiet.table.delete_entity(lanes[0]["PartitionKey"], lanes[0]["RowKey"])  # the next tests expect an empty table
 
 
-@pytest.mark.parametrize("top", ["\u00b2", "\u0663", "9" * 5000, "0", "101", "-1", " 7"],
-                         ids=["superscript two", "arabic-indic three", "5000 digits", "0", "101", "-1", "space 7"])
+@pytest.mark.parametrize(
+    "top",
+    ["\u00b2", "\u0663", "9" * 5000, "0", "101", "-1", " 7"],
+    ids=["superscript two", "arabic-indic three", "5000 digits", "0", "101", "-1", "space 7"],
+)
 def test_a_bad_top_is_a_problem_naming_top(quiet: Bridge, top: str) -> None:
     """`str.isdigit` passed "²" (which int() refuses: a 500) and "٣" (which int() reads as 3)."""
     response = quiet.client.get(f"{quiet.api}/operations", params={"top": top})

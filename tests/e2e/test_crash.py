@@ -11,8 +11,7 @@ OPERATIONS = 32
 RUNNING_POLLS = 4
 
 
-def test_kill_and_restart_mid_flight(make_bridge: BridgeFactory, emulator: Emulator,
-                                     receiver: WebhookReceiver) -> None:
+def test_kill_and_restart_mid_flight(make_bridge: BridgeFactory, emulator: Emulator, receiver: WebhookReceiver) -> None:
     lease = ["--lease-seconds", "4"]
     bridge = make_bridge("crash", extra_args=lease, POLL_MAX_DELAY_SECONDS="1")
     items, hooks, ids = [], [], []
@@ -21,8 +20,7 @@ def test_kill_and_restart_mid_flight(make_bridge: BridgeFactory, emulator: Emula
         # A slow Graph keeps invocations mid-request, so the kill interrupts real work.
         emulator.scenario(item, runningPolls=RUNNING_POLLS, operationLatencySeconds=0.5)
         hook = receiver.new_url()
-        response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                                 "callbackUrl": hook})
+        response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook})
         assert response.status_code == 201, response.text
         items.append(item)
         hooks.append(hook)

@@ -64,12 +64,26 @@ def entra(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     for n, blob in enumerate(server.cert_chain_pems):
         blob.write_to_path(str(folder / "server.pem"), append=n > 0)
     server.private_key_pem.write_to_path(str(folder / "server.key"))
-    service = start_emulator(free_port(), log_dir, name="emulator-tls", extra_args=[
-        "--tls-cert", str(folder / "server.pem"), "--tls-key", str(folder / "server.key"), "--tenant-id", TENANT])
+    service = start_emulator(
+        free_port(),
+        log_dir,
+        name="emulator-tls",
+        extra_args=[
+            "--tls-cert",
+            str(folder / "server.pem"),
+            "--tls-key",
+            str(folder / "server.key"),
+            "--tenant-id",
+            TENANT,
+        ],
+    )
     with httpx.Client(verify=ssl.create_default_context(cafile=str(folder / "ca.pem")), timeout=20) as client:
         emulator = Entra(service, service.url, folder / "ca.pem", client)
-        emulator.admin("PUT", f"/entra/clients/{CLIENT}", {"secret": CLIENT_SECRET, "apiScopes": ["access_as_user"],
-                                                           "appRoles": ["Operations.ReadAll"]})
+        emulator.admin(
+            "PUT",
+            f"/entra/clients/{CLIENT}",
+            {"secret": CLIENT_SECRET, "apiScopes": ["access_as_user"], "appRoles": ["Operations.ReadAll"]},
+        )
         for upn in USERS.values():
             emulator.admin("PUT", f"/entra/users/{upn}", {"tid": TENANT})
         emulator.admin("PUT", "/config", {"strictDelegated": True})
@@ -92,9 +106,15 @@ def tls_env(entra: Entra) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def delegated(make_bridge: BridgeFactory, entra: Entra) -> Bridge:
-    return make_bridge("delegated", GRAPH_AUTH="delegated", DELEGATED_TENANT_ID=TENANT, DELEGATED_CLIENT_ID=CLIENT,
-                       DELEGATED_CLIENT_SECRET=CLIENT_SECRET, TOKEN_SEALING_KEYS=f"seal1:{SEALING_KEY}",
-                       **tls_env(entra))
+    return make_bridge(
+        "delegated",
+        GRAPH_AUTH="delegated",
+        DELEGATED_TENANT_ID=TENANT,
+        DELEGATED_CLIENT_ID=CLIENT,
+        DELEGATED_CLIENT_SECRET=CLIENT_SECRET,
+        TOKEN_SEALING_KEYS=f"seal1:{SEALING_KEY}",
+        **tls_env(entra),
+    )
 
 
 def as_user(token: str) -> dict[str, str]:
@@ -103,8 +123,11 @@ def as_user(token: str) -> dict[str, str]:
 
 def start(bridge: Bridge, entra: Entra, token: str, item: str, **scenario: Any) -> httpx.Response:
     entra.admin("PUT", f"/scenarios/{item}", scenario or {"runningPolls": 2})
-    return bridge.client.post(f"{bridge.api}/operations", headers=as_user(token),
-                              json={"workbook": f"/me/drive/items/{item}", "action": "createSession"})
+    return bridge.client.post(
+        f"{bridge.api}/operations",
+        headers=as_user(token),
+        json={"workbook": f"/me/drive/items/{item}", "action": "createSession"},
+    )
 
 
 def finished(bridge: Bridge, operation_id: str, token: str) -> dict[str, Any]:
@@ -112,6 +135,7 @@ def finished(bridge: Bridge, operation_id: str, token: str) -> dict[str, Any]:
         response = bridge.client.get(f"{bridge.api}/operations/{operation_id}", headers=as_user(token))
         assert response.status_code in (200, 202), response.text
         return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+
     return wait_for(done, 60, f"{operation_id} to finish", interval=0.2)  # type: ignore[no-any-return]
 
 
@@ -161,8 +185,11 @@ def test_an_operation_outliving_the_callers_token_fails_clearly(delegated: Bridg
 )
 def test_bad_tokens_get_401_problems(delegated: Bridge, entra: Entra, make: Any, reason: str) -> None:
     token = make(entra)
-    response = delegated.client.post(f"{delegated.api}/operations", headers=as_user(token) if token else {},
-                                     json={"workbook": "/me/drive/items/01X", "action": "createSession"})
+    response = delegated.client.post(
+        f"{delegated.api}/operations",
+        headers=as_user(token) if token else {},
+        json={"workbook": "/me/drive/items/01X", "action": "createSession"},
+    )
     assert response.status_code == 401 and reason in response.json()["detail"]
     assert response.headers["content-type"].startswith("application/problem+json")
 
@@ -188,21 +215,30 @@ def test_no_token_or_key_material_anywhere(make_bridge: BridgeFactory, delegated
     record = finished(delegated, response.json()["id"], token)
     assert record["status"] == "succeeded"
     # Queue messages are consumed as they are handled; a twin bridge with its functions disabled keeps them.
-    frozen = make_bridge("frozen", GRAPH_AUTH="delegated", DELEGATED_TENANT_ID=TENANT, DELEGATED_CLIENT_ID=CLIENT,
-                         DELEGATED_CLIENT_SECRET=CLIENT_SECRET, TOKEN_SEALING_KEYS=f"seal1:{SEALING_KEY}",
-                         POLL_INITIAL_DELAY_SECONDS="0", **tls_env(entra),
-                         **{"AzureWebJobs.poll_operation.Disabled": "true"})
+    frozen = make_bridge(
+        "frozen",
+        GRAPH_AUTH="delegated",
+        DELEGATED_TENANT_ID=TENANT,
+        DELEGATED_CLIENT_ID=CLIENT,
+        DELEGATED_CLIENT_SECRET=CLIENT_SECRET,
+        TOKEN_SEALING_KEYS=f"seal1:{SEALING_KEY}",
+        POLL_INITIAL_DELAY_SECONDS="0",
+        **tls_env(entra),
+        **{"AzureWebJobs.poll_operation.Disabled": "true"},
+    )
     kept = start(frozen, entra, token, new_item())
     assert kept.status_code == 202
     with frozen.queue as queue:
         messages = wait_for(lambda: [m.content for m in queue.peek_messages(max_messages=32)], 20, "a queued poll")
-    haystack = "\n".join([
-        delegated.service.log_path.read_text(errors="replace"),
-        frozen.service.log_path.read_text(errors="replace"),
-        json.dumps(delegated.entities(), default=str),
-        json.dumps(frozen.entities(), default=str),
-        *messages,
-    ])
+    haystack = "\n".join(
+        [
+            delegated.service.log_path.read_text(errors="replace"),
+            frozen.service.log_path.read_text(errors="replace"),
+            json.dumps(delegated.entities(), default=str),
+            json.dumps(frozen.entities(), default=str),
+            *messages,
+        ]
+    )
     secrets = [token, token.split(".")[2], CLIENT_SECRET, SEALING_KEY, os.environ.get("NEVER", "\x00")]
     for secret in secrets:
         assert secret not in haystack, f"found secret material ({secret[:6]}...)"
@@ -215,9 +251,15 @@ def test_no_token_or_key_material_anywhere(make_bridge: BridgeFactory, delegated
 
 
 def test_a_retired_sealing_key_fails_the_operation_clearly(make_bridge: BridgeFactory, entra: Entra) -> None:
-    bridge = make_bridge("retired", GRAPH_AUTH="delegated", DELEGATED_TENANT_ID=TENANT, DELEGATED_CLIENT_ID=CLIENT,
-                         DELEGATED_CLIENT_SECRET=CLIENT_SECRET, TOKEN_SEALING_KEYS=f"old:{SEALING_KEY}",
-                         **tls_env(entra))
+    bridge = make_bridge(
+        "retired",
+        GRAPH_AUTH="delegated",
+        DELEGATED_TENANT_ID=TENANT,
+        DELEGATED_CLIENT_ID=CLIENT,
+        DELEGATED_CLIENT_SECRET=CLIENT_SECRET,
+        TOKEN_SEALING_KEYS=f"old:{SEALING_KEY}",
+        **tls_env(entra),
+    )
     token = entra.user_token("bob")
     response = start(bridge, entra, token, new_item(), runningPolls=10_000)
     assert response.status_code == 202, response.text
@@ -230,24 +272,37 @@ def test_a_retired_sealing_key_fails_the_operation_clearly(make_bridge: BridgeFa
     assert "'old'" in record["error"]["message"] and "retired" in record["error"]["message"]
 
 
-def test_the_app_can_prove_itself_with_a_certificate(make_bridge: BridgeFactory, entra: Entra,
-                                                      tmp_path: Path) -> None:
+def test_the_app_can_prove_itself_with_a_certificate(make_bridge: BridgeFactory, entra: Entra, tmp_path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "excel-bridge-api")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     client = "c3e7a1d0-0000-4000-8000-0000000c3e7a"
-    entra.admin("PUT", f"/entra/clients/{client}", {"apiScopes": ["access_as_user"],
-                                                    "certificates": [cert_pem.decode()]})
-    bridge = make_bridge("certificate", GRAPH_AUTH="delegated", DELEGATED_TENANT_ID=TENANT, DELEGATED_CLIENT_ID=client,
-                         DELEGATED_CLIENT_CERTIFICATE=base64.b64encode(key_pem + cert_pem).decode(),
-                         TOKEN_SEALING_KEYS=f"seal1:{SEALING_KEY}",
-                         **{**tls_env(entra), "DEVHOST_AUTH_AUDIENCES": f"api://{client}"})
+    entra.admin(
+        "PUT", f"/entra/clients/{client}", {"apiScopes": ["access_as_user"], "certificates": [cert_pem.decode()]}
+    )
+    bridge = make_bridge(
+        "certificate",
+        GRAPH_AUTH="delegated",
+        DELEGATED_TENANT_ID=TENANT,
+        DELEGATED_CLIENT_ID=client,
+        DELEGATED_CLIENT_CERTIFICATE=base64.b64encode(key_pem + cert_pem).decode(),
+        TOKEN_SEALING_KEYS=f"seal1:{SEALING_KEY}",
+        **{**tls_env(entra), "DEVHOST_AUTH_AUDIENCES": f"api://{client}"},
+    )
     token = entra.user_token("ada", audience=f"api://{client}")
     item = new_item()
     response = start(bridge, entra, token, item)

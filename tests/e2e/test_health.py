@@ -15,8 +15,9 @@ def test_health_is_503_when_storage_goes_away(emulator: Emulator, log_dir: Path)
     ports = AzuritePorts(free_port(), free_port(), free_port())
     storage = start_azurite(ports, log_dir / "health-azurite")
     port = free_port()
-    env = bridge_environment(ports, int(emulator.url.rsplit(":", 1)[1]), POLL_QUEUE="health-polls",
-                            WEBHOOK_QUEUE="health-hooks")
+    env = bridge_environment(
+        ports, int(emulator.url.rsplit(":", 1)[1]), POLL_QUEUE="health-polls", WEBHOOK_QUEUE="health-hooks"
+    )
     app = start_function_app(port, env, log_dir, name="functions-health")
     try:
         url = f"http://127.0.0.1:{port}/api/health"

@@ -22,8 +22,14 @@ SESSION = "lane-session"  # createTableRow is asynchronous only inside a session
 
 
 def _row(bridge: Bridge, item: str, n: int) -> dict[str, Any]:
-    response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createTableRow",
-                             "sessionId": SESSION, "parameters": {"table": "T", "values": [[n]]}})
+    response = bridge.start(
+        {
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createTableRow",
+            "sessionId": SESSION,
+            "parameters": {"table": "T", "values": [[n]]},
+        }
+    )
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -66,21 +72,24 @@ def test_lane_order_is_arrival_order(make_bridge: BridgeFactory, emulator: Emula
 
 def test_a_killed_holder_frees_the_lane_after_its_lease(make_bridge: BridgeFactory, emulator: Emulator) -> None:
     lease = 6
-    bridge = make_bridge("lane-kill", WORKBOOK_CONCURRENCY="1", LANE_LEASE_SECONDS=str(lease),
-                         POLL_MAX_DELAY_SECONDS="1")
+    bridge = make_bridge(
+        "lane-kill", WORKBOOK_CONCURRENCY="1", LANE_LEASE_SECONDS=str(lease), POLL_MAX_DELAY_SECONDS="1"
+    )
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)  # the holder's Graph operation never ends by itself
     holder = _row(bridge, item, 0)
     waiter = _row(bridge, item, 1)
     assert waiter["status"] == "waiting"
-    wait_for(lambda: len(_polls_of(emulator, item, _starts(emulator, item)[0]["operationId"])) >= 1, 30,
-             "the holder polling")
+    wait_for(
+        lambda: len(_polls_of(emulator, item, _starts(emulator, item)[0]["operationId"])) >= 1, 30, "the holder polling"
+    )
     bridge.service.kill()
     # Its poll chain is lost as well (a message gone for good): the record's generation moves on, so every message
     # of that chain is stale; nothing will renew the holder's lease any more.
     entity = bridge.table.get_entity(holder["id"], "operation")
-    bridge.table.update_entity({"PartitionKey": holder["id"], "RowKey": "operation",
-                                "Generation": int(entity["Generation"]) + 100})
+    bridge.table.update_entity(
+        {"PartitionKey": holder["id"], "RowKey": "operation", "Generation": int(entity["Generation"]) + 100}
+    )
     restart(bridge)
     lease_until = _lane(bridge, item)["holders"][0][2]
     assert _lane(bridge, item)["holders"][0][0] == holder["id"]
@@ -94,8 +103,7 @@ def test_a_killed_holder_frees_the_lane_after_its_lease(make_bridge: BridgeFacto
 
 
 def test_cancel_frees_the_lane_at_once(make_bridge: BridgeFactory, emulator: Emulator) -> None:
-    bridge = make_bridge("lane-cancel", WORKBOOK_CONCURRENCY="1", LANE_LEASE_SECONDS="600",
-                         POLL_MAX_DELAY_SECONDS="1")
+    bridge = make_bridge("lane-cancel", WORKBOOK_CONCURRENCY="1", LANE_LEASE_SECONDS="600", POLL_MAX_DELAY_SECONDS="1")
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)
     holder = _row(bridge, item, 0)
@@ -117,9 +125,11 @@ def test_cancel_frees_the_lane_at_once(make_bridge: BridgeFactory, emulator: Emu
 
 
 def _graph_operation(emulator: Emulator, item: str, token: str) -> str:
-    started = emulator.client.post(f"{emulator.graph}/drives/d1/items/{item}/workbook/createSession",
-                                   json={"persistChanges": True},
-                                   headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"})
+    started = emulator.client.post(
+        f"{emulator.graph}/drives/d1/items/{item}/workbook/createSession",
+        json={"persistChanges": True},
+        headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"},
+    )
     assert started.status_code == 202, started.text
     return started.headers["location"]
 
@@ -137,8 +147,9 @@ def test_429_on_one_chain_slows_its_siblings(make_bridge: BridgeFactory, emulato
     graph_ops = [location.split("/operations/", 1)[1].split("?", 1)[0] for location in locations]
     wait_for(lambda: all(len(_polls_of(emulator, item, g)) >= 2 for g in graph_ops), 30, "both chains polling")
     # Graph throttles the workbook: the next poll of either operation gets 429 with Retry-After.
-    emulator.scenario(item, runningPolls=10_000,
-                      operationFaults=[{"status": 429, "headers": {"Retry-After": str(retry_after)}}])
+    emulator.scenario(
+        item, runningPolls=10_000, operationFaults=[{"status": 429, "headers": {"Retry-After": str(retry_after)}}]
+    )
 
     def throttled() -> dict[str, Any] | None:
         return next((r for r in emulator.requests(item=item, kind="operation") if r["status"] == 429), None)

@@ -27,9 +27,15 @@ def test_async_create_session_end_to_end(bridge: Bridge, emulator: Emulator, rec
     item = new_item()
     emulator.scenario(item, notStartedPolls=1, runningPolls=2)
     hook = receiver.new_url()
-    response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                             "parameters": {"persistChanges": True}, "callbackUrl": hook,
-                             "clientReference": "order-42"})
+    response = bridge.start(
+        {
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createSession",
+            "parameters": {"persistChanges": True},
+            "callbackUrl": hook,
+            "clientReference": "order-42",
+        }
+    )
     assert response.status_code == 201, response.text  # with a callbackUrl: a registered subscription
     record = response.json()
     assert response.headers["location"].startswith(f"{bridge.api}/status/{record['id']}?se=")
@@ -55,8 +61,9 @@ def test_async_create_session_end_to_end(bridge: Bridge, emulator: Emulator, rec
     assert event["specversion"] == "1.0" and event["type"] == "workbook.operation.succeeded"
     assert event["subject"] == record["id"] and delivery.headers["webhook-id"] == event["id"]
     assert event["data"]["result"] == done["result"]
-    delivered = wait_for(lambda: bridge.status(record["id"]).json()["webhook"]["state"] == "delivered",
-                         10, "webhook state recorded")
+    delivered = wait_for(
+        lambda: bridge.status(record["id"]).json()["webhook"]["state"] == "delivered", 10, "webhook state recorded"
+    )
     assert delivered
 
     polls = emulator.requests(item=item, kind="operation")
@@ -66,8 +73,13 @@ def test_async_create_session_end_to_end(bridge: Bridge, emulator: Emulator, rec
 def test_sync_create_session_answers_200(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
     emulator.scenario(item, mode="sync")
-    response = bridge.start({"workbook": f"/drives/b!drive-1/items/{item}", "action": "createSession",
-                             "parameters": {"persistChanges": False}})
+    response = bridge.start(
+        {
+            "workbook": f"/drives/b!drive-1/items/{item}",
+            "action": "createSession",
+            "parameters": {"persistChanges": False},
+        }
+    )
     assert response.status_code == 200, response.text
     record = response.json()
     assert record["status"] == "succeeded" and record["pollCount"] == 0
@@ -79,8 +91,14 @@ def test_sync_create_session_answers_200(bridge: Bridge, emulator: Emulator) -> 
 def test_create_and_delete_table_row(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
     workbook = f"/users/someone@contoso.com/drive/items/{item}"
-    created = bridge.start({"workbook": workbook, "action": "createTableRow", "sessionId": "session-abc",
-                            "parameters": {"table": "Table 1", "values": [[1, "two", True]]}})
+    created = bridge.start(
+        {
+            "workbook": workbook,
+            "action": "createTableRow",
+            "sessionId": "session-abc",
+            "parameters": {"table": "Table 1", "values": [[1, "two", True]]},
+        }
+    )
     assert created.status_code == 202, created.text
     row = bridge.wait_done(created.json()["id"])
     assert row["status"] == "succeeded"
@@ -89,21 +107,33 @@ def test_create_and_delete_table_row(bridge: Bridge, emulator: Emulator) -> None
     [start] = emulator.requests(item=item, kind="start")
     assert start["prefer"] == "respond-async" and start["workbookSessionId"] == "session-abc"
 
-    deleted = bridge.start({"workbook": workbook, "action": "deleteTableRow", "sessionId": "session-abc",
-                            "parameters": {"table": "Table 1", "index": 0}})
+    deleted = bridge.start(
+        {
+            "workbook": workbook,
+            "action": "deleteTableRow",
+            "sessionId": "session-abc",
+            "parameters": {"table": "Table 1", "index": 0},
+        }
+    )
     assert deleted.status_code == 202, deleted.text
     gone = bridge.wait_done(deleted.json()["id"])
     assert gone["status"] == "succeeded" and gone["result"] is None
     assert emulator.rows(item, "Table 1") == []
 
 
-def test_failed_operation_keeps_the_whole_error_chain(bridge: Bridge, emulator: Emulator,
-                                                       receiver: WebhookReceiver) -> None:
+def test_failed_operation_keeps_the_whole_error_chain(
+    bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=1, outcome="failed")
     hook = receiver.new_url()
-    response = bridge.start({"workbook": f"/sites/contoso.sharepoint.com,1,2/drive/items/{item}",
-                             "action": "createSession", "callbackUrl": hook})
+    response = bridge.start(
+        {
+            "workbook": f"/sites/contoso.sharepoint.com,1,2/drive/items/{item}",
+            "action": "createSession",
+            "callbackUrl": hook,
+        }
+    )
     done = bridge.wait_done(response.json()["id"])
     assert done["status"] == "failed"
     assert error_codes(done["error"]) == SEED_ERROR_CODES
@@ -114,9 +144,11 @@ def test_failed_operation_keeps_the_whole_error_chain(bridge: Bridge, emulator: 
 
 
 def _graph_token(emulator: Emulator) -> str:
-    response = emulator.client.get(f"{emulator.url}/msi/token",
-                                   params={"api-version": "2019-08-01", "resource": emulator.url},
-                                   headers={"X-IDENTITY-HEADER": "devhost-identity-header"})
+    response = emulator.client.get(
+        f"{emulator.url}/msi/token",
+        params={"api-version": "2019-08-01", "resource": emulator.url},
+        headers={"X-IDENTITY-HEADER": "devhost-identity-header"},
+    )
     response.raise_for_status()
     return str(response.json()["access_token"])
 
@@ -124,10 +156,11 @@ def _graph_token(emulator: Emulator) -> str:
 def test_track_an_existing_operation_url(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=1, locationVersion="beta", locationQuery="sessionId=opaque%3D%3D")
-    started = emulator.client.post(f"{emulator.graph}/groups/g1/drive/items/{item}/workbook/createSession",
-                                   json={"persistChanges": True},
-                                   headers={"Authorization": f"Bearer {_graph_token(emulator)}",
-                                            "Prefer": "respond-async"})
+    started = emulator.client.post(
+        f"{emulator.graph}/groups/g1/drive/items/{item}/workbook/createSession",
+        json={"persistChanges": True},
+        headers={"Authorization": f"Bearer {_graph_token(emulator)}", "Prefer": "respond-async"},
+    )
     assert started.status_code == 202
     location = started.headers["location"]
     assert "/beta/" in location and location.endswith("?sessionId=opaque%3D%3D")
@@ -145,8 +178,14 @@ def test_track_an_existing_operation_url(bridge: Bridge, emulator: Emulator) -> 
 
 def test_beta_location_with_session_id_is_followed_verbatim(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
-    emulator.scenario(item, runningPolls=1, locationVersion="beta", locationQuery="sessionId=abc%2Fdef",
-                      resourceLocationVersion="beta", resourceLocationQuery="sessionId=abc%2Fdef")
+    emulator.scenario(
+        item,
+        runningPolls=1,
+        locationVersion="beta",
+        locationQuery="sessionId=abc%2Fdef",
+        resourceLocationVersion="beta",
+        resourceLocationQuery="sessionId=abc%2Fdef",
+    )
     response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"})
     done = bridge.wait_done(response.json()["id"])
     assert done["status"] == "succeeded" and done["result"]["id"]
@@ -155,13 +194,15 @@ def test_beta_location_with_session_id_is_followed_verbatim(bridge: Bridge, emul
         assert seen and all(r["path"].startswith("/beta/") and r["query"] == "sessionId=abc%2Fdef" for r in seen)
 
 
-def test_cancel_stops_polling_and_callbacks_and_is_idempotent(bridge: Bridge, emulator: Emulator,
-                                                 receiver: WebhookReceiver) -> None:
+def test_cancel_stops_polling_and_callbacks_and_is_idempotent(
+    bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)
     hook = receiver.new_url()
-    record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                           "callbackUrl": hook}).json()
+    record = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook}
+    ).json()
     wait_for(lambda: emulator.requests(item=item, kind="operation"), 30, "a first poll")
     canceled = bridge.client.delete(f"{bridge.api}/operations/{record['id']}")
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
@@ -171,8 +212,11 @@ def test_cancel_stops_polling_and_callbacks_and_is_idempotent(bridge: Bridge, em
     assert again.json()["completedAt"] == canceled.json()["completedAt"]
 
     # The chain's own pending message arrives, finds the operation canceled and is dropped.
-    wait_for(lambda: f"operation {record['id']} is canceled; poll message dropped" in bridge.service.tail(400),
-             30, "the old chain's message to be dropped")
+    wait_for(
+        lambda: f"operation {record['id']} is canceled; poll message dropped" in bridge.service.tail(400),
+        30,
+        "the old chain's message to be dropped",
+    )
     assert len(emulator.requests(item=item, kind="operation")) <= polls_at_cancel + 1  # one may be in flight
     final = bridge.status(record["id"]).json()
     assert final["status"] == "canceled" and final["webhook"]["state"] == "none"
@@ -196,9 +240,17 @@ def test_idempotency_key(bridge: Bridge, emulator: Emulator) -> None:
 
 def test_fractional_retry_after_is_respected(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
-    emulator.scenario(item, runningPolls=1, operationFaults=[
-        {"status": 429, "headers": {"Retry-After": "2.128"},
-         "error": {"code": "tooManyRequests", "message": "Slow down"}}])
+    emulator.scenario(
+        item,
+        runningPolls=1,
+        operationFaults=[
+            {
+                "status": 429,
+                "headers": {"Retry-After": "2.128"},
+                "error": {"code": "tooManyRequests", "message": "Slow down"},
+            }
+        ],
+    )
     record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"}).json()
     assert bridge.wait_done(record["id"])["status"] == "succeeded"
     polls = emulator.requests(item=item, kind="operation")
@@ -208,11 +260,20 @@ def test_fractional_retry_after_is_respected(bridge: Bridge, emulator: Emulator)
 
 def test_malformed_and_transient_answers_are_retried(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
-    seed_body = ('{"id": "x", "status": "failed", "error": {"code": "internalServerError", '
-                 '"innerError": {"code": ""internalServerErrorUncategorized"}}}')
-    emulator.scenario(item, runningPolls=1, operationFaults=[
-        {"status": 200, "rawBody": seed_body}, {"status": 503}, {"status": 500, "rawBody": "<html>oops"},
-        {"status": 200, "rawBody": "[]"}])
+    seed_body = (
+        '{"id": "x", "status": "failed", "error": {"code": "internalServerError", '
+        '"innerError": {"code": ""internalServerErrorUncategorized"}}}'
+    )
+    emulator.scenario(
+        item,
+        runningPolls=1,
+        operationFaults=[
+            {"status": 200, "rawBody": seed_body},
+            {"status": 503},
+            {"status": 500, "rawBody": "<html>oops"},
+            {"status": 200, "rawBody": "[]"},
+        ],
+    )
     record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"}).json()
     done = bridge.wait_done(record["id"])
     assert done["status"] == "succeeded"
@@ -264,8 +325,7 @@ def test_operation_times_out(make_bridge: BridgeFactory, emulator: Emulator, rec
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)
     hook = receiver.new_url()
-    record = quick.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                          "callbackUrl": hook}).json()
+    record = quick.start({"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook}).json()
     done = quick.wait_done(record["id"], timeout=30)
     assert done["status"] == "timedOut" and done["error"]["code"] == "operationTimedOut"
     [delivery] = receiver.wait(hook)
@@ -313,9 +373,17 @@ def test_tracking_a_foreign_operation_url_is_refused(bridge: Bridge) -> None:
 
 def test_graph_errors_at_start_come_back_as_problems(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
-    emulator.scenario(item, startError={"status": 404, "error": {
-        "code": "itemNotFound", "message": "The resource could not be found.",
-        "innerError": {"code": "resourceNotFoundDetail", "message": "No item"}}})
+    emulator.scenario(
+        item,
+        startError={
+            "status": 404,
+            "error": {
+                "code": "itemNotFound",
+                "message": "The resource could not be found.",
+                "innerError": {"code": "resourceNotFoundDetail", "message": "No item"},
+            },
+        },
+    )
     response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"})
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -325,7 +393,9 @@ def test_graph_errors_at_start_come_back_as_problems(bridge: Bridge, emulator: E
 
 def test_status_list_and_health(bridge: Bridge, emulator: Emulator) -> None:
     assert bridge.client.get(f"{bridge.api}/health").json() == {
-        "status": "healthy", "poison": {"main-polls-poison": 0, "main-hooks-poison": 0}}
+        "status": "healthy",
+        "poison": {"main-polls-poison": 0, "main-hooks-poison": 0},
+    }
     missing = bridge.status("0000000000000abcdef0123")
     assert missing.status_code == 404 and missing.json()["code"] == "operationNotFound"
     assert bridge.status("not-an-id").status_code == 404
@@ -348,11 +418,18 @@ def test_status_list_and_health(bridge: Bridge, emulator: Emulator) -> None:
 def test_unreadable_queue_messages_are_dropped_not_retried(bridge: Bridge, emulator: Emulator) -> None:
     with bridge.queue as queue:
         from azure.storage.queue import TextBase64EncodePolicy
+
         queue._message_encode_policy = TextBase64EncodePolicy()  # type: ignore[attr-defined]
         queue.send_message("this is not json")
         queue.send_message(json.dumps({"v": 1, "id": "0000000000000aaaaaaaaaa", "gen": 0}))
-    wait_for(lambda: "dropping unreadable poll message" in bridge.service.tail(400)
-             and "dropping poll message for unknown operation" in bridge.service.tail(400), 30, "drops")
+    wait_for(
+        lambda: (
+            "dropping unreadable poll message" in bridge.service.tail(400)
+            and "dropping poll message for unknown operation" in bridge.service.tail(400)
+        ),
+        30,
+        "drops",
+    )
     item = new_item()
     record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"}).json()
     assert bridge.wait_done(record["id"])["status"] == "succeeded"
@@ -362,8 +439,9 @@ def test_responses_never_leak_callback_urls(bridge: Bridge, emulator: Emulator, 
     item = new_item()
     emulator.scenario(item, mode="sync")
     hook = receiver.new_url() + "?sig=SECRET-SIGNATURE"
-    record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                           "callbackUrl": hook}).json()
+    record = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook}
+    ).json()
     receiver.wait(hook)
     listing = bridge.client.get(f"{bridge.api}/operations", params={"top": 50}).text
     assert "SECRET-SIGNATURE" not in listing
@@ -387,9 +465,16 @@ def test_a_record_that_lost_its_queue_message_is_re_armed(bridge: Bridge, emulat
 
     long_ago = time.time() - 3600 - 400  # older than OPERATION_TIMEOUT_SECONDS + grace
     op_id = new_operation_id(long_ago)
-    orphan = Operation(id=op_id, status="running", action="createSession", workbook="/me/drive/items/01ORPHAN",
-                       operation_url=f"{emulator.graph}/me/drive/items/01ORPHAN/workbook/operations/x",
-                       created_at=iso(long_ago), updated_at=iso(long_ago), base_url=bridge.api)
+    orphan = Operation(
+        id=op_id,
+        status="running",
+        action="createSession",
+        workbook="/me/drive/items/01ORPHAN",
+        operation_url=f"{emulator.graph}/me/drive/items/01ORPHAN/workbook/operations/x",
+        created_at=iso(long_ago),
+        updated_at=iso(long_ago),
+        base_url=bridge.api,
+    )
     assert bridge.client.get(f"{bridge.api}/health").status_code == 200  # the app has created its table
     with bridge.table as table:
         table.create_entity(to_entity(orphan))

@@ -81,13 +81,18 @@ def rows_scenario(emulator: Emulator) -> str:
 
 @pytest.mark.parametrize("where", ["header", "uri"])
 def test_async_polling_sample_succeeds_with_the_key_in_the_header_or_the_uri(
-        keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine, where: str) -> None:
+    keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine, where: str
+) -> None:
     item = rows_scenario(emulator)
     workflow = sample("async-polling.workflow.json")
     if where == "uri":
         workflow = key_in_uri(workflow)
-    result = engine.run(workflow, parameters=parameters(keyed, f"/me/drive/items/{item}"),
-                        trigger_body={"table": "Table1", "values": [[1, "two", True]]}, timeout=120)
+    result = engine.run(
+        workflow,
+        parameters=parameters(keyed, f"/me/drive/items/{item}"),
+        trigger_body={"table": "Table1", "values": [[1, "two", True]]},
+        timeout=120,
+    )
     assert result.status == "Succeeded", result
     assert result.response == (200, {"index": 0, "values": [[1, "two", True]]})
     assert emulator.rows(item, "Table1") == [[1, "two", True]]
@@ -99,13 +104,18 @@ def test_async_polling_sample_succeeds_with_the_key_in_the_header_or_the_uri(
         assert [r.status for r in follow_ups][-1] == 200 and set(r.status for r in follow_ups[:-1]) <= {202}
 
 
-def test_without_signed_status_urls_the_polls_get_401(make_bridge: BridgeFactory, keys_file: Path,
-                                                       emulator: Emulator, engine: LogicAppsEngine) -> None:
+def test_without_signed_status_urls_the_polls_get_401(
+    make_bridge: BridgeFactory, keys_file: Path, emulator: Emulator, engine: LogicAppsEngine
+) -> None:
     # The product as it was: Location = the keyed route. Logic Apps drops the key header on follow-ups.
     unsigned = make_bridge("unsigned", DEVHOST_KEYS_FILE=str(keys_file), STATUS_LINK_KEYS="")
     item = rows_scenario(emulator)
-    result = engine.run(sample("async-polling.workflow.json"), parameters=parameters(unsigned,
-                        f"/me/drive/items/{item}"), trigger_body={"table": "Table1", "values": [[1]]}, timeout=120)
+    result = engine.run(
+        sample("async-polling.workflow.json"),
+        parameters=parameters(unsigned, f"/me/drive/items/{item}"),
+        trigger_body={"table": "Table1", "values": [[1]]},
+        timeout=120,
+    )
     session = result.actions["Create_workbook_session"]
     assert session.status == "Failed"
     assert session.outputs["statusCode"] == 401
@@ -114,14 +124,18 @@ def test_without_signed_status_urls_the_polls_get_401(make_bridge: BridgeFactory
 
 @pytest.mark.parametrize("reading", ["accept", "poll"])
 def test_webhook_sample_reads_the_outcome_and_the_result_from_the_callback(
-        keyed: Bridge, emulator: Emulator, reading: str) -> None:
+    keyed: Bridge, emulator: Emulator, reading: str
+) -> None:
     # Whether the webhook action treats a 202 subscribe answer as an asynchronous operation is not
     # documented; the bridge answers 201, which is right under both readings.
     engine = LogicAppsEngine(default_poll_interval=1.0, retry_scale=0.01, on_subscribe_202=reading)
     item = rows_scenario(emulator)
-    result = engine.run(sample("http-webhook.workflow.json"), parameters=parameters(keyed, f"/me/drive/items/{item}"),
-                        trigger_body={"sessionId": "session-1", "table": "Table1", "values": [[7, "x"]]},
-                        timeout=120)
+    result = engine.run(
+        sample("http-webhook.workflow.json"),
+        parameters=parameters(keyed, f"/me/drive/items/{item}"),
+        trigger_body={"sessionId": "session-1", "table": "Table1", "values": [[7, "x"]]},
+        timeout=120,
+    )
     assert result.status == "Succeeded", result
     webhook = result.actions["Add_row_and_wait_for_the_callback"]
     assert webhook.subscribe_status == 201
@@ -142,11 +156,16 @@ def test_webhook_sample_reads_the_outcome_and_the_result_from_the_callback(
 
 
 def test_webhook_sample_takes_its_failure_branch_when_the_subscription_is_refused(
-        keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine) -> None:
+    keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine
+) -> None:
     item = rows_scenario(emulator)
     params = {**parameters(keyed, f"/me/drive/items/{item}"), "bridgeFunctionKey": "wrong-key"}
-    result = engine.run(sample("http-webhook.workflow.json"), parameters=params,
-                        trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]}, timeout=60)
+    result = engine.run(
+        sample("http-webhook.workflow.json"),
+        parameters=params,
+        trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]},
+        timeout=60,
+    )
     assert result.actions["Add_row_and_wait_for_the_callback"].status == "Failed"
     assert result.response is not None and result.response[0] == 504
     assert emulator.requests(item=item) == []
@@ -154,29 +173,40 @@ def test_webhook_sample_takes_its_failure_branch_when_the_subscription_is_refuse
 
 def test_standard_workflow_with_app_settings(keyed: Bridge, emulator: Emulator) -> None:
     item = rows_scenario(emulator)
-    engine = LogicAppsEngine(default_poll_interval=1.0, retry_scale=0.01, app_settings={
-        "BRIDGE_API_URL": keyed.api, "BRIDGE_FUNCTION_KEY": FUNCTION_KEY, "BRIDGE_WORKBOOK": f"/me/drive/items/{item}"})
+    engine = LogicAppsEngine(
+        default_poll_interval=1.0,
+        retry_scale=0.01,
+        app_settings={
+            "BRIDGE_API_URL": keyed.api,
+            "BRIDGE_FUNCTION_KEY": FUNCTION_KEY,
+            "BRIDGE_WORKBOOK": f"/me/drive/items/{item}",
+        },
+    )
     workflow = json.loads((SAMPLES / "standard" / "excel-rows" / "workflow.json").read_text())
     result = engine.run(workflow, parameters={}, trigger_body={"table": "Table1", "values": [[3]]}, timeout=120)
     assert result.status == "Succeeded", result
     assert result.response == (200, {"index": 0, "values": [[3]]})
 
 
-
 def _operation_of(bridge: Bridge, result: RunResult) -> dict[str, Any]:
     """The operation a run started: the sample sets clientReference to the run's name."""
-    listing = bridge.client.get(f"{bridge.api}/operations", params={"top": "100"},
-                                headers={"x-functions-key": FUNCTION_KEY}).json()["value"]
+    listing = bridge.client.get(
+        f"{bridge.api}/operations", params={"top": "100"}, headers={"x-functions-key": FUNCTION_KEY}
+    ).json()["value"]
     [record] = [r for r in listing if r["clientReference"] == result.run_name]
     return record  # type: ignore[no-any-return]
 
 
-def test_canceling_the_run_unsubscribes_and_the_operation_stops(keyed: Bridge, emulator: Emulator,
-                                                                 engine: LogicAppsEngine) -> None:
+def test_canceling_the_run_unsubscribes_and_the_operation_stops(
+    keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine
+) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)  # Excel never finishes by itself
-    handle = engine.start(sample("http-webhook.workflow.json"), parameters=parameters(keyed, f"/me/drive/items/{item}"),
-                          trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]})
+    handle = engine.start(
+        sample("http-webhook.workflow.json"),
+        parameters=parameters(keyed, f"/me/drive/items/{item}"),
+        trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]},
+    )
     handle.callback_url("Add_row_and_wait_for_the_callback", timeout=30)
     handle.cancel()  # connectors-native-webhook.md: unsubscribe when the run is canceled while waiting
     result = handle.wait(60)
@@ -185,14 +215,19 @@ def test_canceling_the_run_unsubscribes_and_the_operation_stops(keyed: Bridge, e
     assert _operation_of(keyed, result)["status"] == "canceled"
 
 
-def test_a_webhook_that_times_out_unsubscribes_and_takes_the_failure_branch(keyed: Bridge, emulator: Emulator,
-                                                                             engine: LogicAppsEngine) -> None:
+def test_a_webhook_that_times_out_unsubscribes_and_takes_the_failure_branch(
+    keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine
+) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)
     workflow = sample("http-webhook.workflow.json")
     workflow["definition"]["actions"]["Add_row_and_wait_for_the_callback"]["limit"]["timeout"] = "PT4S"
-    result = engine.run(workflow, parameters=parameters(keyed, f"/me/drive/items/{item}"),
-                        trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]}, timeout=60)
+    result = engine.run(
+        workflow,
+        parameters=parameters(keyed, f"/me/drive/items/{item}"),
+        trigger_body={"sessionId": "s", "table": "Table1", "values": [[1]]},
+        timeout=60,
+    )
     webhook = result.actions["Add_row_and_wait_for_the_callback"]
     assert webhook.status == "TimedOut"
     assert [r.status for r in webhook.requests if r.method == "DELETE"] == [200]  # "before it times out"
@@ -206,46 +241,64 @@ def _text(value: Any) -> str:
 
 def _messages(bridge: Bridge, queue_name: str) -> list[str]:
     from azure.storage.queue import QueueClient, TextBase64DecodePolicy
-    with QueueClient.from_connection_string(bridge.storage.connection_string, queue_name,
-                                            message_decode_policy=TextBase64DecodePolicy()) as queue:
+
+    with QueueClient.from_connection_string(
+        bridge.storage.connection_string, queue_name, message_decode_policy=TextBase64DecodePolicy()
+    ) as queue:
         return [m.content for m in queue.peek_messages(max_messages=32)]
 
 
 def test_no_function_key_in_logs_tables_queue_messages_or_webhooks(
-        make_bridge: BridgeFactory, keyed: Bridge, keys_file: Path, emulator: Emulator,
-        engine: LogicAppsEngine) -> None:
+    make_bridge: BridgeFactory, keyed: Bridge, keys_file: Path, emulator: Emulator, engine: LogicAppsEngine
+) -> None:
     # Full lifecycles with the key in the uri (?code=, the form most likely to leak through a URL) and in a header
     item = rows_scenario(emulator)
-    polling = engine.run(key_in_uri(sample("async-polling.workflow.json")),
-                         parameters=parameters(keyed, f"/me/drive/items/{item}"),
-                         trigger_body={"table": "Table1", "values": [[1]]}, timeout=120)
+    polling = engine.run(
+        key_in_uri(sample("async-polling.workflow.json")),
+        parameters=parameters(keyed, f"/me/drive/items/{item}"),
+        trigger_body={"table": "Table1", "values": [[1]]},
+        timeout=120,
+    )
     assert polling.status == "Succeeded", polling
     item = rows_scenario(emulator)
-    hooked = engine.run(sample("http-webhook.workflow.json"), parameters=parameters(keyed, f"/me/drive/items/{item}"),
-                        trigger_body={"sessionId": "s-1", "table": "Table1", "values": [[2]]}, timeout=120)
+    hooked = engine.run(
+        sample("http-webhook.workflow.json"),
+        parameters=parameters(keyed, f"/me/drive/items/{item}"),
+        trigger_body={"sessionId": "s-1", "table": "Table1", "values": [[2]]},
+        timeout=120,
+    )
     assert hooked.status == "Succeeded", hooked
     callbacks = hooked.actions["Add_row_and_wait_for_the_callback"].callbacks
     assert callbacks
 
     # A twin whose queue functions are disabled keeps its messages for us to read (the host's
     # AzureWebJobs.<name>.Disabled setting): a poll message and a webhook delivery message, both started with ?code=.
-    twin = make_bridge("keyedtwin", DEVHOST_KEYS_FILE=str(keys_file),
-                       **{"AzureWebJobs.poll_operation.Disabled": "true",
-                          "AzureWebJobs.deliver_webhook.Disabled": "true"})
+    twin = make_bridge(
+        "keyedtwin",
+        DEVHOST_KEYS_FILE=str(keys_file),
+        **{"AzureWebJobs.poll_operation.Disabled": "true", "AzureWebJobs.deliver_webhook.Disabled": "true"},
+    )
     slow, quick = new_item(), new_item()
     emulator.scenario(slow, runningPolls=5)
     emulator.scenario(quick, mode="sync")
-    answers = [twin.client.post(f"{twin.api}/operations?code={FUNCTION_KEY}", json=body) for body in (
-        {"workbook": f"/me/drive/items/{slow}", "action": "createSession"},
-        {"workbook": f"/me/drive/items/{quick}", "action": "createSession",
-         "callbackUrl": f"http://127.0.0.1:1024/hook?code={FUNCTION_KEY}-is-not-ours"})]
+    answers = [
+        twin.client.post(f"{twin.api}/operations?code={FUNCTION_KEY}", json=body)
+        for body in (
+            {"workbook": f"/me/drive/items/{slow}", "action": "createSession"},
+            {
+                "workbook": f"/me/drive/items/{quick}",
+                "action": "createSession",
+                "callbackUrl": f"http://127.0.0.1:1024/hook?code={FUNCTION_KEY}-is-not-ours",
+            },
+        )
+    ]
     assert [a.status_code for a in answers] == [202, 201], [a.text for a in answers]
     messages = _messages(twin, twin.env["POLL_QUEUE"]) + _messages(twin, twin.env["WEBHOOK_QUEUE"])
     assert len(messages) >= 2
 
     places = {
         "devhost logs": keyed.service.log_path.read_text(errors="replace")
-                        + twin.service.log_path.read_text(errors="replace"),
+        + twin.service.log_path.read_text(errors="replace"),
         "table entities": _text(keyed.entities() + twin.entities()),
         "queue messages": _text(messages),
         "webhook bodies and headers": _text(callbacks),
@@ -258,15 +311,23 @@ def test_no_function_key_in_logs_tables_queue_messages_or_webhooks(
 
 
 @pytest.mark.parametrize("outcome", ["succeeded", "failed"])
-def test_the_bicep_samples_workflow_ends_where_a_logic_app_would(keyed: Bridge, emulator: Emulator,
-                                                                  engine: LogicAppsEngine, outcome: str) -> None:
+def test_the_bicep_samples_workflow_ends_where_a_logic_app_would(
+    keyed: Bridge, emulator: Emulator, engine: LogicAppsEngine, outcome: str
+) -> None:
     # infra/sample-logic-app.workflow.json is what infra/sample-logic-app.bicep deploys (loadJsonContent)
     definition = json.loads((ROOT / "infra" / "sample-logic-app.workflow.json").read_text())
     item = new_item()
     emulator.scenario(item, runningPolls=1, outcome=outcome)
-    result = engine.run(definition, parameters={"bridgeUrl": keyed.api, "bridgeKey": FUNCTION_KEY},
-                        trigger_body={"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                                      "parameters": {"persistChanges": True}}, timeout=120)
+    result = engine.run(
+        definition,
+        parameters={"bridgeUrl": keyed.api, "bridgeKey": FUNCTION_KEY},
+        trigger_body={
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createSession",
+            "parameters": {"persistChanges": True},
+        },
+        timeout=120,
+    )
     run = result.actions["Run_Excel_operation"]
     assert run.status == "Succeeded"
     assert run.outputs["body"]["status"] == outcome

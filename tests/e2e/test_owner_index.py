@@ -50,9 +50,18 @@ class Recording:
 
 
 def record(owner: str, at: float, status: str = SUCCEEDED) -> Operation:
-    return Operation(id=new_operation_id(at), status=status, action="createSession", workbook="/me/x",
-                     operation_url=None, created_at=iso(at), updated_at=iso(at), base_url="http://x/api",
-                     completed_at=iso(at) if status != RUNNING else None, owner=owner)
+    return Operation(
+        id=new_operation_id(at),
+        status=status,
+        action="createSession",
+        workbook="/me/x",
+        operation_url=None,
+        created_at=iso(at),
+        updated_at=iso(at),
+        base_url="http://x/api",
+        completed_at=iso(at) if status != RUNNING else None,
+        owner=owner,
+    )
 
 
 def run(azurite: AzuritePorts, scenario: Any) -> Any:
@@ -62,6 +71,7 @@ def run(azurite: AzuritePorts, scenario: Any) -> Any:
             await table.create_table()
             recording = Recording(table)
             return await scenario(OperationStore(recording), recording)  # type: ignore[arg-type]
+
     return asyncio.run(main())
 
 
@@ -107,16 +117,20 @@ def test_a_crash_between_index_and_record_leaves_an_entry_that_is_skipped(azurit
         page = await store.list(None, 10, None, "carol")
         assert [op.id for op in page.operations] == [kept.id]
         # an old orphan is removed when the list meets it
-        await table.upsert_entity({"PartitionKey": index_partition("carol"), "RowKey": lost.id,
-                                   "IndexedAt": time.time() - 3600})
+        await table.upsert_entity(
+            {"PartitionKey": index_partition("carol"), "RowKey": lost.id, "IndexedAt": time.time() - 3600}
+        )
         await store.list(None, 10, None, "carol")
-        assert [e["RowKey"] async for e in table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": index_partition("carol")})] == [kept.id]
+        assert [
+            e["RowKey"]
+            async for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": index_partition("carol")})
+        ] == [kept.id]
         # deleting a record (an undone start) deletes its entry too
         await store.delete(kept.id)
         assert (await store.list(None, 10, None, "carol")).operations == []
-        assert [e async for e in table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": index_partition("carol")})] == []
+        assert [
+            e async for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": index_partition("carol")})
+        ] == []
 
     run(azurite, scenario)
 

@@ -22,8 +22,12 @@ def issuer() -> Iterator[Issuer]:
 
 @pytest.fixture(scope="module")
 def guarded(make_bridge: BridgeFactory, issuer: Issuer) -> Bridge:
-    return make_bridge("owners", DEVHOST_AUTH_ISSUER=issuer.issuer, DEVHOST_AUTH_AUDIENCES=AUDIENCE,
-                       DEVHOST_AUTH_ALLOWED_TENANTS=TENANT)
+    return make_bridge(
+        "owners",
+        DEVHOST_AUTH_ISSUER=issuer.issuer,
+        DEVHOST_AUTH_AUDIENCES=AUDIENCE,
+        DEVHOST_AUTH_ALLOWED_TENANTS=TENANT,
+    )
 
 
 def as_user(issuer: Issuer, oid: str, roles: list[str] | None = None) -> dict[str, str]:
@@ -37,8 +41,11 @@ def test_callers_see_only_their_own_operations(guarded: Bridge, emulator: Emulat
     for name, headers in (("ada", ada), ("bob", bob)):
         item = new_item()
         emulator.scenario(item, mode="sync")
-        response = guarded.client.post(f"{guarded.api}/operations", headers=headers,
-                                       json={"workbook": f"/me/drive/items/{item}", "action": "createSession"})
+        response = guarded.client.post(
+            f"{guarded.api}/operations",
+            headers=headers,
+            json={"workbook": f"/me/drive/items/{item}", "action": "createSession"},
+        )
         assert response.status_code == 200, response.text
         assert response.json()["owner"] == f"{TENANT}/{name}"
         mine[name] = response.json()["id"]
@@ -75,14 +82,16 @@ def test_unauthenticated_and_forged_callers_are_refused(guarded: Bridge, issuer:
     forged = {"X-MS-CLIENT-PRINCIPAL-ID": "ada", "X-MS-CLIENT-PRINCIPAL": "e30="}
     refused = guarded.client.get(f"{guarded.api}/operations", headers=forged)
     assert refused.status_code == 401 and refused.json()["code"] == "unauthenticated"
-    expired = guarded.client.get(f"{guarded.api}/operations",
-                                 headers={"Authorization": f"Bearer {issuer.token(lifetime=-600)}"})
+    expired = guarded.client.get(
+        f"{guarded.api}/operations", headers={"Authorization": f"Bearer {issuer.token(lifetime=-600)}"}
+    )
     assert expired.status_code == 401
     assert guarded.client.get(f"{guarded.api}/health").status_code == 200  # anonymous stays open
 
 
-def test_without_authentication_everyone_is_the_default_owner(bridge: Bridge, emulator: Emulator,
-                                                               issuer: Issuer) -> None:
+def test_without_authentication_everyone_is_the_default_owner(
+    bridge: Bridge, emulator: Emulator, issuer: Issuer
+) -> None:
     item = new_item()
     emulator.scenario(item, mode="sync")
     forged = {"X-MS-CLIENT-PRINCIPAL": "eyJjbGFpbXMiOltdfQ=="}

@@ -19,22 +19,33 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def queue(azurite: AzuritePorts, name: str) -> QueueClient:
     # messageEncoding base64, as host.json says and the host writes poison messages
-    return QueueClient.from_connection_string(azurite.connection_string, name,
-                                              message_encode_policy=TextBase64EncodePolicy(),
-                                              message_decode_policy=TextBase64DecodePolicy())
+    return QueueClient.from_connection_string(
+        azurite.connection_string,
+        name,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "shared.poison", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.poison", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_replay_and_purge(azurite: AzuritePorts, emulator: Emulator) -> None:
     name = "px" + uuid.uuid4().hex[:8]
-    env = bridge_environment(azurite, int(emulator.url.rsplit(":", 1)[1]), POLL_QUEUE=f"{name}-polls",
-                             WEBHOOK_QUEUE=f"{name}-hooks")
+    env = bridge_environment(
+        azurite, int(emulator.url.rsplit(":", 1)[1]), POLL_QUEUE=f"{name}-polls", WEBHOOK_QUEUE=f"{name}-hooks"
+    )
     polls, poll_poison = queue(azurite, f"{name}-polls"), queue(azurite, f"{name}-polls-poison")
     hook_poison = queue(azurite, f"{name}-hooks-poison")
     for client in (polls, poll_poison, hook_poison):
@@ -61,7 +72,13 @@ def test_replay_and_purge(azurite: AzuritePorts, emulator: Emulator) -> None:
     assert "purged 1 message(s)" in cli(env, "purge", "--queue", f"{name}-polls-poison")
     assert polls.get_queue_properties().approximate_message_count == 2  # purge does not replay
 
-    refused = subprocess.run([sys.executable, "-m", "shared.poison", "purge", "--queue", f"{name}-polls"],
-                             cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
-                             check=False)
+    refused = subprocess.run(
+        [sys.executable, "-m", "shared.poison", "purge", "--queue", f"{name}-polls"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert refused.returncode == 2 and "must be one of" in refused.stderr  # never drains a live queue

@@ -31,8 +31,14 @@ TIMING = Timing(1.0, 240.0, 3600.0, 8)  # the settings these bridges run with (P
 
 
 def _start(bridge: Bridge, item: str, **extra: Any) -> tuple[dict[str, Any], int]:
-    response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                             "parameters": {"persistChanges": True}, **extra})
+    response = bridge.start(
+        {
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createSession",
+            "parameters": {"persistChanges": True},
+            **extra,
+        }
+    )
     assert response.status_code == 202, response.text
     return response.json(), int(response.headers["retry-after"])
 
@@ -41,8 +47,7 @@ def _poll_offsets(bridge: Bridge, emulator: Emulator, item: str, record: dict[st
     """When the poller GET this operation's status at Graph, in seconds from the record's createdAt."""
     graph_id = str(bridge.entity(record["id"])["OperationUrl"]).split("?")[0].rsplit("/", 1)[-1]
     created = parse_iso(record["createdAt"])
-    return [r["time"] - created for r in emulator.requests(item=item, kind="operation")
-            if r["operationId"] == graph_id]
+    return [r["time"] - created for r in emulator.requests(item=item, kind="operation") if r["operationId"] == graph_id]
 
 
 def _plan(bridge: Bridge, operation_id: str) -> Plan:
@@ -61,8 +66,7 @@ def _assert_on_schedule(offsets: list[float], schedule: Schedule) -> None:
         previous = made
 
 
-def test_retry_after_is_the_time_to_the_poll_the_poller_makes(make_bridge: BridgeFactory,
-                                                              emulator: Emulator) -> None:
+def test_retry_after_is_the_time_to_the_poll_the_poller_makes(make_bridge: BridgeFactory, emulator: Emulator) -> None:
     bridge = make_bridge("schedcold", POLL_MAX_DELAY_SECONDS=CAP)
     item = new_item()
     emulator.scenario(item, runningSeconds=13)
@@ -96,8 +100,9 @@ def test_retry_after_is_the_time_to_the_poll_the_poller_makes(make_bridge: Bridg
 
 def _learned_history(bridge: Bridge, owner: str, item: str) -> list[float]:
     key = history_keys(owner, "createSession", f"/me/drive/items/{item}")[0]
-    with TableClient.from_connection_string(bridge.storage.connection_string,
-                                            bridge.env["DURATION_HISTORY_TABLE"]) as table:
+    with TableClient.from_connection_string(
+        bridge.storage.connection_string, bridge.env["DURATION_HISTORY_TABLE"]
+    ) as table:
         return decode(dict(table.get_entity(*key))).durations()
 
 
@@ -108,8 +113,11 @@ def test_history_survives_a_restart(make_bridge: BridgeFactory, emulator: Emulat
     first = [_start(bridge, item)[0]["id"] for _ in range(3)]
     for operation_id in first:
         assert bridge.wait_done(operation_id, timeout=60)["status"] == "succeeded"
-    durations = wait_for(lambda: (d := _learned_history(bridge, "default", item)) and len(d) == 3 and d, 10,
-                         "three durations in the history")
+    durations = wait_for(
+        lambda: (d := _learned_history(bridge, "default", item)) and len(d) == 3 and d,
+        10,
+        "three durations in the history",
+    )
     assert all(9 <= d <= 13 for d in durations), durations  # the middle of the last poll gap around 10 s
 
     bridge.service.stop()
@@ -130,8 +138,7 @@ def test_history_survives_a_restart(make_bridge: BridgeFactory, emulator: Emulat
     _assert_on_schedule(offsets, schedule)
 
 
-def test_the_hint_moves_the_first_poll_and_a_bad_one_is_refused(make_bridge: BridgeFactory,
-                                                                 emulator: Emulator) -> None:
+def test_the_hint_moves_the_first_poll_and_a_bad_one_is_refused(make_bridge: BridgeFactory, emulator: Emulator) -> None:
     bridge = make_bridge("schedhint", POLL_MAX_DELAY_SECONDS=CAP)
     item = new_item()
     emulator.scenario(item, runningSeconds=15)
@@ -145,8 +152,9 @@ def test_the_hint_moves_the_first_poll_and_a_bad_one_is_refused(make_bridge: Bri
     assert first_poll - EARLY <= offsets[0] <= first_poll + LATE, (offsets, first_poll)
 
     for bad in (0, -1, "15", 1e9):
-        response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                                 "expectedDurationSeconds": bad})
+        response = bridge.start(
+            {"workbook": f"/me/drive/items/{item}", "action": "createSession", "expectedDurationSeconds": bad}
+        )
         assert response.status_code == 400, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
         assert [e["field"] for e in response.json()["errors"]] == ["expectedDurationSeconds"], response.text

@@ -41,6 +41,7 @@ def webhook_state(bridge: Bridge, operation_id: str, state: str, timeout: float 
     def reached() -> dict[str, Any] | None:
         record = bridge.status(operation_id).json()
         return record if record["webhook"]["state"] == state else None
+
     return wait_for(reached, timeout, f"webhook state {state}", interval=0.2)  # type: ignore[no-any-return]
 
 
@@ -48,8 +49,9 @@ def redeliver(bridge: Bridge, operation_id: str) -> httpx.Response:
     return bridge.client.post(f"{bridge.api}/operations/{operation_id}/webhook/redeliver")
 
 
-def test_fifty_concurrent_redeliver_calls_send_at_most_one_more_post(redelivery: Bridge, emulator: Emulator,
-                                                                    receiver: WebhookReceiver) -> None:
+def test_fifty_concurrent_redeliver_calls_send_at_most_one_more_post(
+    redelivery: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     hook = receiver.new_url(200, 200, headers={"x-test-hang-seconds": "1"})  # slow enough to still be pending
     record = finished_with_hook(redelivery, emulator, hook)
     webhook_state(redelivery, record["id"], "delivered")
@@ -77,7 +79,8 @@ def test_fifty_concurrent_redeliver_calls_send_at_most_one_more_post(redelivery:
 
 
 def test_a_redeliver_call_while_the_first_webhook_is_still_retrying_is_refused(
-        redelivery: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
+    redelivery: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     hook = receiver.new_url(503, 503, 200)  # retried with backoff (1 s, 2 s): pending for a few seconds
     record = finished_with_hook(redelivery, emulator, hook)
     receiver.wait(hook, count=1)
@@ -88,19 +91,27 @@ def test_a_redeliver_call_while_the_first_webhook_is_still_retrying_is_refused(
 
 
 def delivery_queue(bridge: Bridge) -> QueueClient:
-    return QueueClient.from_connection_string(bridge.storage.connection_string, bridge.env["WEBHOOK_QUEUE"],
-                                              message_encode_policy=TextBase64EncodePolicy())
+    return QueueClient.from_connection_string(
+        bridge.storage.connection_string, bridge.env["WEBHOOK_QUEUE"], message_encode_policy=TextBase64EncodePolicy()
+    )
 
 
-def test_copies_of_one_delivery_message_send_one_post(redelivery: Bridge, emulator: Emulator,
-                                                     receiver: WebhookReceiver) -> None:
+def test_copies_of_one_delivery_message_send_one_post(
+    redelivery: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     """Copies of attempt 1's message arrive while attempt 1 is in flight (the receiver is slow): one POST."""
     hook = receiver.new_url(200, headers={"x-test-hang-seconds": "3"})
     record = finished_with_hook(redelivery, emulator, hook)
     receiver.wait(hook, count=1)  # attempt 1 is in flight now, for 3 s
     event_id = redelivery.entity(record["id"])["EventId"]
-    copy: dict[str, Any] = {"v": 1, "kind": "webhook", "id": record["id"], "event": event_id, "attempt": 1,
-                            "since": time.time()}
+    copy: dict[str, Any] = {
+        "v": 1,
+        "kind": "webhook",
+        "id": record["id"],
+        "event": event_id,
+        "attempt": 1,
+        "since": time.time(),
+    }
     with delivery_queue(redelivery) as queue:
         for _ in range(5):
             queue.send_message(json.dumps(copy))
@@ -118,8 +129,9 @@ def test_copies_of_one_delivery_message_send_one_post(redelivery: Bridge, emulat
     assert redelivery.status(record["id"]).json()["webhook"]["attempts"] == 1
 
 
-def test_the_claim_is_cleared_when_the_attempt_is_recorded(redelivery: Bridge, emulator: Emulator,
-                                                         receiver: WebhookReceiver) -> None:
+def test_the_claim_is_cleared_when_the_attempt_is_recorded(
+    redelivery: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     """The claim is cleared when an attempt is recorded: a later redelivery is not blocked by it."""
     hook = receiver.new_url()
     record = finished_with_hook(redelivery, emulator, hook)

@@ -54,14 +54,23 @@ def run_purge(bridge: Bridge) -> None:
 def stranded_record(bridge: Bridge) -> str:
     """An active record whose chain is gone (no message), three days old, with a sealed credential."""
     created = time.time() - 3 * DAY
-    op = Operation(id=new_operation_id(created), status=NOT_STARTED, action="createSession",
-                   workbook="/me/drive/items/01STRANDED", operation_url=None, created_at=iso(created),
-                   updated_at=iso(created), base_url=f"{bridge.api}/operations", owner="default",
-                   credential_sealed="v1.sealed-token-stand-in")
+    op = Operation(
+        id=new_operation_id(created),
+        status=NOT_STARTED,
+        action="createSession",
+        workbook="/me/drive/items/01STRANDED",
+        operation_url=None,
+        created_at=iso(created),
+        updated_at=iso(created),
+        base_url=f"{bridge.api}/operations",
+        owner="default",
+        credential_sealed="v1.sealed-token-stand-in",
+    )
 
     async def create() -> None:
-        async with AsyncTableClient.from_connection_string(bridge.storage.connection_string,
-                                                           bridge.env["OPERATIONS_TABLE"]) as table:
+        async with AsyncTableClient.from_connection_string(
+            bridge.storage.connection_string, bridge.env["OPERATIONS_TABLE"]
+        ) as table:
             await OperationStore(table).create(op)
 
     asyncio.run(create())
@@ -89,20 +98,26 @@ def test_purge_deletes_what_expired_and_nothing_else(life: Bridge, emulator: Emu
     with life.table as table:
         # two records finished 31 days ago: expired; their partitions hold a fan-out marker and a delivery row
         for record in (old_keyed, old_plain):
-            backdate(table, record["id"], "operation", CompletedAt=iso(time.time() - 31 * DAY),
-                     ExpiresAt=iso(time.time() - DAY))
+            backdate(
+                table,
+                record["id"],
+                "operation",
+                CompletedAt=iso(time.time() - 31 * DAY),
+                ExpiresAt=iso(time.time() - DAY),
+            )
             table.upsert_entity({"PartitionKey": record["id"], "RowKey": "fanout", "EventId": "e"})
             table.upsert_entity({"PartitionKey": record["id"], "RowKey": "subdelivery-x", "State": "delivered"})
-        [claim] = [e for e in table.query_entities("RowKey eq 'idempotency'")
-                   if e["OperationId"] == old_keyed["id"]]
+        [claim] = [e for e in table.query_entities("RowKey eq 'idempotency'") if e["OperationId"] == old_keyed["id"]]
         backdate(table, claim["PartitionKey"], "idempotency", ClaimedAt=time.time() - 31 * DAY)
         # the same key still answers the old operation before the purge
         assert life.start(body, **{"Idempotency-Key": "retention-key-1"}).json()["id"] == old_keyed["id"]
 
         run_purge(life)
-        wait_for(lambda: not exists(table, old_keyed["id"], "operation") and not exists(table, old_plain["id"],
-                                                                                         "operation"),
-                 30, "expired records purged")
+        wait_for(
+            lambda: not exists(table, old_keyed["id"], "operation") and not exists(table, old_plain["id"], "operation"),
+            30,
+            "expired records purged",
+        )
         wait_for(lambda: not exists(table, claim["PartitionKey"], "idempotency"), 30, "the expired key purged")
         for record in (old_keyed, old_plain):
             assert [e["RowKey"] for e in table.query_entities(f"PartitionKey eq '{record['id']}'")] == []
@@ -110,8 +125,9 @@ def test_purge_deletes_what_expired_and_nothing_else(life: Bridge, emulator: Emu
         # what has not expired is kept; the active one runs on; the stranded one is failed, credential erased
         assert life.status(young["id"]).json()["status"] == "succeeded"
         assert life.status(active["id"]).json()["status"] in ("notStarted", "running")
-        failed = wait_for(lambda: (r := life.status(stranded).json())["status"] == "failed" and r, 30,
-                          "the stranded record failed")
+        failed = wait_for(
+            lambda: (r := life.status(stranded).json())["status"] == "failed" and r, 30, "the stranded record failed"
+        )
         assert failed["error"]["code"] == "operationStranded" and failed["expiresAt"]
         assert table.get_entity(stranded, "operation")["CredentialSealed"] == ""
 
@@ -141,8 +157,9 @@ def test_health_counts_poison_messages(life: Bridge) -> None:
     assert before["status"] == "healthy"
     poison = f"{life.env['POLL_QUEUE']}-poison"
     assert set(before["poison"]) == {poison, f"{life.env['WEBHOOK_QUEUE']}-poison"}
-    with QueueClient.from_connection_string(life.storage.connection_string, poison,
-                                            message_encode_policy=TextBase64EncodePolicy()) as queue:
+    with QueueClient.from_connection_string(
+        life.storage.connection_string, poison, message_encode_policy=TextBase64EncodePolicy()
+    ) as queue:
         try:
             queue.create_queue()
         except Exception:  # noqa: S110 - it may exist from an earlier run
@@ -155,12 +172,18 @@ def test_health_counts_poison_messages(life: Bridge) -> None:
     assert after.json()["poison"][poison] == before["poison"][poison] + 2
 
 
-def test_two_purges_at_once_delete_each_expired_record_and_nothing_else(azurite: AzuritePorts,
-                                                                         emulator: Emulator) -> None:
+def test_two_purges_at_once_delete_each_expired_record_and_nothing_else(
+    azurite: AzuritePorts, emulator: Emulator
+) -> None:
     """The real host runs a timer on one instance at a time (a blob lease), but two devhosts, or a manual run
     during a scheduled one, may overlap: the purge must be safe either way."""
-    env = bridge_environment(azurite, int(emulator.url.rsplit(":", 1)[1]), OPERATIONS_TABLE="purgetwice",
-                             POLL_QUEUE="purgetwice-polls", WEBHOOK_QUEUE="purgetwice-hooks")
+    env = bridge_environment(
+        azurite,
+        int(emulator.url.rsplit(":", 1)[1]),
+        OPERATIONS_TABLE="purgetwice",
+        POLL_QUEUE="purgetwice-polls",
+        WEBHOOK_QUEUE="purgetwice-hooks",
+    )
 
     async def scenario() -> None:
         rt = await build_runtime(load_settings(env))
@@ -189,7 +212,15 @@ def test_two_purges_at_once_delete_each_expired_record_and_nothing_else(azurite:
 
 
 def record_at(rt: Runtime, created: float, completed: float) -> Operation:
-    return Operation(id=new_operation_id(created), status=SUCCEEDED, action="createSession",
-                     workbook="/me/drive/items/01TWICE", operation_url=None, created_at=iso(created),
-                     updated_at=iso(completed), base_url="http://127.0.0.1/api/operations",
-                     completed_at=iso(completed), owner="default")
+    return Operation(
+        id=new_operation_id(created),
+        status=SUCCEEDED,
+        action="createSession",
+        workbook="/me/drive/items/01TWICE",
+        operation_url=None,
+        created_at=iso(created),
+        updated_at=iso(completed),
+        base_url="http://127.0.0.1/api/operations",
+        completed_at=iso(completed),
+        owner="default",
+    )

@@ -19,14 +19,16 @@ from .harness import Bridge, Emulator, new_item
 def _start(bridge: Bridge, emulator: Emulator, running_polls: int = 2) -> httpx.Response:
     item = new_item()
     emulator.scenario(item, runningPolls=running_polls)
-    response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                             "parameters": {"persistChanges": True}})
+    response = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "parameters": {"persistChanges": True}}
+    )
     assert response.status_code == 202, response.text
     return response
 
 
-def test_location_is_a_signed_url_that_opens_the_operation_with_no_credential(bridge: Bridge,
-                                                                               emulator: Emulator) -> None:
+def test_location_is_a_signed_url_that_opens_the_operation_with_no_credential(
+    bridge: Bridge, emulator: Emulator
+) -> None:
     response = _start(bridge, emulator)
     record, location = response.json(), response.headers["location"]
     parts = urlsplit(location)

@@ -46,23 +46,28 @@ def rows(bridge: Bridge, operation_id: str) -> dict[str, dict[str, Any]]:
 
 def fanned_out(bridge: Bridge, operation_id: str, delivered: int) -> dict[str, dict[str, Any]]:
     """Wait until the fan-out ran and `delivered` subscription deliveries are recorded as delivered."""
+
     def done() -> dict[str, dict[str, Any]] | None:
         found = rows(bridge, operation_id)
         finished = [r for k, r in found.items() if k.startswith("subdelivery-") and r["State"] == "delivered"]
         return found if "fanout" in found and len(finished) >= delivered else None
+
     return wait_for(done, 40, f"fan-out of {operation_id}", interval=0.2)  # type: ignore[no-any-return]
 
 
 def webhook_queue_empty(bridge: Bridge) -> None:
     """Every message on the webhook queue handled (invisible, delayed ones count until they are deleted)."""
+
     def empty() -> bool:
         with QueueClient.from_connection_string(bridge.storage.connection_string, bridge.env["WEBHOOK_QUEUE"]) as q:
             return int(q.get_queue_properties().approximate_message_count) == 0
+
     wait_for(empty, 40, "the webhook queue to drain", interval=0.2)
 
 
 def test_three_registrations_start_nothing_and_a_finished_operation_fires_each_active_one_once(
-        subs: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
+    subs: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     starts_before = len(emulator.requests(kind="start"))
     hooks = [receiver.new_url() for _ in range(3)]
     registered = [register(subs, {"callbackUrl": hook}) for hook in hooks]  # save, enable, re-save
@@ -74,7 +79,8 @@ def test_three_registrations_start_nothing_and_a_finished_operation_fires_each_a
     assert len(emulator.requests(kind="start")) == starts_before  # registration starts no Excel request
     assert not [e for e in subs.entities() if e["RowKey"] == "operation"]  # nor any operation
     assert {s["id"] for s in subs.client.get(f"{subs.api}/subscriptions").json()["value"]} >= {
-        s["id"] for s in registered}
+        s["id"] for s in registered
+    }
 
     gone = subs.client.delete(f"{subs.api}/subscriptions/{registered[1]['id']}")  # the platform unregisters
     assert gone.status_code == 204
@@ -94,7 +100,8 @@ def test_three_registrations_start_nothing_and_a_finished_operation_fires_each_a
     for silent in (hooks[1], only_failed, other_action):  # deleted, or a filter that does not match
         assert receiver.for_path(silent) == []
     assert sorted(k for k in partition if k.startswith("subdelivery-")) == sorted(
-        f"subdelivery-{registered[i]['id']}" for i in (0, 2))
+        f"subdelivery-{registered[i]['id']}" for i in (0, 2)
+    )
     for delivery in events:
         event = delivery.verified(DEV_WEBHOOK_SECRET)  # standardwebhooks over the exact bytes, then cloudevents
         assert event["type"] == "workbook.operation.succeeded" and event["subject"] == record["id"]
@@ -104,32 +111,39 @@ def test_three_registrations_start_nothing_and_a_finished_operation_fires_each_a
     assert len({d.headers["webhook-id"] for d in events}) == 2  # one id per (event, subscription)
 
 
-def test_duplicated_messages_send_no_second_event(subs: Bridge, emulator: Emulator,
-                                                  receiver: WebhookReceiver) -> None:
+def test_duplicated_messages_send_no_second_event(subs: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
     hook = receiver.new_url()
     subscription = register(subs, {"callbackUrl": hook, "actions": ["createTableRow"]})
     item = new_item()
     emulator.scenario(item, mode="sync")  # the synchronous-success path
-    record = subs.start({"workbook": f"/me/drive/items/{item}", "action": "createTableRow",
-                         "parameters": {"table": "T", "values": [[1]]}}).json()
+    record = subs.start(
+        {
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createTableRow",
+            "parameters": {"table": "T", "values": [[1]]},
+        }
+    ).json()
     assert record["status"] == "succeeded"
     fanned_out(subs, record["id"], delivered=1)
     [first] = receiver.wait(hook)
     event_id = rows(subs, record["id"])["operation"]["EventId"]
     # What the queue may do (at-least-once): hand the fan-out and the first attempt out again, twice each.
-    with QueueClient.from_connection_string(subs.storage.connection_string, subs.env["WEBHOOK_QUEUE"],
-                                            message_encode_policy=TextBase64EncodePolicy()) as queue:
+    with QueueClient.from_connection_string(
+        subs.storage.connection_string, subs.env["WEBHOOK_QUEUE"], message_encode_policy=TextBase64EncodePolicy()
+    ) as queue:
         for _ in range(2):
             queue.send_message(encode_fanout(FanoutTask(record["id"], event_id)))
-            queue.send_message(encode_subscription_attempt(
-                SubscriptionAttempt(record["id"], subscription["id"], event_id, 1)))
+            queue.send_message(
+                encode_subscription_attempt(SubscriptionAttempt(record["id"], subscription["id"], event_id, 1))
+            )
     webhook_queue_empty(subs)
     assert receiver.for_path(hook) == [first]
     assert rows(subs, record["id"])[f"subdelivery-{subscription['id']}"]["Attempts"] == 1
 
 
 def test_retries_keep_the_webhook_id_and_a_caller_cancel_fires_only_canceled_subscriptions(
-        subs: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
+    subs: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     flaky = receiver.new_url(503, 200)
     on_cancel = receiver.new_url()
     on_finish = receiver.new_url()
@@ -151,8 +165,9 @@ def test_retries_keep_the_webhook_id_and_a_caller_cancel_fires_only_canceled_sub
     assert receiver.for_path(on_finish) == []  # a caller's cancel is no event unless asked for
 
 
-def test_a_subscription_deleted_before_delivery_gets_nothing(make_bridge: BridgeFactory, emulator: Emulator,
-                                                             receiver: WebhookReceiver) -> None:
+def test_a_subscription_deleted_before_delivery_gets_nothing(
+    make_bridge: BridgeFactory, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     # The webhook queue's function is off (as AzureWebJobs.<name>.Disabled does), so the fan-out waits on the
     # queue while one registration is removed; then the app comes back with it on.
     bridge = make_bridge("subsdeleted", **{"AzureWebJobs.deliver_webhook.Disabled": "true"})
@@ -198,10 +213,15 @@ def issuer() -> Iterator[Issuer]:
     server.close()
 
 
-def test_subscriptions_are_owner_scoped(make_bridge: BridgeFactory, emulator: Emulator, issuer: Issuer,
-                                        receiver: WebhookReceiver) -> None:
-    guarded = make_bridge("subowners", DEVHOST_AUTH_ISSUER=issuer.issuer, DEVHOST_AUTH_AUDIENCES=AUDIENCE,
-                          DEVHOST_AUTH_ALLOWED_TENANTS=TENANT)
+def test_subscriptions_are_owner_scoped(
+    make_bridge: BridgeFactory, emulator: Emulator, issuer: Issuer, receiver: WebhookReceiver
+) -> None:
+    guarded = make_bridge(
+        "subowners",
+        DEVHOST_AUTH_ISSUER=issuer.issuer,
+        DEVHOST_AUTH_AUDIENCES=AUDIENCE,
+        DEVHOST_AUTH_ALLOWED_TENANTS=TENANT,
+    )
     ada = {"Authorization": f"Bearer {issuer.token(oid='ada', roles=[])}"}
     bob = {"Authorization": f"Bearer {issuer.token(oid='bob', roles=[])}"}
     ada_hook, bob_hook = receiver.new_url(), receiver.new_url()
@@ -213,12 +233,16 @@ def test_subscriptions_are_owner_scoped(make_bridge: BridgeFactory, emulator: Em
     assert guarded.client.get(url, headers=bob).status_code == 404  # another owner's does not exist
     assert guarded.client.delete(url, headers=bob).status_code == 404
     assert [s["id"] for s in guarded.client.get(f"{guarded.api}/subscriptions", headers=bob).json()["value"]] != [
-        mine["id"]]
+        mine["id"]
+    ]
 
     item = new_item()
     emulator.scenario(item, mode="sync")
-    record = guarded.client.post(f"{guarded.api}/operations", headers=ada,
-                                 json={"workbook": f"/me/drive/items/{item}", "action": "createSession"}).json()
+    record = guarded.client.post(
+        f"{guarded.api}/operations",
+        headers=ada,
+        json={"workbook": f"/me/drive/items/{item}", "action": "createSession"},
+    ).json()
     fanned_out(guarded, record["id"], delivered=1)
     receiver.wait(ada_hook)
     webhook_queue_empty(guarded)
@@ -226,8 +250,9 @@ def test_subscriptions_are_owner_scoped(make_bridge: BridgeFactory, emulator: Em
     assert guarded.client.get(url, headers=ada).status_code == 200
 
 
-def test_unsubscribing_between_retries_stops_the_deliveries(subs: Bridge, emulator: Emulator,
-                                                            receiver: WebhookReceiver) -> None:
+def test_unsubscribing_between_retries_stops_the_deliveries(
+    subs: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     hook = receiver.new_url(503)  # keeps failing: every attempt would be retried
     subscription = register(subs, {"callbackUrl": hook})
     item = new_item()
@@ -236,7 +261,11 @@ def test_unsubscribing_between_retries_stops_the_deliveries(subs: Bridge, emulat
     receiver.wait(hook)
     assert subs.client.delete(f"{subs.api}/subscriptions/{subscription['id']}").status_code == 204
     row = f"subdelivery-{subscription['id']}"
-    stopped = wait_for(lambda: (r := rows(subs, record["id"]).get(row)) and r["State"] == "unsubscribed" and r,
-                       40, "the delivery to stop", interval=0.2)
+    stopped = wait_for(
+        lambda: (r := rows(subs, record["id"]).get(row)) and r["State"] == "unsubscribed" and r,
+        40,
+        "the delivery to stop",
+        interval=0.2,
+    )
     webhook_queue_empty(subs)
     assert len(receiver.for_path(hook)) == stopped["Attempts"]  # nothing sent after the unsubscribe

@@ -27,8 +27,9 @@ def hooks(make_bridge: BridgeFactory) -> Bridge:
 def finished_with_hook(bridge: Bridge, emulator: Emulator, hook: str, **extra: Any) -> dict[str, Any]:
     item = new_item()
     emulator.scenario(item, mode="sync")
-    response = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                             "callbackUrl": hook, **extra})
+    response = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook, **extra}
+    )
     assert response.status_code == 201, response.text  # a callbackUrl registers a subscription
     return response.json()  # type: ignore[no-any-return]
 
@@ -37,11 +38,13 @@ def webhook_state(bridge: Bridge, operation_id: str, state: str, timeout: float 
     def reached() -> dict[str, Any] | None:
         record = bridge.status(operation_id).json()
         return record if record["webhook"]["state"] == state else None
+
     return wait_for(reached, timeout, f"webhook state {state}", interval=0.2)  # type: ignore[no-any-return]
 
 
-def test_retries_keep_one_webhook_id_and_both_secrets_verify(hooks: Bridge, emulator: Emulator,
-                                                              receiver: WebhookReceiver) -> None:
+def test_retries_keep_one_webhook_id_and_both_secrets_verify(
+    hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     hook = receiver.new_url(503, 500, 200)
     record = finished_with_hook(hooks, emulator, hook)
     done = webhook_state(hooks, record["id"], "delivered")
@@ -74,8 +77,7 @@ def test_receiver_down_for_a_while_then_up(hooks: Bridge, emulator: Emulator) ->
     assert delivery.verified(NEW_SECRET)["type"] == "workbook.operation.succeeded"
 
 
-def test_binary_delivery_verifies_and_parses(hooks: Bridge, emulator: Emulator,
-                                             receiver: WebhookReceiver) -> None:
+def test_binary_delivery_verifies_and_parses(hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
     """The default: CloudEvents binary content mode, which Logic Apps reads as JSON (logic-apps-content-type.md:
     application/json is parsed; other types arrive as {"$content-type", "$content"})."""
     hook = receiver.new_url()
@@ -104,8 +106,9 @@ def test_structured_delivery_on_request(hooks: Bridge, emulator: Emulator, recei
 
 def test_callback_format_without_callback_is_a_problem(hooks: Bridge, emulator: Emulator) -> None:
     item = new_item()
-    response = hooks.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                            "callbackFormat": "binary"})
+    response = hooks.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackFormat": "binary"}
+    )
     assert response.status_code == 400 and response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["field"] == "callbackFormat" and emulator.requests(item=item) == []
 
@@ -120,8 +123,7 @@ def test_410_stops_deliveries_at_once(hooks: Bridge, emulator: Emulator, receive
     assert failed["status"] == "succeeded" and failed["result"] == record["result"]  # the result is untouched
 
 
-def test_redirects_are_failures_never_followed(hooks: Bridge, emulator: Emulator,
-                                               receiver: WebhookReceiver) -> None:
+def test_redirects_are_failures_never_followed(hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
     hook = receiver.new_url(307)
     record = finished_with_hook(hooks, emulator, hook)
     failed = webhook_state(hooks, record["id"], "failed")
@@ -139,8 +141,7 @@ def test_retry_after_is_honoured(hooks: Bridge, emulator: Emulator, receiver: We
     assert webhook_state(hooks, record["id"], "delivered")["webhook"]["attempts"] == 2
 
 
-def test_redeliver_sends_the_same_event_again(hooks: Bridge, emulator: Emulator,
-                                              receiver: WebhookReceiver) -> None:
+def test_redeliver_sends_the_same_event_again(hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
     hook = receiver.new_url()
     record = finished_with_hook(hooks, emulator, hook)
     [first] = receiver.wait(hook)
@@ -159,8 +160,7 @@ def test_redeliver_sends_the_same_event_again(hooks: Bridge, emulator: Emulator,
     assert hooks.client.post(f"{hooks.api}/operations/0000000000000abcdef0123/webhook/redeliver").status_code == 404
 
 
-def test_a_dead_lettered_event_can_be_replayed(hooks: Bridge, emulator: Emulator,
-                                               receiver: WebhookReceiver) -> None:
+def test_a_dead_lettered_event_can_be_replayed(hooks: Bridge, emulator: Emulator, receiver: WebhookReceiver) -> None:
     hook = receiver.new_url(410, 200)
     record = finished_with_hook(hooks, emulator, hook)
     dead = webhook_state(hooks, record["id"], "failed")
@@ -172,16 +172,18 @@ def test_a_dead_lettered_event_can_be_replayed(hooks: Bridge, emulator: Emulator
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
 
 
-def test_crash_between_storing_the_result_and_sending_the_webhook(make_bridge: BridgeFactory, emulator: Emulator,
-                                                                  receiver: WebhookReceiver) -> None:
+def test_crash_between_storing_the_result_and_sending_the_webhook(
+    make_bridge: BridgeFactory, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     # The delivery function is disabled (as the host's AzureWebJobs.<name>.Disabled setting does), so the
     # result is stored and the delivery queued but never sent; then the app dies and comes back.
     bridge = make_bridge("crashhook", **{"AzureWebJobs.deliver_webhook.Disabled": "true"})
     item = new_item()
     emulator.scenario(item, runningPolls=1)
     hook = receiver.new_url()
-    record = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                           "callbackUrl": hook}).json()
+    record = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook}
+    ).json()
     stored = bridge.wait_done(record["id"])
     assert stored["status"] == "succeeded" and stored["webhook"]["state"] == "pending"
     assert stored["webhook"]["attempts"] == 0 and receiver.for_path(hook) == []
@@ -196,8 +198,9 @@ def test_crash_between_storing_the_result_and_sending_the_webhook(make_bridge: B
 def test_fail_on_error_turns_failures_into_problems(bridge: Bridge, emulator: Emulator) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=0, outcome="failed")
-    failing = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                            "failOnError": True}).json()
+    failing = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "failOnError": True}
+    ).json()
     assert failing["failOnError"] is True
 
     def answered() -> Any:
@@ -212,8 +215,9 @@ def test_fail_on_error_turns_failures_into_problems(bridge: Bridge, emulator: Em
 
     item = new_item()
     emulator.scenario(item, runningPolls=10_000)
-    waiting = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                            "failOnError": True}).json()
+    waiting = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "failOnError": True}
+    ).json()
     assert bridge.client.delete(f"{bridge.api}/operations/{waiting['id']}").status_code == 200
     canceled = bridge.status(waiting["id"])
     assert canceled.status_code == 409 and canceled.json()["code"] == "canceled"
@@ -257,16 +261,19 @@ def test_ssrf_targets_are_refused_at_creation(strict: Bridge, emulator: Emulator
     assert strict.entities() == [] and emulator.requests(item=item) == []
 
 
-def test_logic_apps_webhook_action_subscribe_and_unsubscribe(bridge: Bridge, emulator: Emulator,
-                                                             receiver: WebhookReceiver) -> None:
+def test_logic_apps_webhook_action_subscribe_and_unsubscribe(
+    bridge: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     """What Logic Apps' HTTP Webhook action does: subscribe with listCallbackUrl() and an Idempotency-Key it
     can rebuild, wait for the callback; unsubscribe (DELETE by key) when the run is canceled."""
     item = new_item()
     emulator.scenario(item, runningPolls=1)
     callback = receiver.new_url(200) + "?api-version=2016-10-01&sp=%2Ftriggers%2Frun&sig=s3cr3t"
     key = f"run-{item}-wait"
-    subscribed = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                               "callbackUrl": callback}, **{"Idempotency-Key": key})
+    subscribed = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": callback},
+        **{"Idempotency-Key": key},
+    )
     assert subscribed.status_code == 201  # never a 202 that the webhook action could read as "poll me"
     [event] = receiver.wait(callback)
     assert event.event["type"] == "workbook.operation.succeeded"
@@ -278,8 +285,10 @@ def test_logic_apps_webhook_action_subscribe_and_unsubscribe(bridge: Bridge, emu
     emulator.scenario(item, runningPolls=10_000)
     callback = receiver.new_url(200)
     key = f"run-{item}-wait"
-    waiting = bridge.start({"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                            "callbackUrl": callback}, **{"Idempotency-Key": key}).json()
+    waiting = bridge.start(
+        {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": callback},
+        **{"Idempotency-Key": key},
+    ).json()
     canceled = bridge.client.delete(f"{bridge.api}/operations/by-key/{key}")
     assert canceled.status_code == 200 and canceled.json()["id"] == waiting["id"]
     assert canceled.json()["status"] == "canceled" and canceled.json()["webhook"]["state"] == "none"
@@ -290,7 +299,10 @@ def test_each_attempt_has_a_timeout(hooks: Bridge, emulator: Emulator, receiver:
     hook = receiver.new_url(200, headers={"x-test-hang-seconds": "25"})  # answers far too late
     record = finished_with_hook(hooks, emulator, hook)
     receiver.wait(hook)
-    timed_out = wait_for(lambda: (w := hooks.status(record["id"]).json()["webhook"])["attempts"] >= 1 and w,
-                         40, "the first attempt to time out")
+    timed_out = wait_for(
+        lambda: (w := hooks.status(record["id"]).json()["webhook"])["attempts"] >= 1 and w,
+        40,
+        "the first attempt to time out",
+    )
     assert timed_out["state"] == "pending" and "no answer within 15 s" in timed_out["lastError"]
     assert timed_out["lastStatusCode"] is None and timed_out["nextAttemptAt"]

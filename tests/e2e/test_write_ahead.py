@@ -75,8 +75,11 @@ def _start_until_answered(bridge: Bridge, body: dict[str, object], key: str, att
 def test_big_synchronous_row_is_written_once_and_readable(wal: Bridge, emulator: Emulator) -> None:
     item = new_item()
     values = _values_near_limit()
-    body = {"workbook": f"/me/drive/items/{item}", "action": "createTableRow",
-            "parameters": {"table": "Table 1", "values": values}}  # no session: Graph answers synchronously
+    body = {
+        "workbook": f"/me/drive/items/{item}",
+        "action": "createTableRow",
+        "parameters": {"table": "Table 1", "values": values},
+    }  # no session: Graph answers synchronously
     response = _start_until_answered(wal, body, f"big-row-{item}")
     assert len(emulator.rows(item, "Table 1")) == 1, "the retries wrote the row again"
     assert response.status_code == 200, response.text
@@ -91,15 +94,21 @@ def test_big_synchronous_row_is_written_once_and_readable(wal: Bridge, emulator:
     assert read.status_code == 200 and read.json()["result"] == {"index": 0, "values": values}
 
 
-def test_two_failed_deliveries_of_a_poll_do_not_strand_the_operation(faulty: Bridge, faults: FaultProxy,
-                                                                      emulator: Emulator,
-                                                                      receiver: WebhookReceiver) -> None:
+def test_two_failed_deliveries_of_a_poll_do_not_strand_the_operation(
+    faulty: Bridge, faults: FaultProxy, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=1)
     hook = receiver.new_url()
-    response = faulty.start({"workbook": f"/me/drive/items/{item}", "action": "createTableRow",
-                             "sessionId": "session-1", "callbackUrl": hook,
-                             "parameters": {"table": "T", "values": [[1, 2]]}})
+    response = faulty.start(
+        {
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createTableRow",
+            "sessionId": "session-1",
+            "callbackUrl": hook,
+            "parameters": {"table": "T", "values": [[1, 2]]},
+        }
+    )
     assert response.status_code == 201, response.text
     operation_id = response.json()["id"]
     # The terminal write of this operation fails on the first two deliveries of the message that sees
@@ -116,15 +125,23 @@ def test_two_failed_deliveries_of_a_poll_do_not_strand_the_operation(faulty: Bri
     assert len(receiver.for_path(hook)) == 1
 
 
-def test_a_big_result_polled_in_a_session_is_served_inline_and_in_the_webhook(wal: Bridge, emulator: Emulator,
-                                                                             receiver: WebhookReceiver) -> None:
+def test_a_big_result_polled_in_a_session_is_served_inline_and_in_the_webhook(
+    wal: Bridge, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     """The issue's second reproduction as first seen: an oversized result inside a session made every terminal
     write fail. Now the result goes to Blob Storage and GET and the webhook carry it as if inline."""
     item = new_item()
     values = _values_near_limit()
     hook = receiver.new_url()
-    response = wal.start({"workbook": f"/me/drive/items/{item}", "action": "createTableRow", "sessionId": "s-1",
-                          "callbackUrl": hook, "parameters": {"table": "Big", "values": values}})
+    response = wal.start(
+        {
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createTableRow",
+            "sessionId": "s-1",
+            "callbackUrl": hook,
+            "parameters": {"table": "Big", "values": values},
+        }
+    )
     assert response.status_code == 201, response.text
     done = wal.wait_done(response.json()["id"], timeout=60)
     assert done["status"] == "succeeded", done
@@ -135,14 +152,21 @@ def test_a_big_result_polled_in_a_session_is_served_inline_and_in_the_webhook(wa
     assert entity["ResultJson"] == "" and entity["ResultBlob"].startswith(done["id"] + "/")
 
 
-def test_a_poisoned_chain_ends_the_operation_failed_visibly(faulty: Bridge, faults: FaultProxy,
-                                                            emulator: Emulator, receiver: WebhookReceiver) -> None:
+def test_a_poisoned_chain_ends_the_operation_failed_visibly(
+    faulty: Bridge, faults: FaultProxy, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=1)
     hook = receiver.new_url()
-    response = faulty.start({"workbook": f"/me/drive/items/{item}", "action": "createTableRow",
-                             "sessionId": "session-2", "callbackUrl": hook,
-                             "parameters": {"table": "T", "values": [[3]]}})
+    response = faulty.start(
+        {
+            "workbook": f"/me/drive/items/{item}",
+            "action": "createTableRow",
+            "sessionId": "session-2",
+            "callbackUrl": hook,
+            "parameters": {"table": "T", "values": [[3]]},
+        }
+    )
     assert response.status_code == 201, response.text
     operation_id = response.json()["id"]
     # Every delivery (maxDequeueCount 5, host.json) fails to write the success: the last one ends it failed.
@@ -154,12 +178,17 @@ def test_a_poisoned_chain_ends_the_operation_failed_visibly(faulty: Bridge, faul
     assert delivery.verified(DEV_WEBHOOK_SECRET)["type"] == "workbook.operation.failed"
 
 
-def test_a_keyed_retry_finishes_a_start_whose_follow_up_failed(faulty: Bridge, faults: FaultProxy,
-                                                               emulator: Emulator) -> None:
+def test_a_keyed_retry_finishes_a_start_whose_follow_up_failed(
+    faulty: Bridge, faults: FaultProxy, emulator: Emulator
+) -> None:
     item = new_item()
     emulator.scenario(item, runningPolls=1)
-    body = {"workbook": f"/me/drive/items/{item}", "action": "createTableRow", "sessionId": "session-3",
-            "parameters": {"table": "T", "values": [[4]]}}
+    body = {
+        "workbook": f"/me/drive/items/{item}",
+        "action": "createTableRow",
+        "sessionId": "session-3",
+        "parameters": {"table": "T", "values": [[4]]},
+    }
     # Graph's answer is stored; the write that marks the follow-up as queued fails once.
     rule = faults.fail("PATCH", "PartitionKey=", r'"StartPhase":\s*""', 1)
     first = faulty.start(body, **{"Idempotency-Key": f"follow-up-{item}"})

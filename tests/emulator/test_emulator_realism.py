@@ -60,11 +60,14 @@ async def create_sessions(h: Harness, item: str, count: int) -> list[float]:
     return [op["durationSeconds"] for op in await operations(h, item)]
 
 
-@pytest.mark.parametrize("duration, low, high", [
-    ({"distribution": "fixed", "seconds": 3.5}, 3.5, 3.5),
-    ({"distribution": "logUniform", "min": 1, "max": 600, "seed": 7}, 1.0, 600.0),
-    ({"distribution": "lognormal", "median": 20, "sigma": 0.3, "seed": 7}, 0.0, math.inf),
-])
+@pytest.mark.parametrize(
+    "duration, low, high",
+    [
+        ({"distribution": "fixed", "seconds": 3.5}, 3.5, 3.5),
+        ({"distribution": "logUniform", "min": 1, "max": 600, "seed": 7}, 1.0, 600.0),
+        ({"distribution": "lognormal", "median": 20, "sigma": 0.3, "seed": 7}, 0.0, math.inf),
+    ],
+)
 def test_each_operation_draws_its_duration_within_the_support(run_emu, duration, low, high):
     async def body(h: Harness) -> None:
         await h.put_scenario("ITEMD", {"duration": duration})
@@ -99,8 +102,13 @@ def test_seeded_runs_draw_the_same_durations_and_unseeded_ones_differ(run_emu):
 
 def test_action_duration_overrides_the_item_duration(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 50},
-                                    "actionDurations": {"createTableRow": {"distribution": "fixed", "seconds": 0.2}}})
+        await h.put_scenario(
+            ITEM,
+            {
+                "duration": {"distribution": "fixed", "seconds": 50},
+                "actionDurations": {"createTableRow": {"distribution": "fixed", "seconds": 0.2}},
+            },
+        )
         assert (await add_row(h, [1])).status == 202
         await create_sessions(h, ITEM, 1)
         assert sorted(op["durationSeconds"] for op in await operations(h)) == [0.2, 50.0]
@@ -134,8 +142,14 @@ def test_running_until_created_plus_duration_then_the_row_is_written_polled_or_n
 
 def test_throttle_mode_answers_a_second_write_429_with_retry_after_until_the_first_finishes(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.8},
-                                    "contention": "throttle", "contentionRetryAfterSeconds": 2.128})
+        await h.put_scenario(
+            ITEM,
+            {
+                "duration": {"distribution": "fixed", "seconds": 0.8},
+                "contention": "throttle",
+                "contentionRetryAfterSeconds": 2.128,
+            },
+        )
         headers = await h.auth()
         location = (await add_row(h, [1])).headers["Location"]
         second = await add_row(h, [2])
@@ -224,22 +238,27 @@ def test_contention_with_poll_count_operations_lasts_until_the_terminal_poll(run
     run_emu(body)
 
 
-@pytest.mark.parametrize("scenario, field", [
-    ({"duration": {"distribution": "uniform", "min": 1, "max": 2}}, "duration.distribution"),
-    ({"duration": {"distribution": "logUniform", "min": 0, "max": 2}}, "duration.min"),
-    ({"duration": {"distribution": "logUniform", "min": 3, "max": 2}}, "duration.max"),
-    ({"duration": {"distribution": "lognormal", "median": 3}}, "duration.sigma"),
-    ({"duration": {"distribution": "fixed", "seconds": 1, "sigma": 1}}, "duration"),
-    ({"duration": {"distribution": "fixed", "seconds": 1, "seed": "x"}}, "duration.seed"),
-    ({"duration": 5}, "duration"),
-    ({"actionDurations": {"poll": {"distribution": "fixed", "seconds": 1}}}, "actionDurations.poll"),
-    ({"actionDurations": {"createSession": {"distribution": "fixed", "seconds": -1}}},
-     "actionDurations.createSession.seconds"),
-    ({"runningSeconds": 1, "duration": {"distribution": "fixed", "seconds": 1}}, "runningSeconds"),
-    ({"contention": "sometimes"}, "contention"),
-    ({"contentionRetryAfterSeconds": -1}, "contentionRetryAfterSeconds"),
-    ({"contentionRetryAfterSeconds": True}, "contentionRetryAfterSeconds"),
-])
+@pytest.mark.parametrize(
+    "scenario, field",
+    [
+        ({"duration": {"distribution": "uniform", "min": 1, "max": 2}}, "duration.distribution"),
+        ({"duration": {"distribution": "logUniform", "min": 0, "max": 2}}, "duration.min"),
+        ({"duration": {"distribution": "logUniform", "min": 3, "max": 2}}, "duration.max"),
+        ({"duration": {"distribution": "lognormal", "median": 3}}, "duration.sigma"),
+        ({"duration": {"distribution": "fixed", "seconds": 1, "sigma": 1}}, "duration"),
+        ({"duration": {"distribution": "fixed", "seconds": 1, "seed": "x"}}, "duration.seed"),
+        ({"duration": 5}, "duration"),
+        ({"actionDurations": {"poll": {"distribution": "fixed", "seconds": 1}}}, "actionDurations.poll"),
+        (
+            {"actionDurations": {"createSession": {"distribution": "fixed", "seconds": -1}}},
+            "actionDurations.createSession.seconds",
+        ),
+        ({"runningSeconds": 1, "duration": {"distribution": "fixed", "seconds": 1}}, "runningSeconds"),
+        ({"contention": "sometimes"}, "contention"),
+        ({"contentionRetryAfterSeconds": -1}, "contentionRetryAfterSeconds"),
+        ({"contentionRetryAfterSeconds": True}, "contentionRetryAfterSeconds"),
+    ],
+)
 def test_bad_realism_fields_are_refused_naming_the_field(scenario, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
         parse_scenario(scenario)

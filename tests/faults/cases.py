@@ -56,8 +56,14 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return (not self.lost and self.status == "succeeded" and self.excel_starts == 1
-                and self.terminal_writes == 1 and self.webhook_events == 1 and not self.problem)
+        return (
+            not self.lost
+            and self.status == "succeeded"
+            and self.excel_starts == 1
+            and self.terminal_writes == 1
+            and self.webhook_events == 1
+            and not self.problem
+        )
 
 
 def idempotency_partition(key: str, owner: str = "default") -> str:
@@ -69,13 +75,21 @@ def idempotency_partition(key: str, owner: str = "default") -> str:
 def terminal_writes(entries: list[Entry]) -> int:
     """Table writes storage carried out that put a terminal status on the record (a merge carrying Status).
     The owner index entry (PartitionKey owner-...) mirrors the status as a list hint: it is not the record."""
-    return sum(1 for e in entries if e.service == "table" and e.method in ("PUT", "PATCH", "MERGE", "POST")
-               and e.done and "PartitionKey='owner-" not in e.path and '"PartitionKey": "owner-' not in e.text
-               and any(f'"Status": "{s}"' in e.text or f'"Status":"{s}"' in e.text for s in TERMINAL))
+    return sum(
+        1
+        for e in entries
+        if e.service == "table"
+        and e.method in ("PUT", "PATCH", "MERGE", "POST")
+        and e.done
+        and "PartitionKey='owner-" not in e.path
+        and '"PartitionKey": "owner-' not in e.text
+        and any(f'"Status": "{s}"' in e.text or f'"Status":"{s}"' in e.text for s in TERMINAL)
+    )
 
 
-def start_with_retries(client: httpx.Client, bridge: Bridge, body: dict[str, Any], key: str,
-                       outcome: Outcome, deadline: float) -> str | None:
+def start_with_retries(
+    client: httpx.Client, bridge: Bridge, body: dict[str, Any], key: str, outcome: Outcome, deadline: float
+) -> str | None:
     """POST as a retrying client would: same Idempotency-Key, again on 408/429/5xx or a broken connection."""
     while time.monotonic() < deadline:
         try:
@@ -114,13 +128,28 @@ def request_body(workload: str, item: str, hook: str) -> dict[str, Any]:
     a session, which Graph answers synchronously with a result too big for a Table property."""
     if workload == "session":
         return {"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook}
-    return {"workbook": f"/me/drive/items/{item}", "action": "createTableRow", "callbackUrl": hook,
-            "parameters": {"table": "Table 1", "values": values_near_limit()}}
+    return {
+        "workbook": f"/me/drive/items/{item}",
+        "action": "createTableRow",
+        "callbackUrl": hook,
+        "parameters": {"table": "Table 1", "values": values_near_limit()},
+    }
 
 
-def run_operation(bridge: Bridge, proxy: FaultProxy | None, emulator: Emulator, receiver: WebhookReceiver,
-                  name: str, *, item: str | None = None, key: str | None = None, timeout: float = 240.0,
-                  quiet: float = 6.0, running_polls: int = 1, workload: str = "session") -> Outcome:
+def run_operation(
+    bridge: Bridge,
+    proxy: FaultProxy | None,
+    emulator: Emulator,
+    receiver: WebhookReceiver,
+    name: str,
+    *,
+    item: str | None = None,
+    key: str | None = None,
+    timeout: float = 240.0,
+    quiet: float = 6.0,
+    running_polls: int = 1,
+    workload: str = "session",
+) -> Outcome:
     """Start one operation with a callbackUrl, follow it to the end, then count what it caused."""
     item = item or new_item()
     key = key or uuid.uuid4().hex
@@ -188,9 +217,11 @@ def _status(client: httpx.Client, bridge: Bridge, operation_id: str, outcome: Ou
 def _quiesce(proxy: FaultProxy, item: str, quiet: float, deadline: float) -> None:
     """Wait until no storage request about this operation was seen for `quiet` seconds (its chain and deliveries
     are over), so a late duplicate would still be counted."""
+
     def settled() -> bool:
         entries = proxy.log(mentioning=item)
         return bool(entries) and time.time() - entries[-1].at >= quiet
+
     try:
         wait_for(settled, max(quiet * 2, deadline - time.monotonic()), f"storage quiet for {item}", interval=0.5)
     except AssertionError:

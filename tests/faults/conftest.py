@@ -24,8 +24,11 @@ def make_proxied_bridge(make_bridge: BridgeFactory, azurite) -> Iterator[Proxied
         proxy = FaultProxy(azurite)
         proxy.start()
         bridge = make_bridge(name, extra_args=extra_args, AzureWebJobsStorage=proxy.connection_string, **settings)
-        proxy.names = {bridge.env["POLL_QUEUE"]: "polls", bridge.env["WEBHOOK_QUEUE"]: "hooks",
-                       bridge.env["OPERATIONS_TABLE"]: "ops"}
+        proxy.names = {
+            bridge.env["POLL_QUEUE"]: "polls",
+            bridge.env["WEBHOOK_QUEUE"]: "hooks",
+            bridge.env["OPERATIONS_TABLE"]: "ops",
+        }
         made.append((bridge, proxy))
         return bridge, proxy
 

@@ -55,8 +55,17 @@ ERRORS = {  # Common REST API error codes: code -> (status, message)
     "OperationTimedOut": (500, "The operation could not be completed within the permitted time."),
     "ServerBusy": (503, "The server is currently unable to receive requests. Please retry your request."),
 }
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade",
-               "proxy-connection", "te", "trailer"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+}
 _MESSAGE_TEXT = re.compile(rb"<MessageText>([^<]*)</MessageText>")
 _MESSAGE_ID = re.compile(rb"<MessageId>([^<]+)</MessageId>")
 _MESSAGE_PATH = re.compile(r"/messages/([^/?]+)")
@@ -140,8 +149,7 @@ def error_answer(service: str, code: str, accept: str) -> web.Response:
     detail = f"{message}\nRequestId:{request_id}\nTime:{time.strftime('%Y-%m-%dT%H:%M:%S.0000000Z', time.gmtime())}"
     if service == "table" and "json" in accept:
         body = json.dumps({"odata.error": {"code": code, "message": {"lang": "en-US", "value": detail}}})
-        return web.Response(status=status, text=body, headers=headers,
-                            content_type="application/json", charset="utf-8")
+        return web.Response(status=status, text=body, headers=headers, content_type="application/json", charset="utf-8")
     body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{detail}</Message></Error>'
     return web.Response(status=status, text=body, headers=headers, content_type="application/xml", charset="utf-8")
 
@@ -297,8 +305,9 @@ class FaultProxy:
                 found = _MESSAGE_PATH.search(request.path)
                 if found and found.group(1) in self.message_ids:
                     ids.append(found.group(1))
-            entry = Entry(0, time.time(), service, request.method, path, _decoded_body(body), ids, "forward",
-                          None, None, None)
+            entry = Entry(
+                0, time.time(), service, request.method, path, _decoded_body(body), ids, "forward", None, None, None
+            )
             if ids:
                 entry.text += "\n" + self.message_ids[ids[0]]
             rule = self._pick(entry)
@@ -311,8 +320,9 @@ class FaultProxy:
 
         return handle
 
-    async def _act(self, service: str, request: web.Request, body: bytes, entry: Entry,
-                   rule: Rule | None) -> web.StreamResponse:
+    async def _act(
+        self, service: str, request: web.Request, body: bytes, entry: Entry, rule: Rule | None
+    ) -> web.StreamResponse:
         if rule is not None and rule.action == "fail":
             answer = error_answer(service, rule.code, request.headers.get("Accept", ""))
             entry.status = answer.status
@@ -336,16 +346,21 @@ class FaultProxy:
         entry.status = status
         return web.Response(status=status, body=payload, headers=headers)
 
-    async def _forward(self, service: str, request: web.Request,
-                       body: bytes) -> tuple[int | None, dict[str, str], bytes]:
+    async def _forward(
+        self, service: str, request: web.Request, body: bytes
+    ) -> tuple[int | None, dict[str, str], bytes]:
         assert self._session is not None
         port = getattr(self.upstream, service)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         try:
-            async with self._session.request(request.method, f"http://127.0.0.1:{port}{request.raw_path}",
-                                             headers=headers, data=body or None, allow_redirects=False,
-                                             skip_auto_headers=("Content-Type", "Accept-Encoding",
-                                                                "User-Agent")) as answer:
+            async with self._session.request(
+                request.method,
+                f"http://127.0.0.1:{port}{request.raw_path}",
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                skip_auto_headers=("Content-Type", "Accept-Encoding", "User-Agent"),
+            ) as answer:
                 payload = await answer.read()
                 out = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
                 return answer.status, out, payload
@@ -384,8 +399,7 @@ def call_of(entry: Entry, names: dict[str, str]) -> Call:
     path = entry.path.split("?", 1)[0]
     parts = [p for p in path.split("/") if p][1:]  # drop the account name
     resource = parts[0] if parts else ""
-    role = next((role for name, role in names.items() if resource == name or resource.startswith(name + "(")),
-                resource)
+    role = next((role for name, role in names.items() if resource == name or resource.startswith(name + "(")), resource)
     if entry.service == "queue":
         kind = f"{role} message" if len(parts) > 2 else f"{role} messages" if len(parts) == 2 else f"queue {role}"
         return Call("queue", entry.method, kind)
@@ -393,15 +407,18 @@ def call_of(entry: Entry, names: dict[str, str]) -> Call:
         if "(" in resource:
             row = re.search(r"RowKey='([^']*)'", resource)
             partition = re.search(r"PartitionKey='([^']*)'", resource)
-            key = (row.group(1) if row else "?")
+            key = row.group(1) if row else "?"
             if partition and partition.group(1).startswith("idem-"):
                 key = "idempotency"
             elif partition and partition.group(1).startswith("owner-"):
                 key = "owner-index"  # PartitionKey owner-<hash>, RowKey the operation id: one call kind for all
             return Call("table", entry.method, f"{role} entity {key}")
         if entry.method == "POST":
-            key = "idempotency" if '"PartitionKey": "idem-' in entry.text or '"PartitionKey":"idem-' in entry.text \
+            key = (
+                "idempotency"
+                if '"PartitionKey": "idem-' in entry.text or '"PartitionKey":"idem-' in entry.text
                 else "entity"
+            )
             return Call("table", "POST", f"{role} insert {key}")
         return Call("table", entry.method, f"{role} query")
     return Call("blob", entry.method, "blob" if len(parts) > 1 else "container")

@@ -80,8 +80,7 @@ def discover(proxy: FaultProxy, entries: list[Entry], start_end: int) -> list[tu
     return calls
 
 
-def test_fault_matrix(make_proxied_bridge: ProxiedBridgeFactory, emulator: Emulator,
-                      receiver: WebhookReceiver) -> None:
+def test_fault_matrix(make_proxied_bridge: ProxiedBridgeFactory, emulator: Emulator, receiver: WebhookReceiver) -> None:
     """Both workloads, each on its own proxied bridge; all their cases at once."""
     runs: list[tuple[str, Bridge, FaultProxy, Case]] = []
     for workload in WORKLOADS:
@@ -94,31 +93,55 @@ def test_fault_matrix(make_proxied_bridge: ProxiedBridgeFactory, emulator: Emula
         assert steps["start"] >= 3 and steps["delivery"] >= 2, calls  # claim, create, send; read, record, delete
         assert workload == "bigrow" or steps["poll"] >= 3, calls  # read, update, send (a synchronous answer: none)
         print(f"\n{workload}: discovered", *calls, sep="\n  ")
-        runs += [(workload, bridge, proxy, Case(step, call, occurrence, failures, action))
-                 for step, call, occurrence in calls for failures in FAILURES for action in ACTIONS]
+        runs += [
+            (workload, bridge, proxy, Case(step, call, occurrence, failures, action))
+            for step, call, occurrence in calls
+            for failures in FAILURES
+            for action in ACTIONS
+        ]
 
     def run(job: tuple[str, Bridge, FaultProxy, Case]) -> Outcome:
         workload, bridge, proxy, case = job
         item = new_item()
         times = case.failures * SDK_ATTEMPTS[case.service] if case.action != "lose" else case.failures
         proxy.track(item)
-        proxy.add_rule(match=item, call=case.call, skip=case.occurrence, times=times, action=case.action,
-                       code="ServerBusy", name=case.name)
-        return run_operation(bridge, proxy, emulator, receiver, f"{workload} {case.name}", item=item,
-                             timeout=420, quiet=30, workload=workload)
+        proxy.add_rule(
+            match=item,
+            call=case.call,
+            skip=case.occurrence,
+            times=times,
+            action=case.action,
+            code="ServerBusy",
+            name=case.name,
+        )
+        return run_operation(
+            bridge,
+            proxy,
+            emulator,
+            receiver,
+            f"{workload} {case.name}",
+            item=item,
+            timeout=420,
+            quiet=30,
+            workload=workload,
+        )
 
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
         outcomes = list(pool.map(run, runs))
 
     fired = [next(r.fired for r in proxy.rules if r.name == case.name) for _, _, proxy, case in runs]
-    rows = [f"{o.name:<68} fired={n:>2} status={o.status} excel={o.excel_starts} terminal={o.terminal_writes} "
-            f"events={o.webhook_events} answers={_answers(o.client_answers)} {o.problem}"
-            for o, n in zip(outcomes, fired, strict=True)]
-    figures = (f"cases={len(outcomes)} lost={sum(o.lost for o in outcomes)} "
-               f"wrong_result={sum(not o.lost and (o.status != 'succeeded' or bool(o.problem)) for o in outcomes)} "
-               f"duplicate_excel={sum(o.excel_starts > 1 for o in outcomes)} "
-               f"duplicate_terminal={sum(o.terminal_writes > 1 for o in outcomes)} "
-               f"duplicate_events={sum(o.webhook_events > 1 for o in outcomes)}")
+    rows = [
+        f"{o.name:<68} fired={n:>2} status={o.status} excel={o.excel_starts} terminal={o.terminal_writes} "
+        f"events={o.webhook_events} answers={_answers(o.client_answers)} {o.problem}"
+        for o, n in zip(outcomes, fired, strict=True)
+    ]
+    figures = (
+        f"cases={len(outcomes)} lost={sum(o.lost for o in outcomes)} "
+        f"wrong_result={sum(not o.lost and (o.status != 'succeeded' or bool(o.problem)) for o in outcomes)} "
+        f"duplicate_excel={sum(o.excel_starts > 1 for o in outcomes)} "
+        f"duplicate_terminal={sum(o.terminal_writes > 1 for o in outcomes)} "
+        f"duplicate_events={sum(o.webhook_events > 1 for o in outcomes)}"
+    )
     print("\n".join(["", figures, *rows]))
     # Every case really failed its call (else the case tested nothing).
     assert all(fired), [o.name for o, n in zip(outcomes, fired, strict=True) if not n]

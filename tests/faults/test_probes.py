@@ -65,21 +65,29 @@ class Flight:
 
 
 def bridge_on(make_bridge: BridgeFactory, storage: Storage, name: str, **settings: str) -> Bridge:
-    return make_bridge(name, extra_args=LEASE, AzureWebJobsStorage=storage.ports.connection_string,
-                       POLL_MAX_DELAY_SECONDS="1", **settings)
+    return make_bridge(
+        name,
+        extra_args=LEASE,
+        AzureWebJobsStorage=storage.ports.connection_string,
+        POLL_MAX_DELAY_SECONDS="1",
+        **settings,
+    )
 
 
-def start_many(bridges: list[Bridge], emulator: Emulator, receiver: WebhookReceiver,
-               latency: float = 0.3) -> list[Flight]:
+def start_many(
+    bridges: list[Bridge], emulator: Emulator, receiver: WebhookReceiver, latency: float = 0.3
+) -> list[Flight]:
     flights = []
     with httpx.Client(timeout=60) as client:
         for n in range(OPERATIONS):
             bridge = bridges[n % len(bridges)]
             item, hook = new_item(), receiver.new_url()
             emulator.scenario(item, runningPolls=RUNNING_POLLS, operationLatencySeconds=latency)
-            response = client.post(f"{bridge.api}/operations", headers={"Idempotency-Key": item},
-                                   json={"workbook": f"/me/drive/items/{item}", "action": "createSession",
-                                         "callbackUrl": hook})
+            response = client.post(
+                f"{bridge.api}/operations",
+                headers={"Idempotency-Key": item},
+                json={"workbook": f"/me/drive/items/{item}", "action": "createSession", "callbackUrl": hook},
+            )
             assert response.status_code == 201, response.text
             flights.append(Flight(item, hook, response.json()["id"]))
     return flights
@@ -91,17 +99,29 @@ def in_flight(flights: list[Flight], emulator: Emulator) -> bool:
     return polled >= len(flights) // 2
 
 
-def check_all(bridge: Bridge, storage: Storage, flights: list[Flight], emulator: Emulator,
-              receiver: WebhookReceiver, timeout: float = 180.0) -> None:
+def check_all(
+    bridge: Bridge,
+    storage: Storage,
+    flights: list[Flight],
+    emulator: Emulator,
+    receiver: WebhookReceiver,
+    timeout: float = 180.0,
+) -> None:
     """0 lost, 0 duplicated: every operation succeeded, one Excel request, one distinct event, queues drained."""
     for flight in flights:
         receiver.wait(flight.hook, timeout=timeout)
-    queues = [QueueClient.from_connection_string(storage.ports.connection_string, bridge.env[name])
-              for name in ("POLL_QUEUE", "WEBHOOK_QUEUE")]
+    queues = [
+        QueueClient.from_connection_string(storage.ports.connection_string, bridge.env[name])
+        for name in ("POLL_QUEUE", "WEBHOOK_QUEUE")
+    ]
     try:
         # Nothing left that could still send: both queues empty (visible or not) for the rest of the check.
-        wait_for(lambda: all(q.get_queue_properties().approximate_message_count == 0 for q in queues), timeout,
-                 "the poll and webhook queues to drain", interval=0.5)
+        wait_for(
+            lambda: all(q.get_queue_properties().approximate_message_count == 0 for q in queues),
+            timeout,
+            "the poll and webhook queues to drain",
+            interval=0.5,
+        )
     finally:
         for q in queues:
             q.close()
@@ -116,8 +136,9 @@ def check_all(bridge: Bridge, storage: Storage, flights: list[Flight], emulator:
     assert not problems, f"{len(problems)} of {len(flights)} operations lost or duplicated: {problems}"
 
 
-def test_azurite_paused_and_resumed(make_bridge: BridgeFactory, storage: Storage, emulator: Emulator,
-                                    receiver: WebhookReceiver) -> None:
+def test_azurite_paused_and_resumed(
+    make_bridge: BridgeFactory, storage: Storage, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     bridge = bridge_on(make_bridge, storage, "probe-pause")
     flights = start_many([bridge], emulator, receiver)
     wait_for(lambda: in_flight(flights, emulator), 60, "operations in flight")
@@ -129,8 +150,9 @@ def test_azurite_paused_and_resumed(make_bridge: BridgeFactory, storage: Storage
     check_all(bridge, storage, flights, emulator, receiver)
 
 
-def test_azurite_stopped_and_started_with_its_data(make_bridge: BridgeFactory, storage: Storage,
-                                                   emulator: Emulator, receiver: WebhookReceiver) -> None:
+def test_azurite_stopped_and_started_with_its_data(
+    make_bridge: BridgeFactory, storage: Storage, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     bridge = bridge_on(make_bridge, storage, "probe-restart")
     flights = start_many([bridge], emulator, receiver)
     wait_for(lambda: in_flight(flights, emulator), 60, "operations in flight")
@@ -140,8 +162,9 @@ def test_azurite_stopped_and_started_with_its_data(make_bridge: BridgeFactory, s
     check_all(bridge, storage, flights, emulator, receiver)
 
 
-def test_app_paused_and_resumed(make_bridge: BridgeFactory, storage: Storage, emulator: Emulator,
-                                receiver: WebhookReceiver) -> None:
+def test_app_paused_and_resumed(
+    make_bridge: BridgeFactory, storage: Storage, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     bridge = bridge_on(make_bridge, storage, "probe-app-pause")
     flights = start_many([bridge], emulator, receiver)
     wait_for(lambda: in_flight(flights, emulator), 60, "operations in flight")
@@ -153,8 +176,9 @@ def test_app_paused_and_resumed(make_bridge: BridgeFactory, storage: Storage, em
     check_all(bridge, storage, flights, emulator, receiver)
 
 
-def test_two_hosts_on_one_queue(make_bridge: BridgeFactory, storage: Storage, emulator: Emulator,
-                                receiver: WebhookReceiver) -> None:
+def test_two_hosts_on_one_queue(
+    make_bridge: BridgeFactory, storage: Storage, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
     shared = {"POLL_QUEUE": "probe-two-polls", "WEBHOOK_QUEUE": "probe-two-hooks", "OPERATIONS_TABLE": "probetwoops"}
     first = bridge_on(make_bridge, storage, "probe-two-a", **shared)
     second = bridge_on(make_bridge, storage, "probe-two-b", **shared)
@@ -166,10 +190,10 @@ def test_two_hosts_on_one_queue(make_bridge: BridgeFactory, storage: Storage, em
     assert all(finished), f"operations finished per host: {finished} (one host did nothing: not a two-host test)"
 
 
-def test_one_of_two_hosts_killed(make_bridge: BridgeFactory, storage: Storage, emulator: Emulator,
-                                 receiver: WebhookReceiver) -> None:
-    shared = {"POLL_QUEUE": "probe-kill-polls", "WEBHOOK_QUEUE": "probe-kill-hooks",
-              "OPERATIONS_TABLE": "probekillops"}
+def test_one_of_two_hosts_killed(
+    make_bridge: BridgeFactory, storage: Storage, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
+    shared = {"POLL_QUEUE": "probe-kill-polls", "WEBHOOK_QUEUE": "probe-kill-hooks", "OPERATIONS_TABLE": "probekillops"}
     survivor = bridge_on(make_bridge, storage, "probe-kill-a", **shared)
     victim = bridge_on(make_bridge, storage, "probe-kill-b", **shared)
     flights = start_many([survivor, victim], emulator, receiver, latency=1.5)

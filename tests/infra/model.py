@@ -74,9 +74,14 @@ ROLE_NAMES: dict[str, str] = {
 #   messages/write; Clear messages -> messages/delete; "Get or delete messages" -> messages/process/action.
 # Queue metadata (Get Queue Metadata: length for scaling and health) is the control action queues/read.
 _Q = "Microsoft.Storage/storageAccounts/queueServices/queues"
-PEEK, ADD, WRITE, CLEAR, PROCESS, QUEUE_READ = (f"{_Q}/messages/read", f"{_Q}/messages/add/action",
-                                                f"{_Q}/messages/write", f"{_Q}/messages/delete",
-                                                f"{_Q}/messages/process/action", f"{_Q}/read")
+PEEK, ADD, WRITE, CLEAR, PROCESS, QUEUE_READ = (
+    f"{_Q}/messages/read",
+    f"{_Q}/messages/add/action",
+    f"{_Q}/messages/write",
+    f"{_Q}/messages/delete",
+    f"{_Q}/messages/process/action",
+    f"{_Q}/read",
+)
 # What each built-in queue role allows (Azure RBAC docs, built-in-roles/storage.md: actions + dataActions).
 QUEUE_CONTRIBUTOR = "Storage Queue Data Contributor"
 QUEUE_ROLE_ACTIONS: dict[str, frozenset[str]] = {
@@ -130,19 +135,23 @@ OPERATION_ROLES: dict[str, frozenset[str]] = {
     # The app's big results (shared/results.py, a ContainerClient): Blob Data Contributor or Owner allow
     # read, write, list and delete of blobs (Azure RBAC docs, built-in-roles/storage.md: Storage Blob Data
     # Contributor dataActions .../blobs/read, /write, /delete; Owner: .../blobs/*).
-    **{f"blob.{op}": frozenset({"Storage Blob Data Owner", "Storage Blob Data Contributor"})
-       for op in ("upload_blob", "download_blob", "list_blobs", "delete_blob")},
+    **{
+        f"blob.{op}": frozenset({"Storage Blob Data Owner", "Storage Blob Data Contributor"})
+        for op in ("upload_blob", "download_blob", "list_blobs", "delete_blob")
+    },
     # The Functions host (AzureWebJobsStorage): leases, keys and state blobs; Flex reads the package blob.
     "host.blobs": frozenset({"Storage Blob Data Owner"}),
-    "deployment.package": frozenset({"Storage Blob Data Owner", "Storage Blob Data Contributor",
-                                     "Storage Blob Data Reader"}),
+    "deployment.package": frozenset(
+        {"Storage Blob Data Owner", "Storage Blob Data Contributor", "Storage Blob Data Reader"}
+    ),
 }
 # Calls that need no role on a provisioned deployment: the template creates the queues and the table, and
 # shared/runtime.py only logs a warning when creating them is refused.
 PROVISIONED_BY_TEMPLATE = frozenset({"queue.create_queue", "table.create_table", "blob.create_container"})
 # SDK client methods that are not storage operations.
-NOT_OPERATIONS = frozenset({"close", "from_connection_string", "from_queue_url", "from_table_url",
-                            "from_container_url", "get_blob_client"})
+NOT_OPERATIONS = frozenset(
+    {"close", "from_connection_string", "from_queue_url", "from_table_url", "from_container_url", "get_blob_client"}
+)
 
 
 # ---------------------------------------------------------------- parsing
@@ -225,8 +234,11 @@ class Template:
         return value
 
     def app_settings(self) -> dict[str, Any]:
-        configs = [r for r in self.of_type("Microsoft.Web/sites/config").values()
-                   if resource_body(r).get("name") == "appsettings"]
+        configs = [
+            r
+            for r in self.of_type("Microsoft.Web/sites/config").values()
+            if resource_body(r).get("name") == "appsettings"
+        ]
         if len(configs) != 1:
             raise AssertionError(f"expected one sites/config 'appsettings' resource, found {len(configs)}")
         props = resource_body(configs[0]).get("properties", {})
@@ -247,12 +259,14 @@ class Template:
                 match = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
                 guid = match.group(0) if match else None
             principal = json.dumps(props.get("principalId"))
-            found.append(RoleAssignment(
-                resource=name,
-                role=ROLE_NAMES.get(str(guid), f"unknown role {guid}"),
-                scope=str(body.get("scope", "")),
-                to_app_identity='"identity"' in principal and "principalId" in principal,
-            ))
+            found.append(
+                RoleAssignment(
+                    resource=name,
+                    role=ROLE_NAMES.get(str(guid), f"unknown role {guid}"),
+                    scope=str(body.get("scope", "")),
+                    to_app_identity='"identity"' in principal and "principalId" in principal,
+                )
+            )
         return found
 
 
@@ -296,10 +310,12 @@ def settings_read_in(source: str) -> set[str]:
         literals: list[ast.expr] = []
         if isinstance(node, ast.Call):
             func = node.func
-            is_get = isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") and _is_env(
-                func.value)
+            is_get = (
+                isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") and _is_env(func.value)
+            )
             is_getenv = (isinstance(func, ast.Attribute) and func.attr == "getenv") or (
-                isinstance(func, ast.Name) and func.id == "getenv")
+                isinstance(func, ast.Name) and func.id == "getenv"
+            )
             takes_env = any(_is_env(arg) for arg in node.args)
             if is_get or is_getenv:
                 literals = node.args[:1]
@@ -333,8 +349,11 @@ def storage_operations_in(source: str) -> set[str]:
     from azure.storage.blob.aio import ContainerClient
     from azure.storage.queue.aio import QueueClient
 
-    methods = {"queue": _public_methods(QueueClient), "table": _public_methods(TableClient),
-               "blob": _public_methods(ContainerClient)}
+    methods = {
+        "queue": _public_methods(QueueClient),
+        "table": _public_methods(TableClient),
+        "blob": _public_methods(ContainerClient),
+    }
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -371,24 +390,39 @@ def queue_trigger_settings() -> set[str]:
 
 def _allowlisted(name: str) -> bool:
     return name in AZURE_ONLY_SETTINGS or (
-        name.startswith(f"{STORAGE_PREFIX}__") and f"{STORAGE_PREFIX}__*" in AZURE_ONLY_SETTINGS)
+        name.startswith(f"{STORAGE_PREFIX}__") and f"{STORAGE_PREFIX}__*" in AZURE_ONLY_SETTINGS
+    )
 
 
 def check_settings(template: Template, read: Iterable[str]) -> list[str]:
     """Every setting the code reads is deployed, and every deployed setting is read or allowlisted."""
     deployed = set(template.app_settings())
     read = set(read)
-    problems = [f"the code reads {n} but the function app's settings do not set it"
-                for n in sorted(read - deployed - set(NOT_DEPLOYED)) if not n.startswith(f"{STORAGE_PREFIX}__")]
-    problems += [f"app setting {n} is read by no code and is not in the allowlist"
-                 for n in sorted(deployed - read) if not _allowlisted(n) and n not in DEPLOYED_AHEAD_OF_CODE]
-    problems += [f"{n} is read by the code now: remove it from DEPLOYED_AHEAD_OF_CODE"
-                 for n in sorted(set(DEPLOYED_AHEAD_OF_CODE) & read)]
-    problems += [f"{n} is in DEPLOYED_AHEAD_OF_CODE but the function app's settings do not set it"
-                 for n in sorted(set(DEPLOYED_AHEAD_OF_CODE) - deployed)]
-    for required in ("AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
-                     "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
-                     "AzureWebJobsStorage__blobServiceUri"):
+    problems = [
+        f"the code reads {n} but the function app's settings do not set it"
+        for n in sorted(read - deployed - set(NOT_DEPLOYED))
+        if not n.startswith(f"{STORAGE_PREFIX}__")
+    ]
+    problems += [
+        f"app setting {n} is read by no code and is not in the allowlist"
+        for n in sorted(deployed - read)
+        if not _allowlisted(n) and n not in DEPLOYED_AHEAD_OF_CODE
+    ]
+    problems += [
+        f"{n} is read by the code now: remove it from DEPLOYED_AHEAD_OF_CODE"
+        for n in sorted(set(DEPLOYED_AHEAD_OF_CODE) & read)
+    ]
+    problems += [
+        f"{n} is in DEPLOYED_AHEAD_OF_CODE but the function app's settings do not set it"
+        for n in sorted(set(DEPLOYED_AHEAD_OF_CODE) - deployed)
+    ]
+    for required in (
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+        "AzureWebJobsStorage__queueServiceUri",
+        "AzureWebJobsStorage__tableServiceUri",
+        "AzureWebJobsStorage__blobServiceUri",
+    ):
         if required not in deployed:
             problems.append(f"identity-based storage needs {required}")
     if "AzureWebJobsStorage" in deployed:
@@ -415,8 +449,9 @@ def check_storage_names(template: Template) -> list[str]:
     containers = template.names_of("Microsoft.Storage/storageAccounts/blobServices/containers")
     container = template.resolve(settings.get("RESULTS_CONTAINER"))
     if container not in containers:
-        problems.append(f"RESULTS_CONTAINER={container!r} is not a container the template creates "
-                        f"({sorted(containers)})")
+        problems.append(
+            f"RESULTS_CONTAINER={container!r} is not a container the template creates ({sorted(containers)})"
+        )
     for setting in queue_trigger_settings():
         if setting not in settings:
             problems.append(f"a queue trigger binds to %{setting}% but no app setting {setting} exists")
@@ -441,22 +476,29 @@ def check_roles(template: Template, operations: Iterable[str]) -> list[str]:
 # Broad roles that narrower ones replace here (least privilege): never granted to the app's identity.
 # (Storage Queue Data Contributor is not here: it is the only queue role with messages/write, which the host's
 # release of a failed message needs.)
-TOO_BROAD = frozenset({"Storage Account Contributor", "Contributor", "Owner",
-                       "Key Vault Secrets Officer", "Key Vault Administrator"})
+TOO_BROAD = frozenset(
+    {"Storage Account Contributor", "Contributor", "Owner", "Key Vault Secrets Officer", "Key Vault Administrator"}
+)
 
 
 def check_no_excess_roles(template: Template, operations: Iterable[str]) -> list[str]:
     """Least privilege: each storage role given to the identity is needed by some operation; no broad roles."""
     ops = set(operations) - PROVISIONED_BY_TEMPLATE
     needed: set[str] = set().union(*(OPERATION_ROLES.get(op, frozenset()) for op in ops))
-    problems = [f"role {a.role} ({a.resource}) is needed by no storage operation the code performs"
-                for a in template.role_assignments()
-                if a.to_app_identity and a.scope == "storage" and a.role not in needed]
-    problems += [f"role {a.role} ({a.resource}) is broader than needed"
-                 for a in template.role_assignments() if a.to_app_identity and a.role in TOO_BROAD]
+    problems = [
+        f"role {a.role} ({a.resource}) is needed by no storage operation the code performs"
+        for a in template.role_assignments()
+        if a.to_app_identity and a.scope == "storage" and a.role not in needed
+    ]
+    problems += [
+        f"role {a.role} ({a.resource}) is broader than needed"
+        for a in template.role_assignments()
+        if a.to_app_identity and a.role in TOO_BROAD
+    ]
     # A role is redundant when every operation it is needed for is already allowed by another granted role.
-    storage_roles = {a.role: a.resource for a in template.role_assignments()
-                     if a.to_app_identity and a.scope == "storage"}
+    storage_roles = {
+        a.role: a.resource for a in template.role_assignments() if a.to_app_identity and a.scope == "storage"
+    }
     for role, resource in sorted(storage_roles.items()):
         uses = [op for op in ops if role in OPERATION_ROLES.get(op, frozenset())]
         others = set(storage_roles) - {role}
@@ -526,8 +568,9 @@ def check_flex_deprecations(template: Template) -> list[str]:
         for app_setting in properties.get("siteConfig", {}).get("appSettings", []) or []:
             setting = str(app_setting.get("name", "")) if isinstance(app_setting, dict) else ""
             if setting.lower() in settings:
-                problems.append(f"{name}: app setting {setting} is deprecated on Flex Consumption "
-                                f"({settings[setting.lower()]})")
+                problems.append(
+                    f"{name}: app setting {setting} is deprecated on Flex Consumption ({settings[setting.lower()]})"
+                )
     for setting in template.app_settings():
         if setting.lower() in settings:
             problems.append(f"app setting {setting} is deprecated on Flex Consumption ({settings[setting.lower()]})")

@@ -36,16 +36,26 @@ def _without_resource(source: str, name: str) -> str:
     """The template with one top-level `resource <name> ...` block (and its leading comments) removed."""
     match = re.search(rf"^resource {name} .*?^}}\n", source, flags=re.M | re.S)
     assert match, name
-    return source[: match.start()] + source[match.end():]
+    return source[: match.start()] + source[match.end() :]
 
 
 # ---------------------------------------------------------------- the real template
 
 
 def test_scanner_finds_the_settings_the_code_reads(read: set[str]) -> None:
-    expected = {"GRAPH_BASE_URL", "WEBHOOK_SECRET", "WEBHOOK_ALLOW_PRIVATE_NETWORKS", "POLL_INITIAL_DELAY_SECONDS",
-                "POLL_MAX_DELAY_SECONDS", "OPERATION_TIMEOUT_SECONDS", "POLL_MAX_TRANSIENT_FAILURES", "POLL_QUEUE",
-                "WEBHOOK_QUEUE", "OPERATIONS_TABLE", "DURATION_HISTORY_TABLE"}
+    expected = {
+        "GRAPH_BASE_URL",
+        "WEBHOOK_SECRET",
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+        "POLL_INITIAL_DELAY_SECONDS",
+        "POLL_MAX_DELAY_SECONDS",
+        "OPERATION_TIMEOUT_SECONDS",
+        "POLL_MAX_TRANSIENT_FAILURES",
+        "POLL_QUEUE",
+        "WEBHOOK_QUEUE",
+        "OPERATIONS_TABLE",
+        "DURATION_HISTORY_TABLE",
+    }
     assert expected <= read
 
 
@@ -128,21 +138,26 @@ def test_a_renamed_setting_is_caught(source: str, read: set[str]) -> None:
 
 def test_a_setting_the_code_starts_reading_is_caught(template: m.Template, read: set[str]) -> None:
     assert m.check_settings(template, read | {"NEW_KNOB_SECONDS"}) == [
-        "the code reads NEW_KNOB_SECONDS but the function app's settings do not set it"]
+        "the code reads NEW_KNOB_SECONDS but the function app's settings do not set it"
+    ]
 
 
 def test_a_key_based_storage_connection_is_caught(source: str, read: set[str]) -> None:
-    broken = m.load_template(text=source.replace(
-        "    AzureWebJobsStorage__credential: 'managedidentity'\n",
-        "    AzureWebJobsStorage: 'DefaultEndpointsProtocol=https;AccountName=x;AccountKey=y'\n"))
+    broken = m.load_template(
+        text=source.replace(
+            "    AzureWebJobsStorage__credential: 'managedidentity'\n",
+            "    AzureWebJobsStorage: 'DefaultEndpointsProtocol=https;AccountName=x;AccountKey=y'\n",
+        )
+    )
     problems = m.check_settings(broken, read)
     assert "identity-based storage needs AzureWebJobsStorage__credential" in problems
     assert any("must not be set" in p for p in problems)
 
 
 def test_a_renamed_queue_is_caught(source: str) -> None:
-    broken = m.load_template(text=source.replace("var webhookQueueName = 'webhook-deliveries'",
-                                                 "var webhookQueueName = 'webhook-delivery'"))
+    broken = m.load_template(
+        text=source.replace("var webhookQueueName = 'webhook-deliveries'", "var webhookQueueName = 'webhook-delivery'")
+    )
     # The setting follows the resource, so the names still agree; the code default no longer matches.
     assert m.check_storage_names(broken) == []
     assert broken.resolve(broken.app_settings()["WEBHOOK_QUEUE"]) == "webhook-delivery"
@@ -153,22 +168,32 @@ def test_a_renamed_queue_is_caught(source: str) -> None:
 def test_a_setting_pointing_at_a_missing_table_is_caught(source: str) -> None:
     broken = m.load_template(text=source.replace("OPERATIONS_TABLE: operationsTable.name", "OPERATIONS_TABLE: 'ops'"))
     assert m.check_storage_names(broken) == [
-        "OPERATIONS_TABLE='ops' is not a table the template creates (['durations', 'operations'])"]
+        "OPERATIONS_TABLE='ops' is not a table the template creates (['durations', 'operations'])"
+    ]
 
 
 def test_the_duration_history_table_is_created_for_its_setting(source: str) -> None:
-    broken = m.load_template(text=_without_resource(source, "durationHistoryTable").replace(
-        "DURATION_HISTORY_TABLE: durationHistoryTable.name", "DURATION_HISTORY_TABLE: 'durations'"))
+    broken = m.load_template(
+        text=_without_resource(source, "durationHistoryTable").replace(
+            "DURATION_HISTORY_TABLE: durationHistoryTable.name", "DURATION_HISTORY_TABLE: 'durations'"
+        )
+    )
     assert m.check_storage_names(broken) == [
-        "DURATION_HISTORY_TABLE='durations' is not a table the template creates (['operations'])"]
+        "DURATION_HISTORY_TABLE='durations' is not a table the template creates (['operations'])"
+    ]
 
 
 def test_the_results_container_is_created_and_its_blob_calls_are_allowed(source: str, operations: set[str]) -> None:
     assert {"blob.upload_blob", "blob.download_blob", "blob.list_blobs", "blob.delete_blob"} <= operations
-    broken = m.load_template(text=_without_resource(source, "resultsContainer").replace(
-        "RESULTS_CONTAINER: resultsContainer.name", "RESULTS_CONTAINER: 'operation-results'"))
-    assert any(p.startswith("RESULTS_CONTAINER='operation-results' is not a container the template creates")
-               for p in m.check_storage_names(broken))
+    broken = m.load_template(
+        text=_without_resource(source, "resultsContainer").replace(
+            "RESULTS_CONTAINER: resultsContainer.name", "RESULTS_CONTAINER: 'operation-results'"
+        )
+    )
+    assert any(
+        p.startswith("RESULTS_CONTAINER='operation-results' is not a container the template creates")
+        for p in m.check_storage_names(broken)
+    )
     broken = m.load_template(text=_without_resource(source, "roleBlobOwner"))
     assert any(p.startswith("blob.upload_blob needs one of") for p in m.check_roles(broken, operations))
 
@@ -192,25 +217,31 @@ def test_a_role_given_to_someone_else_does_not_count(source: str, operations: se
 
 
 def test_a_broad_role_is_caught(source: str, operations: set[str]) -> None:
-    broken = m.load_template(text=source.replace("roleIds.storageTableDataContributor)\n",
-                                                 "'17d1049b-9a84-46fb-8f53-869881c3d3ab')\n"))
+    broken = m.load_template(
+        text=source.replace("roleIds.storageTableDataContributor)\n", "'17d1049b-9a84-46fb-8f53-869881c3d3ab')\n")
+    )
     assert "role Storage Account Contributor (roleTableContributor) is broader than needed" in (
-        m.check_no_excess_roles(broken, operations))
+        m.check_no_excess_roles(broken, operations)
+    )
 
 
 def _with_queue_role(source: str, name: str, role_id: str) -> str:
     """The template with one more queue role assignment (`name`) to the app's identity."""
     block = re.search(r"^resource roleQueueContributor .*?^}\n", source, flags=re.M | re.S)
     assert block
-    extra = block.group(0).replace("roleQueueContributor", name).replace("roleIds.storageQueueDataContributor",
-                                                                         f"'{role_id}'")
+    extra = (
+        block.group(0)
+        .replace("roleQueueContributor", name)
+        .replace("roleIds.storageQueueDataContributor", f"'{role_id}'")
+    )
     return source.replace(block.group(0), block.group(0) + "\n" + extra)
 
 
 def test_a_redundant_role_is_caught(source: str, operations: set[str]) -> None:
     broken = m.load_template(text=_with_queue_role(source, "roleQueueReader", "19e7f393-937e-4f77-808e-94535e297925"))
     assert m.check_no_excess_roles(broken, operations) == [
-        "role Storage Queue Data Reader (roleQueueReader) is redundant: other granted roles allow all it is needed for"]
+        "role Storage Queue Data Reader (roleQueueReader) is redundant: other granted roles allow all it is needed for"
+    ]
 
 
 # ---------------------------------------------------------------- the host's release of a failed message
@@ -223,8 +254,7 @@ def test_updating_a_message_needs_messages_write() -> None:
     assert m.OPERATION_ROLES["queue.update_message"] == {m.QUEUE_CONTRIBUTOR}
     assert m.OPERATION_ROLES["trigger.queue.release"] == {m.QUEUE_CONTRIBUTOR}
     assert m.OPERATION_ROLES["queue.send_message"] == {"Storage Queue Data Message Sender", m.QUEUE_CONTRIBUTOR}
-    assert m.OPERATION_ROLES["queue.receive_messages"] == {"Storage Queue Data Message Processor",
-                                                           m.QUEUE_CONTRIBUTOR}
+    assert m.OPERATION_ROLES["queue.receive_messages"] == {"Storage Queue Data Message Processor", m.QUEUE_CONTRIBUTOR}
 
 
 def test_the_host_can_release_a_failed_message(template: m.Template, operations: set[str]) -> None:
@@ -235,14 +265,19 @@ def test_the_host_can_release_a_failed_message(template: m.Template, operations:
     assert m.QUEUE_CONTRIBUTOR in granted
     # Reader + Message Processor + Message Sender (what the template granted before) are not enough.
     source = m.RESOURCES_BICEP.read_text(encoding="utf-8")
-    narrow = _with_queue_role(_with_queue_role(source, "roleQueueSender", "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"),
-                              "roleQueueReader", "19e7f393-937e-4f77-808e-94535e297925")
+    narrow = _with_queue_role(
+        _with_queue_role(source, "roleQueueSender", "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"),
+        "roleQueueReader",
+        "19e7f393-937e-4f77-808e-94535e297925",
+    )
     narrow = narrow.replace("roleIds.storageQueueDataContributor)\n", "'8a0f0c08-91a1-4084-bc3d-661d67233fed')\n")
     problems = m.check_roles(m.load_template(text=narrow), operations)
-    assert problems == ["trigger.queue.release needs one of ['Storage Queue Data Contributor']; the identity has "
-                        "['Storage Blob Data Owner', 'Storage Queue Data Message Processor', "
-                        "'Storage Queue Data Message Sender', 'Storage Queue Data Reader', "
-                        "'Storage Table Data Contributor']"]
+    assert problems == [
+        "trigger.queue.release needs one of ['Storage Queue Data Contributor']; the identity has "
+        "['Storage Blob Data Owner', 'Storage Queue Data Message Processor', "
+        "'Storage Queue Data Message Sender', 'Storage Queue Data Reader', "
+        "'Storage Table Data Contributor']"
+    ]
 
 
 # ---------------------------------------------------------------- settings deployed ahead of their code
@@ -256,7 +291,8 @@ def test_status_link_keys_are_deployed(template: m.Template, read: set[str]) -> 
 
 
 def test_a_setting_deployed_ahead_of_its_code_is_tracked(
-        source: str, read: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    source: str, read: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     read = read | set(m.DEPLOYED_AHEAD_OF_CODE)  # as if the settings pending today were read already
     monkeypatch.setattr(m, "DEPLOYED_AHEAD_OF_CODE", {"FUTURE_KNOB": "read by code that is not merged yet"})
     anchor = "    GRAPH_BASE_URL: graphBaseUrl\n"
@@ -266,15 +302,19 @@ def test_a_setting_deployed_ahead_of_its_code_is_tracked(
     assert m.check_settings(ahead, read) == []
     # Once the code reads it, the entry must go (the list cannot keep an unread setting alive for ever)...
     assert m.check_settings(ahead, read | {"FUTURE_KNOB"}) == [
-        "FUTURE_KNOB is read by the code now: remove it from DEPLOYED_AHEAD_OF_CODE"]
+        "FUTURE_KNOB is read by the code now: remove it from DEPLOYED_AHEAD_OF_CODE"
+    ]
     # ...and the setting must really be deployed.
     assert m.check_settings(m.load_template(text=source), read) == [
-        "FUTURE_KNOB is in DEPLOYED_AHEAD_OF_CODE but the function app's settings do not set it"]
+        "FUTURE_KNOB is in DEPLOYED_AHEAD_OF_CODE but the function app's settings do not set it"
+    ]
 
 
 def test_an_unknown_storage_operation_is_caught(template: m.Template, operations: set[str]) -> None:
     assert m.storage_operations_in("async def f(c):\n    await c.set_queue_metadata({})\n") == {
-        "queue.set_queue_metadata"}
+        "queue.set_queue_metadata"
+    }
     problems = m.check_roles(template, operations | {"queue.set_queue_metadata"})
-    assert problems == ["storage operation queue.set_queue_metadata is not in OPERATION_ROLES: "
-                        "add it with the roles that allow it"]
+    assert problems == [
+        "storage operation queue.set_queue_metadata is not in OPERATION_ROLES: add it with the roles that allow it"
+    ]

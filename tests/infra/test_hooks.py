@@ -63,8 +63,12 @@ def fake(tmp_path: Path) -> dict[str, str]:
     for name, script in (("azd", AZD), ("az", AZ), ("curl", CURL)):
         (bin_dir / name).write_text(script)
         (bin_dir / name).chmod(0o755)
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_DIR": str(tmp_path), "FAKE_KEY": KEY,
-            "FAKE_CURL": "404 application/problem+json"}
+    return {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_DIR": str(tmp_path),
+        "FAKE_KEY": KEY,
+        "FAKE_CURL": "404 application/problem+json",
+    }
 
 
 def azd_env(fake: dict[str, str]) -> dict[str, str]:
@@ -82,8 +86,15 @@ def set_env(fake: dict[str, str], **values: str) -> None:
 def run(hook: str, fake: dict[str, str]) -> subprocess.CompletedProcess[str]:
     sh = shutil.which("sh")
     assert sh
-    return subprocess.run([sh, str(HOOKS / hook)], cwd=m.ROOT, env={**os.environ, **fake}, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sh, str(HOOKS / hook)],
+        cwd=m.ROOT,
+        env={**os.environ, **fake},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def calls(fake: dict[str, str], tool: str) -> list[str]:
@@ -132,8 +143,14 @@ def test_every_generated_secret_is_a_main_bicep_parameter() -> None:
 
 
 def outputs(fake: dict[str, str], **extra: str) -> None:
-    set_env(fake, AZURE_RESOURCE_GROUP="rg-dev", AZURE_FUNCTION_APP_NAME="func-abc",
-            FUNCTION_URL="https://func-abc.azurewebsites.net/api", SAMPLE_LOGIC_APP_NAME="logic-abc", **extra)
+    set_env(
+        fake,
+        AZURE_RESOURCE_GROUP="rg-dev",
+        AZURE_FUNCTION_APP_NAME="func-abc",
+        FUNCTION_URL="https://func-abc.azurewebsites.net/api",
+        SAMPLE_LOGIC_APP_NAME="logic-abc",
+        **extra,
+    )
 
 
 def test_postdeploy_does_nothing_without_the_switch(fake: dict[str, str]) -> None:
@@ -149,15 +166,19 @@ def test_postdeploy_deploys_the_sample_with_the_key_as_a_secure_parameter(fake: 
     assert proc.returncode == 0, proc.stderr
     az = calls(fake, "az")
     assert az[0] == "functionapp keys list -g rg-dev -n func-abc --query functionKeys.default -o tsv"
-    assert az[1].startswith("deployment group create -g rg-dev -n sample-logic-app "
-                            "--template-file infra/sample-logic-app.bicep --parameters @")
+    assert az[1].startswith(
+        "deployment group create -g rg-dev -n sample-logic-app "
+        "--template-file infra/sample-logic-app.bicep --parameters @"
+    )
     assert (m.ROOT / "infra" / "sample-logic-app.bicep").exists()
     # The key travels in a parameters file, never on a command line, and the file is gone afterwards.
     assert all(KEY not in call for call in az)
     params = json.loads((Path(fake["FAKE_DIR"]) / "params.json").read_text())
-    assert params["parameters"] == {"name": {"value": "logic-abc"},
-                                    "bridgeUrl": {"value": "https://func-abc.azurewebsites.net/api"},
-                                    "bridgeKey": {"value": KEY}}
+    assert params["parameters"] == {
+        "name": {"value": "logic-abc"},
+        "bridgeUrl": {"value": "https://func-abc.azurewebsites.net/api"},
+        "bridgeKey": {"value": KEY},
+    }
     assert not Path((Path(fake["FAKE_DIR"]) / "params.path").read_text().strip()).exists()
     # The parameters match the template's.
     declared = m.parse_file(m.SAMPLE_LOGIC_APP)["parameters"]
@@ -183,12 +204,20 @@ def test_postdeploy_fails_when_no_key_can_be_read(fake: dict[str, str]) -> None:
 # ---------------------------------------------------------------- postdeploy: signed status URLs in delegated mode
 
 
-@pytest.mark.parametrize(("answer", "warned"), [
-    ("401 text/html; charset=utf-8", True), ("401 ", True), ("401 application/problem+json", False),
-    ("404 application/problem+json", False), ("403 application/problem+json", False),
-    ("200 application/json", False)])
+@pytest.mark.parametrize(
+    ("answer", "warned"),
+    [
+        ("401 text/html; charset=utf-8", True),
+        ("401 ", True),
+        ("401 application/problem+json", False),
+        ("404 application/problem+json", False),
+        ("403 application/problem+json", False),
+        ("200 application/json", False),
+    ],
+)
 def test_postdeploy_warns_when_authentication_blocks_the_status_route(
-        fake: dict[str, str], answer: str, warned: bool) -> None:
+    fake: dict[str, str], answer: str, warned: bool
+) -> None:
     outputs(fake, GRAPH_AUTH="delegated", DEPLOY_SAMPLE_LOGIC_APP="true")
     fake["FAKE_CURL"] = answer
     proc = run("postdeploy.sh", fake)

@@ -42,7 +42,8 @@ def test_bicep_parses_with_pinned_api_versions(path: Path) -> None:
     for name, res in parsed["resources"].items():
         allowed = PREVIEW_ONLY.get(res["type"])
         assert API_VERSION.match(res["api_version"]) or res["api_version"] == allowed, (
-            f"{path}:{name} api version {res['api_version']!r}")
+            f"{path}:{name} api version {res['api_version']!r}"
+        )
     text = path.read_text(encoding="utf-8")
     # Plain resource declarations only: no registry modules (br:/ts:), so every property is checked here.
     assert not re.search(r"""module\s+\w+\s+'(br|ts)[:/]""", text), f"{path} uses a registry module"
@@ -60,9 +61,24 @@ def run_checkov(directory: Path, out: Path) -> dict[str, Any]:
     command = [str(exe)] if exe.exists() else [shutil.which("checkov") or "checkov"]
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_NO_OUTPUT_HEADER": "true"}
     proc = subprocess.run(  # --skip-download: no network, the built-in checks only
-        [*command, "-d", str(directory), "--framework", "bicep", "--skip-download", "-o", "json",
-         "--output-file-path", str(out)],
-        capture_output=True, text=True, timeout=180, env=env, check=False)
+        [
+            *command,
+            "-d",
+            str(directory),
+            "--framework",
+            "bicep",
+            "--skip-download",
+            "-o",
+            "json",
+            "--output-file-path",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
     report_file = out / "results_json.json"
     assert report_file.exists(), f"checkov did not run: {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
     report = json.loads(report_file.read_text())
@@ -93,8 +109,10 @@ def test_checkov_catches_a_weakened_template(tmp_path: Path) -> None:
 
 def test_checkov_passes(checkov_report: dict[str, Any]) -> None:
     summary = checkov_report["summary"]
-    failed = [f"{c['check_id']} {c['resource']} ({c['check_name']})"
-              for c in checkov_report["results"].get("failed_checks", [])]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['check_name']})"
+        for c in checkov_report["results"].get("failed_checks", [])
+    ]
     assert failed == []
     assert summary["parsing_errors"] == 0
     assert summary["passed"] > 20
@@ -102,8 +120,10 @@ def test_checkov_passes(checkov_report: dict[str, Any]) -> None:
 
 
 def test_every_checkov_skip_is_named_justified_and_used(checkov_report: dict[str, Any]) -> None:
-    skipped = {(c["check_id"], c["resource"].split(".")[-1]): c["check_result"].get("suppress_comment", "")
-               for c in checkov_report["results"].get("skipped_checks", [])}
+    skipped = {
+        (c["check_id"], c["resource"].split(".")[-1]): c["check_result"].get("suppress_comment", "")
+        for c in checkov_report["results"].get("skipped_checks", [])
+    }
     for (check, resource), reason in skipped.items():
         assert len(reason.strip()) > 20, f"{check} on {resource} needs a real justification"
     in_source = set()
@@ -131,8 +151,12 @@ def test_flex_consumption_python_311(template: m.Template) -> None:
     assert config["runtime"] == {"name": "python", "version": "3.11"}
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
-    assert storage["authentication"] == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": {
-        "operator": {"type": "property_accessor", "operands": {"operand_1": "identity", "operand_2": "id"}}}}
+    assert storage["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": {
+            "operator": {"type": "property_accessor", "operands": {"operand_1": "identity", "operand_2": "id"}}
+        },
+    }
     assert set(config["scaleAndConcurrency"]) == {"instanceMemoryMB", "maximumInstanceCount"}
     settings = template.app_settings()
     assert "FUNCTIONS_WORKER_RUNTIME" not in settings and "FUNCTIONS_EXTENSION_VERSION" not in settings
@@ -150,15 +174,20 @@ def test_a_flex_deprecated_property_or_setting_is_caught() -> None:
     broken = m.load_template(text=source.replace(anchor, anchor + added))
     assert m.check_flex_deprecations(broken) == [
         "functionApp: properties.siteConfig.ftpsState is deprecated on Flex Consumption (FTPS not supported)",
-        "functionApp: properties.siteConfig.AlwaysOn is deprecated on Flex Consumption (Not valid)"]
+        "functionApp: properties.siteConfig.AlwaysOn is deprecated on Flex Consumption (Not valid)",
+    ]
     anchor = "    GRAPH_BASE_URL: graphBaseUrl\n"
     broken = m.load_template(text=source.replace(anchor, anchor + "    FUNCTIONS_WORKER_RUNTIME: 'python'\n"))
     assert m.check_flex_deprecations(broken) == [
         "app setting FUNCTIONS_WORKER_RUNTIME is deprecated on Flex Consumption "
-        "(Replaced by name in properties.functionAppConfig.runtime)"]
+        "(Replaced by name in properties.functionAppConfig.runtime)"
+    ]
     # Only FC1 sites: the same property on a site of another plan is not this table's business.
-    not_flex = m.load_template(text=source.replace("name: 'FC1'", "name: 'EP1'").replace(
-        "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n"))
+    not_flex = m.load_template(
+        text=source.replace("name: 'FC1'", "name: 'EP1'").replace(
+            "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n"
+        )
+    )
     assert m.check_flex_deprecations(not_flex) == []
 
 
@@ -249,8 +278,14 @@ def _alert_queries(template: m.Template) -> dict[str, str]:
 # Application Insights tables and the telemetry type sampling sees them as (Azure Monitor docs, sampling.md:
 # "Request, Dependency, Exception, Trace, Event, PageView" are sampled unless excluded; metrics never are). Any
 # other table (e.g. a resource log such as StorageQueueLogs) is not subject to Application Insights sampling.
-SAMPLED_TYPES = {"requests": "Request", "dependencies": "Dependency", "exceptions": "Exception",
-                 "traces": "Trace", "customEvents": "Event", "pageViews": "PageView"}
+SAMPLED_TYPES = {
+    "requests": "Request",
+    "dependencies": "Dependency",
+    "exceptions": "Exception",
+    "traces": "Trace",
+    "customEvents": "Event",
+    "pageViews": "PageView",
+}
 
 
 def sampled_tables() -> set[str]:
@@ -283,11 +318,15 @@ def test_poison_alert_counts_messages_put_in_the_poison_queues(template: m.Templ
     # referring to an unknown table (mspnp/aks-baseline-multi-region#94), so validation is skipped.
     assert rule["properties"]["skipQueryValidation"] is True
     assert json.dumps(rule["properties"]["scopes"]) == json.dumps(
-        [{"operator": {"type": "property_accessor", "operands": {"operand_1": "workspace", "operand_2": "id"}}}])
+        [{"operator": {"type": "property_accessor", "operands": {"operand_1": "workspace", "operand_2": "id"}}}]
+    )
     # The rows exist only if the queue service sends StorageWrite (PutMessage is a write) to that workspace.
     settings = [m.resource_body(r) for r in template.of_type("Microsoft.Insights/diagnosticSettings").values()]
-    to_workspace = [d for d in settings if d.get("scope") == "queueService"
-                    and "workspace" in json.dumps(d["properties"]["workspaceId"])]
+    to_workspace = [
+        d
+        for d in settings
+        if d.get("scope") == "queueService" and "workspace" in json.dumps(d["properties"]["workspaceId"])
+    ]
     assert to_workspace, "no diagnostic setting sends the queue service's logs to the workspace"
     categories = {log["category"] for d in to_workspace for log in d["properties"]["logs"] if log["enabled"]}
     assert "StorageWrite" in categories
@@ -313,8 +352,10 @@ def test_secure_parameters_have_no_default_values(path: Path) -> None:
 
 
 def test_a_secure_parameter_with_a_default_is_caught() -> None:
-    parsed = m.parse_bicep("@secure()\nparam bridgeKey string = 'abc'\n@secure()\nparam none string = ''\n"
-                           "param plain string = 'x'\nresource r 'A.B/c@2020-01-01' = {\n  name: 'n'\n}\n")
+    parsed = m.parse_bicep(
+        "@secure()\nparam bridgeKey string = 'abc'\n@secure()\nparam none string = ''\n"
+        "param plain string = 'x'\nresource r 'A.B/c@2020-01-01' = {\n  name: 'n'\n}\n"
+    )
     assert m.secure_params_with_defaults(parsed) == ["bridgeKey"]
 
 
@@ -332,8 +373,10 @@ def test_sample_logic_app_is_a_separate_deployment_loading_the_workflow_json() -
     assert loaded["type"] == "load_json_content"
     assert (m.SAMPLE_LOGIC_APP.parent / loaded["parameters"]["file_path"]).resolve() == m.SAMPLE_WORKFLOW.resolve()
     # The workflow's parameter values come from the deployment's parameters (the key from the @secure() one).
-    assert workflow["properties"]["parameters"] == {"bridgeUrl": {"value": "bridgeUrl"},
-                                                    "bridgeKey": {"value": "bridgeKey"}}
+    assert workflow["properties"]["parameters"] == {
+        "bridgeUrl": {"value": "bridgeUrl"},
+        "bridgeKey": {"value": "bridgeKey"},
+    }
 
 
 def test_sample_workflow_parameters() -> None:
@@ -343,8 +386,9 @@ def test_sample_workflow_parameters() -> None:
     # text, so the key's parameter has none; its value comes from the deployment.
     assert params["bridgeKey"]["type"] == "SecureString"
     assert "defaultValue" not in params["bridgeKey"]
-    assert all("defaultValue" not in p for p in params.values() if p["type"].lower() in ("securestring",
-                                                                                           "secureobject"))
+    assert all(
+        "defaultValue" not in p for p in params.values() if p["type"].lower() in ("securestring", "secureobject")
+    )
 
 
 def test_sample_workflow_http_action() -> None:
@@ -375,8 +419,11 @@ def test_sample_workflow_hides_the_key_from_run_history() -> None:
             found |= actions(spec.get("else", {}).get("actions", {}))
         return found
 
-    with_key = {name: spec for name, spec in actions(workflow_definition()["actions"]).items()
-                if "bridgeKey" in m.parameters_used(spec.get("inputs"))}
+    with_key = {
+        name: spec
+        for name, spec in actions(workflow_definition()["actions"]).items()
+        if "bridgeKey" in m.parameters_used(spec.get("inputs"))
+    }
     assert set(with_key) == {"Run_Excel_operation"}
     for name, spec in with_key.items():
         secure = spec.get("runtimeConfiguration", {}).get("secureData", {}).get("properties", [])
@@ -481,8 +528,9 @@ def _makefile_version_check() -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize(("version", "accepted"), [((3, 10), False), ((3, 11), True), ((3, 12), True),
-                                                   ((3, 13), False)])
+@pytest.mark.parametrize(
+    ("version", "accepted"), [((3, 10), False), ((3, 11), True), ((3, 12), True), ((3, 13), False)]
+)
 def test_makefile_checks_the_python_version(version: tuple[int, int], accepted: bool) -> None:
     code = f"import sys; sys.version_info = {(*version, 0)!r}\n" + _makefile_version_check()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)

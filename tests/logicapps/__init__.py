@@ -14,5 +14,13 @@ from tests.logicapps.engine import LogicAppsEngine, RunHandle, UnsupportedDefini
 from tests.logicapps.expressions import ExpressionError, UnsupportedExpression
 from tests.logicapps.results import ActionResult, RequestRecord, RunResult
 
-__all__ = ["ActionResult", "ExpressionError", "LogicAppsEngine", "RequestRecord", "RunHandle", "RunResult",
-           "UnsupportedDefinition", "UnsupportedExpression"]
+__all__ = [
+    "ActionResult",
+    "ExpressionError",
+    "LogicAppsEngine",
+    "RequestRecord",
+    "RunHandle",
+    "RunResult",
+    "UnsupportedDefinition",
+    "UnsupportedExpression",
+]

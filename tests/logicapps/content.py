@@ -40,8 +40,10 @@ def parse_body(content_type: str | None, raw: bytes, *, json_suffix_is_json: boo
             raise ContentError(f"the body is declared {kind} but does not parse: {error}") from None
     if kind == "text/plain":
         return raw.decode(_charset(content_type) or "utf-8", errors="replace")
-    return {"$content-type": content_type or "application/octet-stream",
-            "$content": base64.b64encode(raw).decode("ascii")}
+    return {
+        "$content-type": content_type or "application/octet-stream",
+        "$content": base64.b64encode(raw).decode("ascii"),
+    }
 
 
 def _charset(content_type: str | None) -> str | None:
@@ -68,7 +70,8 @@ def encode_body(body: Any, headers: dict[str, str]) -> tuple[bytes | None, str |
 
 
 _DURATION = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
 
 
 def iso_duration_seconds(text: str) -> float:

@@ -43,8 +43,14 @@ class Endpoint:
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 parts = urlsplit(self.path)
-                seen = Seen(self.command, parts.path, parts.query, dict(self.headers.items()),
-                            self.rfile.read(length) if length else b"", time.monotonic())
+                seen = Seen(
+                    self.command,
+                    parts.path,
+                    parts.query,
+                    dict(self.headers.items()),
+                    self.rfile.read(length) if length else b"",
+                    time.monotonic(),
+                )
                 with endpoint.lock:
                     endpoint.requests.append(seen)
                 status, headers, body = handler(seen)
@@ -79,8 +85,9 @@ class Endpoint:
 
     def seen(self, method: str | None = None, path: str | None = None) -> list[Seen]:
         with self.lock:
-            return [r for r in self.requests if (method is None or r.method == method)
-                    and (path is None or r.path == path)]
+            return [
+                r for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path)
+            ]
 
     def close(self) -> None:
         self.server.shutdown()

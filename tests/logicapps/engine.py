@@ -50,8 +50,15 @@ from tests.logicapps.options import Interrupted, Options, Waiter
 from tests.logicapps.results import ActionResult, RunResult
 from tests.logicapps.webhook_action import CallbackServer, run_webhook
 
-SUPPORTED_TYPES = {"http": "Http", "httpwebhook": "HttpWebhook", "response": "Response", "if": "If",
-                   "scope": "Scope", "compose": "Compose", "terminate": "Terminate"}
+SUPPORTED_TYPES = {
+    "http": "Http",
+    "httpwebhook": "HttpWebhook",
+    "response": "Response",
+    "if": "If",
+    "scope": "Scope",
+    "compose": "Compose",
+    "terminate": "Terminate",
+}
 FINISHED = {"Succeeded", "Failed", "Skipped", "TimedOut", "Cancelled"}
 
 
@@ -97,13 +104,17 @@ def validate(actions: Mapping[str, Any], seen: set[str]) -> None:
         seen.add(name)
         kind = str(action.get("type", "")).lower()
         if kind not in SUPPORTED_TYPES:
-            raise UnsupportedDefinition(f"action {name!r} has type {action.get('type')!r}, which the model does not "
-                                        f"run (supported: {sorted(SUPPORTED_TYPES.values())})")
+            raise UnsupportedDefinition(
+                f"action {name!r} has type {action.get('type')!r}, which the model does not "
+                f"run (supported: {sorted(SUPPORTED_TYPES.values())})"
+            )
         for predecessor, statuses in (action.get("runAfter") or {}).items():
             if predecessor not in actions:
-                raise UnsupportedDefinition(f"{name!r} runs after {predecessor!r}, which is not in the same "
-                                            "container (workflow-actions-triggers.md: only actions in the same "
-                                            "control structure)")
+                raise UnsupportedDefinition(
+                    f"{name!r} runs after {predecessor!r}, which is not in the same "
+                    "container (workflow-actions-triggers.md: only actions in the same "
+                    "control structure)"
+                )
             bad = [s for s in statuses if s.lower() not in ("succeeded", "failed", "skipped", "timedout")]
             if bad:
                 raise UnsupportedDefinition(f"{name!r} runAfter {predecessor!r} lists unknown statuses {bad}")
@@ -114,9 +125,16 @@ def validate(actions: Mapping[str, Any], seen: set[str]) -> None:
 class _Run:
     """One run, executed on its own event loop thread."""
 
-    def __init__(self, engine: LogicAppsEngine, definition: dict[str, Any], kind: str | None,
-                 parameters: Mapping[str, Any], trigger_body: Any, trigger_headers: Mapping[str, str],
-                 on_subscribed: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        engine: LogicAppsEngine,
+        definition: dict[str, Any],
+        kind: str | None,
+        parameters: Mapping[str, Any],
+        trigger_body: Any,
+        trigger_headers: Mapping[str, str],
+        on_subscribed: Callable[[str, str], None],
+    ) -> None:
         self.engine = engine
         self.options = engine.options
         self.definition = definition
@@ -135,7 +153,8 @@ class _Run:
         self.sender: Sender | None = None
         self.trigger_name = next(iter(definition.get("triggers") or {"manual": {}}))
         self.trigger_value = {
-            "name": self.trigger_name, "status": "Succeeded",
+            "name": self.trigger_name,
+            "status": "Succeeded",
             "outputs": {"headers": dict(trigger_headers), "body": trigger_body},
         }
         self._register_actions(definition.get("actions") or {})
@@ -181,13 +200,20 @@ class _Run:
         return f"/workflows/{self.engine.workflow_id}"
 
     def workflow_value(self) -> dict[str, Any]:
-        resource = (f"/subscriptions/{self.engine.subscription_id}/resourceGroups/{self.engine.resource_group}"
-                    f"/providers/Microsoft.Logic/workflows/{self.engine.workflow_name}")
+        resource = (
+            f"/subscriptions/{self.engine.subscription_id}/resourceGroups/{self.engine.resource_group}"
+            f"/providers/Microsoft.Logic/workflows/{self.engine.workflow_name}"
+        )
         return {
-            "id": resource, "name": self.engine.workflow_name, "type": "Microsoft.Logic/workflows",
+            "id": resource,
+            "name": self.engine.workflow_name,
+            "type": "Microsoft.Logic/workflows",
             "location": self.engine.location,
-            "run": {"id": f"{resource}/runs/{self.run_name}", "name": self.run_name,
-                    "type": "Microsoft.Logic/workflows/runs"},
+            "run": {
+                "id": f"{resource}/runs/{self.run_name}",
+                "name": self.run_name,
+                "type": "Microsoft.Logic/workflows/runs",
+            },
         }
 
     def engine_headers(self, action: str, definition: Mapping[str, Any]) -> dict[str, str]:
@@ -271,8 +297,14 @@ class _Run:
     async def run_container(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         pending = dict(items)
         while pending:
-            ready = next((n for n, d in pending.items()
-                          if all(self.actions[p].status in FINISHED for p in (d.get("runAfter") or {}))), None)
+            ready = next(
+                (
+                    n
+                    for n, d in pending.items()
+                    if all(self.actions[p].status in FINISHED for p in (d.get("runAfter") or {}))
+                ),
+                None,
+            )
             if ready is None:
                 raise UnsupportedDefinition(f"actions {sorted(pending)} wait on each other (a runAfter cycle)")
             definition = pending.pop(ready)
@@ -280,8 +312,9 @@ class _Run:
             if self.cancel_event.is_set():
                 raise _RunCancelled
             run_after = definition.get("runAfter") or {}
-            runnable = all(self.actions[p].status.lower() in {s.lower() for s in allowed}
-                           for p, allowed in run_after.items())
+            runnable = all(
+                self.actions[p].status.lower() in {s.lower() for s in allowed} for p, allowed in run_after.items()
+            )
             if runnable:
                 await self.run_action(ready, definition)
             else:
@@ -297,8 +330,9 @@ class _Run:
         try:
             return evaluate_value(value, _Context(self, action))
         except ExpressionError as error:
-            raise ActionFailure("InvalidTemplate", f"Unable to process template language expressions in action "
-                                f"'{action}': {error}") from None
+            raise ActionFailure(
+                "InvalidTemplate", f"Unable to process template language expressions in action '{action}': {error}"
+            ) from None
 
     async def run_action(self, name: str, definition: dict[str, Any]) -> None:
         result = self.actions[name]
@@ -314,8 +348,10 @@ class _Run:
                 inputs = self.evaluate(definition.get("inputs") or {}, name)
                 result.inputs = inputs
                 # connectors-native-http.md: stateless workflows do not poll.
-                async_pattern = "disableasyncpattern" not in _operation_options(definition) \
+                async_pattern = (
+                    "disableasyncpattern" not in _operation_options(definition)
                     and (self.kind or "Stateful").lower() != "stateless"
+                )
                 sender = Sender(self.sender.session, self.options, self.engine_headers(name, definition))
                 result.outputs = await run_http(sender, result, definition, inputs, waiter, async_pattern)
                 result.status = "Succeeded"
@@ -329,8 +365,11 @@ class _Run:
                     raise ActionFailure("ActionResponseAlreadySent", "the request already received a response")
                 self.response = (status_code, inputs.get("body"))
                 self.response_headers = {str(k): str(v) for k, v in (inputs.get("headers") or {}).items()}
-                result.outputs = {"statusCode": status_code, "headers": self.response_headers,
-                                  "body": inputs.get("body")}
+                result.outputs = {
+                    "statusCode": status_code,
+                    "headers": self.response_headers,
+                    "body": inputs.get("body"),
+                }
                 result.status = "Succeeded"
             elif kind == "Compose":
                 result.inputs = self.evaluate(definition.get("inputs"), name)
@@ -371,7 +410,8 @@ class _Run:
 
     def scope_status(self, names: list[str], definitions: Mapping[str, Any]) -> str:
         if self.options.scope_fails_on_any_failure and any(
-                self.actions[n].status in ("Failed", "TimedOut") for n in self.all_inside(names, definitions)):
+            self.actions[n].status in ("Failed", "TimedOut") for n in self.all_inside(names, definitions)
+        ):
             return "Failed"
         return self.container_status(names, definitions)
 
@@ -399,8 +439,9 @@ class _Run:
         await self.run_container(list(taken.items()))
         result.status = self.scope_status(list(taken), taken)
 
-    async def run_webhook_action(self, name: str, definition: dict[str, Any], result: ActionResult,
-                                 waiter: Waiter) -> None:
+    async def run_webhook_action(
+        self, name: str, definition: dict[str, Any], result: ActionResult, waiter: Waiter
+    ) -> None:
         assert self.sender is not None
         raw_inputs = definition.get("inputs") or {}
         subscribe = self.evaluate(raw_inputs.get("subscribe") or {}, name)
@@ -552,24 +593,41 @@ class RunHandle:
 class LogicAppsEngine:
     """Runs workflow definitions against real HTTP endpoints the way Azure Logic Apps does (see the modules)."""
 
-    def __init__(self, *, default_poll_interval: float = 20.0, retry_scale: float = 1.0, poll_scale: float = 1.0,
-                 on_subscribe_202: str = "accept", app_settings: Mapping[str, str] | None = None,
-                 workflow_name: str = "excel-bridge-flow", json_suffix_is_json: bool = False,
-                 timeout_status: str = "TimedOut", scope_fails_on_any_failure: bool = False,
-                 request_timeout: float = 120.0, token_provider: Callable[[str], str] | None = None,
-                 callback_status: int = 200, repeat_callback_status: int = 409,
-                 bad_signature_status: int = 401) -> None:
+    def __init__(
+        self,
+        *,
+        default_poll_interval: float = 20.0,
+        retry_scale: float = 1.0,
+        poll_scale: float = 1.0,
+        on_subscribe_202: str = "accept",
+        app_settings: Mapping[str, str] | None = None,
+        workflow_name: str = "excel-bridge-flow",
+        json_suffix_is_json: bool = False,
+        timeout_status: str = "TimedOut",
+        scope_fails_on_any_failure: bool = False,
+        request_timeout: float = 120.0,
+        token_provider: Callable[[str], str] | None = None,
+        callback_status: int = 200,
+        repeat_callback_status: int = 409,
+        bad_signature_status: int = 401,
+    ) -> None:
         if on_subscribe_202 not in ("accept", "poll"):
             raise ValueError("on_subscribe_202 is 'accept' or 'poll'")
         if timeout_status not in ("TimedOut", "Cancelled"):
             raise ValueError("timeout_status is 'TimedOut' or 'Cancelled'")
-        self.options = Options(default_poll_interval=default_poll_interval, poll_scale=poll_scale,
-                               retry_scale=retry_scale, request_timeout=request_timeout,
-                               json_suffix_is_json=json_suffix_is_json, on_subscribe_202=on_subscribe_202,
-                               timeout_status=timeout_status, callback_status=callback_status,
-                               repeat_callback_status=repeat_callback_status,
-                               bad_signature_status=bad_signature_status,
-                               scope_fails_on_any_failure=scope_fails_on_any_failure)
+        self.options = Options(
+            default_poll_interval=default_poll_interval,
+            poll_scale=poll_scale,
+            retry_scale=retry_scale,
+            request_timeout=request_timeout,
+            json_suffix_is_json=json_suffix_is_json,
+            on_subscribe_202=on_subscribe_202,
+            timeout_status=timeout_status,
+            callback_status=callback_status,
+            repeat_callback_status=repeat_callback_status,
+            bad_signature_status=bad_signature_status,
+            scope_fails_on_any_failure=scope_fails_on_any_failure,
+        )
         if token_provider is not None:
             self.options.token_provider = token_provider
         self.callbacks = CallbackServer(self.options)
@@ -580,9 +638,14 @@ class LogicAppsEngine:
         self.resource_group = "rg-model"
         self.location = "westeurope"
 
-    def start(self, definition_or_workflow_json: Mapping[str, Any], parameters: Mapping[str, Any] | None = None,
-              trigger_body: Any = None, trigger_headers: Mapping[str, str] | None = None,
-              on_subscribed: Callable[[str, str], None] | None = None) -> RunHandle:
+    def start(
+        self,
+        definition_or_workflow_json: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+        trigger_body: Any = None,
+        trigger_headers: Mapping[str, str] | None = None,
+        on_subscribed: Callable[[str, str], None] | None = None,
+    ) -> RunHandle:
         """Start a run on its own thread. `on_subscribed(action, callback_url)` is called once an HttpWebhook
         action's subscribe request was answered 2xx (RunHandle.callback_url() waits for the same moment)."""
         document = copy.deepcopy(dict(definition_or_workflow_json))
@@ -595,13 +658,25 @@ class LogicAppsEngine:
         if kind is not None and str(kind).lower() not in ("stateful", "stateless"):
             raise UnsupportedDefinition(f"workflow kind {kind!r} is not Stateful or Stateless")
         validate(definition.get("actions") or {}, set())
-        run = _Run(self, definition, kind, dict(parameters or {}), copy.deepcopy(trigger_body),
-                   dict(trigger_headers or {"Content-Type": "application/json"}), lambda a, u: None)
+        run = _Run(
+            self,
+            definition,
+            kind,
+            dict(parameters or {}),
+            copy.deepcopy(trigger_body),
+            dict(trigger_headers or {"Content-Type": "application/json"}),
+            lambda a, u: None,
+        )
         return RunHandle(run, on_subscribed)
 
-    def run(self, definition_or_workflow_json: Mapping[str, Any], parameters: Mapping[str, Any] | None = None,
-            trigger_body: Any = None, timeout: float = 120.0,
-            trigger_headers: Mapping[str, str] | None = None) -> RunResult:
+    def run(
+        self,
+        definition_or_workflow_json: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+        trigger_body: Any = None,
+        timeout: float = 120.0,
+        trigger_headers: Mapping[str, str] | None = None,
+    ) -> RunResult:
         """Run to the end (blocking). The callback server starts at the first listCallbackUrl(), lives to close()."""
         return self.start(definition_or_workflow_json, parameters, trigger_body, trigger_headers).wait(timeout)
 

@@ -51,6 +51,7 @@ class Context(Protocol):
 
 # ---------------------------------------------------------------- tokenizer and parser
 
+
 @dataclass(frozen=True)
 class _Tok:
     kind: str  # "name", "str", "num", "punct"
@@ -216,6 +217,7 @@ def parse(text: str) -> Node:
 
 # ---------------------------------------------------------------- values
 
+
 def is_content_object(value: Any) -> bool:
     """The `{"$content-type": ..., "$content": <base64>}` shape (logic-apps-content-type.md, "Other content types")."""
     return isinstance(value, dict) and "$content" in value and "$content-type" in value
@@ -324,6 +326,7 @@ def _compare(name: str, op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], 
         if not numbers and not (isinstance(a, str) and isinstance(b, str)):
             raise ExpressionError(f"{name}() compares two numbers or two strings, got {a!r} and {b!r}")
         return op(a, b)
+
     return compare
 
 
@@ -499,7 +502,7 @@ def evaluate_string(s: str, ctx: Context) -> Any:
             i += 3
         elif s.startswith("@{", i):
             close = _find_close(s, i + 2)
-            out.append(to_text(evaluate_expression(s[i + 2:close], ctx)))
+            out.append(to_text(evaluate_expression(s[i + 2 : close], ctx)))
             i = close + 1
         else:
             out.append(s[i])
@@ -520,8 +523,20 @@ def evaluate_value(value: Any, ctx: Context) -> Any:
 
 # Condition objects of the If action (logic-apps-workflow-actions-triggers.md, "If action": `"expression":
 # {"and": [{"greater": ["@variables('myIntegerVariable')", 0]}]}`), evaluated with the same functions.
-_CONDITION_FUNCTIONS = {"and", "or", "not", "equals", "greater", "greaterorequals", "less", "lessorequals",
-                        "contains", "startswith", "endswith", "empty"}
+_CONDITION_FUNCTIONS = {
+    "and",
+    "or",
+    "not",
+    "equals",
+    "greater",
+    "greaterorequals",
+    "less",
+    "lessorequals",
+    "contains",
+    "startswith",
+    "endswith",
+    "empty",
+}
 
 
 def evaluate_condition(expression: Any, ctx: Context) -> bool:

@@ -93,8 +93,9 @@ def outputs_of(answer: Answer, options: Options) -> dict[str, Any]:
     try:
         body = parse_body(answer.header("content-type"), answer.body, json_suffix_is_json=options.json_suffix_is_json)
     except ContentError as error:
-        raise ActionFailure("InvalidJsonContent", str(error),
-                            {"statusCode": answer.status, "headers": answer.headers}) from None
+        raise ActionFailure(
+            "InvalidJsonContent", str(error), {"statusCode": answer.status, "headers": answer.headers}
+        ) from None
     return {"statusCode": answer.status, "headers": answer.headers, "body": body}
 
 
@@ -118,7 +119,11 @@ class Sender:
         record.sent_at = time.monotonic()
         try:
             async with self.session.request(
-                record.method, as_sent(record.url), headers=record.headers, data=record.body, allow_redirects=False,
+                record.method,
+                as_sent(record.url),
+                headers=record.headers,
+                data=record.body,
+                allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self.options.request_timeout),
             ) as response:
                 raw = await response.read()
@@ -131,8 +136,17 @@ class Sender:
         record.status, record.response_headers, record.response_body = response.status, headers, raw
         return Answer(response.status, headers, raw)
 
-    async def send(self, action: ActionResult, purpose: str, method: str, url: str, headers: dict[str, str],
-                   body: bytes | None, policy: RetryPolicy, waiter: Waiter) -> Answer | None:
+    async def send(
+        self,
+        action: ActionResult,
+        purpose: str,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        policy: RetryPolicy,
+        waiter: Waiter,
+    ) -> Answer | None:
         retry = 0
         while True:
             record = RequestRecord(purpose, method.upper(), url, dict(headers), body)
@@ -153,16 +167,25 @@ def _absolute(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-async def follow_location(sender: Sender, action: ActionResult, first: Answer, auth_headers: dict[str, str],
-                          policy: RetryPolicy, waiter: Waiter) -> Answer:
+async def follow_location(
+    sender: Sender,
+    action: ActionResult,
+    first: Answer,
+    auth_headers: dict[str, str],
+    policy: RetryPolicy,
+    waiter: Waiter,
+) -> Answer:
     """Poll `location` with GET while the answer is 202 with a location; return the first other answer."""
     answer = first
     while answer.status == 202 and answer.header("location"):
         location = answer.header("location") or ""
         if not _absolute(location):
-            raise ActionFailure("InvalidLocationHeader", f"the 202 answer's location {location!r} is not absolute "
-                                "(logic-apps-create-api-app.md requires an absolute URL)",
-                                outputs_of(answer, sender.options))
+            raise ActionFailure(
+                "InvalidLocationHeader",
+                f"the 202 answer's location {location!r} is not absolute "
+                "(logic-apps-create-api-app.md requires an absolute URL)",
+                outputs_of(answer, sender.options),
+            )
         wait = retry_after_seconds(answer.header("retry-after"), time.time())
         if wait is None:
             wait = sender.options.default_poll_interval
@@ -171,22 +194,25 @@ async def follow_location(sender: Sender, action: ActionResult, first: Answer, a
         headers = {**sender.engine_headers, **auth_headers}
         polled = await sender.send(action, "poll", "GET", location, headers, None, policy, waiter)
         if polled is None:
-            raise ActionFailure("ServiceUnavailable", f"no answer from the location {location!r}: "
-                                f"{action.requests[-1].error}")
+            raise ActionFailure(
+                "ServiceUnavailable", f"no answer from the location {location!r}: {action.requests[-1].error}"
+            )
         answer = polled
     return answer
 
 
 def status_code_name(status: int) -> str:
     from http import HTTPStatus
+
     try:
         return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
     except ValueError:
         return str(status)
 
 
-def request_parts(inputs: dict[str, Any], options: Options) -> tuple[str, str, dict[str, str], bytes | None,
-                                                                       dict[str, str]]:
+def request_parts(
+    inputs: dict[str, Any], options: Options
+) -> tuple[str, str, dict[str, str], bytes | None, dict[str, str]]:
     """method, url, headers (custom + auth), body bytes, auth headers — from evaluated inputs."""
     method = to_text(inputs.get("method") or "GET").upper()
     uri = inputs.get("uri") or inputs.get("url")
@@ -201,13 +227,20 @@ def request_parts(inputs: dict[str, Any], options: Options) -> tuple[str, str, d
     return method, url, {**custom, **auth}, data, auth
 
 
-async def run_http(sender: Sender, action: ActionResult, definition: dict[str, Any], inputs: dict[str, Any],
-                   waiter: Waiter, async_pattern: bool) -> dict[str, Any]:
+async def run_http(
+    sender: Sender,
+    action: ActionResult,
+    definition: dict[str, Any],
+    inputs: dict[str, Any],
+    waiter: Waiter,
+    async_pattern: bool,
+) -> dict[str, Any]:
     """Run an Http action; returns its outputs (Succeeded) or raises ActionFailure / Interrupted."""
     method, url, headers, data, auth = request_parts(inputs, sender.options)
     policy = RetryPolicy.from_inputs(inputs)
-    answer = await sender.send(action, "request", method, url, {**sender.engine_headers, **headers}, data,
-                               policy, waiter)
+    answer = await sender.send(
+        action, "request", method, url, {**sender.engine_headers, **headers}, data, policy, waiter
+    )
     if answer is None:
         raise ActionFailure("ServiceUnavailable", f"no answer from {url!r}: {action.requests[-1].error}")
     if async_pattern:

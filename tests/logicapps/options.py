@@ -66,8 +66,7 @@ class Waiter:
         task: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
         stopper = asyncio.ensure_future(self.cancel.wait())
         try:
-            done, _ = await asyncio.wait({task, stopper}, timeout=self.remaining(),
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({task, stopper}, timeout=self.remaining(), return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 return task.result()
             raise Interrupted("cancel" if stopper in done else "timeout")

@@ -15,14 +15,18 @@ TRIGGER = {"manual": {"type": "Request", "kind": "Http"}}
 
 
 def http(uri: str, run_after: dict[str, list[str]] | None = None, **inputs: Any) -> dict[str, Any]:
-    return {"type": "Http", "runAfter": run_after or {},
-            "inputs": {"method": "POST", "uri": uri, "retryPolicy": {"type": "none"}, **inputs}}
+    return {
+        "type": "Http",
+        "runAfter": run_after or {},
+        "inputs": {"method": "POST", "uri": uri, "retryPolicy": {"type": "none"}, **inputs},
+    }
 
 
 def routes(table: dict[str, int]):
     def handler(seen: Seen):
         status = table[seen.path]
         return status, {}, {"path": seen.path, "status": status}
+
     return handler
 
 
@@ -30,18 +34,30 @@ def test_several_predecessors_must_all_match(serve) -> None:
     """The documented shape: a 2nd action fails after the 1st succeeded; a handler that runs after
     first: [Failed, TimedOut] and second: [Failed, ...] is Skipped, because every predecessor must match."""
     endpoint = serve(routes({"/first": 200, "/second": 422}))
-    definition = {"triggers": TRIGGER, "actions": {
-        "First": http(endpoint.url("/first")),
-        "Second": http(endpoint.url("/second"), {"First": ["Succeeded"]}),
-        "Handle_both": {"type": "Response", "runAfter": {"First": ["Failed", "TimedOut"],
-                                                          "Second": ["Failed", "TimedOut", "Skipped"]},
-                        "inputs": {"statusCode": 502, "body": "@body('Second')"}},
-        "Handle_second": {"type": "Response", "runAfter": {"First": ["Succeeded"], "Second": ["Failed"]},
-                          "inputs": {"statusCode": 502, "body": "@body('Second')?['path']"}},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "First": http(endpoint.url("/first")),
+            "Second": http(endpoint.url("/second"), {"First": ["Succeeded"]}),
+            "Handle_both": {
+                "type": "Response",
+                "runAfter": {"First": ["Failed", "TimedOut"], "Second": ["Failed", "TimedOut", "Skipped"]},
+                "inputs": {"statusCode": 502, "body": "@body('Second')"},
+            },
+            "Handle_second": {
+                "type": "Response",
+                "runAfter": {"First": ["Succeeded"], "Second": ["Failed"]},
+                "inputs": {"statusCode": 502, "body": "@body('Second')?['path']"},
+            },
+        },
+    }
     result = LogicAppsEngine(**FAST).run(definition)
-    assert result.statuses() == {"First": "Succeeded", "Second": "Failed", "Handle_both": "Skipped",
-                                 "Handle_second": "Succeeded"}
+    assert result.statuses() == {
+        "First": "Succeeded",
+        "Second": "Failed",
+        "Handle_both": "Skipped",
+        "Handle_second": "Succeeded",
+    }
     assert result.response == (502, "/second")
     # The branch First -> Second -> Handle_both ends Skipped, so its status is Second's (Failed): the run fails
     # although a handler ran (error-exception-handling.md, branch evaluation).
@@ -50,10 +66,13 @@ def test_several_predecessors_must_all_match(serve) -> None:
 
 def test_a_handled_failure_makes_the_run_succeed(serve) -> None:
     endpoint = serve(routes({"/first": 500}))
-    definition = {"triggers": TRIGGER, "actions": {
-        "First": http(endpoint.url("/first")),
-        "Handle": {"type": "Compose", "runAfter": {"First": ["Failed"]}, "inputs": "@actions('First')['status']"},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "First": http(endpoint.url("/first")),
+            "Handle": {"type": "Compose", "runAfter": {"First": ["Failed"]}, "inputs": "@actions('First')['status']"},
+        },
+    }
     result = LogicAppsEngine(**FAST).run(definition)
     assert result.statuses() == {"First": "Failed", "Handle": "Succeeded"}
     assert result.actions["Handle"].outputs == "Failed"
@@ -62,12 +81,15 @@ def test_a_handled_failure_makes_the_run_succeed(serve) -> None:
 
 def test_skipping_propagates(serve) -> None:
     endpoint = serve(routes({"/a": 400, "/b": 200, "/c": 200}))
-    definition = {"triggers": TRIGGER, "actions": {
-        "A": http(endpoint.url("/a")),
-        "B": http(endpoint.url("/b"), {"A": ["Succeeded"]}),
-        "C": http(endpoint.url("/c"), {"B": ["Succeeded"]}),
-        "D": {"type": "Compose", "runAfter": {"C": ["Skipped"]}, "inputs": "@body('C')"},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "A": http(endpoint.url("/a")),
+            "B": http(endpoint.url("/b"), {"A": ["Succeeded"]}),
+            "C": http(endpoint.url("/c"), {"B": ["Succeeded"]}),
+            "D": {"type": "Compose", "runAfter": {"C": ["Skipped"]}, "inputs": "@body('C')"},
+        },
+    }
     result = LogicAppsEngine(**FAST).run(definition)
     assert result.statuses() == {"A": "Failed", "B": "Skipped", "C": "Skipped", "D": "Succeeded"}
     assert result.actions["D"].outputs is None  # a Skipped action has no body
@@ -76,10 +98,13 @@ def test_skipping_propagates(serve) -> None:
 
 
 def test_an_expression_error_fails_the_action_and_skips_its_successors() -> None:
-    definition = {"triggers": TRIGGER, "actions": {
-        "Bad": {"type": "Compose", "runAfter": {}, "inputs": "@triggerBody()['missing']['deeper']"},
-        "After": {"type": "Compose", "runAfter": {"Bad": ["Succeeded"]}, "inputs": "x"},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "Bad": {"type": "Compose", "runAfter": {}, "inputs": "@triggerBody()['missing']['deeper']"},
+            "After": {"type": "Compose", "runAfter": {"Bad": ["Succeeded"]}, "inputs": "x"},
+        },
+    }
     result = LogicAppsEngine().run(definition, trigger_body={"other": 1})
     assert result.statuses() == {"Bad": "Failed", "After": "Skipped"}
     assert result.actions["Bad"].code == "InvalidTemplate" and result.status == "Failed"
@@ -87,23 +112,38 @@ def test_an_expression_error_fails_the_action_and_skips_its_successors() -> None
 
 def test_unknown_functions_and_action_types_stop_the_test() -> None:
     with pytest.raises(UnsupportedExpression):
-        LogicAppsEngine().run({"triggers": TRIGGER, "actions": {
-            "C": {"type": "Compose", "runAfter": {}, "inputs": "@xpath(triggerBody(), '/a')"}}})
+        LogicAppsEngine().run(
+            {
+                "triggers": TRIGGER,
+                "actions": {"C": {"type": "Compose", "runAfter": {}, "inputs": "@xpath(triggerBody(), '/a')"}},
+            }
+        )
     with pytest.raises(UnsupportedDefinition, match="Foreach"):
         LogicAppsEngine().run({"triggers": TRIGGER, "actions": {"L": {"type": "Foreach", "actions": {}}}})
     with pytest.raises(UnsupportedDefinition, match="same container"):
-        LogicAppsEngine().run({"triggers": TRIGGER, "actions": {
-            "C": {"type": "Compose", "runAfter": {"Nope": ["Succeeded"]}, "inputs": 1}}})
+        LogicAppsEngine().run(
+            {
+                "triggers": TRIGGER,
+                "actions": {"C": {"type": "Compose", "runAfter": {"Nope": ["Succeeded"]}, "inputs": 1}},
+            }
+        )
 
 
 def test_if_runs_one_branch_and_skips_the_other() -> None:
-    definition = {"triggers": TRIGGER, "actions": {
-        "Check": {"type": "If", "runAfter": {},
-                  "expression": {"and": [{"equals": ["@triggerBody()?['kind']", "row"]}]},
-                  "actions": {"Yes": {"type": "Response", "runAfter": {}, "inputs": {"body": "yes"}}},
-                  "else": {"actions": {"No": {"type": "Response", "runAfter": {},
-                                              "inputs": {"statusCode": 400, "body": "no"}}}}},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "Check": {
+                "type": "If",
+                "runAfter": {},
+                "expression": {"and": [{"equals": ["@triggerBody()?['kind']", "row"]}]},
+                "actions": {"Yes": {"type": "Response", "runAfter": {}, "inputs": {"body": "yes"}}},
+                "else": {
+                    "actions": {"No": {"type": "Response", "runAfter": {}, "inputs": {"statusCode": 400, "body": "no"}}}
+                },
+            },
+        },
+    }
     engine = LogicAppsEngine()
     yes = engine.run(definition, trigger_body={"kind": "row"})
     assert yes.statuses() == {"Check": "Succeeded", "Yes": "Succeeded", "No": "Skipped"}
@@ -115,20 +155,36 @@ def test_if_runs_one_branch_and_skips_the_other() -> None:
 
 def test_a_scope_fails_when_its_inner_branch_fails_and_result_lists_its_actions(serve) -> None:
     endpoint = serve(routes({"/ok": 200, "/bad": 503}))
-    definition = {"triggers": TRIGGER, "actions": {
-        "Try": {"type": "Scope", "runAfter": {}, "actions": {
-            "Ok": http(endpoint.url("/ok")),
-            "Bad": http(endpoint.url("/bad"), {"Ok": ["Succeeded"]}),
-            "Never": {"type": "Compose", "runAfter": {"Bad": ["Succeeded"]}, "inputs": 1},
-        }},
-        "Catch": {"type": "Response", "runAfter": {"Try": ["Failed", "TimedOut"]},
-                  "inputs": {"statusCode": 502, "body": {
-                      "statuses": "@string(result('Try'))",
-                      "failedCode": "@body('Bad')?['status']"}}},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "Try": {
+                "type": "Scope",
+                "runAfter": {},
+                "actions": {
+                    "Ok": http(endpoint.url("/ok")),
+                    "Bad": http(endpoint.url("/bad"), {"Ok": ["Succeeded"]}),
+                    "Never": {"type": "Compose", "runAfter": {"Bad": ["Succeeded"]}, "inputs": 1},
+                },
+            },
+            "Catch": {
+                "type": "Response",
+                "runAfter": {"Try": ["Failed", "TimedOut"]},
+                "inputs": {
+                    "statusCode": 502,
+                    "body": {"statuses": "@string(result('Try'))", "failedCode": "@body('Bad')?['status']"},
+                },
+            },
+        },
+    }
     result = LogicAppsEngine(**FAST).run(definition)
-    assert result.statuses() == {"Try": "Failed", "Ok": "Succeeded", "Bad": "Failed", "Never": "Skipped",
-                                 "Catch": "Succeeded"}
+    assert result.statuses() == {
+        "Try": "Failed",
+        "Ok": "Succeeded",
+        "Bad": "Failed",
+        "Never": "Skipped",
+        "Catch": "Succeeded",
+    }
     assert result.response is not None and result.response[0] == 502
     assert result.response[1]["failedCode"] == 503  # inner actions can be referenced from outside
     assert '"name":"Bad","status":"Failed"' in result.response[1]["statuses"]
@@ -137,20 +193,32 @@ def test_a_scope_fails_when_its_inner_branch_fails_and_result_lists_its_actions(
 
 def test_a_scope_that_handles_its_failure_inside(serve) -> None:
     endpoint = serve(routes({"/bad": 404}))
-    definition = {"triggers": TRIGGER, "actions": {"Try": {"type": "Scope", "runAfter": {}, "actions": {
-        "Bad": http(endpoint.url("/bad")),
-        "Handled": {"type": "Compose", "runAfter": {"Bad": ["Failed"]}, "inputs": "handled"},
-    }}}}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "Try": {
+                "type": "Scope",
+                "runAfter": {},
+                "actions": {
+                    "Bad": http(endpoint.url("/bad")),
+                    "Handled": {"type": "Compose", "runAfter": {"Bad": ["Failed"]}, "inputs": "handled"},
+                },
+            }
+        },
+    }
     assert LogicAppsEngine(**FAST).run(definition).actions["Try"].status == "Succeeded"
     strict = LogicAppsEngine(**FAST, scope_fails_on_any_failure=True).run(definition)
     assert strict.actions["Try"].status == "Failed"
 
 
 def test_a_second_response_fails() -> None:
-    definition = {"triggers": TRIGGER, "actions": {
-        "One": {"type": "Response", "runAfter": {}, "inputs": {"statusCode": 200, "body": 1}},
-        "Two": {"type": "Response", "runAfter": {"One": ["Succeeded"]}, "inputs": {"statusCode": 201, "body": 2}},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "One": {"type": "Response", "runAfter": {}, "inputs": {"statusCode": 200, "body": 1}},
+            "Two": {"type": "Response", "runAfter": {"One": ["Succeeded"]}, "inputs": {"statusCode": 201, "body": 2}},
+        },
+    }
     result = LogicAppsEngine().run(definition)
     assert result.response == (200, 1)
     assert result.actions["Two"].status == "Failed" and result.status == "Failed"
@@ -158,13 +226,27 @@ def test_a_second_response_fails() -> None:
 
 def test_parameters_defaults_overrides_and_run_names(serve) -> None:
     endpoint = serve(lambda seen: (200, {}, {"ok": True}))
-    definition = {"triggers": TRIGGER,
-                  "parameters": {"bridgeApiUrl": {"type": "String", "defaultValue": "http://127.0.0.1:9"},
-                                 "key": {"type": "SecureString", "defaultValue": "default-key"}},
-                  "actions": {"Call": {"type": "Http", "runAfter": {}, "inputs": {
-                      "method": "POST", "uri": "@{parameters('bridgeApiUrl')}/operations",
-                      "headers": {"x-functions-key": "@parameters('key')",
-                                  "Idempotency-Key": "@{workflow()?['run']?['name']}-session"}}}}}
+    definition = {
+        "triggers": TRIGGER,
+        "parameters": {
+            "bridgeApiUrl": {"type": "String", "defaultValue": "http://127.0.0.1:9"},
+            "key": {"type": "SecureString", "defaultValue": "default-key"},
+        },
+        "actions": {
+            "Call": {
+                "type": "Http",
+                "runAfter": {},
+                "inputs": {
+                    "method": "POST",
+                    "uri": "@{parameters('bridgeApiUrl')}/operations",
+                    "headers": {
+                        "x-functions-key": "@parameters('key')",
+                        "Idempotency-Key": "@{workflow()?['run']?['name']}-session",
+                    },
+                },
+            }
+        },
+    }
     engine = LogicAppsEngine(**FAST)
     first = engine.run(definition, parameters={"bridgeApiUrl": endpoint.base})
     second = engine.run(definition, parameters={"bridgeApiUrl": endpoint.base})
@@ -180,13 +262,27 @@ def test_parameters_defaults_overrides_and_run_names(serve) -> None:
 
 def test_a_standard_workflow_json_with_appsetting(serve) -> None:
     endpoint = serve(lambda seen: (200, {}, {"ok": True}))
-    workflow = {"kind": "Stateful", "definition": {
-        "$schema": "https://schema.management.azure.com/providers/Microsoft.Logic/schemas/2016-06-01/"
-                   "workflowdefinition.json#",
-        "contentVersion": "1.0.0.0", "triggers": TRIGGER, "parameters": {},
-        "actions": {"Call": {"type": "Http", "runAfter": {}, "inputs": {
-            "method": "POST", "uri": "@{appsetting('BRIDGE_API_URL')}/operations",
-            "headers": {"x-functions-key": "@parameters('bridgeFunctionKey')"}}}}}}
+    workflow = {
+        "kind": "Stateful",
+        "definition": {
+            "$schema": "https://schema.management.azure.com/providers/Microsoft.Logic/schemas/2016-06-01/"
+            "workflowdefinition.json#",
+            "contentVersion": "1.0.0.0",
+            "triggers": TRIGGER,
+            "parameters": {},
+            "actions": {
+                "Call": {
+                    "type": "Http",
+                    "runAfter": {},
+                    "inputs": {
+                        "method": "POST",
+                        "uri": "@{appsetting('BRIDGE_API_URL')}/operations",
+                        "headers": {"x-functions-key": "@parameters('bridgeFunctionKey')"},
+                    },
+                }
+            },
+        },
+    }
     engine = LogicAppsEngine(**FAST, app_settings={"BRIDGE_API_URL": endpoint.base, "BRIDGE_KEY": "k-1"})
     # parameters.json values in Standard may reference app settings
     result = engine.run(workflow, parameters={"bridgeFunctionKey": "@appsetting('BRIDGE_KEY')"})
@@ -198,9 +294,25 @@ def test_a_standard_workflow_json_with_appsetting(serve) -> None:
 
 def test_standard_callback_urls_are_on_the_runtime_webhook_path(serve) -> None:
     endpoint = serve(lambda seen: (202, {}, None) if seen.method == "POST" else (200, {}, None))
-    workflow = {"kind": "Stateful", "definition": {"triggers": TRIGGER, "actions": {"Wait": {
-        "type": "HttpWebhook", "runAfter": {}, "inputs": {"subscribe": {
-            "method": "POST", "uri": endpoint.url("/s"), "body": {"callbackUrl": "@{listCallbackUrl()}"}}}}}}}
+    workflow = {
+        "kind": "Stateful",
+        "definition": {
+            "triggers": TRIGGER,
+            "actions": {
+                "Wait": {
+                    "type": "HttpWebhook",
+                    "runAfter": {},
+                    "inputs": {
+                        "subscribe": {
+                            "method": "POST",
+                            "uri": endpoint.url("/s"),
+                            "body": {"callbackUrl": "@{listCallbackUrl()}"},
+                        }
+                    },
+                }
+            },
+        },
+    }
     engine = LogicAppsEngine(**FAST, workflow_name="rows")
     handle = engine.start(workflow)
     url = handle.callback_url("Wait")
@@ -211,15 +323,28 @@ def test_standard_callback_urls_are_on_the_runtime_webhook_path(serve) -> None:
 
 @pytest.mark.parametrize("run_status", ["Failed", "Succeeded", "Cancelled"])
 def test_terminate_sets_the_run_status_and_skips_the_rest(run_status: str) -> None:
-    definition = {"triggers": TRIGGER, "actions": {
-        "Work": {"type": "Scope", "runAfter": {}, "actions": {
-            "Stop": {"type": "Terminate", "runAfter": {}, "inputs": {
-                "runStatus": run_status, "runError": {"code": "Bad", "message": "@triggerBody()?['why']"}}},
-            "Inner_after": {"type": "Compose", "runAfter": {"Stop": ["Succeeded"]}, "inputs": 1}}},
-        "After": {"type": "Compose", "runAfter": {"Work": ["Succeeded", "Failed"]}, "inputs": 2},
-    }}
+    definition = {
+        "triggers": TRIGGER,
+        "actions": {
+            "Work": {
+                "type": "Scope",
+                "runAfter": {},
+                "actions": {
+                    "Stop": {
+                        "type": "Terminate",
+                        "runAfter": {},
+                        "inputs": {
+                            "runStatus": run_status,
+                            "runError": {"code": "Bad", "message": "@triggerBody()?['why']"},
+                        },
+                    },
+                    "Inner_after": {"type": "Compose", "runAfter": {"Stop": ["Succeeded"]}, "inputs": 1},
+                },
+            },
+            "After": {"type": "Compose", "runAfter": {"Work": ["Succeeded", "Failed"]}, "inputs": 2},
+        },
+    }
     result = LogicAppsEngine().run(definition, trigger_body={"why": "no rows"})
     assert result.status == run_status
-    assert result.statuses() == {"Work": "Cancelled", "Stop": "Succeeded", "Inner_after": "Skipped",
-                                 "After": "Skipped"}
+    assert result.statuses() == {"Work": "Cancelled", "Stop": "Succeeded", "Inner_after": "Skipped", "After": "Skipped"}
     assert (result.error is not None and "no rows" in result.error) == (run_status == "Failed")

@@ -20,13 +20,21 @@ EVENT = {"specversion": "1.0", "type": "workbook.operation.succeeded", "data": {
 
 class FakeContext:
     def __init__(self) -> None:
-        self.params: dict[str, Any] = {"myBirthMonth": "January", "myAge": 42, "firstName": "Sophia",
-                                       "lastName": "Owen", "flag": True, "customer": {"name": "Contoso"}}
+        self.params: dict[str, Any] = {
+            "myBirthMonth": "January",
+            "myAge": 42,
+            "firstName": "Sophia",
+            "lastName": "Owen",
+            "flag": True,
+            "customer": {"name": "Contoso"},
+        }
         self.settings = {"BRIDGE_URL": "https://bridge.example/api"}
         self.bodies: dict[str, Any] = {
             "Http": {"result": {"id": "s-1"}, "list": [10, 20], "nothing": None},
-            "Webhook": {"$content-type": "application/cloudevents+json",
-                        "$content": base64.b64encode(json.dumps(EVENT).encode()).decode()},
+            "Webhook": {
+                "$content-type": "application/cloudevents+json",
+                "$content": base64.b64encode(json.dumps(EVENT).encode()).decode(),
+            },
         }
 
     def parameter(self, name: str) -> Any:
@@ -69,8 +77,10 @@ TABLE: list[tuple[Any, Any]] = [
     ("My age is @{parameters('myAge')}", "My age is 42"),
     ("@concat('My age is ', string(parameters('myAge')))", "My age is 42"),
     ("My age is @@{parameters('myAge')}", "My age is @{parameters('myAge')}"),
-    ("First name: @{parameters('firstName')} Last name: @{parameters('lastName')}",
-     "First name: Sophia Last name: Owen"),
+    (
+        "First name: @{parameters('firstName')} Last name: @{parameters('lastName')}",
+        "First name: Sophia Last name: Owen",
+    ),
     # operators: [] . ?
     ("@parameters('customer').name", "Contoso"),
     ("@parameters('customer')['name']", "Contoso"),
@@ -124,15 +134,18 @@ def test_objects_and_arrays_are_evaluated_throughout() -> None:
     assert evaluate_value(value, FakeContext()) == {"a": [42, {"b": "x42"}], "n": 3, "t": True}
 
 
-@pytest.mark.parametrize("value", [
-    "@body('Http')['nothing']['deeper']",  # non-? access on null: a runtime error in Logic Apps
-    "@parameters('customer')['missing']",  # a missing property without ?
-    "@body('Http')['list'][5]",
-    "@json('not json')",
-    "@parameters('nope')",
-    "@not('text')",
-    "@concat('unterminated)",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "@body('Http')['nothing']['deeper']",  # non-? access on null: a runtime error in Logic Apps
+        "@parameters('customer')['missing']",  # a missing property without ?
+        "@body('Http')['list'][5]",
+        "@json('not json')",
+        "@parameters('nope')",
+        "@not('text')",
+        "@concat('unterminated)",
+    ],
+)
 def test_runtime_errors(value: str) -> None:
     with pytest.raises(ExpressionError):
         evaluate_value(value, FakeContext())
@@ -148,8 +161,10 @@ def test_if_condition_objects() -> None:
     # the sample's shape: {"and": [{"equals": [expr, literal]}]}
     condition = {"and": [{"equals": ["@body('Http')?['result']?['id']", "s-1"]}]}
     assert evaluate_condition(condition, ctx) is True
-    assert evaluate_condition({"and": [{"equals": ["@body('Webhook')?['type']",
-                                                    "workbook.operation.succeeded"]}]}, ctx) is False
+    assert (
+        evaluate_condition({"and": [{"equals": ["@body('Webhook')?['type']", "workbook.operation.succeeded"]}]}, ctx)
+        is False
+    )
     assert evaluate_condition({"or": [{"greater": ["@parameters('myAge')", 50]}, {"not": {"equals": [1, 2]}}]}, ctx)
     assert evaluate_condition("@equals(parameters('myAge'), 42)", ctx) is True
     with pytest.raises(ExpressionError):

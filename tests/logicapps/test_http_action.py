@@ -40,7 +40,11 @@ def test_follows_location_until_a_non_202_and_ends_with_that_answer(serve) -> No
     assert call.outputs["statusCode"] == 200
     assert call.outputs["body"] == {"status": "succeeded", "result": {"id": "s-1"}}
     assert [(r.purpose, r.method, r.status) for r in call.requests] == [
-        ("request", "POST", 202), ("poll", "GET", 202), ("poll", "GET", 202), ("poll", "GET", 200)]
+        ("request", "POST", 202),
+        ("poll", "GET", 202),
+        ("poll", "GET", 202),
+        ("poll", "GET", 200),
+    ]
     assert endpoint.seen("POST")[0].json() == {"a": 1}
 
 
@@ -51,9 +55,13 @@ def test_follow_ups_drop_custom_headers_and_keep_the_authentication(serve) -> No
         return 200, {}, {"done": True}
 
     endpoint = serve(handler)
-    inputs = {"method": "POST", "uri": endpoint.url("/ops"), "body": {},
-              "headers": {"x-functions-key": "key-1", "Idempotency-Key": "run-1", "X-Custom": "c"},
-              "authentication": {"type": "Raw", "value": "Bearer raw-token"}}
+    inputs = {
+        "method": "POST",
+        "uri": endpoint.url("/ops"),
+        "body": {},
+        "headers": {"x-functions-key": "key-1", "Idempotency-Key": "run-1", "X-Custom": "c"},
+        "authentication": {"type": "Raw", "value": "Bearer raw-token"},
+    }
     result = LogicAppsEngine(**FAST).run(one_http(inputs))
     assert result.status == "Succeeded"
     [first] = endpoint.seen("POST")
@@ -87,8 +95,11 @@ def test_managed_identity_is_sent_on_every_poll(serve) -> None:
         return 200, {}, {}
 
     endpoint = serve(handler)
-    inputs = {"method": "POST", "uri": endpoint.url("/ops"),
-              "authentication": {"type": "ManagedServiceIdentity", "audience": "api://bridge"}}
+    inputs = {
+        "method": "POST",
+        "uri": endpoint.url("/ops"),
+        "authentication": {"type": "ManagedServiceIdentity", "audience": "api://bridge"},
+    }
     LogicAppsEngine(**FAST, token_provider=lambda audience: f"tok({audience})").run(one_http(inputs))
     assert {r.header("Authorization") for r in endpoint.requests} == {"Bearer tok(api://bridge)"}
 
@@ -159,20 +170,22 @@ def test_default_retry_intervals_are_exponential_within_5_to_45_seconds(serve) -
 
 def test_retry_policy_none_and_fixed(serve) -> None:
     endpoint = serve(lambda seen: (500, {}, None))
-    LogicAppsEngine(**FAST).run(one_http({"method": "GET", "uri": endpoint.url("/o"),
-                                          "retryPolicy": {"type": "none"}}))
+    LogicAppsEngine(**FAST).run(one_http({"method": "GET", "uri": endpoint.url("/o"), "retryPolicy": {"type": "none"}}))
     assert len(endpoint.requests) == 1
     other = serve(lambda seen: (500, {}, None))
-    LogicAppsEngine(retry_scale=0.01).run(one_http({"method": "GET", "uri": other.url("/o"),
-                                                    "retryPolicy": {"type": "fixed", "count": 2,
-                                                                    "interval": "PT10S"}}))
+    LogicAppsEngine(retry_scale=0.01).run(
+        one_http(
+            {"method": "GET", "uri": other.url("/o"), "retryPolicy": {"type": "fixed", "count": 2, "interval": "PT10S"}}
+        )
+    )
     assert len(other.requests) == 3
     assert all(b.at - a.at >= 0.1 for a, b in itertools.pairwise(other.requests))
 
 
 def test_polls_are_retried_too(serve) -> None:
-    answers = iter([(202, {"Location": "", "Retry-After": "0"}, None), (503, {}, None), (503, {}, None),
-                    (200, {}, {"done": 1})])
+    answers = iter(
+        [(202, {"Location": "", "Retry-After": "0"}, None), (503, {}, None), (503, {}, None), (200, {}, {"done": 1})]
+    )
 
     def handler(seen: Seen):
         status, headers, body = next(answers)
@@ -198,30 +211,34 @@ def test_a_final_4xx_after_polling_fails_the_action(serve) -> None:
     assert call.status == "Failed" and call.outputs["statusCode"] == 422
     # logic-apps-content-type.md: only application/json is parsed natively
     assert call.outputs["body"]["$content-type"] == "application/problem+json"
-    both = LogicAppsEngine(**FAST, json_suffix_is_json=True).run(one_http({"method": "POST",
-                                                                            "uri": endpoint.url("/o")}))
+    both = LogicAppsEngine(**FAST, json_suffix_is_json=True).run(
+        one_http({"method": "POST", "uri": endpoint.url("/o")})
+    )
     assert both.actions["Call"].outputs["body"] == {"code": "failed"}
 
 
 def test_limit_timeout_ends_the_wait_as_timed_out(serve) -> None:
     endpoint = serve(lambda seen: (202, {"Location": endpoint.url("/s"), "Retry-After": "0.05"}, None))
     started = time.monotonic()
-    result = LogicAppsEngine(**FAST).run(one_http({"method": "POST", "uri": endpoint.url("/o")},
-                                                  limit={"timeout": "PT0.5S"}))
+    result = LogicAppsEngine(**FAST).run(
+        one_http({"method": "POST", "uri": endpoint.url("/o")}, limit={"timeout": "PT0.5S"})
+    )
     call = result.actions["Call"]
     assert call.status == "TimedOut" and call.code == "ActionTimedOut"
     assert result.status == "Failed"
     assert 0.5 <= time.monotonic() - started < 5
     assert len(endpoint.requests) > 2
     cancelled = LogicAppsEngine(**FAST, timeout_status="Cancelled").run(
-        one_http({"method": "POST", "uri": endpoint.url("/o")}, limit={"timeout": "PT0.2S"}))
+        one_http({"method": "POST", "uri": endpoint.url("/o")}, limit={"timeout": "PT0.2S"})
+    )
     assert cancelled.actions["Call"].status == "Cancelled" and cancelled.status == "Failed"
 
 
 def test_disable_async_pattern_ends_with_the_202(serve) -> None:
     endpoint = serve(lambda seen: (202, {"Location": endpoint.url("/s")}, {"status": "running"}))
-    result = LogicAppsEngine(**FAST).run(one_http({"method": "POST", "uri": endpoint.url("/o")},
-                                                  operationOptions="DisableAsyncPattern"))
+    result = LogicAppsEngine(**FAST).run(
+        one_http({"method": "POST", "uri": endpoint.url("/o")}, operationOptions="DisableAsyncPattern")
+    )
     assert result.actions["Call"].status == "Succeeded"
     assert result.actions["Call"].outputs["statusCode"] == 202
     assert len(endpoint.requests) == 1
@@ -256,8 +273,9 @@ def test_no_answer_is_retried_then_fails() -> None:
 
 def test_bodies_headers_and_queries_go_out_as_logic_apps_sends_them(serve) -> None:
     endpoint = serve(lambda seen: (200, {"Content-Type": "text/plain"}, "plain answer"))
-    result = LogicAppsEngine(**FAST).run(one_http({"method": "POST", "uri": endpoint.url("/o"),
-                                                   "queries": {"code": "k 1"}, "body": "text body"}))
+    result = LogicAppsEngine(**FAST).run(
+        one_http({"method": "POST", "uri": endpoint.url("/o"), "queries": {"code": "k 1"}, "body": "text body"})
+    )
     [seen] = endpoint.requests
     assert seen.query == "code=k+1"
     assert seen.body == b"text body" and seen.header("Content-Type").startswith("text/plain")

@@ -16,8 +16,13 @@ from tests.logicapps.endpoint import Endpoint, Seen
 from tests.support import wait_for
 
 FAST: dict[str, Any] = {"default_poll_interval": 0.01, "retry_scale": 0.001}
-EVENT = {"specversion": "1.0", "id": "e-1", "source": "/bridge", "type": "workbook.operation.succeeded",
-         "data": {"result": {"row": 3}}}
+EVENT = {
+    "specversion": "1.0",
+    "id": "e-1",
+    "source": "/bridge",
+    "type": "workbook.operation.succeeded",
+    "data": {"result": {"row": 3}},
+}
 
 
 def webhook_definition(endpoint: Endpoint, **extra: Any) -> dict[str, Any]:
@@ -25,19 +30,33 @@ def webhook_definition(endpoint: Endpoint, **extra: Any) -> dict[str, Any]:
         "triggers": {"manual": {"type": "Request", "kind": "Http"}},
         "actions": {
             "Wait": {
-                "type": "HttpWebhook", "runAfter": {}, **extra,
+                "type": "HttpWebhook",
+                "runAfter": {},
+                **extra,
                 "inputs": {
-                    "subscribe": {"method": "POST", "uri": endpoint.url("/operations"),
-                                  "headers": {"Idempotency-Key": "@{workflow()['run']['name']}-row"},
-                                  "body": {"callbackUrl": "@{listCallbackUrl()}"}},
-                    "unsubscribe": {"method": "DELETE",
-                                    "uri": endpoint.url("/operations/by-key/@{workflow()['run']['name']}-row")},
+                    "subscribe": {
+                        "method": "POST",
+                        "uri": endpoint.url("/operations"),
+                        "headers": {"Idempotency-Key": "@{workflow()['run']['name']}-row"},
+                        "body": {"callbackUrl": "@{listCallbackUrl()}"},
+                    },
+                    "unsubscribe": {
+                        "method": "DELETE",
+                        "uri": endpoint.url("/operations/by-key/@{workflow()['run']['name']}-row"),
+                    },
                 },
             },
-            "Reply": {"type": "Response", "runAfter": {"Wait": ["Succeeded"]},
-                      "inputs": {"statusCode": 200, "body": {
-                          "type": "@body('Wait')?['type']",
-                          "decoded": "@json(base64ToString(body('Wait')?['$content']))?['type']"}}},
+            "Reply": {
+                "type": "Response",
+                "runAfter": {"Wait": ["Succeeded"]},
+                "inputs": {
+                    "statusCode": 200,
+                    "body": {
+                        "type": "@body('Wait')?['type']",
+                        "decoded": "@json(base64ToString(body('Wait')?['$content']))?['type']",
+                    },
+                },
+            },
         },
     }
 

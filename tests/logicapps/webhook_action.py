@@ -141,10 +141,16 @@ class CallbackServer:
             return _error(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
         issued = parse_qs(urlsplit(registration.url).query)
         given = query.get("sig", [""])[0]
-        if not hmac.compare_digest(given.encode(), registration.sig.encode()) \
-                or query.get("sp") != issued["sp"] or query.get("sv") != issued["sv"]:
-            return _error(self.options.bad_signature_status, "DirectApiInvalidAuthorizationSignature",
-                          "The provided callback signature is not valid.")
+        if (
+            not hmac.compare_digest(given.encode(), registration.sig.encode())
+            or query.get("sp") != issued["sp"]
+            or query.get("sv") != issued["sv"]
+        ):
+            return _error(
+                self.options.bad_signature_status,
+                "DirectApiInvalidAuthorizationSignature",
+                "The provided callback signature is not valid.",
+            )
         if request.method != "POST":
             return _error(405, "MethodNotAllowed", "callbacks are POSTs")
         raw = await request.read()
@@ -155,8 +161,11 @@ class CallbackServer:
             return _error(400, "InvalidRequestContent", str(error))
         with self.lock:
             if registration.state != "waiting":
-                return _error(self.options.repeat_callback_status, "WorkflowRunActionCallbackNotWaiting",
-                              "the action is not waiting for a callback")
+                return _error(
+                    self.options.repeat_callback_status,
+                    "WorkflowRunActionCallbackNotWaiting",
+                    "the action is not waiting for a callback",
+                )
             registration.state = "delivered"
             registration.action.callbacks.append({"headers": headers, "body": body, "raw": raw})
         arrived = {"headers": headers, "body": body}
@@ -168,8 +177,9 @@ class CallbackServer:
         try:
             registration.loop.call_soon_threadsafe(deliver)
         except RuntimeError:  # the run is over
-            return _error(self.options.repeat_callback_status, "WorkflowRunActionCallbackNotWaiting",
-                          "the run has ended")
+            return _error(
+                self.options.repeat_callback_status, "WorkflowRunActionCallbackNotWaiting", "the run has ended"
+            )
         return web.Response(status=self.options.callback_status)
 
 
@@ -177,8 +187,9 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-async def unsubscribe(sender: Sender, action: ActionResult,
-                      evaluate_unsubscribe: Callable[[], dict[str, Any] | None]) -> None:
+async def unsubscribe(
+    sender: Sender, action: ActionResult, evaluate_unsubscribe: Callable[[], dict[str, Any] | None]
+) -> None:
     """Send the unsubscribe request once (its failure does not change the action's status: a guess)."""
     try:
         spec = evaluate_unsubscribe()
@@ -189,23 +200,39 @@ async def unsubscribe(sender: Sender, action: ActionResult,
     method, url, headers, data, _ = request_parts(spec, sender.options)
     # The unsubscribe must go out even when the wait ended on cancel or timeout: a fresh, bounded waiter.
     fresh = Waiter(asyncio.Event(), None)
-    answer = await sender.send(action, "unsubscribe", method, url, {**sender.engine_headers, **headers}, data,
-                               RetryPolicy("none", 0, 0, 0, 0), fresh)
+    answer = await sender.send(
+        action,
+        "unsubscribe",
+        method,
+        url,
+        {**sender.engine_headers, **headers},
+        data,
+        RetryPolicy("none", 0, 0, 0, 0),
+        fresh,
+    )
     action.unsubscribe_status = answer.status if answer else None
 
 
-async def run_webhook(sender: Sender, server: CallbackServer, action: ActionResult, subscribe: dict[str, Any],
-                      evaluate_unsubscribe: Callable[[], dict[str, Any] | None], waiter: Waiter,
-                      on_subscribed: Callable[[str], Awaitable[None] | None]) -> dict[str, Any]:
+async def run_webhook(
+    sender: Sender,
+    server: CallbackServer,
+    action: ActionResult,
+    subscribe: dict[str, Any],
+    evaluate_unsubscribe: Callable[[], dict[str, Any] | None],
+    waiter: Waiter,
+    on_subscribed: Callable[[str], Awaitable[None] | None],
+) -> dict[str, Any]:
     """Run an HttpWebhook action whose `subscribe` inputs are evaluated (listCallbackUrl() registered already)."""
     registration = server.find(action)
     if registration is None:
-        raise ActionFailure("InvalidTemplate", "the subscribe request does not use listCallbackUrl(), so no "
-                            "callback can ever arrive")
+        raise ActionFailure(
+            "InvalidTemplate", "the subscribe request does not use listCallbackUrl(), so no callback can ever arrive"
+        )
     method, url, headers, data, auth = request_parts(subscribe, sender.options)
     policy = RetryPolicy.from_inputs(subscribe)
-    answer = await sender.send(action, "subscribe", method, url, {**sender.engine_headers, **headers}, data, policy,
-                               waiter)
+    answer = await sender.send(
+        action, "subscribe", method, url, {**sender.engine_headers, **headers}, data, policy, waiter
+    )
     if answer is None:
         raise ActionFailure("ServiceUnavailable", f"no answer to the subscribe request: {action.requests[-1].error}")
     if sender.options.on_subscribe_202 == "poll" and answer.status == 202 and answer.header("location"):
@@ -213,8 +240,9 @@ async def run_webhook(sender: Sender, server: CallbackServer, action: ActionResu
     action.subscribe_status = answer.status
     if not 200 <= answer.status <= 299:
         server.close(registration)
-        raise ActionFailure("SubscribeFailed", f"the subscribe request answered {answer.status}",
-                            outputs_of(answer, sender.options))
+        raise ActionFailure(
+            "SubscribeFailed", f"the subscribe request answered {answer.status}", outputs_of(answer, sender.options)
+        )
     notified = on_subscribed(registration.url)
     if notified is not None:
         await notified

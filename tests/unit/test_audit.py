@@ -13,15 +13,16 @@ def report(*dependencies: dict[str, object]) -> str:
 
 def test_unreachable_database_is_a_failure_not_a_clean_bill():
     # What pip-audit reports here (PyPI's JSON API is not reachable): every dependency skipped, exit 0.
-    out = report({"name": "aiohttp", "skip_reason": "Dependency not found on PyPI and could not be audited"},
-                 {"name": "yarl", "skip_reason": "Dependency not found on PyPI and could not be audited"})
+    out = report(
+        {"name": "aiohttp", "skip_reason": "Dependency not found on PyPI and could not be audited"},
+        {"name": "yarl", "skip_reason": "Dependency not found on PyPI and could not be audited"},
+    )
     verdict = judge(0, out, "")
     assert verdict.code == 2 and "NOT audited" in verdict.message and "2 of 2" in verdict.message
 
 
 def test_one_skipped_dependency_is_enough_to_fail():
-    out = report({"name": "aiohttp", "version": "3.14.5", "vulns": []},
-                 {"name": "yarl", "skip_reason": "timeout"})
+    out = report({"name": "aiohttp", "version": "3.14.5", "vulns": []}, {"name": "yarl", "skip_reason": "timeout"})
     assert judge(0, out, "").code == 2
 
 
@@ -39,6 +40,7 @@ def test_vulnerabilities_are_listed():
 
 
 def test_every_dependency_audited_and_clean_passes():
-    out = report({"name": "aiohttp", "version": "3.14.5", "vulns": []}, {"name": "yarl", "version": "1.25.1",
-                                                                          "vulns": []})
+    out = report(
+        {"name": "aiohttp", "version": "3.14.5", "vulns": []}, {"name": "yarl", "version": "1.25.1", "vulns": []}
+    )
     assert judge(0, out, "").code == 0

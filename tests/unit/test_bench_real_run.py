@@ -45,8 +45,9 @@ def test_dispatch_latency_is_each_poll_minus_its_planned_visibility():
     # 101.35: 0.3 late; elapsed 1.35 -> next offset 2 -> delay 1 (whole seconds) -> due 102.35, polled 102.55;
     # elapsed 2.55 -> next offset 4 -> delay 2 -> due 104.55, polled 104.65 (terminal: the last one)
     times = [101.35, 102.55, 104.65]
-    got = rr.dispatch_latencies(times, ["running", "running", "succeeded"], created, graph_created, planned,
-                                rr.PRODUCTION)
+    got = rr.dispatch_latencies(
+        times, ["running", "running", "succeeded"], created, graph_created, planned, rr.PRODUCTION
+    )
     assert got == pytest.approx([0.3, 0.2, 0.1])
     assert rr.dispatch_latencies([], [], created, graph_created, planned, rr.PRODUCTION) == []
 
@@ -110,17 +111,27 @@ def test_resampled_latency_draws_only_measured_values():
 
 def test_analyse_a_collected_run_on_time_agrees_with_its_simulation():
     # production timing (scale 1): doubling polls at 1, 2, 4, 8 s after creation, each on time
-    op = {"status": "succeeded", "createdAt": 100.0, "graphCreatedAt": 100.0, "durationSeconds": 4.9,
-          "completedAt": 104.9, "firstTerminalPollAt": 108.0, "plan": None,
-          "polls": [[101.0, "running"], [102.0, "running"], [104.0, "running"], [108.0, "succeeded"]]}
+    op = {
+        "status": "succeeded",
+        "createdAt": 100.0,
+        "graphCreatedAt": 100.0,
+        "durationSeconds": 4.9,
+        "completedAt": 104.9,
+        "firstTerminalPollAt": 108.0,
+        "plan": None,
+        "polls": [[101.0, "running"], [102.0, "running"], [104.0, "running"], [108.0, "succeeded"]],
+    }
     raw = {"policy": "doubling", "operations": 1, "scale": 1.0, "spread": 0.0, "wall_seconds": 9.0, "ops": [op]}
     out = rr.analyse(raw)
     assert out["real"]["polls_per_op"] == 4 and out["real"]["lag_p50"] == pytest.approx(3.1)
     assert out["dispatch_latency"]["mean"] == pytest.approx(0.0)
     assert out["simulated"]["raw"]["lag_p50"] == pytest.approx(3.1)
     assert out["agreement"]["with_latency"]["pass"] and out["statuses"] == {"succeeded": 1}
-    late = {**op, "polls": [[101.0, "running"], [102.0, "running"], [104.0, "running"], [112.0, "succeeded"]],
-            "firstTerminalPollAt": 112.0}
+    late = {
+        **op,
+        "polls": [[101.0, "running"], [102.0, "running"], [104.0, "running"], [112.0, "succeeded"]],
+        "firstTerminalPollAt": 112.0,
+    }
     assert not rr.analyse({**raw, "ops": [late]})["agreement"]["raw"]["pass"]  # 7.1 s late against 3.1 s
 
 
@@ -132,10 +143,23 @@ def test_latency_against_the_wrong_policy_is_implausible_and_fails_the_verdict()
     assert not rr.latency_plausible({"p50": -0.5, "p95": 0.2}, 3.0)  # polls before they were due
     # a run polled on time on the doubling schedule (1, 2, 4, 8, 16, 32 s), analysed as if it were the cold
     # one (2, 4, 6, 8, 10, ... s): its polls come up to 13 s "late"
-    op = {"status": "succeeded", "createdAt": 100.0, "graphCreatedAt": 100.0, "durationSeconds": 30.0,
-          "completedAt": 130.0, "firstTerminalPollAt": 132.0, "plan": None,
-          "polls": [[101.0, "running"], [102.0, "running"], [104.0, "running"], [108.0, "running"],
-                    [116.0, "running"], [132.0, "succeeded"]]}
+    op = {
+        "status": "succeeded",
+        "createdAt": 100.0,
+        "graphCreatedAt": 100.0,
+        "durationSeconds": 30.0,
+        "completedAt": 130.0,
+        "firstTerminalPollAt": 132.0,
+        "plan": None,
+        "polls": [
+            [101.0, "running"],
+            [102.0, "running"],
+            [104.0, "running"],
+            [108.0, "running"],
+            [116.0, "running"],
+            [132.0, "succeeded"],
+        ],
+    }
     raw = {"policy": "doubling", "operations": 1, "scale": 1.0, "spread": 0.0, "wall_seconds": 32.0, "ops": [op]}
     assert rr.analyse(raw)["dispatch_latency"]["plausible"]
     wrong = rr.analyse({**raw, "policy": "cold"})

@@ -41,11 +41,15 @@ def test_timed_out_operations_are_counted_apart():
 
 
 def test_json_has_every_workload_and_policy(monkeypatch, capsys):
-    monkeypatch.setattr(bench, "workloads", lambda: {
-        "cold": [bench.Job(0, 30.0), bench.Job(1, 300.0)],
-        "repeated": [bench.Job(0, 30.0), bench.Job(0, 33.0)],
-        "short": [bench.Job(0, 3.0), bench.Job(1, 7.0)],
-    })
+    monkeypatch.setattr(
+        bench,
+        "workloads",
+        lambda: {
+            "cold": [bench.Job(0, 30.0), bench.Job(1, 300.0)],
+            "repeated": [bench.Job(0, 30.0), bench.Job(0, 33.0)],
+            "short": [bench.Job(0, 3.0), bench.Job(1, 7.0)],
+        },
+    )
     monkeypatch.setattr(bench, "repeated_jobs", lambda rng, hinted=False: [bench.Job(0, 30.0, 30.0)])
     bench.main(["--json"])
     figures = json.loads(capsys.readouterr().out)

@@ -48,8 +48,9 @@ def test_last_delivery_is_the_one_at_max_dequeue_count() -> None:
 Judge = Callable[[int, str | None, int, str | None, int], Verdict]
 
 
-def old_judge(record_generation: int, chain_message: str | None, generation: int, message_id: str | None,
-              dequeue_count: int) -> Verdict:
+def old_judge(
+    record_generation: int, chain_message: str | None, generation: int, message_id: str | None, dequeue_count: int
+) -> Verdict:
     """h-core's rule (before issue 9): only the generation counts; a redelivery bumps it."""
     if generation != record_generation:
         return Verdict.STALE
@@ -74,9 +75,12 @@ class World:
     sent: int = 0
 
     def live(self) -> list[Message]:
-        return [m for m in self.queue
-                if not self.terminal and self.judge(self.generation, self.chain_message, m.generation, m.id,
-                                                    m.dequeues + 1) is not Verdict.STALE]
+        return [
+            m
+            for m in self.queue
+            if not self.terminal
+            and self.judge(self.generation, self.chain_message, m.generation, m.id, m.dequeues + 1) is not Verdict.STALE
+        ]
 
     def deliver(self, outcome: str, which: str | None = None) -> None:
         """Deliver the oldest message; outcome: ok (sends a successor), done (finishes), fail-before (raises

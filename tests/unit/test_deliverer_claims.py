@@ -62,9 +62,20 @@ def runtime(op: Operation) -> Any:
 
 def finished(**changes: Any) -> Operation:
     now = iso(time.time())
-    return Operation(id=OP_ID, status="succeeded", action="createSession", workbook="/me/drive/items/A",
-                     operation_url=None, created_at=now, updated_at=now, base_url="https://b/api", completed_at=now,
-                     event_id="event-1", callback_sealed="sealed", webhook_state=WEBHOOK_PENDING).with_(**changes)
+    return Operation(
+        id=OP_ID,
+        status="succeeded",
+        action="createSession",
+        workbook="/me/drive/items/A",
+        operation_url=None,
+        created_at=now,
+        updated_at=now,
+        base_url="https://b/api",
+        completed_at=now,
+        event_id="event-1",
+        callback_sealed="sealed",
+        webhook_state=WEBHOOK_PENDING,
+    ).with_(**changes)
 
 
 @pytest.fixture

@@ -11,10 +11,25 @@ from shared.delivery_policy import Delivered, GiveUp, Retry, RetryPolicy, backof
 POLICY = RetryPolicy(initial=5, window=86_400)
 
 
-def verdict(status: int | None, attempt: int = 1, elapsed: float = 0, retry_after: float | None = None,
-            error: str | None = None, refused: bool = False, policy: RetryPolicy = POLICY):
-    return decide(status=status, retry_after=retry_after, error=error, refused=refused, attempt=attempt,
-                  elapsed=elapsed, policy=policy, rng=random.Random(7))
+def verdict(
+    status: int | None,
+    attempt: int = 1,
+    elapsed: float = 0,
+    retry_after: float | None = None,
+    error: str | None = None,
+    refused: bool = False,
+    policy: RetryPolicy = POLICY,
+):
+    return decide(
+        status=status,
+        retry_after=retry_after,
+        error=error,
+        refused=refused,
+        attempt=attempt,
+        elapsed=elapsed,
+        policy=policy,
+        rng=random.Random(7),
+    )
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
@@ -88,9 +103,18 @@ def test_retry_delays_round_like_the_poll_step() -> None:
 
     policy = RetryPolicy(window=30 * 86_400.0)
     for attempt, seed in [(1, 1), (2, 2), (4, 3)]:
-        result = decide(status=503, retry_after=None, error=None, refused=False, attempt=attempt, elapsed=0.0,
-                        policy=policy, rng=random.Random(seed))
+        result = decide(
+            status=503,
+            retry_after=None,
+            error=None,
+            refused=False,
+            attempt=attempt,
+            elapsed=0.0,
+            policy=policy,
+            rng=random.Random(seed),
+        )
         assert result == Retry(max(1, whole_seconds(backoff(attempt, policy, random.Random(seed)))))
-    late = decide(status=429, retry_after=10 * 86_400.0, error=None, refused=False, attempt=1, elapsed=0.0,
-                  policy=policy)
+    late = decide(
+        status=429, retry_after=10 * 86_400.0, error=None, refused=False, attempt=1, elapsed=0.0, policy=policy
+    )
     assert late == Retry(MAX_VISIBILITY_SECONDS)

@@ -66,8 +66,13 @@ def test_the_checker_sees_a_backwards_import_and_a_cycle() -> None:
 def test_the_entry_points_do_not_reach_into_an_adapters_client() -> None:
     # function_app.py asks the adapters (rt.store.ping(), rt.polls.ping()), never `rt.<adapter>.client`.
     tree = ast.parse((ROOT / "function_app.py").read_text())
-    reached = [ast.unparse(node) for node in ast.walk(tree)
-               if isinstance(node, ast.Attribute) and node.attr == "client"
-               and isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name)
-               and node.value.value.id == "rt"]
+    reached = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr == "client"
+        and isinstance(node.value, ast.Attribute)
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id == "rt"
+    ]
     assert reached == []

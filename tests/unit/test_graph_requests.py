@@ -83,8 +83,12 @@ def test_beta_base_url():
 
 def test_from_a_validated_body():
     parsed = parse_operation_request(
-        {"workbook": "/me/drive/items/01A", "action": "deleteTableRow", "parameters": {"table": "T 1", "index": 2},
-         "sessionId": "sess-1"},
+        {
+            "workbook": "/me/drive/items/01A",
+            "action": "deleteTableRow",
+            "parameters": {"table": "T 1", "index": 2},
+            "sessionId": "sess-1",
+        },
         graph_origin="https://graph.microsoft.com",
         allow_private_callbacks=False,
         webhooks_configured=False,

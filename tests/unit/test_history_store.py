@@ -52,8 +52,10 @@ class EtagTable:
 
     def _put(self, key: tuple[str, str], entity: dict[str, Any]) -> None:
         self.version += 1
-        self.rows[key] = ({k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey")},
-                          f'W/"{self.version}"')
+        self.rows[key] = (
+            {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey")},
+            f'W/"{self.version}"',
+        )
 
     async def get_entity(self, partition_key: str, row_key: str) -> Entity:
         if self.fail_reads:
@@ -80,8 +82,9 @@ class EtagTable:
         self._put(key, entity)
         return {"etag": self.rows[key][1]}
 
-    async def update_entity(self, entity: dict[str, Any], mode: UpdateMode, etag: str,
-                            match_condition: MatchConditions) -> dict[str, Any]:
+    async def update_entity(
+        self, entity: dict[str, Any], mode: UpdateMode, etag: str, match_condition: MatchConditions
+    ) -> dict[str, Any]:
         assert mode is UpdateMode.REPLACE and match_condition is MatchConditions.IfNotModified
         await self._interleave()
         key = (entity["PartitionKey"], entity["RowKey"])
@@ -192,10 +195,19 @@ def test_a_history_read_failure_plans_cold(caplog: pytest.LogCaptureFixture) -> 
 
 
 def _done(status: str = "succeeded", plan: Plan = COLD) -> Operation:
-    return Operation(id="1234567890123abcdef0123", status=status, action="createSession", workbook="/me/drive/items/1",
-                     operation_url="https://graph/op", created_at="2026-01-01T00:00:00.000Z",
-                     updated_at="2026-01-01T00:00:30.000Z", completed_at="2026-01-01T00:00:30.000Z",
-                     base_url="http://h/api", owner="alice", poll_plan=plan.encode() or None)
+    return Operation(
+        id="1234567890123abcdef0123",
+        status=status,
+        action="createSession",
+        workbook="/me/drive/items/1",
+        operation_url="https://graph/op",
+        created_at="2026-01-01T00:00:00.000Z",
+        updated_at="2026-01-01T00:00:30.000Z",
+        completed_at="2026-01-01T00:00:30.000Z",
+        base_url="http://h/api",
+        owner="alice",
+        poll_plan=plan.encode() or None,
+    )
 
 
 def test_learn_merges_the_observed_duration_into_both_keys() -> None:
@@ -225,8 +237,21 @@ class BrokenHistory(HistoryStore):
 def test_a_history_write_failure_never_fails_the_finish() -> None:
     store, polls, history = FakeStore(), FakeQueue(), BrokenHistory()
     settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
-    rt = cast(Runtime, type("FakeRuntime", (), {"settings": settings, "store": store, "polls": polls,
-                                               "deliveries": FakeQueue(), "timing": TIMING, "history": history})())
+    rt = cast(
+        Runtime,
+        type(
+            "FakeRuntime",
+            (),
+            {
+                "settings": settings,
+                "store": store,
+                "polls": polls,
+                "deliveries": FakeQueue(),
+                "timing": TIMING,
+                "history": history,
+            },
+        )(),
+    )
     op = asyncio.run(store.create(_done().with_(status="running", completed_at=None)))
     asyncio.run(poller.finish(rt, op, Finish("succeeded", PollState(op.id, 0, polls=3)), 1767225630.0))
     assert store.records[op.id].status == "succeeded"  # the terminal write stands

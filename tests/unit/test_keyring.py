@@ -43,8 +43,9 @@ def test_plain_base64_keys_get_a_derived_id() -> None:
     assert ring.unseal(ring.seal("x", "op"), "op") == "x"
 
 
-@pytest.mark.parametrize("raw", ["k:not-base64!", f"k:{base64.b64encode(b'short').decode()}", f"a:{key()} a:{key()}",
-                                 f"bad id:{key()}"])
+@pytest.mark.parametrize(
+    "raw", ["k:not-base64!", f"k:{base64.b64encode(b'short').decode()}", f"a:{key()} a:{key()}", f"bad id:{key()}"]
+)
 def test_malformed_keyrings_are_refused_without_echoing_keys(raw: str) -> None:
     with pytest.raises(KeyringError) as error:
         parse_keyring(raw)

@@ -84,15 +84,34 @@ class World:
 
     def __post_init__(self) -> None:
         self.store.results = None  # type: ignore[attr-defined]
-        settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
-                                  "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0", "LANE_LEASE_SECONDS": "60"})
-        ns = {"settings": settings, "store": self.store, "graph": self.graph, "polls": self.polls,
-              "deliveries": self.deliveries, "timing": Timing(1, 30, 3600, 8), "lanes": self.lanes, "history": None}
+        settings = load_settings(
+            {
+                "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0",
+                "LANE_LEASE_SECONDS": "60",
+            }
+        )
+        ns = {
+            "settings": settings,
+            "store": self.store,
+            "graph": self.graph,
+            "polls": self.polls,
+            "deliveries": self.deliveries,
+            "timing": Timing(1, 30, 3600, 8),
+            "lanes": self.lanes,
+            "history": None,
+        }
         self.rt = cast(Runtime, type("FakeRuntime", (), ns)())
 
     def post(self, n: int) -> operations.Reply:
-        body = json.dumps({"workbook": WORKBOOK, "action": "createTableRow", "sessionId": "s",
-                           "parameters": {"table": "T", "values": [[n]]}}).encode()
+        body = json.dumps(
+            {
+                "workbook": WORKBOOK,
+                "action": "createTableRow",
+                "sessionId": "s",
+                "parameters": {"table": "T", "values": [[n]]},
+            }
+        ).encode()
         return asyncio.run(operations.start(self.rt, body, None, "http://h/api", content_type="application/json"))
 
     def lane(self) -> LaneState:
@@ -222,8 +241,6 @@ def test_a_429_on_a_poll_throttles_the_workbook_for_its_siblings() -> None:
     assert 4.0 < wait <= 5.0
 
 
-
-
 def test_a_waiter_past_the_operation_timeout_ends_timed_out_and_is_never_sent() -> None:
     w, holder, waiter = _two()
     old = w.record(waiter)
@@ -240,9 +257,12 @@ def test_the_advance_step_finishes_a_deferred_start_that_died_after_sending() ->
     # The waiter was promoted and sent, then the worker died: `starting` long ago, no answer stored.
     asyncio.run(w.lanes.change(LANE, lambda s: (advance(s, time.time(), 1, 60.0, frozenset({holder}))[0], None)))
     old = w.record(waiter)
-    asyncio.run(w.store.update(old.with_(status="notStarted", start_phase="starting",
-                                         updated_at="2000-01-01T00:00:00.000Z"),
-                               {"status", "start_phase", "updated_at"}))
+    asyncio.run(
+        w.store.update(
+            old.with_(status="notStarted", start_phase="starting", updated_at="2000-01-01T00:00:00.000Z"),
+            {"status", "start_phase", "updated_at"},
+        )
+    )
     w.advance()
     assert w.graph.starts == 1  # never sent again
     op = w.record(waiter)
@@ -254,8 +274,14 @@ def test_fifty_requests_at_once_get_one_slot_and_fifty_distinct_places() -> None
     w = World(graph=FakeGraph([accepted()]))
 
     async def post(n: int) -> operations.Reply:
-        body = json.dumps({"workbook": WORKBOOK, "action": "createTableRow", "sessionId": "s",
-                           "parameters": {"table": "T", "values": [[n]]}}).encode()
+        body = json.dumps(
+            {
+                "workbook": WORKBOOK,
+                "action": "createTableRow",
+                "sessionId": "s",
+                "parameters": {"table": "T", "values": [[n]]},
+            }
+        ).encode()
         return await operations.start(w.rt, body, None, "http://h/api", content_type="application/json")
 
     async def all_at_once() -> list[operations.Reply]:

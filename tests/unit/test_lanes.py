@@ -126,7 +126,8 @@ def test_recheck_waits_for_the_throttle() -> None:
 
 
 def test_the_line_is_bounded() -> None:
-    state = LaneState(holders=(Holder("h", 1, 100.0),),
-                      waiting=tuple(Waiter(f"w{n}", n + 2) for n in range(lanes.MAX_WAITING)))
+    state = LaneState(
+        holders=(Holder("h", 1, 100.0),), waiting=tuple(Waiter(f"w{n}", n + 2) for n in range(lanes.MAX_WAITING))
+    )
     with pytest.raises(lanes.LaneFull):
         admit(state, "late", 0.0, 1, LEASE)

@@ -107,6 +107,10 @@ def test_sample_bodies_are_valid_requests_with_an_idempotency_key(sample: Path) 
             if call["body"] == "@triggerBody()":  # the Bicep sample passes its caller's request through
                 continue
             body = evaluate(call["body"])
-            parsed = parse_operation_request(body, graph_origin="https://graph.microsoft.com",
-                                             allow_private_callbacks=False, webhooks_configured=True)
+            parsed = parse_operation_request(
+                body,
+                graph_origin="https://graph.microsoft.com",
+                allow_private_callbacks=False,
+                webhooks_configured=True,
+            )
             assert isinstance(parsed, StartRequest)

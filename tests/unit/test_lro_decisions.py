@@ -51,8 +51,15 @@ def test_status_succeeded_asks_for_the_result_get() -> None:
     assert isinstance(bare, Finish) and bare.status == "succeeded" and not bare.needs_result
 
 
-@pytest.mark.parametrize(("kind", "code"), [(Kind.FAILED, "itemNotFound"), (Kind.NOT_FOUND, "operationNotFound"),
-                                            (Kind.UNAUTHORIZED, "graphUnauthorized"), (Kind.REJECTED, "itemNotFound")])
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        (Kind.FAILED, "itemNotFound"),
+        (Kind.NOT_FOUND, "operationNotFound"),
+        (Kind.UNAUTHORIZED, "graphUnauthorized"),
+        (Kind.REJECTED, "itemNotFound"),
+    ],
+)
 def test_status_refusals_end_failed(kind: Kind, code: str) -> None:
     decision = decide(Answer(kind, 400, error=GRAPH_ERROR), STATE, 10.0, TIMING)
     assert isinstance(decision, Finish) and decision.status == "failed" and not decision.needs_result
@@ -90,8 +97,11 @@ def test_result_transient_past_the_bound_fails() -> None:
 def test_result_graph_refusal_is_result_unavailable_with_graphs_error_inside(kind: Kind) -> None:
     decision = decide_result(Answer(kind, 404, error=GRAPH_ERROR), SUCCEEDED, 10.0, TIMING)
     assert isinstance(decision, Finish) and decision.status == "failed"
-    assert decision.error == {"code": "resultUnavailable", "message": "The operation succeeded but its result "
-                              "could not be read.", "innerError": GRAPH_ERROR}
+    assert decision.error == {
+        "code": "resultUnavailable",
+        "message": "The operation succeeded but its result could not be read.",
+        "innerError": GRAPH_ERROR,
+    }
 
 
 def test_result_refusal_without_an_error_has_no_inner_error() -> None:
@@ -128,8 +138,9 @@ def test_start_202_without_or_with_a_foreign_location_ends_failed() -> None:
     missing = decide_start(202, {}, b"", "createSession", _trusted)
     assert isinstance(missing, Ended) and missing.status == "failed"
     assert missing.error is not None and missing.error["code"] == "missingOperationLocation"
-    foreign = decide_start(202, {"location": "https://evil.example/op"}, b"", "createSession", _trusted,
-                           "https://graph.microsoft.com")
+    foreign = decide_start(
+        202, {"location": "https://evil.example/op"}, b"", "createSession", _trusted, "https://graph.microsoft.com"
+    )
     assert isinstance(foreign, Ended) and foreign.error is not None
     assert foreign.error["code"] == "untrustedOperationOrigin" and "graph.microsoft.com" in foreign.error["message"]
 
@@ -141,8 +152,10 @@ def test_start_synchronous_result_ends_succeeded_with_the_result(status: int) ->
     assert decision == Ended("succeeded", result={"index": 3, "values": [[1, 2]]})
 
 
-@pytest.mark.parametrize(("status", "retryable"), [(400, False), (401, False), (404, False), (409, False),
-                                                   (429, True), (500, True), (503, True), (504, True)])
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [(400, False), (401, False), (404, False), (409, False), (429, True), (500, True), (503, True), (504, True)],
+)
 def test_start_refusals_keep_graphs_error_and_retry_after(status: int, retryable: bool) -> None:
     body = json.dumps({"error": GRAPH_ERROR}).encode()
     decision = decide_start(status, {"Retry-After": "2.5"}, body, "createTableRow", _trusted)

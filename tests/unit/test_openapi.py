@@ -112,8 +112,12 @@ def test_connector_definition_covers_the_api() -> None:
     status = swagger["paths"]["/operations/{id}"]["get"]
     assert "Location" in start["responses"]["202"]["headers"]
     assert "Retry-After" in status["responses"]["202"]["headers"]
-    triggers = [(path, op) for path, item in swagger["paths"].items() for k, op in item.items()
-                if isinstance(op, dict) and op.get("x-ms-trigger")]
+    triggers = [
+        (path, op)
+        for path, item in swagger["paths"].items()
+        for k, op in item.items()
+        if isinstance(op, dict) and op.get("x-ms-trigger")
+    ]
     assert len(triggers) == 1 and triggers[0][1]["x-ms-trigger"] == "single"
     path, trigger = triggers[0]
     body = next(p for p in trigger["parameters"] if p["in"] == "body")
@@ -154,11 +158,17 @@ def test_the_statuses_issue_9_found_undocumented_are_documented() -> None:
     assert "400" in paths["/operations/by-key/{key}"]["delete"]["responses"]
 
 
-@pytest.mark.parametrize(("name", "value", "valid"), [
-    ("workbook", "/me/drive/items/01ABC", True), ("workbook", "/drives/b!x/items/01ABC", True),
-    ("workbook", "/me/drive/root:/a.xlsx:", False), ("workbook", "/me/drive/items/a b", False),
-    ("sessionId", "abc", True), ("sessionId", "a b", False),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "valid"),
+    [
+        ("workbook", "/me/drive/items/01ABC", True),
+        ("workbook", "/drives/b!x/items/01ABC", True),
+        ("workbook", "/me/drive/root:/a.xlsx:", False),
+        ("workbook", "/me/drive/items/a b", False),
+        ("sessionId", "abc", True),
+        ("sessionId", "a b", False),
+    ],
+)
 def test_documented_patterns_agree_with_the_validator(name: str, value: str, valid: bool) -> None:
     from shared.problems import Problem
     from shared.validation import parse_operation_request
@@ -167,8 +177,9 @@ def test_documented_patterns_agree_with_the_validator(name: str, value: str, val
     assert bool(re.search(pattern, value)) is valid
     body = {"workbook": "/me/drive/items/01ABC", "action": "createSession", name: value}
     try:
-        parse_operation_request(body, graph_origin="https://graph.microsoft.com", allow_private_callbacks=False,
-                                webhooks_configured=False)
+        parse_operation_request(
+            body, graph_origin="https://graph.microsoft.com", allow_private_callbacks=False, webhooks_configured=False
+        )
         accepted = True
     except Problem:
         accepted = False

@@ -63,8 +63,16 @@ def test_url_shape_rules(url: str, reason: str) -> None:
     assert reason in refused.value.reason
 
 
-@pytest.mark.parametrize("url", ["https://example.com/hook", "https://example.com:443/h", "https://example.com:8443/h",
-                                 "https://93.184.216.34/hook", "https://[2606:4700::1111]/hook"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/hook",
+        "https://example.com:443/h",
+        "https://example.com:8443/h",
+        "https://93.184.216.34/hook",
+        "https://[2606:4700::1111]/hook",
+    ],
+)
 def test_public_targets_pass_the_static_checks(url: str) -> None:
     assert check_url(url, STRICT).hostname
 
@@ -92,8 +100,9 @@ def fake_lookup(*answers: list[str]):
     async def lookup(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
         calls.append(host)
         addresses = answers[min(len(calls), len(answers)) - 1]
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-                for a in addresses]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses
+        ]
 
     return lookup, calls
 

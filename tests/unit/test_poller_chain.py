@@ -25,15 +25,28 @@ OP_ID = "1234567890123abcdef0123"
 
 def _runtime(store: FakeStore, polls: FakeQueue, deliveries: FakeQueue) -> Runtime:
     settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
-    ns = {"settings": settings, "store": store, "polls": polls, "deliveries": deliveries,
-          "timing": Timing(1, 30, 3600, 8), "history": None}
+    ns = {
+        "settings": settings,
+        "store": store,
+        "polls": polls,
+        "deliveries": deliveries,
+        "timing": Timing(1, 30, 3600, 8),
+        "history": None,
+    }
     return cast(Runtime, type("FakeRuntime", (), ns)())
 
 
 def _record(store: FakeStore) -> Operation:
-    op = Operation(id=OP_ID, status="running", action="createSession", workbook="/me/x",
-                   operation_url="http://127.0.0.1:1/v1.0/op", created_at="2099-01-01T00:00:00.000Z",
-                   updated_at="2099-01-01T00:00:00.000Z", base_url="http://h/api")
+    op = Operation(
+        id=OP_ID,
+        status="running",
+        action="createSession",
+        workbook="/me/x",
+        operation_url="http://127.0.0.1:1/v1.0/op",
+        created_at="2099-01-01T00:00:00.000Z",
+        updated_at="2099-01-01T00:00:00.000Z",
+        base_url="http://h/api",
+    )
     return asyncio.run(store.create(op))
 
 
@@ -99,8 +112,7 @@ def test_the_last_delivery_ends_the_operation_failed_instead_of_raising(polled: 
     assert [getattr(t, "event_id", None) for t in deliveries.sent] == [op.event_id]
 
 
-def test_the_last_delivery_of_a_message_that_lost_the_chain_does_not_end_the_operation(
-        polled: list[PollState]) -> None:
+def test_the_last_delivery_of_a_message_that_lost_the_chain_does_not_end_the_operation(polled: list[PollState]) -> None:
     store = FakeStore()
     rt = _runtime(store, FakeQueue(), FakeQueue())
     _record(store)

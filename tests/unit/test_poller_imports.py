@@ -17,9 +17,15 @@ def _functions() -> dict[str, ast.AsyncFunctionDef | ast.FunctionDef]:
 
 
 def _clock_reads(node: ast.AST) -> int:
-    return sum(1 for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-               and n.func.attr in ("time", "monotonic") and isinstance(n.func.value, ast.Name)
-               and n.func.value.id == "time")
+    return sum(
+        1
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr in ("time", "monotonic")
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "time"
+    )
 
 
 def test_poller_does_not_import_the_http_side() -> None:
@@ -42,12 +48,22 @@ def test_the_step_reads_the_clock_once_and_passes_now_down() -> None:
 
 
 def test_the_poller_matches_no_error_codes() -> None:
-    compared = [n for n in ast.walk(TREE) if isinstance(n, ast.Compare)
-                and any(isinstance(c, ast.Tuple | ast.List | ast.Set | ast.Constant) and _has_code_string(c)
-                        for c in n.comparators)]
+    compared = [
+        n
+        for n in ast.walk(TREE)
+        if isinstance(n, ast.Compare)
+        and any(
+            isinstance(c, ast.Tuple | ast.List | ast.Set | ast.Constant) and _has_code_string(c) for c in n.comparators
+        )
+    ]
     assert not compared, [ast.unparse(n) for n in compared]
 
 
 def _has_code_string(node: ast.AST) -> bool:
-    return any(isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value[:1].islower()
-               and any(ch.isupper() for ch in c.value) for c in ast.walk(node))
+    return any(
+        isinstance(c, ast.Constant)
+        and isinstance(c.value, str)
+        and c.value[:1].islower()
+        and any(ch.isupper() for ch in c.value)
+        for c in ast.walk(node)
+    )

@@ -290,6 +290,7 @@ def test_a_good_answer_forgets_the_last_transient_reason():
 
 def test_timed_out_after_transient_failures_names_the_last_one_as_inner_error():
     from shared.polling import timeout_error
+
     error = timeout_error(DEFAULT, PollState("op-1", 0, 9, 3, "Graph answered 503"))
     assert error["code"] == "operationTimedOut"
     assert error["innerError"]["code"] == "transientFailure"

@@ -132,8 +132,13 @@ def test_decode_delivery_rejects(changes):
         decode_delivery(json.dumps({**GOOD_DELIVERY, **changes}))
 
 
-@pytest.mark.parametrize("text", ['{"v":1,"kind":"webhook","id":"a","event":"e","attempt":1e400,"since":1}',
-                                  '{"v":1,"kind":"webhook","id":"a","event":"e","attempt":1,"since":Infinity}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"v":1,"kind":"webhook","id":"a","event":"e","attempt":1e400,"since":1}',
+        '{"v":1,"kind":"webhook","id":"a","event":"e","attempt":1,"since":Infinity}',
+    ],
+)
 def test_decode_delivery_rejects_non_finite_numbers(text):
     with pytest.raises(BadMessage):
         decode_delivery(text)
@@ -146,9 +151,15 @@ class NoRuntime:
         raise AssertionError(f"a bad message reached rt.{name}")
 
 
-@pytest.mark.parametrize("text", ['{"v":1,"id":"a","gen":1e400}', '{"v":1,"id":"a","gen":' + "9" * 5000 + "}",
-                                  '{"v":1,"id":"a","gen":0,"x":' + "[" * 5000 + "]" * 5000 + "}"],
-                         ids=["inf generation", "5000-digit generation", "nested 5000 deep"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"v":1,"id":"a","gen":1e400}',
+        '{"v":1,"id":"a","gen":' + "9" * 5000 + "}",
+        '{"v":1,"id":"a","gen":0,"x":' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+    ids=["inf generation", "5000-digit generation", "nested 5000 deep"],
+)
 def test_a_bad_poll_message_is_dropped_on_first_sight(text, caplog):
     """Dropped (the function returns, the host deletes it) rather than raised (retried 5 times, poisoned)."""
     asyncio.run(poller.handle_message(NoRuntime(), text, 1))  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ def full_operation() -> Operation:
         webhook_last_status=503,
         webhook_last_attempt_at="2024-05-01T12:01:00.000Z",
         webhook_last_error="receiver answered 503",
-        etag='W/"datetime\'2024\'"',
+        etag="W/\"datetime'2024'\"",
     )
 
 

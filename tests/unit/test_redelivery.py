@@ -12,9 +12,19 @@ LEASE = claim_lease(15.0)
 
 
 def op(**changes: object) -> Operation:
-    base = Operation(id="8285435199999a1b2c3d4e5", status="succeeded", action="createSession",
-                     workbook="/me/drive/items/A", operation_url=None, created_at=iso(T0), updated_at=iso(T0),
-                     base_url="https://b/api", completed_at=iso(T0), event_id="e", callback_sealed="s")
+    base = Operation(
+        id="8285435199999a1b2c3d4e5",
+        status="succeeded",
+        action="createSession",
+        workbook="/me/drive/items/A",
+        operation_url=None,
+        created_at=iso(T0),
+        updated_at=iso(T0),
+        base_url="https://b/api",
+        completed_at=iso(T0),
+        event_id="e",
+        callback_sealed="s",
+    )
     return base.with_(**changes)
 
 
@@ -39,8 +49,12 @@ def test_a_finished_webhook_may_be_redelivered(state):
 
 
 def test_a_pending_webhook_is_not_redelivered_while_its_chain_lives():
-    pending = op(webhook_state=WEBHOOK_PENDING, webhook_attempts=2, webhook_last_attempt_at=iso(T0 + 10),
-                 webhook_next_attempt_at=iso(T0 + 70))
+    pending = op(
+        webhook_state=WEBHOOK_PENDING,
+        webhook_attempts=2,
+        webhook_last_attempt_at=iso(T0 + 10),
+        webhook_next_attempt_at=iso(T0 + 70),
+    )
     assert redelivery_wait(pending, T0 + 11, LEASE) == pytest.approx(70 + LEASE - 11, abs=1)
     assert redelivery_wait(pending, T0 + 70 + LEASE + 1, LEASE) == 1  # late, but not yet taken as lost
     assert redelivery_wait(pending, T0 + 70 + LEASE + STALLED_CHAIN_SECONDS, LEASE) is None  # lost: repair

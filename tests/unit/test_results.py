@@ -57,9 +57,17 @@ class FakeBlobs:
 
 
 def _op(result: Any) -> Operation:
-    return Operation(id="1234567890123abcdef0123", status="succeeded", action="createTableRow", workbook="/me/x",
-                     operation_url=None, created_at="2026-01-01T00:00:00.000Z",
-                     updated_at="2026-01-01T00:00:00.000Z", base_url="http://h/api", result=result)
+    return Operation(
+        id="1234567890123abcdef0123",
+        status="succeeded",
+        action="createTableRow",
+        workbook="/me/x",
+        operation_url=None,
+        created_at="2026-01-01T00:00:00.000Z",
+        updated_at="2026-01-01T00:00:00.000Z",
+        base_url="http://h/api",
+        result=result,
+    )
 
 
 def test_thresholds_fit_the_table_limit() -> None:

@@ -24,12 +24,26 @@ DAY = 86_400.0
 NOW = 1_800_000_000.0
 
 
-def op(status: str = SUCCEEDED, created: float = NOW - 40 * DAY, completed: float | None = NOW - 31 * DAY,
-       updated: float | None = None, credential: str | None = None) -> Operation:
-    return Operation(id="0000000000001abcdef01234", status=status, action="createSession", workbook="/me/x",
-                     operation_url=None, created_at=iso(created), updated_at=iso(updated or completed or created),
-                     base_url="http://x/api", completed_at=iso(completed) if completed else None,
-                     credential_sealed=credential, owner="alice")
+def op(
+    status: str = SUCCEEDED,
+    created: float = NOW - 40 * DAY,
+    completed: float | None = NOW - 31 * DAY,
+    updated: float | None = None,
+    credential: str | None = None,
+) -> Operation:
+    return Operation(
+        id="0000000000001abcdef01234",
+        status=status,
+        action="createSession",
+        workbook="/me/x",
+        operation_url=None,
+        created_at=iso(created),
+        updated_at=iso(updated or completed or created),
+        base_url="http://x/api",
+        completed_at=iso(completed) if completed else None,
+        credential_sealed=credential,
+        owner="alice",
+    )
 
 
 def test_terminal_records_expire_retention_after_completion() -> None:
@@ -53,13 +67,16 @@ def test_stranded_is_active_long_past_its_deadline_and_untouched() -> None:
     assert not is_stranded(op(status=FAILED, created=NOW - 30 * DAY), 3600, NOW)
 
 
-@pytest.mark.parametrize(("delay", "life", "expected"), [
-    (0, 3600, 3600 + DAY),  # a poll: the operation's life plus a day
-    (240, 3600, 240 + 3600 + DAY),
-    (5, 86_400, 5 + 2 * DAY),  # a webhook attempt: the retry window plus a day
-    (0, 7 * DAY, MAX_MESSAGE_TTL_SECONDS),  # bounded by 7 days
-    (7 * 24 * 3600, 7 * DAY, 7 * 24 * 3600 + 60),  # but always longer than the visibility delay
-])
+@pytest.mark.parametrize(
+    ("delay", "life", "expected"),
+    [
+        (0, 3600, 3600 + DAY),  # a poll: the operation's life plus a day
+        (240, 3600, 240 + 3600 + DAY),
+        (5, 86_400, 5 + 2 * DAY),  # a webhook attempt: the retry window plus a day
+        (0, 7 * DAY, MAX_MESSAGE_TTL_SECONDS),  # bounded by 7 days
+        (7 * 24 * 3600, 7 * DAY, 7 * 24 * 3600 + 60),  # but always longer than the visibility delay
+    ],
+)
 def test_message_ttl(delay: int, life: float, expected: float) -> None:
     assert message_ttl(delay, life) == expected
 

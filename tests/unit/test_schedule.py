@@ -196,7 +196,7 @@ def test_learned_window_spans_the_samples_quantiles(seed):
     assert plan.start <= low and plan.end >= min(high, DEFAULT.timeout)
     # widened below the sample's quantile by at least z * s / sqrt(n), s no less than the prior's share
     n = history.size
-    least_spread = math.sqrt(policy.prior_weight * policy.prior_spread ** 2 / (policy.prior_weight + n - 1))
+    least_spread = math.sqrt(policy.prior_weight * policy.prior_spread**2 / (policy.prior_weight + n - 1))
     z_low = -NormalDist().inv_cdf(policy.low_quantile)
     assert plan.start <= low * math.exp(-z_low * least_spread / math.sqrt(n)) + 1e-9
     # widened by at most z * s / sqrt(n) with s at most the pooled spread: never absurdly wide
@@ -264,4 +264,4 @@ def test_no_poll_before_poll_initial_delay_seconds(plan: Plan, initial: float) -
     assert offsets[0] == max(math.ceil(initial), plain[0])  # planned polls before it merge into one at it
     assert all(b > a for a, b in itertools.pairwise(offsets))
     after = [o for o in offsets if o > math.ceil(initial)]
-    assert after == [o for o in plain if o > math.ceil(initial)][:len(after)]  # after it, the plan's own polls
+    assert after == [o for o in plain if o > math.ceil(initial)][: len(after)]  # after it, the plan's own polls

@@ -68,10 +68,18 @@ class World:
 
     @property
     def rt(self) -> Runtime:
-        settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
-                                  "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0"})
-        ns = {"settings": settings, "store": self.store, "graph": self.graph, "polls": self.polls,
-              "deliveries": DelayQueue(), "timing": TIMING, "history": HistoryStore(cast(Any, self.table))}
+        settings = load_settings(
+            {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0"}
+        )
+        ns = {
+            "settings": settings,
+            "store": self.store,
+            "graph": self.graph,
+            "polls": self.polls,
+            "deliveries": DelayQueue(),
+            "timing": TIMING,
+            "history": HistoryStore(cast(Any, self.table)),
+        }
         return cast(Runtime, type("FakeRuntime", (), ns)())
 
     def learn(self, *durations: float, action: str = "createSession") -> None:
@@ -140,10 +148,18 @@ def test_a_history_read_failure_does_not_fail_the_start() -> None:
 
 
 def _running(w: World, plan: Plan, elapsed: float) -> Operation:
-    op = Operation(id="1234567890123abcdef0123", status="running", action="createSession", workbook=WORKBOOK,
-                   operation_url=LOCATION, created_at=iso(time.time() - elapsed),
-                   updated_at=iso(time.time() - elapsed), base_url="http://h/api", owner="default",
-                   poll_plan=plan.encode() or None)
+    op = Operation(
+        id="1234567890123abcdef0123",
+        status="running",
+        action="createSession",
+        workbook=WORKBOOK,
+        operation_url=LOCATION,
+        created_at=iso(time.time() - elapsed),
+        updated_at=iso(time.time() - elapsed),
+        base_url="http://h/api",
+        owner="default",
+        poll_plan=plan.encode() or None,
+    )
     return asyncio.run(w.store.create(op))
 
 

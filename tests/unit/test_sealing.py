@@ -24,7 +24,7 @@ def test_round_trip(plaintext):
 
 def test_sealed_value_does_not_contain_the_plaintext():
     token = seal(URL, (NEW,), OP_ID)
-    raw = base64.urlsafe_b64decode(token[len(PREFIX):])
+    raw = base64.urlsafe_b64decode(token[len(PREFIX) :])
     assert "SeCrEtSiG123" not in token
     assert b"SeCrEtSiG123" not in raw
     assert b"logic.azure.com" not in raw
@@ -73,7 +73,7 @@ def test_not_a_sealed_value(token):
 
 def test_tampered_ciphertext_fails():
     token = seal(URL, (NEW,), OP_ID)
-    raw = bytearray(base64.urlsafe_b64decode(token[len(PREFIX):]))
+    raw = bytearray(base64.urlsafe_b64decode(token[len(PREFIX) :]))
     raw[-1] ^= 0x01
     tampered = PREFIX + base64.urlsafe_b64encode(bytes(raw)).decode()
     with pytest.raises(SealingError):
@@ -89,10 +89,14 @@ def test_corrupt_sealed_value_raises_sealing_error(token):
 # Values sealed by the two sealers before they shared shared.keyring's AES-GCM (commit 7a56138): records
 # already in the operations table must still open, and a new seal must keep the stored format.
 S1_SEALED = {
-    "op-1": ("s1.iZF5YBbjy8nGY3vJ7XQZv__FyODy8VmvLBwfoaBCPocpJeCQyyRNZrpjeNzDEYzZVZSnUiifJ9hJQpH0-w==",
-             "https://example.com/cb?sig=abc%2F"),
-    "op-2": ("s1.HlZbk0zoKPJmipQrFddZWTNc7Tq3XH7oHRKn9_38S6PKpRIsfwa3lsbdcpjql1gBAkLYv9-F6w6fFQ==",
-             "https://example.com/cb?sig=old"),
+    "op-1": (
+        "s1.iZF5YBbjy8nGY3vJ7XQZv__FyODy8VmvLBwfoaBCPocpJeCQyyRNZrpjeNzDEYzZVZSnUiifJ9hJQpH0-w==",
+        "https://example.com/cb?sig=abc%2F",
+    ),
+    "op-2": (
+        "s1.HlZbk0zoKPJmipQrFddZWTNc7Tq3XH7oHRKn9_38S6PKpRIsfwa3lsbdcpjql1gBAkLYv9-F6w6fFQ==",
+        "https://example.com/cb?sig=old",
+    ),
 }
 K1_SEALED = "k1.kid1.ZRRuHuo5WotgLuBz6WVM1Ec-WNCVismnHo0T5cjW2xIHtmgz8lEys8dQPw"
 
@@ -118,7 +122,7 @@ def test_the_stored_formats_are_unchanged():
     from shared.keyring import parse_keyring
 
     sealed = seal(URL, (NEW,), OP_ID)
-    raw = base64.urlsafe_b64decode(sealed[len(PREFIX):])  # padded base64url of nonce | ciphertext | tag
+    raw = base64.urlsafe_b64decode(sealed[len(PREFIX) :])  # padded base64url of nonce | ciphertext | tag
     assert sealed.startswith("s1.") and len(raw) == 12 + len(URL.encode()) + 16
     token = parse_keyring("kid1:" + base64.b64encode(b"k" * 32).decode()).seal("eyJ.token.value", "op-3")
     kind, kid, blob = token.split(".")

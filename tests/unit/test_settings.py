@@ -83,8 +83,12 @@ def test_identity_based_storage_with_explicit_service_uris():
 
 def test_identity_based_storage_needs_the_blob_uri_for_big_results():
     with pytest.raises(SettingsError, match="blobServiceUri"):
-        load_settings({"AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
-                       "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net"})
+        load_settings(
+            {
+                "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
+                "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net",
+            }
+        )
 
 
 def test_max_dequeue_count_follows_host_json_and_its_app_setting_override():
@@ -92,8 +96,12 @@ def test_max_dequeue_count_follows_host_json_and_its_app_setting_override():
     assert load_settings(base).poll_max_dequeue_count == 5  # host.json extensions.queues.maxDequeueCount
     # Azure Functions docs, functions-host-json.md, "Override host.json values": an app setting
     # AzureFunctionsJobHost__path__to__setting overrides the host.json value.
-    assert load_settings({**base, "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "3"}
-                         ).poll_max_dequeue_count == 3
+    assert (
+        load_settings(
+            {**base, "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "3"}
+        ).poll_max_dequeue_count
+        == 3
+    )
     assert load_settings({**base, "RESULTS_CONTAINER": "big-results"}).results_container == "big-results"
     with pytest.raises(SettingsError, match="RESULTS_CONTAINER"):
         load_settings({**base, "RESULTS_CONTAINER": "Bad_Name"})
@@ -242,9 +250,16 @@ def test_storage_clients_refuse_an_incomplete_identity_connection_even_under_pyt
         _clients(settings)
 
 
-@pytest.mark.parametrize("name, value", [("WORKBOOK_CONCURRENCY", "-1"), ("WORKBOOK_CONCURRENCY", "1.5"),
-                                         ("WORKBOOK_CONCURRENCY", "101"), ("LANE_LEASE_SECONDS", "1"),
-                                         ("LANE_LEASE_SECONDS", "soon")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("WORKBOOK_CONCURRENCY", "-1"),
+        ("WORKBOOK_CONCURRENCY", "1.5"),
+        ("WORKBOOK_CONCURRENCY", "101"),
+        ("LANE_LEASE_SECONDS", "1"),
+        ("LANE_LEASE_SECONDS", "soon"),
+    ],
+)
 def test_lane_settings_are_checked(name, value):
     with pytest.raises(SettingsError, match=name):
         load_settings({**env(), name: value})

@@ -23,20 +23,39 @@ def test_delegated_mode_needs_its_registration_and_sealing_keys() -> None:
         load_settings({**BASE, "GRAPH_AUTH": "delegated"})
     with pytest.raises(SettingsError, match="DELEGATED_TENANT_ID"):
         load_settings({**BASE, "GRAPH_AUTH": "delegated", "TOKEN_SEALING_KEYS": KEY})
-    settings = load_settings({**BASE, "GRAPH_AUTH": "Delegated", "TOKEN_SEALING_KEYS": KEY,
-                              "DELEGATED_TENANT_ID": "t", "DELEGATED_CLIENT_ID": "c", "AZURE_CLIENT_ID": "mi",
-                              "WEBSITE_AUTH_ENABLED": "True"})
+    settings = load_settings(
+        {
+            **BASE,
+            "GRAPH_AUTH": "Delegated",
+            "TOKEN_SEALING_KEYS": KEY,
+            "DELEGATED_TENANT_ID": "t",
+            "DELEGATED_CLIENT_ID": "c",
+            "AZURE_CLIENT_ID": "mi",
+            "WEBSITE_AUTH_ENABLED": "True",
+        }
+    )
     assert settings.delegated is not None and settings.delegated.client_secret is None
     assert settings.delegated.managed_identity_client_id == "mi" and settings.auth_enabled
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"GRAPH_AUTH": "user"}, "GRAPH_AUTH"),
-    ({"TOKEN_SEALING_KEYS": "k:short"}, "TOKEN_SEALING_KEYS"),
-    ({"DEFAULT_OWNER": "a/b"}, "DEFAULT_OWNER"),
-    ({"GRAPH_AUTH": "delegated", "TOKEN_SEALING_KEYS": KEY, "DELEGATED_TENANT_ID": "t", "DELEGATED_CLIENT_ID": "c",
-      "DELEGATED_CLIENT_CERTIFICATE": "not base64!"}, "DELEGATED_CLIENT_CERTIFICATE"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GRAPH_AUTH": "user"}, "GRAPH_AUTH"),
+        ({"TOKEN_SEALING_KEYS": "k:short"}, "TOKEN_SEALING_KEYS"),
+        ({"DEFAULT_OWNER": "a/b"}, "DEFAULT_OWNER"),
+        (
+            {
+                "GRAPH_AUTH": "delegated",
+                "TOKEN_SEALING_KEYS": KEY,
+                "DELEGATED_TENANT_ID": "t",
+                "DELEGATED_CLIENT_ID": "c",
+                "DELEGATED_CLIENT_CERTIFICATE": "not base64!",
+            },
+            "DELEGATED_CLIENT_CERTIFICATE",
+        ),
+    ],
+)
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings({**BASE, **env})

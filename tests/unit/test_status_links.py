@@ -40,15 +40,18 @@ def test_the_same_operation_always_gets_the_same_url():
     assert signer.query(OP, 123) == signer.query(OP, 123)
 
 
-@pytest.mark.parametrize(("mutate", "reason"), [
-    (lambda se, sig: (se, sig[:-2] + ("AA" if not sig.endswith("AA") else "BB")), "does not match"),
-    (lambda se, sig: (str(int(se) + 1), sig), "does not match"),  # a longer life is not for the holder to pick
-    (lambda se, sig: (se, "k9." + sig.split(".", 1)[1]), "does not match"),
-    (lambda se, sig: (None, sig), "no credential"),
-    (lambda se, sig: (se, None), "no credential"),
-    (lambda se, sig: ("\uff11\uff12", sig), "whole number"),  # full-width digits pass str.isdigit
-    (lambda se, sig: ("9" * 13, sig), "whole number"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda se, sig: (se, sig[:-2] + ("AA" if not sig.endswith("AA") else "BB")), "does not match"),
+        (lambda se, sig: (str(int(se) + 1), sig), "does not match"),  # a longer life is not for the holder to pick
+        (lambda se, sig: (se, "k9." + sig.split(".", 1)[1]), "does not match"),
+        (lambda se, sig: (None, sig), "no credential"),
+        (lambda se, sig: (se, None), "no credential"),
+        (lambda se, sig: ("\uff11\uff12", sig), "whole number"),  # full-width digits pass str.isdigit
+        (lambda se, sig: ("9" * 13, sig), "whole number"),
+    ],
+)
 def test_a_tampered_url_is_refused(mutate, reason):
     signer = parse_link_keys(f"k1:{KEY_A}")
     se, sig = mutate(*signed(signer))

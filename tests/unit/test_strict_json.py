@@ -19,9 +19,23 @@ from shared.store import BadContinuation, decode_continuation
 from shared.strict_json import JsonRefused, dumps, loads, nesting_depth
 
 
-@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}', "1e400", "-1e400", "[" * 65 + "]" * 65,
-                                  "9" * 65, '{"a": 1, "a": 1}', "[1,]", '{"a" 1}', "\ud800"],
-                         ids=lambda t: ascii(t)[:30])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NaN",
+        "[Infinity]",
+        '{"a": -Infinity}',
+        "1e400",
+        "-1e400",
+        "[" * 65 + "]" * 65,
+        "9" * 65,
+        '{"a": 1, "a": 1}',
+        "[1,]",
+        '{"a" 1}',
+        "\ud800",
+    ],
+    ids=lambda t: ascii(t)[:30],
+)
 def test_loads_refuses(text):
     with pytest.raises(JsonRefused):
         loads(text)
@@ -48,9 +62,17 @@ def test_dumps_never_writes_nan_or_infinity(value):
 def test_responses_and_table_json_refuse_nan():
     with pytest.raises(ValueError):
         json_response(200, {"a": math.nan})
-    op = Operation(id="8285435199999a1b2c3d4e5", status="succeeded", action=None, workbook="/me/drive/items/A",
-                   operation_url=None, created_at="2024-05-01T12:00:00.000Z",
-                   updated_at="2024-05-01T12:00:00.000Z", base_url="https://b/api", result={"v": math.inf})
+    op = Operation(
+        id="8285435199999a1b2c3d4e5",
+        status="succeeded",
+        action=None,
+        workbook="/me/drive/items/A",
+        operation_url=None,
+        created_at="2024-05-01T12:00:00.000Z",
+        updated_at="2024-05-01T12:00:00.000Z",
+        base_url="https://b/api",
+        result={"v": math.inf},
+    )
     with pytest.raises(ValueError):
         to_entity(op)
 
@@ -65,8 +87,11 @@ def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("token", [b64(b"[" * 5000 + b"]" * 5000), b64(b'{"a":NaN}'),
-                                   b64(b'{"a":' + b"9" * 5000 + b"}")], ids=["deep", "NaN", "5000 digits"])
+@pytest.mark.parametrize(
+    "token",
+    [b64(b"[" * 5000 + b"]" * 5000), b64(b'{"a":NaN}'), b64(b'{"a":' + b"9" * 5000 + b"}")],
+    ids=["deep", "NaN", "5000 digits"],
+)
 def test_a_hostile_continuation_token_is_a_storage_error(token):
     # The store raises its own error; the HTTP side (operations.list_operations) answers it with a 400 naming
     # continuationToken (tests/e2e/test_bad_input.py::test_a_hostile_continuation_token_is_a_problem).
@@ -90,8 +115,11 @@ def test_parse_top_accepts_ascii_whole_numbers(top, count):
     assert parse_top(top) == count
 
 
-@pytest.mark.parametrize("top", ["", "0", "101", "-1", "+5", " 5", "5 ", "1.0", "\u00b2", "\u0663", "\uff11", "1e2",
-                                 "9" * 5000, "00100"], ids=lambda t: ascii(t)[:20])
+@pytest.mark.parametrize(
+    "top",
+    ["", "0", "101", "-1", "+5", " 5", "5 ", "1.0", "\u00b2", "\u0663", "\uff11", "1e2", "9" * 5000, "00100"],
+    ids=lambda t: ascii(t)[:20],
+)
 def test_parse_top_refuses_everything_else(top):
     assert parse_top(top) is None
 
@@ -100,25 +128,40 @@ def test_a_webhook_body_never_carries_nan():
     from shared.webhooks import build_event
 
     with pytest.raises(ValueError):
-        build_event(event_id="e", status="succeeded", time="2024-05-01T12:00:00.000Z", subject="s",
-                    data={"result": math.nan})
+        build_event(
+            event_id="e", status="succeeded", time="2024-05-01T12:00:00.000Z", subject="s", data={"result": math.nan}
+        )
 
 
 def test_a_record_stored_with_nan_before_output_was_strict_still_reads_and_answers():
     from shared.records import from_entity, to_json
 
-    entity = {"PartitionKey": "8285435199999a1b2c3d4e5", "RowKey": "operation", "Status": "succeeded",
-              "CreatedAt": "2024-05-01T12:00:00.000Z", "UpdatedAt": "2024-05-01T12:00:00.000Z",
-              "BaseUrl": "https://b/api", "ResultJson": '{"values": [[NaN, Infinity, 1e999, 1.5]]}'}
+    entity = {
+        "PartitionKey": "8285435199999a1b2c3d4e5",
+        "RowKey": "operation",
+        "Status": "succeeded",
+        "CreatedAt": "2024-05-01T12:00:00.000Z",
+        "UpdatedAt": "2024-05-01T12:00:00.000Z",
+        "BaseUrl": "https://b/api",
+        "ResultJson": '{"values": [[NaN, Infinity, 1e999, 1.5]]}',
+    }
     op = from_entity(entity)
     assert op.result == {"values": [[None, None, None, 1.5]]}
     json_response(200, to_json(op))  # strict output: would raise on NaN
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("text", ["[" + 'a\\"' * 300_000, '["' + "\\\\" * 500_000, "[" * 1_000_000,
-                                  '{"a":"' + "x" * 1_000_000 + '"}', '"' * 1_000_001],
-                         ids=["escaped quotes outside strings", "backslashes", "deep", "long string", "quotes"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + 'a\\"' * 300_000,
+        '["' + "\\\\" * 500_000,
+        "[" * 1_000_000,
+        '{"a":"' + "x" * 1_000_000 + '"}',
+        '"' * 1_000_001,
+    ],
+    ids=["escaped quotes outside strings", "backslashes", "deep", "long string", "quotes"],
+)
 def test_the_depth_scan_is_linear_on_hostile_text(text):
     """A first version stripped strings with one regex over the whole text: 60 kB of `a\\"` took 9 s."""
     try:

@@ -69,15 +69,32 @@ def field_of(payload: Any, webhooks: bool = True) -> str:
 
 
 def operation(status: str = "succeeded", action: str | None = "createSession", event: str = "evt-1") -> Operation:
-    return Operation(id=OP_ID, status=status, action=action, workbook="/me/drive/items/1", operation_url=None,
-                     created_at="2024-05-01T12:00:00.000Z", updated_at="2024-05-01T12:00:00.000Z",
-                     base_url="https://b.example/api", event_id=event, owner="t/ada", fanout_state="pending")
+    return Operation(
+        id=OP_ID,
+        status=status,
+        action=action,
+        workbook="/me/drive/items/1",
+        operation_url=None,
+        created_at="2024-05-01T12:00:00.000Z",
+        updated_at="2024-05-01T12:00:00.000Z",
+        base_url="https://b.example/api",
+        event_id=event,
+        owner="t/ada",
+        fanout_state="pending",
+    )
 
 
 def subscription(**changes: Any) -> Subscription:
-    values: dict[str, Any] = {"id": new_subscription_id("t/ada"), "owner": "t/ada", "callback_sealed": "s1.x",
-                              "actions": (), "statuses": DEFAULT_STATUSES, "callback_format": "binary",
-                              "created_at": "2024-05-01T12:00:00.000Z", "base_url": "https://b.example/api"}
+    values: dict[str, Any] = {
+        "id": new_subscription_id("t/ada"),
+        "owner": "t/ada",
+        "callback_sealed": "s1.x",
+        "actions": (),
+        "statuses": DEFAULT_STATUSES,
+        "callback_format": "binary",
+        "created_at": "2024-05-01T12:00:00.000Z",
+        "base_url": "https://b.example/api",
+    }
     values.update(changes)
     return Subscription(**values)
 
@@ -93,8 +110,14 @@ def test_minimal_request_gets_the_defaults():
 
 
 def test_filters_are_kept_in_canonical_order_without_repeats():
-    request = parse({"callbackUrl": "https://f.example.com/", "actions": ["deleteTableRow", "createSession",
-                     "createSession"], "statuses": ["canceled", "succeeded"], "callbackFormat": "structured"})
+    request = parse(
+        {
+            "callbackUrl": "https://f.example.com/",
+            "actions": ["deleteTableRow", "createSession", "createSession"],
+            "statuses": ["canceled", "succeeded"],
+            "callbackFormat": "structured",
+        }
+    )
     assert request.actions == ("createSession", "deleteTableRow")
     assert request.statuses == ("succeeded", "canceled") and request.callback_format == "structured"
 
@@ -104,18 +127,21 @@ def test_empty_filters_mean_the_defaults():
     assert request.actions == () and request.statuses == DEFAULT_STATUSES
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ([], "body"),
-    ({}, "callbackUrl"),
-    ({"callbackUrl": None}, "callbackUrl"),
-    ({"callbackUrl": "http://f.example.com/"}, "callbackUrl"),  # https only
-    ({"callbackUrl": "https://127.0.0.1/"}, "callbackUrl"),  # the operation callbacks' SSRF rules
-    ({"callbackUrl": "https://f.example.com/", "actions": ["run"]}, "actions"),
-    ({"callbackUrl": "https://f.example.com/", "actions": "createSession"}, "actions"),
-    ({"callbackUrl": "https://f.example.com/", "statuses": ["running"]}, "statuses"),
-    ({"callbackUrl": "https://f.example.com/", "callbackFormat": "xml"}, "callbackFormat"),
-    ({"callbackUrl": "https://f.example.com/", "workbook": "/me/drive/items/1"}, "workbook"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ([], "body"),
+        ({}, "callbackUrl"),
+        ({"callbackUrl": None}, "callbackUrl"),
+        ({"callbackUrl": "http://f.example.com/"}, "callbackUrl"),  # https only
+        ({"callbackUrl": "https://127.0.0.1/"}, "callbackUrl"),  # the operation callbacks' SSRF rules
+        ({"callbackUrl": "https://f.example.com/", "actions": ["run"]}, "actions"),
+        ({"callbackUrl": "https://f.example.com/", "actions": "createSession"}, "actions"),
+        ({"callbackUrl": "https://f.example.com/", "statuses": ["running"]}, "statuses"),
+        ({"callbackUrl": "https://f.example.com/", "callbackFormat": "xml"}, "callbackFormat"),
+        ({"callbackUrl": "https://f.example.com/", "workbook": "/me/drive/items/1"}, "workbook"),
+    ],
+)
 def test_bad_requests_name_the_field(payload, field):
     assert field_of(payload) == field
 
@@ -127,8 +153,9 @@ def test_callbacks_need_webhooks_configured():
 # --- matching ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "fires"), [("succeeded", True), ("failed", True), ("timedOut", True),
-                                              ("canceled", False)])
+@pytest.mark.parametrize(
+    ("status", "fires"), [("succeeded", True), ("failed", True), ("timedOut", True), ("canceled", False)]
+)
 def test_default_statuses_leave_out_a_callers_cancel(status, fires):
     assert matches(subscription(), operation(status)) is fires
 
@@ -181,9 +208,17 @@ def test_subscription_entity_round_trip_and_public_form():
 
 
 def test_delivery_entity_round_trip():
-    d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=1714564800.5, attempts=2, last_status=503,
-                             last_error="receiver answered 503", last_attempt_at="2024-05-01T12:00:00.000Z",
-                             next_attempt_at=1714564900.0)
+    d = SubscriptionDelivery(
+        OP_ID,
+        "s" * 48,
+        "evt-1",
+        since=1714564800.5,
+        attempts=2,
+        last_status=503,
+        last_error="receiver answered 503",
+        last_attempt_at="2024-05-01T12:00:00.000Z",
+        next_attempt_at=1714564900.0,
+    )
     entity = delivery_to_entity(d)
     assert entity["PartitionKey"] == OP_ID and entity["RowKey"] == "subdelivery-" + "s" * 48
     assert delivery_from_entity(entity) == d
@@ -205,8 +240,9 @@ def test_messages_round_trip_and_are_told_apart():
     with pytest.raises(BadMessage):
         decode_delivery(encode_fanout(fan))  # never mistaken for an operation webhook attempt
     with pytest.raises(BadMessage):
-        decode_subscription_attempt(encode_subscription_attempt(SubscriptionAttempt(OP_ID, "s", "e", 1))
-                                    .replace('"attempt":1', '"attempt":0'))
+        decode_subscription_attempt(
+            encode_subscription_attempt(SubscriptionAttempt(OP_ID, "s", "e", 1)).replace('"attempt":1', '"attempt":0')
+        )
 
 
 # --- the at-least-once rules ------------------------------------------------------------------
@@ -240,8 +276,10 @@ def test_an_attempt_runs_only_when_the_delivery_expects_it():
     assert attempt_verdict(d, task, 10.0) == Go()
     assert isinstance(attempt_verdict(d.with_(attempts=1), task, 10.0), Drop)  # a copy of a claimed attempt
     assert isinstance(attempt_verdict(d.with_(state=DELIVERED, attempts=1), task, 10.0), Drop)
-    assert isinstance(attempt_verdict(d.with_(state=PENDING, attempts=1), SubscriptionAttempt(
-        OP_ID, "s" * 48, "evt-1", 3), 10.0), Drop)  # from the future
+    assert isinstance(
+        attempt_verdict(d.with_(state=PENDING, attempts=1), SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 3), 10.0),
+        Drop,
+    )  # from the future
     assert isinstance(attempt_verdict(None, task, 10.0), Drop)
     assert isinstance(attempt_verdict(d, SubscriptionAttempt(OP_ID, "s" * 48, "evt-2", 1), 10.0), Drop)
 
@@ -257,8 +295,16 @@ def test_an_early_safety_net_message_waits_for_retry_after():
 def test_the_safety_net_is_due_when_the_verdict_retries(attempt):
     d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0)
     policy = RetryPolicy()
-    verdict = decide(status=500, retry_after=None, error=None, refused=False, attempt=attempt, elapsed=0,
-                     policy=policy, rng=jitter(d, attempt))
+    verdict = decide(
+        status=500,
+        retry_after=None,
+        error=None,
+        refused=False,
+        attempt=attempt,
+        elapsed=0,
+        policy=policy,
+        rng=jitter(d, attempt),
+    )
     assert isinstance(verdict, Retry) and verdict.delay == planned_delay(d, attempt, policy)
 
 

@@ -423,13 +423,16 @@ def test_a_body_over_1_mib_is_413_naming_body():
     assert parse_json_body(b'{"a": "' + b"x" * (1024 * 1024 - 10) + b'"}')["a"]  # the limit itself is fine
 
 
-@pytest.mark.parametrize(("raw", "value"), [
-    (b"[" * 64 + b"]" * 64, nested(64)),  # the limit itself
-    (b'{"a": "' + b"[" * 77 + b'"}', {"a": "[" * 77}),  # brackets inside strings do not nest
-    (b'{"a": ' + b"9" * 64 + b"}", {"a": int("9" * 64)}),
-    (b'{"a": -1.5e300}', {"a": -1.5e300}),
-    (b'\xef\xbb\xbf{"a": 1}', {"a": 1}),  # a UTF-8 BOM, which RFC 8259 lets a parser ignore
-])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b"[" * 64 + b"]" * 64, nested(64)),  # the limit itself
+        (b'{"a": "' + b"[" * 77 + b'"}', {"a": "[" * 77}),  # brackets inside strings do not nest
+        (b'{"a": ' + b"9" * 64 + b"}", {"a": int("9" * 64)}),
+        (b'{"a": -1.5e300}', {"a": -1.5e300}),
+        (b'\xef\xbb\xbf{"a": 1}', {"a": 1}),  # a UTF-8 BOM, which RFC 8259 lets a parser ignore
+    ],
+)
 def test_parse_json_body_accepts_strict_json_up_to_the_limits(raw, value):
     assert parse_json_body(raw) == value
 
@@ -444,15 +447,32 @@ def test_single_dot_segment_workbook_refused(workbook):
     assert field_of(start(workbook=workbook)) == "workbook"
 
 
-@pytest.mark.parametrize("content_type", [None, "", "application/json", "application/json; charset=utf-8",
-                                          "Application/JSON", "application/merge-patch+json"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "",
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ],
+)
 def test_json_content_types_are_accepted(content_type):
     assert parse_json_body(b'{"a": 1}', content_type) == {"a": 1}
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "text/plain; charset=utf-8",
-                                          "application/x-www-form-urlencoded", "application/xml",
-                                          "multipart/form-data; boundary=x", "text/json"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+        "text/json",
+    ],
+)
 def test_a_body_declared_as_something_else_is_415(content_type):
     # a JSON body sent as text/plain used to be accepted; it is refused now, naming the header
     with pytest.raises(Problem) as caught:
@@ -487,8 +507,13 @@ def test_callback_format_needs_a_callback_url():
 
 
 def test_callback_format_on_a_tracked_operation():
-    request = parse({"operationUrl": f"{GRAPH}/v1.0/me/drive/items/I/workbook/operations/o",
-                     "callbackUrl": "https://h.example.com/", "callbackFormat": "structured"})
+    request = parse(
+        {
+            "operationUrl": f"{GRAPH}/v1.0/me/drive/items/I/workbook/operations/o",
+            "callbackUrl": "https://h.example.com/",
+            "callbackFormat": "structured",
+        }
+    )
     assert isinstance(request, TrackRequest) and request.callback_format == "structured"
 
 

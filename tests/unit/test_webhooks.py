@@ -193,8 +193,13 @@ def test_binary_mode_is_plain_json_data_with_ce_headers():
     assert headers["content-type"].split(";")[0] == "application/json"
     assert json.loads(body) == DATA
     assert {k: v for k, v in headers.items() if k.startswith("ce-")} == {
-        "ce-specversion": "1.0", "ce-id": "evt-5", "ce-source": EVENT_SOURCE,
-        "ce-type": "workbook.operation.succeeded", "ce-time": "2024-05-01T12:00:00.000Z", "ce-subject": "op-5"}
+        "ce-specversion": "1.0",
+        "ce-id": "evt-5",
+        "ce-source": EVENT_SOURCE,
+        "ce-type": "workbook.operation.succeeded",
+        "ce-time": "2024-05-01T12:00:00.000Z",
+        "ce-subject": "op-5",
+    }
 
 
 def test_structured_mode_is_the_whole_event_without_ce_headers():

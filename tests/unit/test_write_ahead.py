@@ -23,8 +23,9 @@ from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.store import Conflict, IdempotencyClaim
 
-BODY = json.dumps({"workbook": "/me/drive/items/01ITEM", "action": "createTableRow",
-                   "parameters": {"table": "T", "values": [[1]]}}).encode()
+BODY = json.dumps(
+    {"workbook": "/me/drive/items/01ITEM", "action": "createTableRow", "parameters": {"table": "T", "values": [[1]]}}
+).encode()
 
 
 @dataclass
@@ -110,10 +111,18 @@ class World:
 
     @property
     def rt(self) -> Runtime:
-        settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
-                                  "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0"})
-        ns = {"settings": settings, "store": self.store, "graph": self.graph, "polls": self.polls,
-              "deliveries": self.deliveries, "timing": Timing(1, 30, 3600, 8), "history": None}
+        settings = load_settings(
+            {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0"}
+        )
+        ns = {
+            "settings": settings,
+            "store": self.store,
+            "graph": self.graph,
+            "polls": self.polls,
+            "deliveries": self.deliveries,
+            "timing": Timing(1, 30, 3600, 8),
+            "history": None,
+        }
         return cast(Runtime, type("FakeRuntime", (), ns)())
 
 
@@ -126,8 +135,7 @@ def sync_row() -> GraphResponse:
 
 
 def accepted() -> GraphResponse:
-    return GraphResponse(202, {"location": "http://127.0.0.1:1/v1.0/me/drive/items/01ITEM/workbook/operations/o1"},
-                         b"")
+    return GraphResponse(202, {"location": "http://127.0.0.1:1/v1.0/me/drive/items/01ITEM/workbook/operations/o1"}, b"")
 
 
 def timeout_after_sending() -> TransportFailure:

@@ -30,6 +30,7 @@ class Servers:
 async def _start(servers: Servers) -> list[web.AppRunner]:
     runners = []
     for host in servers.hits:
+
         async def hook(request: web.Request, host: str = host) -> web.Response:
             servers.hits[host] += 1
             return web.Response(status=204)
@@ -91,5 +92,3 @@ def test_each_connection_uses_the_answer_it_checked(servers: Servers) -> None:
     assert second.refused and "127.0.0.1" in (second.error or "")
     assert servers.hits == {"127.0.0.1": 0, "127.0.0.2": 1}
     assert calls == ["rebind.test", "rebind.test"]  # one resolution per connection, never a silent re-resolve
-
-
