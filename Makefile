@@ -13,7 +13,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint typecheck unit coverage bench bench-list faults clean fuzz audit lock
+.PHONY: install run test test-fast lint typecheck unit coverage bench bench-list faults clean fuzz audit lock
 
 FUZZ_EXAMPLES ?= 500
 FUZZ_SECONDS ?=
@@ -47,6 +47,11 @@ typecheck: install
 
 unit: install
 	$(VENV)/bin/pytest tests/unit -q
+
+# The edit-test loop: ruff and the in-process tests (no servers, no subprocesses). make test stays the one full run.
+test-fast: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider
 
 coverage: install
 	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider --cov --cov-branch --cov-report=term-missing:skip-covered
