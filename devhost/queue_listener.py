@@ -204,6 +204,18 @@ class QueueListener:
             await self._poison(message, lease)
             return
         invocation_id = str(uuid.uuid4())
+        # The host logs the start of every invocation too (azure-webjobs-sdk FunctionExecutor:
+        # "Executing '{functionName}' (Reason='{reason}', Id={invocationId})"), so a log shows which messages a
+        # worker held when it died: an "Executing" line with no "Executed" line for the same Id.
+        logger.info(
+            "Executing 'Functions.%s' (Reason='New queue message detected on '%s'.', Id=%s, MessageId=%s, "
+            "DequeueCount=%d)",
+            fn.name,
+            fn.queue_name,
+            invocation_id,
+            message_id,
+            dequeue_count,
+        )
         started = time.monotonic()
         renewer = asyncio.create_task(lease.renew_forever())
         outcome = "Succeeded"

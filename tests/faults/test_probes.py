@@ -8,6 +8,7 @@ and really stopped and started again on the same ports with its data."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -198,11 +199,40 @@ def test_one_of_two_hosts_killed(
     victim = bridge_on(make_bridge, storage, "probe-kill-b", **shared)
     flights = start_many([survivor, victim], emulator, receiver, latency=1.5)
     wait_for(lambda: in_flight(flights, emulator), 60, "operations in flight")
-    victim.service.kill()
+    held: list[str] = []
+
+    def killed_holding_a_poll() -> bool:
+        # Freeze the victim, then read its log: a poll it started and had not finished is a message it held (the
+        # host deletes a message only after the "Executed" line). Kill it only then, so a message is really lost
+        # with its worker; otherwise let it run on and look again. Without this the kill could land between
+        # polls (every chain waiting in the queue) and test nothing about redelivery.
+        os.killpg(victim.service.process.pid, signal.SIGSTOP)
+        held[:] = unfinished_invocations(victim.service.log_path.read_text(errors="replace"), "poll_operation")
+        if held:
+            victim.service.kill()
+        else:
+            os.killpg(victim.service.process.pid, signal.SIGCONT)
+        return bool(held)
+
+    wait_for(killed_holding_a_poll, 60, "the victim host in the middle of a poll")
     check_all(survivor, storage, flights, emulator, receiver)
-    # The victim's messages came back to the survivor as redeliveries, which claimed their chains.
-    assert "chain claimed" in survivor.service.log_path.read_text(errors="replace")
+    # Each message the victim held came back to the survivor once its lease ran out, as a redelivery
+    # (dequeue count 2 or more), and the chain went on from it.
+    survivor_log = survivor.service.log_path.read_text(errors="replace")
+    for message_id in held:
+        counts = [
+            int(n)
+            for n in re.findall(rf"MessageId={re.escape(message_id)}, DequeueCount=(\d+), Duration", survivor_log)
+        ]
+        assert counts and max(counts) >= 2, f"message {message_id} held by the killed host was not redelivered"
     restart(victim, extra_args=LEASE)  # the session fixture stops it at the end
+
+
+def unfinished_invocations(log: str, function: str) -> list[str]:
+    """Message ids of queue invocations of `function` that a host log shows started and not ended."""
+    started = dict(re.findall(rf"Executing 'Functions\.{function}' .*?Id=([\w-]+), MessageId=([\w-]+)", log))
+    ended = set(re.findall(rf"Executed 'Functions\.{function}' \(\w+, Id=([\w-]+),", log))
+    return [message for invocation, message in started.items() if invocation not in ended]
 
 
 pytestmark = pytest.mark.timeout(900)
