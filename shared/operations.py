@@ -14,7 +14,6 @@ from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .graph_answers import innermost_code
 from .identity import Caller
-from .learning import plan_for
 from .lifecycle import TERMINAL_FIELDS, schedule_for, terminal_state
 from .messages import PollState
 from .outbound import Refused, check_target
@@ -48,7 +47,7 @@ from .start_flow import (
     NotSent,
     abandon,
     first_poll_delay,
-    new_record,
+    record_for,
     resume_start,
     send_start,
     store_and_enqueue,
@@ -204,23 +203,7 @@ def _in_progress() -> Problem:
 async def _track(
     rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str, acting: Acting
 ) -> Operation:
-    plan = await plan_for(
-        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
-    )
-    op = new_record(
-        rt,
-        operation_id,
-        now,
-        base_url,
-        acting,
-        action=request.action,
-        workbook=request.workbook,
-        callback_url=request.callback_url,
-        client_reference=request.client_reference,
-        operation_url=request.operation_url,
-        fail_on_error=request.fail_on_error,
-        callback_format=request.callback_format,
-    ).with_(poll_plan=plan.encode() or None)
+    op = await record_for(rt, request, operation_id, now, base_url, acting)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
     return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
 
@@ -240,23 +223,7 @@ async def _start(
 ) -> Operation:
     """Write-ahead: the intent (`starting`) is stored before the Excel request, Graph's answer (`answered`)
     right after it, and only then is the follow-up queued (complete_start)."""
-    plan = await plan_for(
-        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
-    )
-    intent = new_record(
-        rt,
-        operation_id,
-        now,
-        base_url,
-        acting,
-        action=request.action,
-        workbook=request.workbook,
-        callback_url=request.callback_url,
-        client_reference=request.client_reference,
-        operation_url=None,
-        fail_on_error=request.fail_on_error,
-        callback_format=request.callback_format,
-    ).with_(start_phase=STARTING, poll_plan=plan.encode() or None)
+    intent = (await record_for(rt, request, operation_id, now, base_url, acting)).with_(start_phase=STARTING)
     try:
         intent = await rt.store.create(intent)
     except Conflict:
