@@ -56,7 +56,15 @@ from .status_links import ROUTE as STATUS_ROUTE
 from .status_links import LinkRefused, link_expiry
 from .store import BadContinuation, Conflict, Page
 from .strict_json import dumps
-from .validation import StartRequest, TrackRequest, parse_json_body, parse_operation_request
+from .validation import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    LIST_TOP_DEFAULT,
+    LIST_TOP_MAX,
+    StartRequest,
+    TrackRequest,
+    parse_json_body,
+    parse_operation_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +125,10 @@ def _fingerprint(payload: Any) -> str:
 
 def _check_idempotency_key(key: str, caller: Caller) -> str:
     """The stored form of a key: hashed, and scoped to its owner (two callers may use the same key)."""
-    if not 1 <= len(key) <= 255 or not all(0x21 <= ord(c) <= 0x7E for c in key):
-        raise invalid([FieldError("Idempotency-Key", "must be 1-255 printable ASCII characters")])
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        raise invalid(
+            [FieldError("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters")]
+        )
     return hashlib.sha256(f"{caller.owner}\n{key}".encode()).hexdigest()
 
 
@@ -317,12 +327,12 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
 _TOP = re.compile(r"[0-9]{1,3}")
 
 
-def parse_top(top: str | None, default: int | None = 20) -> int | None:
-    """`top` as 1-100 in ASCII digits, or None when it is not. `str.isdigit` is not enough: it accepts
+def parse_top(top: str | None, default: int | None = LIST_TOP_DEFAULT) -> int | None:
+    """`top` as 1-LIST_TOP_MAX (100) in ASCII digits, or None when it is not. `str.isdigit` is not enough: it accepts
     "²" (which int() refuses) and "٣" (which int() reads as 3)."""
     if top is None:
         return default
-    if not _TOP.fullmatch(top) or not 1 <= int(top) <= 100:
+    if not _TOP.fullmatch(top) or not 1 <= int(top) <= LIST_TOP_MAX:
         return None
     return int(top)
 
@@ -336,7 +346,7 @@ async def list_page(
         errors.append(FieldError("status", "must be one of " + ", ".join(STATUSES)))
     count = parse_top(top)
     if count is None:
-        errors.append(FieldError("top", "must be a whole number from 1 to 100"))
+        errors.append(FieldError("top", f"must be a whole number from 1 to {LIST_TOP_MAX}"))
     if errors or count is None:
         raise invalid(errors)
     try:
