@@ -27,6 +27,7 @@ from shared.responses import (
 )
 from shared.runtime import Runtime, get_runtime, queue_client
 from shared.settings import SettingsError
+from shared.status_links import EXPIRY_PARAM, SIGNATURE_PARAM
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("excel_async_bridge")
@@ -116,7 +117,7 @@ async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def status_link(req: func.HttpRequest) -> operations.StatusLink:
-    return operations.StatusLink(req.params.get("se"), req.params.get("sig"))
+    return operations.StatusLink(req.params.get(EXPIRY_PARAM), req.params.get(SIGNATURE_PARAM))
 
 
 # Signed status URLs (the Location given to every caller when STATUS_LINK_KEYS is set): anonymous at the host,

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from azure.core.credentials_async import AsyncTokenCredential
@@ -19,7 +20,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ManagedIdentityCredential as SyncManagedIdentityCredential
 from azure.identity.aio import DefaultAzureCredential, OnBehalfOfCredential
 
-from .settings import DelegatedSettings
+from .settings import DelegatedSettings, Settings
 
 
 class TokenSource(Protocol):
@@ -92,6 +93,21 @@ def on_behalf_of(scope: str, delegated: DelegatedSettings, user_assertion: str) 
         )
 
     return DelegatedTokenSource(scope, factory)
+
+
+@contextlib.asynccontextmanager
+async def delegated_tokens(settings: Settings, assertion: str | None) -> AsyncIterator[TokenSource | None]:
+    """The one place a caller's token source is made and closed: for one start or one poll step of a delegated
+    operation, on behalf of the user whose token (for the bridge's API) is `assertion`, closed when the block
+    ends however it ends. None (the app's own identity) without GRAPH_AUTH=delegated or without an assertion."""
+    if settings.delegated is None or assertion is None:
+        yield None
+        return
+    tokens = on_behalf_of(settings.graph_scope, settings.delegated, assertion)
+    try:
+        yield tokens
+    finally:
+        await tokens.close()
 
 
 @functools.cache

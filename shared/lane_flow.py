@@ -28,7 +28,6 @@ from .lanes import (
     throttle,
     throttle_wait,
 )
-from .learning import plan_for
 from .lifecycle import TERMINAL_FIELDS, terminal_state
 from .polling import transient_backoff, whole_seconds
 from .problems import Problem
@@ -90,29 +89,12 @@ async def admit_start(
     """The HTTP start with a lane: store the record `waiting` (with its request), take a ticket; a request that
     holds a slot at once is sent now, exactly as without a lane; the others answer 202 with their place."""
     lane = lane_key(request.workbook, acting.caller.owner)
-    plan = await plan_for(
-        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
-    )
-    record = start_flow.new_record(
-        rt,
-        operation_id,
-        now,
-        base_url,
-        acting,
-        action=request.action,
-        workbook=request.workbook,
-        callback_url=request.callback_url,
-        client_reference=request.client_reference,
-        operation_url=None,
-        fail_on_error=request.fail_on_error,
-        callback_format=request.callback_format,
-    )
+    record = await start_flow.record_for(rt, request, operation_id, now, base_url, acting)
     try:
         record = await rt.store.create(
             record.with_(
                 status=WAITING,
                 lane=lane,
-                poll_plan=plan.encode() or None,
                 lane_request=await _stored_request(rt, operation_id, request),
             )
         )

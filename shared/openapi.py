@@ -10,22 +10,37 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .problems import PROBLEM_CONTENT_TYPE
+from .records import OPERATION_ID_PATTERN, WEBHOOK_STATES
+from .records import STATUSES as _STATUSES
+from .settings import MAX_OPERATION_TIMEOUT_SECONDS
+from .status_links import EXPIRY_PARAM, EXPIRY_PATTERN, SIGNATURE_PARAM
+from .status_links import ROUTE as STATUS_ROUTE
+from .subscriptions import DEFAULT_STATUSES, EVENT_STATUSES, MAX_PER_OWNER
+from .validation import ACTIONS as _ACTIONS
+from .validation import (
+    CLIENT_REFERENCE_MAX_LENGTH,
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    IDEMPOTENCY_KEY_PATTERN,
+    LIST_TOP_DEFAULT,
+    LIST_TOP_MAX,
+    MAX_BODY_BYTES,
+    SESSION_ID_PATTERN,
+    WORKBOOK_PATTERN,
+)
+from .webhooks import BINARY, CALLBACK_FORMATS
+
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "0.1.0"
 
-STATUSES = ["waiting", "notStarted", "running", "succeeded", "failed", "timedOut", "canceled"]
-ACTIONS = ["createSession", "createTableRow", "deleteTableRow"]
+# Every limit, pattern and enum below comes from the module that enforces it, so the document cannot drift
+# from the validators (the patterns there read the same as ECMA-262, JSON Schema's dialect).
+STATUSES = list(_STATUSES)
+ACTIONS = list(_ACTIONS)
 
 _JSON = "application/json"
-_PROBLEM = "application/problem+json"
-# What the validators accept, as ECMA-262 patterns (JSON Schema), so generated requests can be valid ones.
-_PRINTABLE_KEY = "^[!-~]{1,255}$"  # Idempotency-Key: 1-255 printable ASCII, no spaces
-_OPERATION_ID = "^[0-9]{13}[0-9a-f]{10}$"  # shared.records.new_operation_id
-_SEGMENT = "[A-Za-z0-9!._,:@=$'()~-]{1,400}"  # shared.validation._SEGMENT
-_WORKBOOK = (
-    f"^/(me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive|groups/{_SEGMENT}/drive)"
-    f"/items/{_SEGMENT}$"
-)
+_PROBLEM = PROBLEM_CONTENT_TYPE
+_BODY_LIMIT = f"{MAX_BODY_BYTES // (1024 * 1024)} MiB"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -73,18 +88,18 @@ _ID_PARAMETER: dict[str, Any] = {
     "in": "path",
     "required": True,
     "description": "Operation id (from `id` or `Location`)",
-    "schema": {"type": "string", "pattern": _OPERATION_ID},
+    "schema": {"type": "string", "pattern": OPERATION_ID_PATTERN},
 }
 _LINK_PARAMETERS: list[dict[str, Any]] = [
     {
-        "name": "se",
+        "name": EXPIRY_PARAM,
         "in": "query",
         "required": True,
         "description": "Expiry of the signed URL (Unix seconds)",
-        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+        "schema": {"type": "string", "pattern": EXPIRY_PATTERN},
     },
     {
-        "name": "sig",
+        "name": SIGNATURE_PARAM,
         "in": "query",
         "required": True,
         "description": "`<key id>.<signature>` from the Location",
@@ -117,8 +132,9 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "description": "1-255 printable ASCII; the same key and body give back the same operation",
-                    "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
+                    "description": f"1-{IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII; the same key and body give "
+                    "back the same operation",
+                    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                 }
             ],
             "requestBody": {
@@ -133,7 +149,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 "200": _record("The outcome is already known (terminal record)"),
                 "400": _problem("Bad JSON or a bad field (the problem names it)"),
                 "409": _problem("Idempotency conflict, Graph refused the start with 409, or canceled (failOnError)"),
-                "413": _problem("bodyTooLarge: the body is over 1 MiB"),
+                "413": _problem(f"bodyTooLarge: the body is over {_BODY_LIMIT}"),
                 "415": _problem("Content-Type is not application/json"),
                 "429": _problem(
                     "requestInProgress: the same Idempotency-Key is still being started; retry after Retry-After",
@@ -160,8 +176,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                     "name": "top",
                     "in": "query",
                     "required": False,
-                    "description": "1-100, in ASCII digits",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    "description": f"1-{LIST_TOP_MAX}, in ASCII digits",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": LIST_TOP_MAX, "default": LIST_TOP_DEFAULT},
                 },
                 {
                     "name": "continuationToken",
@@ -199,7 +215,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             },
         },
     },
-    "status/{id}": {
+    f"{STATUS_ROUTE}/{{id}}": {
         "get": {
             "operationId": "getOperationBySignedUrl",
             "summary": "The signed status URL (Location): like GET /operations/{id}, opened by its own signature",
@@ -234,12 +250,12 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                     "in": "path",
                     "required": True,
                     "description": "The Idempotency-Key of the start",
-                    "schema": {"type": "string", "pattern": _PRINTABLE_KEY},
+                    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                 }
             ],
             "responses": {
                 "200": _record("The record, now canceled (or its earlier terminal state)"),
-                "400": _problem("The key is not 1-255 printable ASCII characters"),
+                "400": _problem(f"The key is not 1-{IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters"),
                 "404": _problem("Unknown key"),
                 "409": _problem("concurrentUpdate: the record kept changing; retry"),
                 **_ALWAYS,
@@ -307,8 +323,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
 _NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
 _CALLBACK_FORMAT: dict[str, Any] = {
     "type": "string",
-    "enum": ["binary", "structured"],
-    "default": "binary",
+    "enum": list(CALLBACK_FORMATS),
+    "default": BINARY,
     "description": "CloudEvents HTTP content mode of the webhook (only with callbackUrl): binary = the record as "
     "application/json with ce-* headers; structured = application/cloudevents+json",
 }
@@ -317,7 +333,7 @@ _EXPECTED_DURATION: dict[str, Any] = {
     "type": "number",
     "exclusiveMinimum": True,
     "minimum": 0,
-    "maximum": 7 * 24 * 3600,
+    "maximum": int(MAX_OPERATION_TIMEOUT_SECONDS),
     "description": "How long the caller expects the operation to take, in seconds (at most the deployment's "
     "OPERATION_TIMEOUT_SECONDS, itself at most 7 days; more is a 400): the first polls go around "
     "it until the bridge has its own history of this kind of operation. Only moves the polls; "
@@ -332,19 +348,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "workbook": {
                 "type": "string",
-                "pattern": _WORKBOOK,
+                "pattern": WORKBOOK_PATTERN,
                 "description": "/drives/{d}/items/{i}, /me/drive/items/{i}, ...",
             },
             "action": {"type": "string", "enum": ACTIONS},
             "parameters": {"type": "object", "description": "Per action: persistChanges / table, values, index"},
             "sessionId": {
                 "type": "string",
-                "pattern": "^[!-~]{1,2048}$",
+                "pattern": SESSION_ID_PATTERN,
                 "description": "Workbook session id (Workbook-Session-Id)",
             },
             "callbackUrl": {"type": "string", "format": "uri", "description": "Webhook for the terminal status"},
             "callbackFormat": _CALLBACK_FORMAT,
-            "clientReference": {"type": "string", "minLength": 1, "maxLength": 256},
+            "clientReference": {"type": "string", "minLength": 1, "maxLength": CLIENT_REFERENCE_MAX_LENGTH},
             "failOnError": {
                 "type": "boolean",
                 "default": False,
@@ -366,7 +382,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "action": {"type": "string", "enum": ACTIONS},
             "callbackUrl": {"type": "string", "format": "uri"},
             "callbackFormat": _CALLBACK_FORMAT,
-            "clientReference": {"type": "string", "minLength": 1, "maxLength": 256},
+            "clientReference": {"type": "string", "minLength": 1, "maxLength": CLIENT_REFERENCE_MAX_LENGTH},
             "failOnError": {"type": "boolean", "default": False},
             "expectedDurationSeconds": _EXPECTED_DURATION,
         },
@@ -413,7 +429,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "webhook": {
                 "type": "object",
                 "properties": {
-                    "state": {"type": "string", "enum": ["none", "pending", "delivered", "failed"]},
+                    "state": {"type": "string", "enum": list(WEBHOOK_STATES)},
                     "attempts": {"type": "integer"},
                     "lastStatusCode": {"type": "integer", "nullable": True},
                     "lastAttemptAt": {"type": "string", "format": "date-time", "nullable": True},
@@ -422,7 +438,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "deadLetteredAt": {"type": "string", "format": "date-time", "nullable": True},
                     "format": {
                         "type": "string",
-                        "enum": ["binary", "structured"],
+                        "enum": list(CALLBACK_FORMATS),
                         "description": "Present with a callback: how its webhook is sent",
                     },
                 },
@@ -524,8 +540,8 @@ PATHS["subscriptions"] = {
         "responses": {
             "201": _subscription("Registered", location=True),
             "400": _problem("Invalid body; `field` names the field at fault"),
-            "409": _problem("tooManySubscriptions: the owner has 100 already"),
-            "413": _problem("bodyTooLarge: over 1 MiB"),
+            "409": _problem(f"tooManySubscriptions: the owner has {MAX_PER_OWNER} already"),
+            "413": _problem(f"bodyTooLarge: over {_BODY_LIMIT}"),
             "415": _problem("Content-Type is not application/json"),
             **_ALWAYS,
         },
@@ -584,8 +600,8 @@ SCHEMAS["SubscriptionRequest"] = {
         },
         "statuses": {
             "type": "array",
-            "items": {"type": "string", "enum": ["succeeded", "failed", "timedOut", "canceled"]},
-            "description": "Only these outcomes (default: succeeded, failed, timedOut)",
+            "items": {"type": "string", "enum": list(EVENT_STATUSES)},
+            "description": f"Only these outcomes (default: {', '.join(DEFAULT_STATUSES)})",
         },
         "callbackFormat": _CALLBACK_FORMAT,
     },
@@ -597,7 +613,7 @@ SCHEMAS["Subscription"] = {
         "id": {"type": "string"},
         "actions": {"type": "array", "items": {"type": "string", "enum": ACTIONS}},
         "statuses": {"type": "array", "items": {"type": "string"}},
-        "callbackFormat": {"type": "string", "enum": ["binary", "structured"]},
+        "callbackFormat": {"type": "string", "enum": list(CALLBACK_FORMATS)},
         "createdAt": {"type": "string", "format": "date-time"},
         "owner": {"type": "string"},
         "links": {"type": "object", "properties": {"self": {"type": "string", "format": "uri"}}},

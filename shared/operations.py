@@ -14,7 +14,6 @@ from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .graph_answers import innermost_code
 from .identity import Caller
-from .learning import plan_for
 from .lifecycle import TERMINAL_FIELDS, schedule_for, terminal_state
 from .messages import PollState
 from .outbound import Refused, check_target
@@ -48,7 +47,7 @@ from .start_flow import (
     NotSent,
     abandon,
     first_poll_delay,
-    new_record,
+    record_for,
     resume_start,
     send_start,
     store_and_enqueue,
@@ -57,7 +56,15 @@ from .status_links import ROUTE as STATUS_ROUTE
 from .status_links import LinkRefused, link_expiry
 from .store import BadContinuation, Conflict, Page
 from .strict_json import dumps
-from .validation import StartRequest, TrackRequest, parse_json_body, parse_operation_request
+from .validation import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    LIST_TOP_DEFAULT,
+    LIST_TOP_MAX,
+    StartRequest,
+    TrackRequest,
+    parse_json_body,
+    parse_operation_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +125,10 @@ def _fingerprint(payload: Any) -> str:
 
 def _check_idempotency_key(key: str, caller: Caller) -> str:
     """The stored form of a key: hashed, and scoped to its owner (two callers may use the same key)."""
-    if not 1 <= len(key) <= 255 or not all(0x21 <= ord(c) <= 0x7E for c in key):
-        raise invalid([FieldError("Idempotency-Key", "must be 1-255 printable ASCII characters")])
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        raise invalid(
+            [FieldError("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters")]
+        )
     return hashlib.sha256(f"{caller.owner}\n{key}".encode()).hexdigest()
 
 
@@ -204,23 +213,7 @@ def _in_progress() -> Problem:
 async def _track(
     rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str, acting: Acting
 ) -> Operation:
-    plan = await plan_for(
-        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
-    )
-    op = new_record(
-        rt,
-        operation_id,
-        now,
-        base_url,
-        acting,
-        action=request.action,
-        workbook=request.workbook,
-        callback_url=request.callback_url,
-        client_reference=request.client_reference,
-        operation_url=request.operation_url,
-        fail_on_error=request.fail_on_error,
-        callback_format=request.callback_format,
-    ).with_(poll_plan=plan.encode() or None)
+    op = await record_for(rt, request, operation_id, now, base_url, acting)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
     return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
 
@@ -240,23 +233,7 @@ async def _start(
 ) -> Operation:
     """Write-ahead: the intent (`starting`) is stored before the Excel request, Graph's answer (`answered`)
     right after it, and only then is the follow-up queued (complete_start)."""
-    plan = await plan_for(
-        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
-    )
-    intent = new_record(
-        rt,
-        operation_id,
-        now,
-        base_url,
-        acting,
-        action=request.action,
-        workbook=request.workbook,
-        callback_url=request.callback_url,
-        client_reference=request.client_reference,
-        operation_url=None,
-        fail_on_error=request.fail_on_error,
-        callback_format=request.callback_format,
-    ).with_(start_phase=STARTING, poll_plan=plan.encode() or None)
+    intent = (await record_for(rt, request, operation_id, now, base_url, acting)).with_(start_phase=STARTING)
     try:
         intent = await rt.store.create(intent)
     except Conflict:
@@ -350,12 +327,12 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
 _TOP = re.compile(r"[0-9]{1,3}")
 
 
-def parse_top(top: str | None, default: int | None = 20) -> int | None:
-    """`top` as 1-100 in ASCII digits, or None when it is not. `str.isdigit` is not enough: it accepts
+def parse_top(top: str | None, default: int | None = LIST_TOP_DEFAULT) -> int | None:
+    """`top` as 1-LIST_TOP_MAX (100) in ASCII digits, or None when it is not. `str.isdigit` is not enough: it accepts
     "²" (which int() refuses) and "٣" (which int() reads as 3)."""
     if top is None:
         return default
-    if not _TOP.fullmatch(top) or not 1 <= int(top) <= 100:
+    if not _TOP.fullmatch(top) or not 1 <= int(top) <= LIST_TOP_MAX:
         return None
     return int(top)
 
@@ -369,7 +346,7 @@ async def list_page(
         errors.append(FieldError("status", "must be one of " + ", ".join(STATUSES)))
     count = parse_top(top)
     if count is None:
-        errors.append(FieldError("top", "must be a whole number from 1 to 100"))
+        errors.append(FieldError("top", f"must be a whole number from 1 to {LIST_TOP_MAX}"))
     if errors or count is None:
         raise invalid(errors)
     try:

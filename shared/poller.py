@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
 from . import lane_slots
-from .auth import DelegatedCredentialError, TokenSource, on_behalf_of
+from .auth import DelegatedCredentialError, TokenSource, delegated_tokens
 from .chain import Verdict, is_last_delivery, judge
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout, subscriptions
@@ -140,12 +141,12 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
         await reschedule(rt, op, Reschedule(max(1, whole_seconds(throttled)), state, None), now)
         return
     try:
-        tokens = _tokens_for(rt, op)
+        acting = _tokens_for(rt, op)
     except UnsealError as exc:
         await finish(rt, op, Finish("failed", state, error={"code": "credentialUnavailable", "message": str(exc)}), now)
         return
     result: Any = None
-    try:
+    async with acting as tokens:  # a delegated step's token source is closed once it has Graph's answers
         answer, _ = await _get(rt, op.operation_url or "", classify_operation, now, tokens)
         if answer.status_code == 429:
             await lane_slots.note_throttle(rt, op, answer.retry_after, now)  # its siblings wait it out too
@@ -156,9 +157,6 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
             decision = decide_result(answer, decision, elapsed, rt.timing)
             if isinstance(decision, Finish) and decision.status == "succeeded":
                 result = result_from(op.action or infer_action(url), body)
-    finally:
-        if tokens is not None:
-            await tokens.close()
     if isinstance(decision, Reschedule):
         await reschedule(rt, op, decision, now)
         return
@@ -168,12 +166,11 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
 Classifier = Callable[[int, dict[str, str], bytes, float], Answer]
 
 
-def _tokens_for(rt: Runtime, op: Operation) -> TokenSource | None:
-    """Delegated operations act for their caller (sealed token); others use the app's identity (None)."""
-    if not op.credential_sealed or rt.settings.delegated is None:
-        return None
-    assertion = rt.settings.keyring.unseal(op.credential_sealed, op.id)
-    return on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion)
+def _tokens_for(rt: Runtime, op: Operation) -> AbstractAsyncContextManager[TokenSource | None]:
+    """Delegated operations act for their caller (their sealed token, unsealed here: UnsealError); others use
+    the app's identity (None)."""
+    sealed = op.credential_sealed if rt.settings.delegated is not None else None
+    return delegated_tokens(rt.settings, rt.settings.keyring.unseal(sealed, op.id) if sealed else None)
 
 
 async def _get(

@@ -20,9 +20,11 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
 STATUSES = (WAITING, NOT_STARTED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED)
 
 WEBHOOK_NONE, WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "none", "pending", "delivered", "failed"
+WEBHOOK_STATES = (WEBHOOK_NONE, WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED)
 FANOUT_PENDING = "pending"  # a terminal record whose event goes to the owner's subscriptions
 ROW_KEY = "operation"
-_ID_RE = re.compile(r"^[0-9]{13}[0-9a-f]{10}$")
+OPERATION_ID_PATTERN = r"^[0-9]{13}[0-9a-f]{10}$"  # new_operation_id: 13 digits of milliseconds, 10 hex digits
+_ID_RE = re.compile(OPERATION_ID_PATTERN)
 _MAX_MS = 9_999_999_999_999
 
 

@@ -25,6 +25,7 @@ AZURITE_CONNECTION_STRING = (
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
 STORAGE_SETTING = "AzureWebJobsStorage"
+MAX_OPERATION_TIMEOUT_SECONDS = 7 * 24 * 3600.0  # OPERATION_TIMEOUT_SECONDS at most: an operation lives a week
 
 
 class SettingsError(ValueError):
@@ -198,7 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_allow_private_networks=_flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
         poll_initial_delay=initial,
         poll_max_delay=maximum,
-        operation_timeout=_number(env, "OPERATION_TIMEOUT_SECONDS", 3600.0, 1.0, 7 * 24 * 3600.0),
+        operation_timeout=_number(env, "OPERATION_TIMEOUT_SECONDS", 3600.0, 1.0, MAX_OPERATION_TIMEOUT_SECONDS),
         max_transient_failures=int(_number(env, "POLL_MAX_TRANSIENT_FAILURES", 8, 0, 100)),
         poll_queue=_storage_name(env, "POLL_QUEUE", "operation-polls"),
         webhook_queue=_storage_name(env, "WEBHOOK_QUEUE", "webhook-deliveries"),

@@ -15,12 +15,13 @@ from typing import Any
 import aiohttp
 
 from . import lane_slots
-from .auth import DelegatedCredentialError, on_behalf_of
+from .auth import DelegatedCredentialError, delegated_tokens
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .graph import TransportFailure
 from .graph_answers import innermost_code
 from .identity import Caller
+from .learning import plan_for
 from .lifecycle import OUTCOME_FIELDS, schedule_for, terminal_state
 from .messages import PollState
 from .polling import Accepted, Ended, GraphRefused, decide_start, whole_seconds
@@ -43,7 +44,7 @@ from .records import (  # Reply lives with the record so shared/responses.py nee
 from .runtime import Runtime
 from .sealing import seal
 from .store import Conflict
-from .validation import StartRequest
+from .validation import StartRequest, TrackRequest
 
 log = logging.getLogger("shared.operations")  # the start's log lines keep the category they had
 
@@ -59,37 +60,38 @@ class Acting:
     sealed_assertion: str | None = None
 
 
-def new_record(
+async def record_for(
     rt: Runtime,
+    request: StartRequest | TrackRequest,
     operation_id: str,
     now: float,
     base_url: str,
     acting: Acting,
-    *,
-    action: str | None,
-    workbook: str,
-    callback_url: str | None,
-    client_reference: str | None,
-    operation_url: str | None,
-    fail_on_error: bool,
-    callback_format: str | None = None,
 ) -> Operation:
+    """A new operation's record (`notStarted`) from its request, with the poll plan its kind has learned
+    (shared/learning.py: plan_for). Each caller sets its own phase on it: tracked as is, the start's intent
+    `starting`, a lane's `waiting`."""
+    plan = await plan_for(
+        rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
+    )
+    callback_url = request.callback_url
     return Operation(
         id=operation_id,
         status=NOT_STARTED,
-        action=action,
-        workbook=workbook,
-        operation_url=operation_url,
+        action=request.action,
+        workbook=request.workbook,
+        operation_url=request.operation_url if isinstance(request, TrackRequest) else None,
         created_at=iso(now),
         updated_at=iso(now),
         base_url=base_url,
-        client_reference=client_reference,
+        client_reference=request.client_reference,
         callback_sealed=seal(callback_url, rt.settings.webhook_secrets, operation_id) if callback_url else None,
         webhook_state=WEBHOOK_PENDING if callback_url else WEBHOOK_NONE,
-        fail_on_error=fail_on_error,
+        fail_on_error=request.fail_on_error,
         owner=acting.caller.owner,
         credential_sealed=acting.sealed_assertion,
-        callback_format=callback_format if callback_url else None,
+        callback_format=request.callback_format if callback_url else None,
+        poll_plan=plan.encode() or None,
     )
 
 
@@ -179,46 +181,39 @@ async def send_start(
     """Send the Excel request of a stored intent (`starting`) and record Graph's answer: the one start path of
     the HTTP request and of a deferred start from the workbook's lane. NotSent when Graph did not do the work."""
     operation_id = intent.id
-    tokens = (
-        on_behalf_of(rt.settings.graph_scope, rt.settings.delegated, assertion)
-        if rt.settings.delegated and assertion
-        else None
-    )
-    try:
-        response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
-    except TransportFailure as exc:
-        if not _reached_graph(exc):
+    async with delegated_tokens(rt.settings, assertion) as tokens:  # closed when the request is answered
+        try:
+            response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
+        except TransportFailure as exc:
+            if not _reached_graph(exc):
+                raise NotSent(
+                    Problem(
+                        503,
+                        "graphUnavailable",
+                        "Graph did not answer",
+                        f"{exc}; the request never reached Graph and nothing was stored; retry.",
+                        headers={"Retry-After": "5"},
+                    )
+                ) from None
+            log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
+            return await record_outcome(
+                rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))), key_hash
+            )
+        except DelegatedCredentialError as exc:
             raise NotSent(
                 Problem(
-                    503,
-                    "graphUnavailable",
-                    "Graph did not answer",
-                    f"{exc}; the request never reached Graph and nothing was stored; retry.",
-                    headers={"Retry-After": "5"},
-                )
+                    401 if exc.code == "delegatedCredentialExpired" else 403,
+                    exc.code,
+                    "Graph cannot be called on your behalf",
+                    str(exc),
+                ),
+                401,
+                error={"code": exc.code, "message": str(exc)},
             ) from None
-        log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
-        return await record_outcome(
-            rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))), key_hash
-        )
-    except DelegatedCredentialError as exc:
-        raise NotSent(
-            Problem(
-                401 if exc.code == "delegatedCredentialExpired" else 403,
-                exc.code,
-                "Graph cannot be called on your behalf",
-                str(exc),
-            ),
-            401,
-            error={"code": exc.code, "message": str(exc)},
-        ) from None
-    except Exception as exc:
-        # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
-        # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
-        raise NotSent(None) from exc
-    finally:
-        if tokens is not None:
-            await tokens.close()
+        except Exception as exc:
+            # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
+            # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
+            raise NotSent(None) from exc
     answered = time.time()
     decision = decide_start(
         response.status, response.headers, response.body, request.action, rt.graph.trusted, rt.settings.graph_origin

@@ -25,6 +25,9 @@ from .keyring import parse_keyring
 ROUTE = "status"
 LINK_LIFETIME_SECONDS = 30 * 24 * 3600  # past the operation's own deadline; see docs/api.md
 _VERSION = "status-link-v1"
+EXPIRY_PARAM, SIGNATURE_PARAM = "se", "sig"  # the signed URL's query: ?se=<expiry>&sig=<key id>.<signature>
+EXPIRY_MAX_DIGITS = 12
+EXPIRY_PATTERN = rf"^[0-9]{{1,{EXPIRY_MAX_DIGITS}}}$"
 
 
 class LinkRefused(Exception):
@@ -48,7 +51,7 @@ class LinkSigner:
         return f"{kid}.{_mac(key, operation_id, expires)}"
 
     def query(self, operation_id: str, expires: int) -> str:
-        return urlencode({"se": str(expires), "sig": self.signature(operation_id, expires)})
+        return urlencode({EXPIRY_PARAM: str(expires), SIGNATURE_PARAM: self.signature(operation_id, expires)})
 
     def verify(self, operation_id: str, expires: str | None, sig: str | None, now: float) -> None:
         """Raise LinkRefused unless `se`/`sig` open `operation_id` at `now`."""
@@ -56,7 +59,7 @@ class LinkSigner:
             raise LinkRefused("signed status URLs are not enabled on this bridge (STATUS_LINK_KEYS)")
         if not expires or not sig:
             raise LinkRefused("the URL carries no credential (se and sig)")
-        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > EXPIRY_MAX_DIGITS:
             raise LinkRefused("se must be a whole number of seconds")
         kid, _, mac = sig.partition(".")
         key = dict(self.keys).get(kid)

@@ -17,16 +17,20 @@ from .webhooks import BINARY, CALLBACK_FORMATS
 Action = Literal["createSession", "createTableRow", "deleteTableRow"]
 ACTIONS: tuple[Action, ...] = ("createSession", "createTableRow", "deleteTableRow")
 
-_SEGMENT = r"[A-Za-z0-9!._,:@=$'()~-]{1,400}"
-WORKBOOK_RE = re.compile(
-    rf"^/(?:me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive|groups/{_SEGMENT}/drive)"
-    rf"/items/{_SEGMENT}$"
-)
-OPERATION_PATH_RE = re.compile(
-    rf"^/(?:v1\.0|beta)(/(?:me/drive|drives/{_SEGMENT}|users/{_SEGMENT}/drive|sites/{_SEGMENT}/drive"
-    rf"|groups/{_SEGMENT}/drive)/items/{_SEGMENT})/workbook/operations/{_SEGMENT}$"
-)
-_HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,2048}$")
+# The patterns are written so that they read the same as Python and as ECMA-262 regular expressions: the
+# OpenAPI document (shared/openapi.py) publishes them as they are.
+SEGMENT = r"[A-Za-z0-9!._,:@=$'()~-]{1,400}"  # one path segment of a drive or item id
+_DRIVE = rf"(?:me/drive|drives/{SEGMENT}|users/{SEGMENT}/drive|sites/{SEGMENT}/drive|groups/{SEGMENT}/drive)"
+WORKBOOK_PATTERN = rf"^/{_DRIVE}/items/{SEGMENT}$"
+WORKBOOK_RE = re.compile(WORKBOOK_PATTERN)
+OPERATION_PATH_RE = re.compile(rf"^/(?:v1\.0|beta)(/{_DRIVE}/items/{SEGMENT})/workbook/operations/{SEGMENT}$")
+SESSION_ID_PATTERN = r"^[!-~]{1,2048}$"  # printable ASCII without spaces: it is sent as a header value
+_HEADER_SAFE = re.compile(SESSION_ID_PATTERN)
+CLIENT_REFERENCE_MAX_LENGTH = 256
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+IDEMPOTENCY_KEY_PATTERN = rf"^[!-~]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"  # printable ASCII, no spaces
+LIST_TOP_MAX = 100  # GET /operations?top=: 1 to this
+LIST_TOP_DEFAULT = 20
 MAX_VALUES_BYTES = 32 * 1024
 MAX_BODY_BYTES = 1024 * 1024  # the largest valid request is far smaller (values <= 32 KiB); bounds parse work
 _START_FIELDS = {
@@ -138,8 +142,10 @@ def parse_operation_request(
     policy = OutboundPolicy(allow_private_callbacks, allowed_callback_hosts)
     callback = _callback_url(payload.get("callbackUrl"), policy, webhooks_configured, errors)
     reference = payload.get("clientReference")
-    if reference is not None and (not isinstance(reference, str) or not 1 <= len(reference) <= 256):
-        errors.append(FieldError("clientReference", "must be a string of 1-256 characters"))
+    if reference is not None and (
+        not isinstance(reference, str) or not 1 <= len(reference) <= CLIENT_REFERENCE_MAX_LENGTH
+    ):
+        errors.append(FieldError("clientReference", f"must be a string of 1-{CLIENT_REFERENCE_MAX_LENGTH} characters"))
     fail_on_error = payload.get("failOnError", False)
     if not isinstance(fail_on_error, bool):
         errors.append(FieldError("failOnError", "must be true or false"))
