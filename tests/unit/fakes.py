@@ -755,9 +755,15 @@ class FakeTokens:
 PUBLIC_ADDRESS = "20.1.2.3"  # any global address: nothing ever connects to it
 
 
-async def public_dns(host: str, port: int, **_: Any) -> list[Any]:
-    """getaddrinfo for the pinned resolver: every name resolves to one public address."""
-    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_ADDRESS, port))]
+class FakeDNS:
+    """getaddrinfo for the pinned resolver: a name resolves to `names[host]`, else to one public address."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    async def __call__(self, host: str, port: int, **_: Any) -> list[Any]:
+        address = self.names.get(host, PUBLIC_ADDRESS)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
 
 # ---------------------------------------------------------------------------------------------------- runtime
@@ -772,6 +778,7 @@ class Fakes:
     graph: FakeHTTP
     webhooks: FakeHTTP
     tokens: FakeTokens
+    dns: FakeDNS
 
 
 BASE_ENV = {
@@ -796,6 +803,7 @@ def fake_runtime(**env: str) -> tuple[Runtime, Fakes]:
         graph=FakeHTTP(),
         webhooks=FakeHTTP(),
         tokens=FakeTokens(),
+        dns=FakeDNS(),
     )
     policy = outbound_policy(settings)
     rt = Runtime(
@@ -813,7 +821,7 @@ def fake_runtime(**env: str) -> tuple[Runtime, Fakes]:
             settings.max_transient_failures,
         ),
         webhook_http=fakes.webhooks,  # type: ignore[arg-type]
-        resolver=PinnedResolver(policy, public_dns),
+        resolver=PinnedResolver(policy, fakes.dns),
         outbound=policy,
         history=HistoryStore(fakes.history),  # type: ignore[arg-type]
         lanes=LaneStore(fakes.table) if settings.workbook_concurrency > 0 else None,  # type: ignore[arg-type]
