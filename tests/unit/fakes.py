@@ -31,6 +31,7 @@ the Functions host (host.json: visibilityTimeout 5 s, maxDequeueCount 5, poison 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import itertools
@@ -377,6 +378,7 @@ class FakeTable(Faults):
         self.closed = True
 
     async def create_entity(self, entity: dict[str, Any], **_: Any) -> dict[str, Any]:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = self._key(entity)
         self.calls.append(("create_entity", *key))
         self.check("create_entity", entity)
@@ -386,6 +388,7 @@ class FakeTable(Faults):
         return self._stamp(key)
 
     async def get_entity(self, partition_key: str, row_key: str, **kwargs: Any) -> TableEntity:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = (partition_key, row_key)
         self.calls.append(("get_entity", *key))
         self.check("get_entity", partition_key, row_key)
@@ -402,6 +405,7 @@ class FakeTable(Faults):
         match_condition: Any = None,
         **_: Any,
     ) -> dict[str, Any]:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = self._key(entity)
         self.calls.append(("update_entity", *key))
         self.check("update_entity", entity)
@@ -416,6 +420,7 @@ class FakeTable(Faults):
             self.entities[key].update(copy.deepcopy(dict(entity)))
 
     async def upsert_entity(self, entity: dict[str, Any], mode: UpdateMode = UpdateMode.MERGE, **_: Any) -> Any:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = self._key(entity)
         self.calls.append(("upsert_entity", *key))
         self.check("upsert_entity", entity)
@@ -425,6 +430,7 @@ class FakeTable(Faults):
     async def delete_entity(
         self, partition_key: str, row_key: str, *, etag: str | None = None, match_condition: Any = None, **_: Any
     ) -> None:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = (partition_key, row_key)
         self.calls.append(("delete_entity", *key))
         self.check("delete_entity", partition_key, row_key)
@@ -491,6 +497,7 @@ class FakeQueue(Faults):
     async def send_message(
         self, content: str, *, visibility_timeout: int | None = None, time_to_live: int | None = None, **_: Any
     ) -> FakeMessage:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         self.check("send_message", content)
         delay = visibility_timeout or 0
         ttl = 7 * 24 * 3600 if time_to_live is None else time_to_live
@@ -535,6 +542,7 @@ class FakeQueue(Faults):
         return self.receive(30 if visibility_timeout is None else visibility_timeout)
 
     async def delete_message(self, message: Any, pop_receipt: str | None = None, **_: Any) -> None:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         self.check("delete_message", message)
         message_id = message if isinstance(message, str) else message.id
         receipt = pop_receipt or getattr(message, "pop_receipt", None)
@@ -588,12 +596,14 @@ class FakeContainer(Faults):
         return None
 
     async def upload_blob(self, name: str, data: bytes, *, overwrite: bool = False, **_: Any) -> None:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         self.check("upload_blob", name)
         if name in self.blobs and not overwrite:
             raise _error(ResourceExistsError, 409, "BlobAlreadyExists")
         self.blobs[name] = bytes(data)
 
     async def download_blob(self, name: str, *, encoding: str | None = None, **_: Any) -> _Download:
+        await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         self.check("download_blob", name)
         if name not in self.blobs:
             raise _error(ResourceNotFoundError, 404, "BlobNotFound")
@@ -674,7 +684,8 @@ class Call:
 
 
 class _Response:
-    def __init__(self, answer: Reply) -> None:
+    def __init__(self, answer: Reply, gate: asyncio.Event | None = None) -> None:
+        self._gate = gate
         self.status = answer.status
         self.headers = answer.headers
         self._body = answer.body
@@ -684,6 +695,8 @@ class _Response:
         return self._body if n < 0 else self._body[:n]
 
     async def __aenter__(self) -> _Response:
+        if self._gate is not None:
+            await self._gate.wait()  # the answer is held until the test opens the gate
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -699,6 +712,7 @@ class FakeHTTP:
         self.sticky: dict[tuple[str, str], Reply] = {}
         self.calls: list[Call] = []
         self.closed = False
+        self.gate: asyncio.Event | None = None  # set: every answer waits for it (a request in flight)
 
     def script(self, method: str, url: str, *answers: Reply) -> FakeHTTP:
         self.scripts.setdefault((method, url), []).extend(answers)
@@ -724,7 +738,7 @@ class FakeHTTP:
             raise AssertionError(f"unscripted HTTP call: {method} {text}")
         if answer.error is not None:
             raise answer.error
-        return _Response(answer)
+        return _Response(answer, self.gate)
 
     def request(self, method: str, url: Any, **kwargs: Any) -> _Response:
         return self._answer(method, url, **kwargs)
