@@ -34,12 +34,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import inspect
 import itertools
 import json
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +112,8 @@ class Fault:
     times: int = 1
     skip: int = 0
     match: Callable[..., bool] | None = None
-    action: Callable[[], None] | None = None  # instead of failing: run this first (another writer's change)
+    action: Callable[[], Any] | None = None  # instead of failing: run this first (another writer's change)
+    running: bool = False
 
 
 class Faults:
@@ -146,19 +148,47 @@ class Faults:
         self.faults.append(fault)
         return fault
 
-    def check(self, method: str, *args: Any) -> None:
+    def check(self, method: str, *args: Any) -> Awaitable[None] | None:
+        """Raise the first matching fault; a matching `before` action runs instead (an async one is returned
+        for the caller to await). A fault does not match calls made while its own action runs."""
         for fault in self.faults:
-            if fault.method != method or fault.times <= 0 or (fault.match is not None and not fault.match(*args)):
+            if (
+                fault.method != method
+                or fault.times <= 0
+                or fault.running
+                or (fault.match is not None and not fault.match(*args))
+            ):
                 continue
             if fault.skip > 0:
                 fault.skip -= 1
                 continue
             fault.times -= 1
             if fault.action is not None:
-                fault.action()
-                continue
+                return self._run(fault)
             assert fault.error is not None
             raise fault.error
+        return None
+
+    def _run(self, fault: Fault) -> Awaitable[None] | None:
+        assert fault.action is not None
+        fault.running = True
+        result = fault.action()
+        if not inspect.isawaitable(result):
+            fault.running = False
+            return None
+
+        async def finish() -> None:
+            try:
+                await result
+            finally:
+                fault.running = False
+
+        return finish()
+
+    async def acheck(self, method: str, *args: Any) -> None:
+        pending = self.check(method, *args)
+        if pending is not None:
+            await pending
 
 
 # ---------------------------------------------------------------------------------------------------- tables
@@ -381,7 +411,7 @@ class FakeTable(Faults):
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = self._key(entity)
         self.calls.append(("create_entity", *key))
-        self.check("create_entity", entity)
+        await self.acheck("create_entity", entity)
         if key in self.entities:
             raise _error(ResourceExistsError, 409, "EntityAlreadyExists")
         self.entities[key] = copy.deepcopy(dict(entity))
@@ -391,7 +421,7 @@ class FakeTable(Faults):
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = (partition_key, row_key)
         self.calls.append(("get_entity", *key))
-        self.check("get_entity", partition_key, row_key)
+        await self.acheck("get_entity", partition_key, row_key)
         if key not in self.entities:
             raise _error(ResourceNotFoundError, 404, "ResourceNotFound")
         return self._entity(key, kwargs.get("select"))
@@ -408,7 +438,7 @@ class FakeTable(Faults):
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = self._key(entity)
         self.calls.append(("update_entity", *key))
-        self.check("update_entity", entity)
+        await self.acheck("update_entity", entity)
         self._condition(key, etag, match_condition)
         self._write(key, entity, mode)
         return self._stamp(key)
@@ -423,7 +453,7 @@ class FakeTable(Faults):
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = self._key(entity)
         self.calls.append(("upsert_entity", *key))
-        self.check("upsert_entity", entity)
+        await self.acheck("upsert_entity", entity)
         self._write(key, entity, mode)
         return self._stamp(key)
 
@@ -433,7 +463,7 @@ class FakeTable(Faults):
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
         key = (partition_key, row_key)
         self.calls.append(("delete_entity", *key))
-        self.check("delete_entity", partition_key, row_key)
+        await self.acheck("delete_entity", partition_key, row_key)
         if key not in self.entities:
             return  # azure-data-tables 12.7 swallows the service's 404 on delete
         self._condition(key, etag, match_condition)
@@ -449,7 +479,8 @@ class FakeTable(Faults):
         select: list[str] | None = None,
         **_: Any,
     ) -> _Pages:
-        self.check("query_entities", query_filter)
+        if self.check("query_entities", query_filter) is not None:
+            raise NotImplementedError("query_entities is not async: give it sync `before` actions only")
         where = _Filter(query_filter, parameters or {})
         rows = [self._entity(k, select) for k in sorted(self.entities) if where.matches(self.entities[k])]
         return _Pages(rows, results_per_page)
@@ -491,14 +522,14 @@ class FakeQueue(Faults):
         self.closed = True
 
     async def get_queue_properties(self) -> Any:
-        self.check("get_queue_properties")
+        await self.acheck("get_queue_properties")
         return {"approximate_message_count": len(self.messages)}
 
     async def send_message(
         self, content: str, *, visibility_timeout: int | None = None, time_to_live: int | None = None, **_: Any
     ) -> FakeMessage:
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
-        self.check("send_message", content)
+        await self.acheck("send_message", content)
         delay = visibility_timeout or 0
         ttl = 7 * 24 * 3600 if time_to_live is None else time_to_live
         if not 0 <= delay <= MAX_VISIBILITY or (ttl != -1 and delay >= ttl):
@@ -538,12 +569,12 @@ class FakeQueue(Faults):
         return copy.copy(message)
 
     async def receive_message(self, *, visibility_timeout: int | None = None, **_: Any) -> FakeMessage | None:
-        self.check("receive_message")
+        await self.acheck("receive_message")
         return self.receive(30 if visibility_timeout is None else visibility_timeout)
 
     async def delete_message(self, message: Any, pop_receipt: str | None = None, **_: Any) -> None:
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
-        self.check("delete_message", message)
+        await self.acheck("delete_message", message)
         message_id = message if isinstance(message, str) else message.id
         receipt = pop_receipt or getattr(message, "pop_receipt", None)
         for m in self.messages:
@@ -597,14 +628,14 @@ class FakeContainer(Faults):
 
     async def upload_blob(self, name: str, data: bytes, *, overwrite: bool = False, **_: Any) -> None:
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
-        self.check("upload_blob", name)
+        await self.acheck("upload_blob", name)
         if name in self.blobs and not overwrite:
             raise _error(ResourceExistsError, 409, "BlobAlreadyExists")
         self.blobs[name] = bytes(data)
 
     async def download_blob(self, name: str, *, encoding: str | None = None, **_: Any) -> _Download:
         await asyncio.sleep(0)  # a real call yields to other invocations (races interleave here)
-        self.check("download_blob", name)
+        await self.acheck("download_blob", name)
         if name not in self.blobs:
             raise _error(ResourceNotFoundError, 404, "BlobNotFound")
         return _Download(self.blobs[name].decode(encoding or "utf-8"))
