@@ -17,6 +17,8 @@ shared/results.py, shared/graph.py, shared/webhooks.py) run over them in millise
   count and hands out a new pop receipt; "Delete Message" needs the latest pop receipt (400
   PopReceiptMismatch otherwise, 404 MessageNotFound when gone). The text is kept as the app gave it (the
   base64 policy is the SDK's, not the service's).
+  Entities keep the service's size limits (a string property of at most 32 K UTF-16 characters, 1 MiB, 252
+  properties of one's own: 400 PropertyValueTooLarge / EntityTooLarge / TooManyProperties).
 - FakeContainer: the results container (`azure.storage.blob.aio.ContainerClient`): upload without overwrite
   of an existing name fails 409 BlobAlreadyExists, download of a missing blob 404.
 - FakeGraphHTTP: an `aiohttp.ClientSession` stand-in for `GraphClient` (and the webhook session): it answers
@@ -393,6 +395,18 @@ class FakeTable(Faults):
     def _key(entity: dict[str, Any]) -> tuple[str, str]:
         return str(entity["PartitionKey"]), str(entity["RowKey"])
 
+    @staticmethod
+    def _limits(entity: dict[str, Any]) -> None:
+        """ "Understanding the Table service data model": a string property holds at most 64 KiB (32 K UTF-16
+        characters), an entity at most 255 properties (with PartitionKey, RowKey, Timestamp) and 1 MiB."""
+        if len(entity) > 252:
+            raise _error(HttpResponseError, 400, "TooManyProperties")
+        for value in entity.values():
+            if isinstance(value, str) and len(value.encode("utf-16-le")) > 64 * 1024:
+                raise _error(HttpResponseError, 400, "PropertyValueTooLarge")
+        if len(json.dumps(entity, default=str).encode("utf-16-le")) > 1024 * 1024:
+            raise _error(HttpResponseError, 400, "EntityTooLarge")
+
     def _condition(self, key: tuple[str, str], etag: str | None, match_condition: Any) -> None:
         if key not in self.entities:
             raise _error(ResourceNotFoundError, 404, "ResourceNotFound")
@@ -412,6 +426,7 @@ class FakeTable(Faults):
         key = self._key(entity)
         self.calls.append(("create_entity", *key))
         await self.acheck("create_entity", entity)
+        self._limits(entity)
         if key in self.entities:
             raise _error(ResourceExistsError, 409, "EntityAlreadyExists")
         self.entities[key] = copy.deepcopy(dict(entity))
@@ -444,6 +459,7 @@ class FakeTable(Faults):
         return self._stamp(key)
 
     def _write(self, key: tuple[str, str], entity: dict[str, Any], mode: UpdateMode) -> None:
+        self._limits(entity if mode == UpdateMode.REPLACE else {**self.entities.get(key, {}), **entity})
         if mode == UpdateMode.REPLACE or key not in self.entities:
             self.entities[key] = copy.deepcopy(dict(entity))
         else:
