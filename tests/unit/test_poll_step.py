@@ -500,3 +500,19 @@ def test_a_whole_operation_runs_to_its_webhook_in_process(clock: FakeClock) -> N
     stored = run(rt.store.get(op.id))
     assert (stored.status, stored.webhook_state, stored.webhook_attempts) == ("succeeded", "delivered", 2)
     assert all(r.error is None for r in runs) and f.polls.messages == [] and f.deliveries.messages == []
+
+
+def test_a_step_that_fails_every_delivery_ends_the_operation_on_the_fifth_instead_of_poisoning(
+    clock: FakeClock,
+) -> None:
+    rt, f = fake_runtime()
+    op = run(seed(rt))
+    f.graph.always("GET", LOC, running())
+    arm(rt, op)
+    f.polls.fail("send_message", times=5)  # the successor can never be queued
+    runs = [r for r in run(drain(rt, clock, f)) if r.queue == rt.settings.poll_queue]
+    assert [r.dequeue_count for r in runs] == [1, 2, 3, 4, 5]
+    assert [r.error is not None for r in runs] == [True, True, True, True, False]
+    stored = run(rt.store.get(op.id))
+    assert stored.status == "failed" and stored.error["code"] == "pollStepFailed"
+    assert f.poison == {} and f.polls.messages == []
