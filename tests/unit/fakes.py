@@ -101,7 +101,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 def _error(cls: type[HttpResponseError], status: int, code: str) -> HttpResponseError:
     exc = cls(message=f"{status} {code}")
     exc.status_code = status
-    exc.error_code = code
+    exc.error_code = code  # type: ignore[attr-defined]  # set by azure-core's error map from x-ms-error-code
     return exc
 
 
@@ -326,8 +326,7 @@ class _Pages:
             start = next(
                 (i for i, r in enumerate(self._rows) if (r["PartitionKey"], r["RowKey"]) >= key), len(self._rows)
             )
-        pager = _PageIterator(self, start)
-        return pager  # type: ignore[return-value]
+        return _PageIterator(self, start)
 
 
 class _PageIterator(_Pages):
@@ -335,7 +334,7 @@ class _PageIterator(_Pages):
         super().__init__(parent._rows, parent._per_page)
         self._start = start
 
-    def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
+    def __aiter__(self) -> AsyncIterator[Any]:
         return self._pages()
 
     async def _pages(self) -> AsyncIterator[Any]:
