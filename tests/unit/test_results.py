@@ -4,56 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.data.tables.aio import TableClient
+from azure.storage.blob.aio import ContainerClient
 
 from shared.records import ROW_KEY, Operation
-from shared.results import MAX_RESULT_BYTES, TABLE_RESULT_MAX_CHARS, bounded, needs_blob, result_json
+from shared.results import MAX_RESULT_BYTES, TABLE_RESULT_MAX_CHARS, ResultBlobs, bounded, needs_blob, result_json
 from shared.store import OperationStore
+from tests.unit.fakes import FakeContainer, FakeTable
 
 # Table Storage: a string property holds at most 64 KiB, i.e. 32 K UTF-16 characters
 # (learn.microsoft.com, "Understanding the Table service data model", Property types).
 TABLE_STRING_CHARS = 32 * 1024
 
 
-class Entity(dict[str, Any]):
-    metadata: dict[str, Any]
-
-
-class FakeTable:
-    """The part of azure.data.tables.aio.TableClient the store uses, refusing a string property over 32 K
-    characters as the service does (PropertyValueTooLarge)."""
-
-    def __init__(self) -> None:
-        self.entities: dict[tuple[str, str], dict[str, Any]] = {}
-
-    async def create_entity(self, entity: dict[str, Any]) -> dict[str, Any]:
-        for value in entity.values():
-            if isinstance(value, str) and len(value) > TABLE_STRING_CHARS:
-                raise ValueError("PropertyValueTooLarge")
-        self.entities[(entity["PartitionKey"], entity["RowKey"])] = dict(entity)
-        return {"etag": "1"}
-
-    async def upsert_entity(self, entity: dict[str, Any], mode: Any = None) -> dict[str, Any]:
-        self.entities[(entity["PartitionKey"], entity["RowKey"])] = dict(entity)  # the owner index entry
-        return {"etag": "1"}
-
-    async def get_entity(self, partition: str, row: str) -> Entity:
-        found = Entity(self.entities[(partition, row)])
-        found.metadata = {"etag": "1"}
-        return found
-
-
-class FakeBlobs:
-    def __init__(self) -> None:
-        self.blobs: dict[str, str] = {}
-
-    async def put(self, operation_id: str, text: str) -> str:
-        name = f"{operation_id}/{len(self.blobs)}.json"
-        self.blobs[name] = text
-        return name
-
-    async def read(self, name: str) -> str | None:
-        return self.blobs.get(name)
+def _store(with_blobs: bool = True) -> tuple[OperationStore, FakeTable, FakeContainer]:
+    """The real store over the fake table (which refuses a string property over 32 K characters, as the service
+    does: PropertyValueTooLarge) and the fake results container behind the real ResultBlobs."""
+    table, container = FakeTable(), FakeContainer()
+    results = ResultBlobs(cast(ContainerClient, container)) if with_blobs else None
+    return OperationStore(cast(TableClient, table), results=results), table, container
 
 
 def _op(result: Any) -> Operation:
@@ -85,31 +58,27 @@ def test_a_result_over_the_inline_maximum_is_replaced_by_an_error() -> None:
 
 
 def test_a_big_result_goes_to_a_blob_and_reads_back_inline() -> None:
-    table, blobs = FakeTable(), FakeBlobs()
-    store = OperationStore(table, results=blobs)  # type: ignore[arg-type]
+    store, table, container = _store()
     result = {"index": 0, "values": [["y" * 40_000]]}
     created = asyncio.run(store.create(_op(result)))
     entity = table.entities[(created.id, ROW_KEY)]
     assert entity["ResultJson"] == "" and entity["ResultBlob"] == created.result_blob
-    assert json.loads(blobs.blobs[entity["ResultBlob"]]) == result
+    assert json.loads(container.blobs[entity["ResultBlob"]]) == result
     read = asyncio.run(store.get(created.id))
     assert read is not None and read.result == result
 
 
 def test_a_small_result_stays_inline() -> None:
-    table, blobs = FakeTable(), FakeBlobs()
-    store = OperationStore(table, results=blobs)  # type: ignore[arg-type]
+    store, table, container = _store()
     created = asyncio.run(store.create(_op({"index": 0, "values": [[1]]})))
     entity = table.entities[(created.id, ROW_KEY)]
     assert json.loads(entity["ResultJson"]) == {"index": 0, "values": [[1]]} and entity["ResultBlob"] == ""
-    assert blobs.blobs == {}
+    assert container.blobs == {}
 
 
 def test_without_a_blob_store_the_table_refuses_a_big_result() -> None:
-    store = OperationStore(FakeTable())  # type: ignore[arg-type]
-    try:
+    store, table, _ = _store(with_blobs=False)
+    with pytest.raises(HttpResponseError) as refused:
         asyncio.run(store.create(_op({"values": [["y" * 40_000]]})))
-    except ValueError as exc:
-        assert "PropertyValueTooLarge" in str(exc)
-    else:
-        raise AssertionError("the fake table should refuse a 40,000-character property")
+    assert refused.value.error_code == "PropertyValueTooLarge"
+    assert [k for k in table.entities if k[1] == ROW_KEY] == []  # nothing half-written

@@ -1,5 +1,5 @@
-"""The learned schedule wired into the start path, the poller and the status endpoint, with in-process fakes
-(the ETag-enforcing table of test_history_store; Graph answers as graph-excel-async-facts.md describes them:
+"""The learned schedule wired into the start path, the poller and the status endpoint, over the in-process fakes
+of tests/unit/fakes.py (an ETag-enforcing table; Graph answers as graph-excel-async-facts.md describes them:
 202 + Location for the start, `{"status": "running"}` while it runs)."""
 
 from __future__ import annotations
@@ -8,82 +8,42 @@ import asyncio
 import json
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from shared import operations, poller
-from shared.graph import GraphResponse
-from shared.history_store import HistoryStore
 from shared.lifecycle import history_keys_for, schedule_for
 from shared.polling import PollState, Timing, whole_seconds
 from shared.problems import Problem
 from shared.records import Operation, iso, parse_iso
-from shared.runtime import Runtime
 from shared.schedule import Plan
-from shared.settings import load_settings
-from tests.unit.test_history_store import EtagTable
-from tests.unit.test_write_ahead import FakeStore
+from tests.unit.fakes import GRAPH, FakeClock, accepted, fake_runtime, running
 
 TIMING = Timing(1.0, 240.0, 3600.0, 8)
 WORKBOOK = "/me/drive/items/01ABC"
-LOCATION = "http://127.0.0.1:1/v1.0/me/drive/items/01ABC/workbook/operations/op-1"
+LOCATION = f"{GRAPH}/me/drive/items/01ABC/workbook/operations/op-1"
 
 
-@dataclass
-class DelayQueue:
-    sent: list[tuple[Any, int]] = field(default_factory=list)
-
-    async def send(self, item: Any, delay: int = 0) -> None:
-        self.sent.append((item, delay))
-
-    async def send_fanout(self, item: Any, delay: int = 0) -> None:
-        self.sent.append((item, delay))
-
-
-@dataclass
-class Graph:
-    """Answers the start with 202 + Location and every status GET with running."""
-
-    gets: int = 0
-
-    async def start(self, base_url: str, request: Any, tokens: Any = None) -> GraphResponse:
-        return GraphResponse(202, {"location": LOCATION}, b"")
-
-    async def send(self, method: str, url: str, tokens: Any = None) -> GraphResponse:
-        self.gets += 1
-        return GraphResponse(200, {}, json.dumps({"status": "running"}).encode())
-
-    def trusted(self, url: str) -> bool:
-        return url.startswith("http://127.0.0.1:1/")
-
-
-@dataclass
 class World:
-    table: EtagTable = field(default_factory=EtagTable)
-    store: FakeStore = field(default_factory=FakeStore)
-    polls: DelayQueue = field(default_factory=DelayQueue)
-    graph: Graph = field(default_factory=Graph)
+    """A runtime over the fakes of tests/unit/fakes.py: Graph answers the start with 202 + Location and every
+    status GET with running; the duration history is the fake table behind rt.history."""
+
+    def __init__(self) -> None:
+        self.rt, self.f = fake_runtime()
+        self.f.graph.always("POST", f"{GRAPH}{WORKBOOK}/workbook/createSession", accepted(LOCATION))
+        self.f.graph.always("GET", LOCATION, running())
 
     @property
-    def rt(self) -> Runtime:
-        settings = load_settings(
-            {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "GRAPH_BASE_URL": "http://127.0.0.1:1/v1.0"}
-        )
-        ns = {
-            "settings": settings,
-            "store": self.store,
-            "graph": self.graph,
-            "polls": self.polls,
-            "deliveries": DelayQueue(),
-            "timing": TIMING,
-            "history": HistoryStore(cast(Any, self.table)),
-        }
-        return cast(Runtime, type("FakeRuntime", (), ns)())
+    def delays(self) -> list[int]:
+        return [delay for _, delay in self.f.polls.sent]
+
+    def stored(self, operation_id: str) -> Operation | None:
+        return asyncio.run(self.rt.store.get(operation_id))
 
     def learn(self, *durations: float, action: str = "createSession") -> None:
-        store = HistoryStore(cast(Any, self.table))
+        store = self.rt.history
+        assert store is not None
         for i, seconds in enumerate(durations):
             for key in history_keys_for("default", action, WORKBOOK):
                 asyncio.run(store.merge(key, seconds, f"past-{action}-{i}"))
@@ -93,11 +53,17 @@ class World:
         return asyncio.run(operations.start(self.rt, json.dumps(body).encode(), None, "http://h/api"))
 
 
+@pytest.fixture(autouse=True)
+def _clock(clock: FakeClock) -> FakeClock:
+    """A frozen clock: the delays compared below cannot drift across a whole second."""
+    return clock
+
+
 def test_a_cold_start_plans_cold_and_polls_first_at_two_seconds() -> None:
     w = World()
     reply = w.start()
     assert reply.operation.poll_plan is None
-    [(_, delay)] = w.polls.sent
+    [delay] = w.delays
     assert delay == 2 and reply.retry_after == 2  # the cold plan's first poll (the old code: 1 s, doubling)
 
 
@@ -107,7 +73,7 @@ def test_a_learned_start_stores_its_plan_and_polls_first_in_the_learned_window()
     reply = w.start()
     plan = Plan.decode(reply.operation.poll_plan)
     assert not plan.cold and 30 < plan.start < 96 and plan.end > 104
-    [(_, delay)] = w.polls.sent
+    [delay] = w.delays
     first = schedule_for(reply.operation, TIMING).next_offset(0)
     assert delay == reply.retry_after and abs(delay - first) <= 1
     assert delay > 2  # not the cold first poll: nothing is likely to be done before the window
@@ -125,7 +91,7 @@ def test_a_tracked_operation_with_an_action_gets_the_same_learned_plan() -> None
 def test_the_hint_moves_the_first_poll() -> None:
     w = World()
     reply = w.start(expectedDurationSeconds=120)
-    [(_, delay)] = w.polls.sent
+    [delay] = w.delays
     assert not Plan.decode(reply.operation.poll_plan).cold and delay > 20 and delay == reply.retry_after
 
 
@@ -136,13 +102,13 @@ def test_a_bad_hint_is_a_400_naming_the_field(hint: Any) -> None:
         w.start(expectedDurationSeconds=hint)
     assert caught.value.status == 400
     assert [e.field for e in caught.value.errors] == ["expectedDurationSeconds"]
-    assert w.polls.sent == [] and w.store.records == {}
+    assert w.f.polls.sent == [] and [k for k in w.f.table.entities if k[1] == "operation"] == []
 
 
 def test_a_history_read_failure_does_not_fail_the_start() -> None:
     w = World()
     w.learn(100.0, 104.0, 96.0)
-    w.table.fail_reads = True
+    w.f.history.fail("get_entity", ConnectionError("table unavailable"), times=100)
     reply = w.start()
     assert reply.operation.poll_plan is None and reply.status_code == 202
 
@@ -160,23 +126,23 @@ def _running(w: World, plan: Plan, elapsed: float) -> Operation:
         owner="default",
         poll_plan=plan.encode() or None,
     )
-    return asyncio.run(w.store.create(op))
+    return asyncio.run(w.rt.store.create(op))
 
 
 @pytest.mark.parametrize("plan", [Plan(), Plan(60, 140, 0.12)], ids=["cold", "learned"])
 def test_the_status_retry_after_is_the_delay_the_poller_sends(plan: Plan) -> None:
     w = World()
     schedule = schedule_for(_running(World(), plan, 0), TIMING)
-    # a moment halfway between two whole seconds before a planned poll, so the clock's drift in the test
-    # cannot move either value across a whole second
+    # a moment halfway between two whole seconds before a planned poll
     offset = schedule.next_offset(70.0)
     elapsed = offset - 3.5
     op = _running(w, plan, elapsed)
     promised = operations._reply(w.rt, op, time.time()).retry_after
     asyncio.run(poller.poll_once(w.rt, op, PollState(op.id, op.generation)))
-    [(_, delay)] = w.polls.sent
+    [delay] = w.delays
     assert promised == delay == whole_seconds(3.5) == 4
-    assert w.store.records[op.id].poll_plan == op.poll_plan  # nothing about the schedule is written per poll
+    stored = w.stored(op.id)
+    assert stored is not None and stored.poll_plan == op.poll_plan  # nothing about the schedule is written per poll
 
 
 def test_records_written_before_plans_existed_read_as_cold() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import math
-from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +16,7 @@ from shared.records import Operation, to_entity
 from shared.responses import json_response
 from shared.store import BadContinuation, decode_continuation
 from shared.strict_json import JsonRefused, dumps, loads, nesting_depth
+from tests.unit.fakes import fake_runtime
 
 
 @pytest.mark.parametrize(
@@ -99,15 +99,12 @@ def test_a_hostile_continuation_token_is_a_storage_error(token):
         decode_continuation(token)
 
 
-def test_the_http_side_answers_a_bad_continuation_token_with_a_400_naming_it():
-    class Store:  # the store's contract: a token it did not issue raises BadContinuation (above)
-        async def list(self, status, top, continuation, owner):
-            return decode_continuation(continuation)
-
-    rt = SimpleNamespace(store=Store(), settings=SimpleNamespace(default_owner="alice"))
+def test_the_http_side_answers_a_bad_continuation_token_with_a_400_naming_it(clock):
+    rt, f = fake_runtime()  # the real store over the fake table: it refuses a token it did not issue (above)
     with pytest.raises(Problem) as caught:
         asyncio.run(list_page(rt, None, None, b64(b'{"a":NaN}')))
     assert caught.value.status == 400 and caught.value.errors[0].field == "continuationToken"
+    assert [m for m, _, _ in f.table.calls] == []  # refused before any read
 
 
 @pytest.mark.parametrize(("top", "count"), [(None, 20), ("1", 1), ("20", 20), ("100", 100), ("007", 7)])
