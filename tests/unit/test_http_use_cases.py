@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared import operations, start_flow
+from shared import auth, operations, start_flow
 from shared.auth import DelegatedCredentialError
 from shared.identity import READ_ALL_ROLE, Caller
 from shared.problems import Problem
@@ -388,7 +388,7 @@ def test_a_delegated_start_without_a_bearer_token_is_a_401(clock: FakeClock) -> 
 def test_a_delegated_start_calls_graph_as_the_caller(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     rt, f = fake_runtime(**DELEGATED)
     user = FakeTokens()
-    monkeypatch.setattr(start_flow, "on_behalf_of", lambda scope, delegated, assertion: user)
+    monkeypatch.setattr(auth, "on_behalf_of", lambda scope, delegated, assertion: user)
     f.graph.script("POST", SESSION, accepted(LOC))
     answer = start(rt, caller=USER, authorization="Bearer user-token")
     assert f.graph.calls[0].headers["Authorization"] == "Bearer token-1" and user.closed == 1
@@ -406,7 +406,7 @@ def test_a_delegated_credential_graph_cannot_use_is_refused(
         async def token(self, *, refresh: bool = False) -> str:
             raise DelegatedCredentialError(code, "no")
 
-    monkeypatch.setattr(start_flow, "on_behalf_of", lambda scope, delegated, assertion: Refusing())
+    monkeypatch.setattr(auth, "on_behalf_of", lambda scope, delegated, assertion: Refusing())
     refused = problem(lambda: start(rt, caller=USER, authorization="Bearer user-token"))
     assert (refused.status, refused.code) == (status, code) and f.graph.calls == []
 

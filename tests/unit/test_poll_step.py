@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared import poller
+from shared import auth, poller
 from shared.auth import DelegatedCredentialError
 from shared.lane_store import lane_key
 from shared.messages import PollState
@@ -408,7 +408,7 @@ def test_a_delegated_poll_uses_the_callers_token_and_closes_it(
 ) -> None:
     rt, f = fake_runtime(**delegated_env())
     user = FakeTokens()
-    monkeypatch.setattr(poller, "on_behalf_of", lambda scope, delegated, assertion: user)
+    monkeypatch.setattr(auth, "on_behalf_of", lambda scope, delegated, assertion: user)
     op = run(seed(rt, credential_sealed=rt.settings.keyring.seal("user-assertion", "placeholder")))
     op = run(
         rt.store.update(
@@ -438,7 +438,7 @@ def test_an_expired_delegated_credential_fails_the_operation_with_its_code(
         async def token(self, *, refresh: bool = False) -> str:
             raise DelegatedCredentialError("delegatedCredentialExpired", "the caller's sign-in expired")
 
-    monkeypatch.setattr(poller, "on_behalf_of", lambda scope, delegated, assertion: Expired())
+    monkeypatch.setattr(auth, "on_behalf_of", lambda scope, delegated, assertion: Expired())
     op = run(seed(rt))
     op = run(rt.store.update(op.with_(credential_sealed=rt.settings.keyring.seal("a", op.id)), {"credential_sealed"}))
     run(poller.handle_message(rt, message(op), 1, "m1"))
