@@ -24,6 +24,11 @@ FANOUT_PENDING = "pending"  # a terminal record whose event goes to the owner's 
 ROW_KEY = "operation"
 _ID_RE = re.compile(r"^[0-9]{13}[0-9a-f]{10}$")
 _MAX_MS = 9_999_999_999_999
+# The record's timeline (`history`): status changes, webhook attempts and redeliveries, each appended in the
+# write that already makes the change (no extra storage transaction). Bounded: the newest HISTORY_LIMIT events,
+# texts cut to HISTORY_TEXT_CHARS, so the property stays far under Table Storage's 32 K characters per string.
+HISTORY_LIMIT = 32
+HISTORY_TEXT_CHARS = 200
 
 
 def new_operation_id(now: float | None = None) -> str:
@@ -95,6 +100,8 @@ class Operation:
     lane_request: dict[str, Any] | None = None
     lane_attempts: int = 0
     lane_position: int | None = field(default=None, compare=False)
+    # The timeline (with_event): [{"at": iso, "type": "status" | "webhook" | "redeliver" | ..., ...}], oldest first.
+    history: list[dict[str, Any]] | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -141,7 +148,12 @@ _ENTITY_NAMES = {
     "lane": "Lane",
     "lane_attempts": "LaneAttempts",
 }
-_JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson", "lane_request": "LaneRequestJson"}
+_JSON_FIELDS = {
+    "result": "ResultJson",
+    "error": "ErrorJson",
+    "lane_request": "LaneRequestJson",
+    "history": "HistoryJson",
+}
 _NOT_STORED = ("id", "etag", "lane_position")
 
 
@@ -177,6 +189,16 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
     kwargs["webhook_state"] = kwargs["webhook_state"] or WEBHOOK_NONE
     kwargs["fail_on_error"] = bool(kwargs["fail_on_error"])
     return Operation(**kwargs)
+
+
+def with_event(op: Operation, at: str, kind: str, **details: Any) -> Operation:
+    """The record with one more timeline event (written by the caller's own update: add "history" to its
+    fields). None details are left out, texts are cut; only the newest HISTORY_LIMIT events are kept."""
+    event: dict[str, Any] = {"at": at, "type": kind}
+    for name, value in details.items():
+        if value is not None:
+            event[name] = value[:HISTORY_TEXT_CHARS] if isinstance(value, str) else value
+    return op.with_(history=[*(op.history or []), event][-HISTORY_LIMIT:])
 
 
 def delivery_format(op: Operation) -> str:
@@ -221,6 +243,7 @@ def to_json(op: Operation, *, include_webhook: bool = True, link: str | None = N
         }
         if op.callback_sealed:
             body["webhook"]["format"] = delivery_format(op)
+        body["history"] = list(op.history or [])
     if op.status == WAITING:
         body["lane"] = {"position": op.lane_position}
     body["links"] = {"self": link or status_url(op), "cancel": link or status_url(op)}
