@@ -46,6 +46,7 @@
       showSignin(true);
       throw new Error("The API refused the credential (" + response.status + "): give a function key or token.");
     }
+    showSignin(false);
     return { status: response.status, body };
   }
 
@@ -382,6 +383,12 @@
     $("signout").addEventListener("click", () => {
       STORE.removeItem("eab.key");
       STORE.removeItem("eab.token");
+      state.rows = [];
+      state.next = null;
+      state.current = null;
+      clearTimeout(state.refreshTimer);
+      $("operations").tBodies[0].replaceChildren(); // nothing read with the forgotten credential stays on screen
+      $("op-found").hidden = true;
       showSignin(true);
     });
     $("filters").addEventListener("submit", (event) => {
@@ -397,7 +404,13 @@
     $("op-refresh").addEventListener("click", () => state.current && loadOperation(state.current.id));
     $("op-cancel").addEventListener("click", () => act("DELETE", "", "Canceled."));
     $("op-redeliver").addEventListener("click", () => act("POST", "/webhook/redeliver", "Webhook queued for redelivery."));
-    window.addEventListener("hashchange", route);
+    window.addEventListener("hashchange", () => {
+      if (/(^#|&)(key|token)=/.test(location.hash)) {
+        takeCredentialFromFragment(); // replaces the hash with #list without another hashchange
+        showSignin(false);
+      }
+      route();
+    });
     route();
   });
 })();

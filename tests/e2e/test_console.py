@@ -236,3 +236,41 @@ def test_the_console_lists_filters_opens_and_redelivers_only_the_callers_operati
     # no script error and no Content-Security-Policy violation; the one failed request is Bob's 404
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not [e for e in severe if not (e["source"] == "network" and bob_id in e["message"])], severe
+
+
+def test_with_function_keys_the_console_asks_for_the_key_and_keeps_it_out_of_every_url(
+    make_bridge: BridgeFactory, emulator: Emulator, browser: Any, tmp_path: Path
+) -> None:
+    """Keys checked as in Azure (devhost's DEVHOST_KEYS_FILE), authentication off as in `make run`: the page opens
+    without a key, the API refuses the list (401), the form takes the key, and no request URL ever carries it."""
+    from selenium.webdriver.common.by import By
+
+    from devhost.keys import write_keys_file
+
+    key = "console-host-key-" + new_item().lower()
+    keys = write_keys_file(tmp_path / "keys.json", master="console-master-" + new_item(), host_keys={"default": key})
+    keyed = make_bridge("console-keys", DEVHOST_KEYS_FILE=str(keys))
+    item = new_item()
+    emulator.scenario(item, mode="sync")
+    operation_id = start(
+        keyed, {"x-functions-key": key}, {"workbook": f"/me/drive/items/{item}", "action": "createSession"}
+    )
+    assert keyed.client.get(f"{keyed.api}/operations").status_code == 401  # the data routes need the key
+
+    browser.get(f"{keyed.api}/console")
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    until(browser, lambda d: d.find_element(By.ID, "signin").is_displayed(), "the credential form")
+    browser.find_element(By.ID, "signin-key").send_keys(key)
+    browser.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    until(browser, lambda d: operation_id in rows(d), "the operation, listed with the key")
+    assert rows(browser)[operation_id] == "succeeded"
+
+    browser.find_element(By.ID, "signout").click()  # forget it, then pass it in the fragment instead
+    assert browser.execute_script("return sessionStorage.getItem('eab.key')") is None
+    assert rows(browser) == {}  # nothing read with the forgotten key stays on screen
+    browser.get(f"{keyed.api}/console#key={key}")
+    until(browser, lambda d: operation_id in rows(d), "the operation, listed with the key from the fragment")
+    assert key not in browser.current_url
+    requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert requested and not [url for url in requested if key in url]  # sent as x-functions-key only
