@@ -26,9 +26,11 @@ _ID_RE = re.compile(r"^[0-9]{13}[0-9a-f]{10}$")
 _MAX_MS = 9_999_999_999_999
 # The record's timeline (`history`): status changes, webhook attempts and redeliveries, each appended in the
 # write that already makes the change (no extra storage transaction). Bounded: the newest HISTORY_LIMIT events,
-# texts cut to HISTORY_TEXT_CHARS, so the property stays far under Table Storage's 32 K characters per string.
+# texts cut to HISTORY_TEXT_CHARS, and the stored JSON at most HISTORY_MAX_CHARS (oldest events dropped first: a
+# non-ASCII text is stored \u-escaped, up to 6 characters each), far under Table Storage's 32 K characters per string.
 HISTORY_LIMIT = 32
 HISTORY_TEXT_CHARS = 200
+HISTORY_MAX_CHARS = 16_000
 
 
 def new_operation_id(now: float | None = None) -> str:
@@ -198,7 +200,10 @@ def with_event(op: Operation, at: str, kind: str, **details: Any) -> Operation:
     for name, value in details.items():
         if value is not None:
             event[name] = value[:HISTORY_TEXT_CHARS] if isinstance(value, str) else value
-    return op.with_(history=[*(op.history or []), event][-HISTORY_LIMIT:])
+    events = [*(op.history or []), event][-HISTORY_LIMIT:]
+    while len(events) > 1 and len(dumps(events, separators=(",", ":"))) > HISTORY_MAX_CHARS:
+        events.pop(0)
+    return op.with_(history=events)
 
 
 def delivery_format(op: Operation) -> str:

@@ -33,6 +33,7 @@ from shared.polling import Reschedule
 from shared.queue import DeliveryTask, encode_delivery
 from shared.records import (
     HISTORY_LIMIT,
+    HISTORY_MAX_CHARS,
     HISTORY_TEXT_CHARS,
     WEBHOOK_DELIVERED,
     from_entity,
@@ -61,6 +62,16 @@ def test_events_are_bounded_cut_and_survive_the_entity_round_trip() -> None:
     assert len(entity["HistoryJson"]) < 32 * 1024  # Table Storage: 32 K UTF-16 characters per string property
     assert from_entity(entity).history == op.history
     assert from_entity(to_entity(finished())).history is None  # records written before the timeline existed
+
+
+def test_non_ascii_texts_cannot_push_the_property_past_table_storages_limit() -> None:
+    op = finished()
+    for n in range(HISTORY_LIMIT):  # stored \u-escaped: 6 characters per "é"
+        op = with_event(op, iso(1_700_000_000 + n), "webhook", attempt=n + 1, error="é" * 500)
+    stored = to_entity(op)["HistoryJson"]
+    assert len(stored) <= HISTORY_MAX_CHARS < 32 * 1024
+    assert (op.history or [])[-1]["attempt"] == HISTORY_LIMIT  # the newest kept, the oldest dropped
+    assert len(op.history or []) < HISTORY_LIMIT
 
 
 def test_the_record_shows_its_timeline_but_the_webhook_event_does_not() -> None:
