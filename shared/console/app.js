@@ -7,8 +7,13 @@
 (function () {
   const API = location.pathname.replace(/\/console\/?$/, "");
   const STORE = window.sessionStorage;
-  const PAGE_SIZE = 100;
-  const MAX_PAGES = 5; // client-side filters look at up to 500 operations (newest first)
+  const QUERY = new URLSearchParams(location.search);
+  const bounded = (name, low, high, fallback) => {
+    const n = Number.parseInt(QUERY.get(name) || "", 10);
+    return Number.isInteger(n) && n >= low && n <= high ? n : fallback;
+  };
+  const PAGE_SIZE = bounded("top", 1, 100, 100); // ?top= and ?pages= change how much one load reads
+  const MAX_PAGES = bounded("pages", 1, 20, 5); // client-side filters look at up to 500 operations (newest first)
   const STATUS_COLORS = {
     succeeded: "#2e9e44", failed: "#c4314b", timedOut: "#e08a00", canceled: "#8a8886",
     running: "#185abd", notStarted: "#6ba4e7", waiting: "#b4c9e6",
@@ -113,7 +118,7 @@
   }
 
   async function fetchPages(status, from, pages) {
-    let path = from || "operations?top=" + PAGE_SIZE + (status ? "&status=" + encodeURIComponent(status) : "");
+    let path = from ? relative(from) : "operations?top=" + PAGE_SIZE + (status ? "&status=" + encodeURIComponent(status) : "");
     const found = [];
     let next = null;
     for (let i = 0; i < pages && path; i++) {

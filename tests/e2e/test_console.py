@@ -171,6 +171,14 @@ def test_the_console_lists_filters_opens_and_redelivers_only_the_callers_operati
     assert browser.execute_script("return sessionStorage.getItem('eab.token')") == token
     browser.save_screenshot(str(shots / "console-list.png"))
 
+    # smaller loads (?top=1&pages=2): two of the three, then "Load more" follows the API's nextLink
+    browser.get(f"{guarded.api}/console?top=1&pages=2#list")
+    until(browser, lambda d: len(rows(d)) == 2, "the first two operations")
+    browser.find_element(By.ID, "more").click()
+    until(browser, lambda d: set(rows(d)) == {done_id, failed_id, running_id}, "all three after Load more")
+    browser.get(f"{guarded.api}/console#list")  # the default loads again (the token stayed in sessionStorage)
+    until(browser, lambda d: {done_id, failed_id, running_id} <= set(rows(d)), "Ada's operations again")
+
     # filter by status (the API's filter) and by workbook (the console's, over the pages it loaded)
     Select(browser.find_element(By.ID, "f-status")).select_by_visible_text("succeeded")
     browser.find_element(By.ID, "f-apply").click()
