@@ -8,12 +8,15 @@
 #   make fuzz  - a longer schemathesis run against a devhost (FUZZ_EXAMPLES per operation), with its figures
 #   make audit - pip-audit of the locked runtime dependencies (needs network; fails if it could not check)
 #   make lock  - recompile requirements.txt (pinned, hashed) from requirements.in
+#   make browser - Debian's chromium and chromedriver for the console's browser test (tests/e2e/test_console.py)
+#   make console-screenshots - the console's browser test, saving its screenshots to docs/
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-fast lint typecheck unit coverage bench bench-list faults clean fuzz audit lock
+.PHONY: install run test test-fast lint typecheck unit coverage bench bench-list faults clean fuzz audit lock browser \
+	console-screenshots
 
 FUZZ_EXAMPLES ?= 500
 FUZZ_SECONDS ?=
@@ -56,8 +59,23 @@ test-fast: install
 coverage: install
 	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider --cov --cov-branch --cov-report=term-missing:skip-covered
 
-test: install lint typecheck
+test: install lint typecheck browser
 	$(VENV)/bin/pytest
+
+# Idempotent, and never fails the build: nothing to do when chromium and chromedriver are there; else, as root with
+# apt-get, Debian's packages (no browser download by Selenium Manager or Playwright). When they cannot be installed
+# the console's browser test skips, naming what is missing.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver) || echo "chromium could not be installed: the console's browser test will skip"; \
+	else \
+		echo "no /usr/bin/chromium and not root with apt-get: the console's browser test will skip"; \
+	fi
+
+console-screenshots: install browser
+	CONSOLE_SCREENSHOTS=docs $(VENV)/bin/pytest tests/e2e/test_console.py -q
 
 fuzz: install
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/pytest tests/e2e/test_api_schema.py -q -s

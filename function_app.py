@@ -12,7 +12,18 @@ from collections.abc import Awaitable, Callable
 import azure.functions as func
 from azure.storage.queue.aio import QueueClient
 
-from shared import deliverer, lane_flow, operations, poison, poller, purge, subscription_api, subscriptions
+from shared import (
+    console_api,
+    console_assets,
+    deliverer,
+    lane_flow,
+    operations,
+    poison,
+    poller,
+    purge,
+    subscription_api,
+    subscriptions,
+)
 from shared.identity import Caller, caller_from_headers
 from shared.openapi import build_spec
 from shared.problems import Problem
@@ -231,5 +242,36 @@ async def delete_subscription(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         await subscription_api.delete(rt, req.route_params.get("id", ""), caller(rt, req))
         return func.HttpResponse(status_code=204)
+
+    return await _answer(req, handle)
+
+
+# The operations console (docs/console.md): static files, anonymous at the host because they hold no data and no key
+# (App Service Authentication, when on, still guards them); the page calls the API routes with the user's credential.
+def _console_file(name: str) -> func.HttpResponse:
+    found = console_assets.asset(name)
+    if found is None:
+        return problem_response(Problem(404, "notFound", "No such console file"))
+    return func.HttpResponse(
+        body=found.body, status_code=200, headers={"Content-Type": found.content_type, **console_assets.HEADERS}
+    )
+
+
+@app.route(route="console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def console_page(req: func.HttpRequest) -> func.HttpResponse:
+    return _console_file(console_assets.INDEX)
+
+
+@app.route(route="console/{asset}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def console_asset(req: func.HttpRequest) -> func.HttpResponse:
+    return _console_file(req.route_params.get("asset", ""))
+
+
+@app.route(route="durations", methods=["GET"])
+async def list_durations(req: func.HttpRequest) -> func.HttpResponse:
+    """How long the caller's kinds of work took: the history the poll schedule learns from (shared/durations.py)."""
+
+    async def handle(rt: Runtime) -> func.HttpResponse:
+        return json_response(200, await console_api.durations(rt, caller(rt, req)))
 
     return await _answer(req, handle)

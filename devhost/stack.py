@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         f"""
 Excel Async Bridge is running (logs in .run/logs/).
   function app      {api}   (health: {api}/health)
+  console           {api}/console   (the operations console: docs/console.md)
   Graph emulator    http://127.0.0.1:{args.emulator_port}/v1.0   (admin: /_emulator/...)
   webhook receiver  http://127.0.0.1:{args.receiver_port}   (verified webhooks are printed below)
   Azurite           blob {blob}, queue {queue}, table {table} (data in .azurite/)

@@ -477,7 +477,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
 // path or may end in '/*'; Microsoft's answer on MicrosoftDocs/azure-docs#86514 is that '/folder/sub-folder/*'
 // excludes everything below it, so '/api/status/*' covers every id. Under an exact-path reading no entry can
 // cover per-operation paths: the postdeploy hook probes /api/status/<probe> without a token and warns when App
-// Service Authentication itself answers 401 (docs/deploy.md, "Signed status URLs").
+// Service Authentication itself answers 401 (docs/deploy.md, "Signed status URLs"). The operations console's files
+// (/api/console, anonymous at the host: they hold no data) are deliberately not excluded: the page is behind sign-in.
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (delegated) {
   //checkov:skip=CKV_AZURE_13:False positive: checkov applies Microsoft.Web/sites checks to this sites/config child (auth is authsettingsV2, graphAuth=delegated)
   //checkov:skip=CKV_AZURE_63:False positive (sites check on a sites/config child); Functions logs go to Application Insights, not App Service HTTP logs

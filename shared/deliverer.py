@@ -24,6 +24,7 @@ from .records import (
     Operation,
     is_operation_id,
     iso,
+    with_event,
 )
 from .redelivery import claim_held, claim_lease
 from .runtime import Runtime
@@ -42,8 +43,10 @@ OUTCOME_FIELDS = {
     "webhook_next_attempt_at",
     "webhook_dead_lettered_at",
     "webhook_claimed_attempt",
+    "history",
 }
 CLAIM_FIELDS = {"webhook_claimed_attempt", "webhook_last_attempt_at"}
+_OUTCOMES = {Delivered: "delivered", Retry: "retrying", GiveUp: "failed"}  # the timeline's word per verdict
 
 
 def event_body(op: Operation) -> bytes:
@@ -119,6 +122,16 @@ async def handle_message(rt: Runtime, text: str) -> None:
         recorded = recorded.with_(
             webhook_state=WEBHOOK_FAILED, webhook_last_error=verdict.reason, webhook_dead_lettered_at=iso(now)
         )
+    recorded = with_event(
+        recorded,
+        iso(now),
+        "webhook",
+        attempt=task.attempt,
+        statusCode=outcome.status_code,
+        outcome=_OUTCOMES[type(verdict)],
+        error=recorded.webhook_last_error,
+        nextAttemptAt=recorded.webhook_next_attempt_at,
+    )
     try:
         await rt.store.update(recorded, OUTCOME_FIELDS)
     except Conflict:

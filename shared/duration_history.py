@@ -104,9 +104,14 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def owner_partition(owner: str) -> str:
+    """The PartitionKey of one owner's summaries (every kind of work they ran)."""
+    return _digest(owner)
+
+
 def history_keys(owner: str, action: str, workbook: str | None) -> list[tuple[str, str]]:
     """(PartitionKey, RowKey) to read, most specific first: owner + action + workbook, then owner + action."""
-    partition = _digest(owner)
+    partition = owner_partition(owner)
     safe_action = "".join(c for c in action if c.isalnum())[:64] or "unknown"
     keys = [(partition, f"{safe_action}.*")]
     if workbook:

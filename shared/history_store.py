@@ -54,6 +54,16 @@ class HistoryStore:
         entities = await asyncio.gather(*(self._entity(key) for key in keys))
         return [decode(entity) if entity is not None else None for entity, _ in entities]
 
+    async def owner_rows(self, partition: str, limit: int = 500) -> list[tuple[str, DurationHistory]]:
+        """Every summary of one owner's partition (duration_history.history_keys' PartitionKey), up to `limit`."""
+        rows: list[tuple[str, DurationHistory]] = []
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=100)
+        async for entity in query:
+            rows.append((str(entity["RowKey"]), decode(dict(entity))))
+            if len(rows) >= limit:
+                break
+        return rows
+
     async def merge(self, key: Key, seconds: float, operation_id: str) -> bool:
         """Merge one finished operation's duration at `key`. True: merged (or already there); False: dropped
         after MAX_MERGE_ATTEMPTS conflicts. Raises on a storage failure other than a conflict."""

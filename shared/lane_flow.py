@@ -32,7 +32,18 @@ from .lifecycle import TERMINAL_FIELDS, terminal_state
 from .polling import transient_backoff, whole_seconds
 from .problems import Problem
 from .queue import BadMessage, decode_lane
-from .records import FAILED, NOT_STARTED, STARTING, TIMED_OUT, WAITING, WEBHOOK_PENDING, Operation, iso, parse_iso
+from .records import (
+    FAILED,
+    NOT_STARTED,
+    STARTING,
+    TIMED_OUT,
+    WAITING,
+    WEBHOOK_PENDING,
+    Operation,
+    iso,
+    parse_iso,
+    with_event,
+)
 from .runtime import Runtime
 from .store import Conflict
 from .strict_json import dumps, loads_stored
@@ -163,10 +174,13 @@ async def _begin(
     now = time.time()
     try:
         intent = await rt.store.update(
-            op.with_(
-                status=NOT_STARTED, start_phase=STARTING, updated_at=iso(now), started_at=iso(now)
+            with_event(
+                op.with_(status=NOT_STARTED, start_phase=STARTING, updated_at=iso(now), started_at=iso(now)),
+                iso(now),
+                "status",
+                status=NOT_STARTED,
             ),  # its poll schedule counts from here
-            {"status", "start_phase", "updated_at", "started_at"},
+            {"status", "start_phase", "updated_at", "started_at", "history"},
         )
     except Conflict:
         log.info("operation %s was started (or ended) elsewhere", op.id)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .duration_history import history_keys
 from .polling import Timing
-from .records import FANOUT_PENDING, WEBHOOK_NONE, WEBHOOK_PENDING, Operation, iso, parse_iso
+from .records import FANOUT_PENDING, WEBHOOK_NONE, WEBHOOK_PENDING, Operation, iso, parse_iso, with_event
 from .results import bounded
 from .schedule import Plan, Schedule
 
@@ -29,13 +29,16 @@ def terminal_state(
     """The operation in a terminal state, with a webhook due if it has a callback (a result over
     MAX_RESULT_BYTES is not kept: shared/results.py)."""
     result, error = bounded(result, error)
+    polls = op.poll_count if poll_count is None else poll_count
+    code = error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), str) else None
+    op = with_event(op, iso(now), "status", status=status, polls=polls, code=code)
     return op.with_(
         status=status,
         completed_at=iso(now),
         updated_at=iso(now),
         result=result,
         error=error,
-        poll_count=op.poll_count if poll_count is None else poll_count,
+        poll_count=polls,
         event_id=str(uuid.uuid4()),
         webhook_state=WEBHOOK_PENDING if op.callback_sealed else WEBHOOK_NONE,
         credential_sealed=None,  # nothing acts for the caller any more: erase their sealed token
@@ -55,6 +58,7 @@ TERMINAL_FIELDS = {
     "generation",
     "credential_sealed",
     "fanout_state",
+    "history",
 }
 OUTCOME_FIELDS = TERMINAL_FIELDS | {"operation_url", "start_phase"}  # Graph's answer to a start
 

@@ -443,6 +443,28 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     },
                 },
             },
+            "history": {
+                "type": "array",
+                "description": "The timeline, oldest first (the newest 32 events): status changes (`status`, "
+                "`polls`, `code`), webhook attempts (`attempt`, `statusCode`, `outcome` delivered | retrying | "
+                "failed, `error`, `nextAttemptAt`), redeliveries (`attempt`) and `webhookStopped`",
+                "items": {
+                    "type": "object",
+                    "required": ["at", "type"],
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "type": {"type": "string", "enum": ["status", "webhook", "redeliver", "webhookStopped"]},
+                        "status": {"type": "string"},
+                        "polls": {"type": "integer"},
+                        "code": {"type": "string"},
+                        "attempt": {"type": "integer"},
+                        "statusCode": {"type": "integer"},
+                        "outcome": {"type": "string", "enum": ["delivered", "retrying", "failed"]},
+                        "error": {"type": "string"},
+                        "nextAttemptAt": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
             "links": {
                 "type": "object",
                 "properties": {
@@ -617,5 +639,75 @@ SCHEMAS["Subscription"] = {
         "createdAt": {"type": "string", "format": "date-time"},
         "owner": {"type": "string"},
         "links": {"type": "object", "properties": {"self": {"type": "string", "format": "uri"}}},
+    },
+}
+
+_CONSOLE_FILE = {"200": {"description": "The file", "content": {"text/html": {"schema": {"type": "string"}}}}}
+PATHS["console"] = {
+    "get": {
+        "operationId": "consolePage",
+        "summary": "The operations console (anonymous static page: it holds no data and no key; docs/console.md)",
+        "security": [],
+        "responses": {**_CONSOLE_FILE, **_ALWAYS},
+    },
+}
+PATHS["console/{asset}"] = {
+    "get": {
+        "operationId": "consoleAsset",
+        "summary": "The console's script and style sheet (app.js, app.css; anonymous static files)",
+        "security": [],
+        "parameters": [
+            {"name": "asset", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
+        ],
+        "responses": {
+            "200": {
+                "description": "The file",
+                "content": {
+                    "text/javascript": {"schema": {"type": "string"}},
+                    "text/css": {"schema": {"type": "string"}},
+                },
+            },
+            "404": _problem("Not one of the console's files"),
+            **_ALWAYS,
+        },
+    },
+}
+PATHS["durations"] = {
+    "get": {
+        "operationId": "listDurations",
+        "summary": "How long your kinds of work took: the duration history the poll schedule learns from",
+        "description": "Only the caller's own history (read-all role or not). Per action: all workbooks "
+        "(`workbookKey` null) and each workbook (its key hash, never its path).",
+        "responses": {
+            "200": {
+                "description": "The caller's summaries",
+                "content": {
+                    _JSON: {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"value": {"type": "array", "items": _ref("DurationSummary")}},
+                        }
+                    }
+                },
+            },
+            **_ALWAYS,
+        },
+    },
+}
+SCHEMAS["DurationSummary"] = {
+    "type": "object",
+    "required": ["action", "workbookKey", "count", "durations", "p50", "p90", "max"],
+    "properties": {
+        "action": {"type": "string"},
+        "workbookKey": {"type": "string", "nullable": True, "description": "null: all workbooks"},
+        "count": {"type": "integer", "description": "Finishes ever merged"},
+        "durations": {
+            "type": "array",
+            "items": {"type": "number"},
+            "description": "Recent sample, seconds, oldest first",
+        },
+        "p50": {"type": "number"},
+        "p90": {"type": "number"},
+        "max": {"type": "number"},
     },
 }

@@ -38,6 +38,7 @@ from .records import (  # Reply lives with the record so shared/responses.py nee
     parse_iso,
     status_url,
     to_json,
+    with_event,
 )
 from .redelivery import claim_lease, redelivery_wait
 from .runtime import Runtime
@@ -382,7 +383,8 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
                 webhook_next_attempt_at=None,
                 webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)",
             )
-            fields = {"webhook_state", "webhook_next_attempt_at", "webhook_last_error"}
+            changed = with_event(changed, iso(now), "webhookStopped")
+            fields = {"webhook_state", "webhook_next_attempt_at", "webhook_last_error", "history"}
         else:
             return _reply(rt, op, now)
         try:
@@ -434,10 +436,17 @@ async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None
             webhook_next_attempt_at=iso(now),
             webhook_claimed_attempt=None,
         )
+        pending = with_event(pending, iso(now), "redeliver", attempt=op.webhook_attempts + 1)
         try:  # ETag-guarded: of concurrent calls, one wins; the others see it pending and get 409
             pending = await rt.store.update(
                 pending,
-                {"webhook_state", "webhook_dead_lettered_at", "webhook_next_attempt_at", "webhook_claimed_attempt"},
+                {
+                    "webhook_state",
+                    "webhook_dead_lettered_at",
+                    "webhook_next_attempt_at",
+                    "webhook_claimed_attempt",
+                    "history",
+                },
             )
         except Conflict:
             continue

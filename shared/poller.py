@@ -35,7 +35,7 @@ from .polling import (
     whole_seconds,
 )
 from .queue import BadMessage, decode
-from .records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso
+from .records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, is_operation_id, iso, parse_iso, with_event
 from .runtime import Runtime
 from .store import Conflict
 
@@ -200,8 +200,9 @@ async def reschedule(rt: Runtime, op: Operation, decision: Reschedule, now: floa
     if decision.status and decision.status != op.status:
         for _ in range(5):
             changed = op.with_(status=decision.status, updated_at=iso(now), poll_count=decision.state.polls)
+            changed = with_event(changed, iso(now), "status", status=decision.status, polls=decision.state.polls)
             try:
-                await rt.store.update(changed, {"status", "updated_at", "poll_count"})
+                await rt.store.update(changed, {"status", "updated_at", "poll_count", "history"})
                 break
             except Conflict:
                 fresh = await _still_ours(rt, op, decision.state)

@@ -26,6 +26,13 @@ ROW_KEY = "operation"
 OPERATION_ID_PATTERN = r"^[0-9]{13}[0-9a-f]{10}$"  # new_operation_id: 13 digits of milliseconds, 10 hex digits
 _ID_RE = re.compile(OPERATION_ID_PATTERN)
 _MAX_MS = 9_999_999_999_999
+# The record's timeline (`history`): status changes, webhook attempts and redeliveries, each appended in the
+# write that already makes the change (no extra storage transaction). Bounded: the newest HISTORY_LIMIT events,
+# texts cut to HISTORY_TEXT_CHARS, and the stored JSON at most HISTORY_MAX_CHARS (oldest events dropped first: a
+# non-ASCII text is stored \u-escaped, up to 6 characters each), far under Table Storage's 32 K characters per string.
+HISTORY_LIMIT = 32
+HISTORY_TEXT_CHARS = 200
+HISTORY_MAX_CHARS = 16_000
 
 
 def new_operation_id(now: float | None = None) -> str:
@@ -97,6 +104,8 @@ class Operation:
     lane_request: dict[str, Any] | None = None
     lane_attempts: int = 0
     lane_position: int | None = field(default=None, compare=False)
+    # The timeline (with_event): [{"at": iso, "type": "status" | "webhook" | "redeliver" | ..., ...}], oldest first.
+    history: list[dict[str, Any]] | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -143,7 +152,12 @@ _ENTITY_NAMES = {
     "lane": "Lane",
     "lane_attempts": "LaneAttempts",
 }
-_JSON_FIELDS = {"result": "ResultJson", "error": "ErrorJson", "lane_request": "LaneRequestJson"}
+_JSON_FIELDS = {
+    "result": "ResultJson",
+    "error": "ErrorJson",
+    "lane_request": "LaneRequestJson",
+    "history": "HistoryJson",
+}
 _NOT_STORED = ("id", "etag", "lane_position")
 
 
@@ -179,6 +193,19 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
     kwargs["webhook_state"] = kwargs["webhook_state"] or WEBHOOK_NONE
     kwargs["fail_on_error"] = bool(kwargs["fail_on_error"])
     return Operation(**kwargs)
+
+
+def with_event(op: Operation, at: str, kind: str, **details: Any) -> Operation:
+    """The record with one more timeline event (written by the caller's own update: add "history" to its
+    fields). None details are left out, texts are cut; only the newest HISTORY_LIMIT events are kept."""
+    event: dict[str, Any] = {"at": at, "type": kind}
+    for name, value in details.items():
+        if value is not None:
+            event[name] = value[:HISTORY_TEXT_CHARS] if isinstance(value, str) else value
+    events = [*(op.history or []), event][-HISTORY_LIMIT:]
+    while len(events) > 1 and len(dumps(events, separators=(",", ":"))) > HISTORY_MAX_CHARS:
+        events.pop(0)
+    return op.with_(history=events)
 
 
 def delivery_format(op: Operation) -> str:
@@ -223,6 +250,7 @@ def to_json(op: Operation, *, include_webhook: bool = True, link: str | None = N
         }
         if op.callback_sealed:
             body["webhook"]["format"] = delivery_format(op)
+        body["history"] = list(op.history or [])
     if op.status == WAITING:
         body["lane"] = {"position": op.lane_position}
     body["links"] = {"self": link or status_url(op), "cancel": link or status_url(op)}

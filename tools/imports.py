@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "poison",
                 "responses",
                 "start_flow",
+                "console_api",
             }
         ),
     ),
@@ -56,6 +57,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "events",
                 "subscriptions",
                 "duration_history",
+                "durations",
                 "identity",
                 "openapi",
             }
@@ -70,6 +72,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "queue",
                 "lane_store",
                 "history_store",
+                "console_assets",
                 "subscription_store",
                 "results",
                 "runtime",

@@ -241,15 +241,19 @@ def test_auth_settings_only_in_delegated_mode(template: m.Template) -> None:
 
 # Routes the issue adds (function_app.py on the app side): signed status URLs, anonymous at the host.
 SIGNED_STATUS_ROUTES = ["/api/status/{id}"]
+# The operations console's static files (docs/console.md): anonymous at the host (they hold no data and no key) but
+# deliberately NOT excluded from App Service Authentication: the page lives behind the sign-in, like the API.
+CONSOLE_ROUTES = {"/api/console", "/api/console/{asset}"}
 
 
 def test_auth_excludes_exactly_the_anonymous_routes(template: m.Template) -> None:
     excluded = m.resource_body(template.resources["authSettings"])["properties"]["globalValidation"]["excludedPaths"]
     routes = m.http_routes(m.FUNCTION_APP.read_text(encoding="utf-8"))
-    anonymous = {r for r, anon in routes if anon} | set(SIGNED_STATUS_ROUTES)
-    keyed = {r for r, anon in routes if not anon} - anonymous
+    assert CONSOLE_ROUTES <= {r for r, anon in routes if anon}
+    anonymous = {r for r, anon in routes if anon} - CONSOLE_ROUTES | set(SIGNED_STATUS_ROUTES)
+    keyed = ({r for r, anon in routes if not anon} - anonymous) | CONSOLE_ROUTES
     assert {"/api/health", "/api/openapi.json"} <= anonymous and "/api/operations/{id}" in keyed
-    sample = {"{id}": "0f9a3c2e-5d1b-4c8e-9a7f-1b2c3d4e5f60", "{key}": "k-1"}
+    sample = {"{id}": "0f9a3c2e-5d1b-4c8e-9a7f-1b2c3d4e5f60", "{key}": "k-1", "{asset}": "app.js"}
 
     def concrete(route: str) -> str:
         for param, value in sample.items():
