@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from . import start_flow
+from . import start_flow, telemetry
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .keyring import UnsealError
@@ -200,6 +200,7 @@ async def _begin(
         except Exception:
             log.warning("could not queue the lane of %s; its lease or a GET of it recovers it", op.id)
         return op.with_(lane_position=0)
+    telemetry.lane_wait(now - parse_iso(op.created_at))  # once: the write above succeeds once per record
     try:
         return await start_flow.send_start(rt, request, intent, assertion, key_hash)
     except start_flow.NotSent as exc:
@@ -253,6 +254,7 @@ async def _end_unsent(rt: Runtime, op: Operation, status: str, error: dict[str, 
         done = await rt.store.update(ended, TERMINAL_FIELDS)
     except Conflict:
         return op
+    telemetry.operation_finished(done.action, done.status, done.poll_count)
     if done.webhook_state == WEBHOOK_PENDING:
         await queue_next_attempt(rt, done)
     await on_terminal(rt, done)

@@ -79,6 +79,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "outbound",
                 "sealing",
                 "keyring",
+                "telemetry",
             }
         ),
     ),
