@@ -86,7 +86,10 @@ def test_histograms_are_read_as_sums_and_counts() -> None:
     "mutate, expected",
     [
         (lambda q: q.replace('"bridge.lane.wait"', '"bridge.lane.waits"'), "charts bridge.lane.waits"),
-        (lambda q: q.replace('"bridge.queue.poison"', '"bridge.graph.responses"'), "does not chart bridge.queue.poison"),
+        (
+            lambda q: q.replace('"bridge.queue.poison"', '"bridge.graph.responses"'),
+            "does not chart bridge.queue.poison",
+        ),
     ],
 )
 def test_a_renamed_or_missing_metric_is_caught(mutate: Any, expected: str) -> None:
