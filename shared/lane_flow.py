@@ -114,6 +114,7 @@ async def admit_start(
                 lane=lane,
                 poll_plan=plan.encode() or None,
                 lane_request=await _stored_request(rt, operation_id, request),
+                trace_parent=telemetry.current_traceparent(),
             )
         )
     except Conflict:
@@ -281,7 +282,8 @@ async def start_deferred(rt: Runtime, op: Operation) -> Operation:
             assertion = rt.settings.keyring.unseal(op.credential_sealed, op.id)
         except UnsealError as exc:
             return await _end_unsent(rt, op, FAILED, {"code": "credentialUnavailable", "message": str(exc)})
-    return await _begin(rt, op, await request_of(rt, op), assertion, None, http=False)
+    with telemetry.resumed_span("start deferred", op.trace_parent, {"bridge.operation.id": op.id}):
+        return await _begin(rt, op, await request_of(rt, op), assertion, None, http=False)
 
 
 # --- the advance step ------------------------------------------------------------------------------------------

@@ -207,6 +207,29 @@ def consumer_span(name: str, carrier: Mapping[str, str], attributes: Mapping[str
             raise
 
 
+def current_traceparent() -> str | None:
+    """The current span's W3C traceparent (to store with a record whose work resumes later), None untraced."""
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def resumed_span(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[Span]:
+    """Work that belongs to an earlier request's trace (a deferred start): the child of that `traceparent`,
+    linked to the current span (the step that runs it now); just a child of the current span without one."""
+    if not traceparent:
+        with span(name, attributes) as current:
+            yield current
+        return
+    here = trace.get_current_span().get_span_context()
+    links = [trace.Link(here)] if here.is_valid else None
+    parent = _W3C.extract({"traceparent": traceparent})
+    with _tracer.start_as_current_span(name, context=parent, links=links, record_exception=False) as current:
+        set_attributes(current, attributes)
+        yield current
+
+
 @contextmanager
 def producer_span(destination: str) -> Iterator[dict[str, str]]:
     """Sending a queue message: a PRODUCER span; yields the W3C carrier (`traceparent`, maybe `tracestate`)

@@ -174,3 +174,44 @@ def test_a_message_without_trace_context_starts_a_new_trace(traced: tuple[Bridge
     [post] = [s for s in spans if s["name"] == "POST /api/operations"]
     assert post["parent_span_id"] is None  # a new trace, rooted at the POST
     assert len([s for s in spans if s["kind"] == "CONSUMER"]) == 2  # running, succeeded
+
+
+def test_a_start_that_waited_in_its_lane_keeps_its_own_trace(traced: tuple[Bridge, Path], emulator: Emulator) -> None:
+    """The second request for a busy workbook waits (WORKBOOK_CONCURRENCY=1) and is sent later from the lane's
+    advance step, a per-workbook message queued by the first operation's end: its spans still join its own
+    POST's trace (the record keeps that traceparent), with the advance step as a link."""
+    bridge, spans_file = traced
+    item = new_item()
+    emulator.scenario(item, runningPolls=2)
+    traces = {}
+    ids = []
+    for _ in range(2):
+        trace_id = secrets.token_hex(16)
+        response = bridge.start(
+            {"workbook": f"/me/drive/items/{item}", "action": "createSession", "parameters": {"persistChanges": True}},
+            **{"x-functions-key": FUNCTION_KEY, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        )
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+        traces[response.json()["id"]] = (trace_id, response.headers["location"])
+    second = ids[1]
+    assert bridge.client.get(traces[second][1]).json()["status"] == "waiting"
+    links = [location for _, location in traces.values()]
+    wait_for(
+        lambda: all(bridge.client.get(link).status_code == 200 for link in links), 60, "both to finish", interval=0.2
+    )
+
+    def finished() -> list[dict[str, Any]] | None:
+        spans = read_spans(spans_file)
+        done = [s for s in spans if s["name"] == "finish operation" and s["attributes"]["bridge.operation.id"] in ids]
+        return spans if len(done) == 2 else None
+
+    spans = wait_for(finished, 30, "both terminal writes' spans")
+    for operation_id in ids:
+        mine = [s for s in spans if s["attributes"].get("bridge.operation.id") == operation_id]
+        assert {s["trace_id"] for s in mine} == {traces[operation_id][0]}, operation_id
+    [deferred] = [s for s in spans if s["name"] == "start deferred"]
+    assert deferred["attributes"]["bridge.operation.id"] == second
+    assert deferred["links"] and deferred["links"][0]["trace_id"] != traces[second][0]  # the advance step's span
+    index = by_id(spans)
+    assert index[deferred["parent_span_id"]]["name"] == "POST /api/operations"
