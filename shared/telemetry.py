@@ -122,8 +122,9 @@ def _configure(env: Mapping[str, str]) -> str:
         try:
             from azure.monitor.opentelemetry import configure_azure_monitor
 
-            # Reads the connection string and APPLICATIONINSIGHTS_AUTHENTICATION_STRING (Entra ID) itself.
-            configure_azure_monitor()
+            # Reads the connection string and APPLICATIONINSIGHTS_AUTHENTICATION_STRING (Entra ID) itself. Logs
+            # stay with the Functions host (it already sends the worker's log lines): no second copy of each.
+            configure_azure_monitor(disable_logging=True)
         except Exception:  # telemetry must never stop the app
             log.warning("telemetry: Azure Monitor could not be configured; continuing without it", exc_info=True)
             return "off"

@@ -314,3 +314,9 @@ def test_the_metric_helpers_record_under_the_listed_names(recorded: Recorded) ->
     assert emitted <= set(telemetry.METRIC_NAMES)
     assert len(set(telemetry.METRIC_NAMES)) == len(telemetry.METRIC_NAMES)
     assert all(name.startswith("bridge.") for name in telemetry.METRIC_NAMES)
+
+
+def test_with_nothing_configured_telemetry_is_off() -> None:
+    """No connection string, no exporter asked for, no provider preset (as in `func start` with no settings)."""
+    assert telemetry._configure({}) == "off"
+    assert telemetry._configure({"OTEL_TRACES_EXPORTER": "memory"}) == "off"  # devhost's, without its file
