@@ -271,16 +271,17 @@ def graph_answer(method: str, status_code: int | None) -> None:
     )
 
 
-def webhook_attempt(outcome: str, status_code: int | None) -> None:
+def webhook_attempt(outcome: str, status_code: int | None, kind: str = "operation") -> None:
+    """One recorded attempt; `kind`: an operation's own callbackUrl or a subscription's."""
     _instruments.add(
         "bridge.webhook.attempts",
         1,
-        {"bridge.webhook.outcome": outcome, "http.response.status_code": status_code or 0},
+        {"bridge.webhook.outcome": outcome, "http.response.status_code": status_code or 0, "bridge.webhook.kind": kind},
     )
 
 
-def webhook_dead_lettered() -> None:
-    _instruments.add("bridge.webhook.dead_lettered", 1, {})
+def webhook_dead_lettered(kind: str = "operation") -> None:
+    _instruments.add("bridge.webhook.dead_lettered", 1, {"bridge.webhook.kind": kind})
 
 
 def lane_wait(seconds: float) -> None:
