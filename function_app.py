@@ -58,7 +58,7 @@ async def _answer(req: func.HttpRequest, handler: Handler, route: str) -> func.H
     application/problem+json, anything else a logged 500."""
     with telemetry.server_span(route, req.headers, {"http.route": route.split(" ", 1)[1]}) as span:
         response = await _run(req, handler)
-        span.set_attribute("http.response.status_code", response.status_code)
+        telemetry.answered(span, response.status_code)
         return response
 
 

@@ -188,6 +188,14 @@ def server_span(name: str, headers: Mapping[str, str], attributes: Mapping[str, 
             otel_context.detach(token)
 
 
+def answered(span: Span, status_code: int) -> None:
+    """The HTTP status of a request's span; a 5xx marks it failed (a 4xx is the caller's problem, not ours)."""
+    span.set_attribute("http.response.status_code", status_code)
+    if status_code >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+        span.set_attribute("error.type", str(status_code))
+
+
 @contextmanager
 def consumer_span(name: str, carrier: Mapping[str, str], attributes: Mapping[str, Any]) -> Iterator[Span]:
     """A queue message's processing span: the child of the span that sent the message (its `carrier`), or a

@@ -320,3 +320,13 @@ def test_with_nothing_configured_telemetry_is_off() -> None:
     """No connection string, no exporter asked for, no provider preset (as in `func start` with no settings)."""
     assert telemetry._configure({}) == "off"
     assert telemetry._configure({"OTEL_TRACES_EXPORTER": "memory"}) == "off"  # devhost's, without its file
+
+
+def test_a_5xx_answer_marks_the_request_span_failed_and_a_4xx_does_not(recorded: Recorded) -> None:
+    for code in (400, 503):
+        with telemetry.server_span("POST /api/operations", {}, {}) as span:
+            telemetry.answered(span, code)
+    client_error, server_error = recorded.finished()
+    assert client_error.status.status_code.name == "UNSET"
+    assert server_error.status.status_code.name == "ERROR"
+    assert server_error.attributes is not None and server_error.attributes["http.response.status_code"] == 503
