@@ -187,4 +187,5 @@ async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:
     headers = webhook_headers(
         rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), message.body, message.headers
     )
+    headers.update(telemetry.trace_headers())  # the receiver may continue the trace (not signed: body only)
     return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

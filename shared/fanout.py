@@ -205,4 +205,5 @@ async def _post(
     headers = webhook_headers(
         rt.settings.webhook_secrets, delivery.webhook_id, int(time.time()), message.body, message.headers
     )
+    headers.update(telemetry.trace_headers())  # the receiver may continue the trace (not signed: body only)
     return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

@@ -216,11 +216,16 @@ def consumer_span(name: str, carrier: Mapping[str, str], attributes: Mapping[str
             raise
 
 
-def current_traceparent() -> str | None:
-    """The current span's W3C traceparent (to store with a record whose work resumes later), None untraced."""
+def trace_headers() -> dict[str, str]:
+    """W3C headers for an outgoing request (a webhook), so its receiver can continue the trace; empty untraced."""
     carrier: dict[str, str] = {}
     _W3C.inject(carrier)
-    return carrier.get("traceparent")
+    return carrier
+
+
+def current_traceparent() -> str | None:
+    """The current span's W3C traceparent (to store with a record whose work resumes later), None untraced."""
+    return trace_headers().get("traceparent")
 
 
 @contextmanager

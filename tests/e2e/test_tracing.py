@@ -124,6 +124,8 @@ def test_one_trace_from_the_post_to_the_webhook(
         assert span["kind"] == "CLIENT" and attributes["http.response.status_code"] in (200, 202)
         assert attributes["http.response.header.request-id"][0]
         assert attributes["http.response.header.client-request-id"][0] in sent
+    # The receiver got the attempt's own trace context, so it can continue the trace.
+    assert delivery.headers["traceparent"].split("-")[1:3] == [trace_id, hook_span["span_id"]]
     assert hook_span["attributes"]["bridge.webhook.outcome"] == "delivered"
     assert hook_span["attributes"]["http.response.status_code"] == 200
 
