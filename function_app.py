@@ -23,11 +23,12 @@ from shared import (
     purge,
     subscription_api,
     subscriptions,
+    telemetry,
 )
 from shared.identity import Caller, caller_from_headers
 from shared.openapi import build_spec
 from shared.problems import Problem
-from shared.queue import LANE_KIND, message_kind
+from shared.queue import LANE_KIND, message_kind, trace_context
 from shared.responses import (
     api_base,
     json_response,
@@ -40,6 +41,7 @@ from shared.runtime import Runtime, get_runtime, queue_client
 from shared.settings import SettingsError
 from shared.status_links import EXPIRY_PARAM, SIGNATURE_PARAM
 
+telemetry.configure()  # once per worker: Azure Monitor, the console, devhost's own, or off (docs/observability.md)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("excel_async_bridge")
 
@@ -54,8 +56,16 @@ def caller(rt: Runtime, req: func.HttpRequest) -> Caller:
     )
 
 
-async def _answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
-    """Run a handler; problems become application/problem+json, anything else a logged 500."""
+async def _answer(req: func.HttpRequest, handler: Handler, route: str) -> func.HttpResponse:
+    """Run a handler in the request's span (the caller's W3C trace continued); problems become
+    application/problem+json, anything else a logged 500."""
+    with telemetry.server_span(route, req.headers, {"http.route": route.split(" ", 1)[1]}) as span:
+        response = await _run(req, handler)
+        telemetry.answered(span, response.status_code)
+        return response
+
+
+async def _run(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
     try:
         return await handler(await get_runtime())
     except Problem as problem:
@@ -80,7 +90,7 @@ async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
         )
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "POST /api/operations")
 
 
 @app.route(route="operations/{id}", methods=["GET"])
@@ -89,7 +99,7 @@ async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
         reply = await operations.get(rt, req.route_params.get("id", ""), caller(rt, req))
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "GET /api/operations/{id}")
 
 
 @app.route(route="operations", methods=["GET"])
@@ -99,7 +109,7 @@ async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
         page = await operations.list_page(rt, status, top, req.params.get("continuationToken"), caller(rt, req))
         return page_response(page, req.url.split("?", 1)[0], status, operations.parse_top(top, default=None))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "GET /api/operations")
 
 
 @app.route(route="operations/{id}", methods=["DELETE"])
@@ -107,7 +117,7 @@ async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         return reply_response(await operations.cancel(rt, req.route_params.get("id", ""), caller(rt, req)))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "DELETE /api/operations/{id}")
 
 
 @app.route(route="operations/by-key/{key}", methods=["DELETE"])
@@ -115,7 +125,7 @@ async def cancel_operation_by_key(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         return reply_response(await operations.cancel_by_key(rt, req.route_params.get("key", ""), caller(rt, req)))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "DELETE /api/operations/by-key/{key}")
 
 
 @app.route(route="operations/{id}/webhook/redeliver", methods=["POST"])
@@ -124,7 +134,7 @@ async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
         reply = await operations.redeliver(rt, req.route_params.get("id", ""), caller(rt, req))
         return reply_response(reply, status_code=202)
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "POST /api/operations/{id}/webhook/redeliver")
 
 
 def status_link(req: func.HttpRequest) -> operations.StatusLink:
@@ -140,7 +150,7 @@ async def get_operation_by_link(req: func.HttpRequest) -> func.HttpResponse:
         reply = await operations.get(rt, req.route_params.get("id", ""), status_link(req))
         return reply_response(reply, failure=operations.failure_problem(reply.operation))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "GET /api/status/{id}")
 
 
 @app.route(route="status/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -148,7 +158,7 @@ async def cancel_operation_by_link(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         return reply_response(await operations.cancel(rt, req.route_params.get("id", ""), status_link(req)))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "DELETE /api/status/{id}")
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -181,6 +191,7 @@ async def purge_expired(timer: func.TimerRequest) -> None:
     """Retention (RETENTION_DAYS): delete expired operations and keys, fail stranded ones (shared/purge.py)."""
     rt = await get_runtime()
     await purge.run(rt)
+    await poison.counts(rt.settings, _poison_clients(rt))  # the poison gauge, at least hourly (docs/observability.md)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%POLL_QUEUE%", connection="AzureWebJobsStorage")
@@ -188,17 +199,28 @@ async def poll_operation(msg: func.QueueMessage) -> None:
     """One poll of one operation. Raises only for storage failures, so the host retries, then poisons."""
     rt = await get_runtime()
     text = msg.get_body().decode("utf-8", "replace")
-    if message_kind(text) == LANE_KIND:  # the workbook lane's advance step (shared/lane_flow.py)
-        await lane_flow.handle_message(rt, text)
-        return
-    await poller.handle_message(rt, text, msg.dequeue_count or 1, msg.id)
+    with telemetry.consumer_span(f"process {rt.settings.poll_queue}", trace_context(text), _message_attributes(msg)):
+        if message_kind(text) == LANE_KIND:  # the workbook lane's advance step (shared/lane_flow.py)
+            await lane_flow.handle_message(rt, text)
+            return
+        await poller.handle_message(rt, text, msg.dequeue_count or 1, msg.id)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%WEBHOOK_QUEUE%", connection="AzureWebJobsStorage")
 async def deliver_webhook(msg: func.QueueMessage) -> None:
     """One webhook attempt; retries are new messages with a visibility delay."""
     rt = await get_runtime()
-    await deliverer.handle_message(rt, msg.get_body().decode("utf-8", "replace"))
+    text = msg.get_body().decode("utf-8", "replace")
+    with telemetry.consumer_span(f"process {rt.settings.webhook_queue}", trace_context(text), _message_attributes(msg)):
+        await deliverer.handle_message(rt, text)
+
+
+def _message_attributes(msg: func.QueueMessage) -> dict[str, str | int]:
+    return {
+        "messaging.system": "azure_queue",
+        "messaging.message.id": msg.id or "",
+        "messaging.azure_queue.dequeue_count": msg.dequeue_count or 1,
+    }
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -216,7 +238,7 @@ async def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
         )
         return json_response(201, subscriptions.to_json(sub), {"Location": subscriptions.subscription_url(sub)})
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "POST /api/subscriptions")
 
 
 @app.route(route="subscriptions", methods=["GET"])
@@ -225,7 +247,7 @@ async def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
         found = await subscription_api.list_for(rt, caller(rt, req))
         return json_response(200, {"value": [subscriptions.to_json(sub) for sub in found]})
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "GET /api/subscriptions")
 
 
 @app.route(route="subscriptions/{id}", methods=["GET"])
@@ -234,7 +256,7 @@ async def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
         sub = await subscription_api.get(rt, req.route_params.get("id", ""), caller(rt, req))
         return json_response(200, subscriptions.to_json(sub))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "GET /api/subscriptions/{id}")
 
 
 @app.route(route="subscriptions/{id}", methods=["DELETE"])
@@ -243,7 +265,7 @@ async def delete_subscription(req: func.HttpRequest) -> func.HttpResponse:
         await subscription_api.delete(rt, req.route_params.get("id", ""), caller(rt, req))
         return func.HttpResponse(status_code=204)
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "DELETE /api/subscriptions/{id}")
 
 
 # The operations console (docs/console.md): static files, anonymous at the host because they hold no data and no key
@@ -274,4 +296,4 @@ async def list_durations(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         return json_response(200, await console_api.durations(rt, caller(rt, req)))
 
-    return await _answer(req, handle)
+    return await _answer(req, handle, "GET /api/durations")

@@ -22,6 +22,7 @@ from devhost.loader import LoadedApp, load_app
 from devhost.queue_listener import QueueListener
 from devhost.settings import apply_local_settings
 from devhost.storage import QueueClients
+from devhost.telemetry import configure as configure_telemetry
 from devhost.timers import TimerRunner
 
 logger = logging.getLogger("devhost")
@@ -55,6 +56,9 @@ def prepare(app_dir: Path) -> LoadedApp:
     applied = apply_local_settings(app_dir)
     if applied:
         logger.info("loaded %d setting(s) from local.settings.json", len(applied))
+    spans = configure_telemetry(os.environ)  # before the app is imported: it finds this provider and keeps it
+    if spans is not None:
+        logger.info("recording spans to %s", spans)
     auth = EasyAuthConfig.from_env(os.environ)
     enable_for_app(auth)
     if auth is not None:

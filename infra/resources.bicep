@@ -88,6 +88,22 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
+// The operations workbook: the app's bridge.* metrics (shared/telemetry.py METRICS) from this component's
+// customMetrics, with the poison-queue gauge and the dead-lettered webhooks beside (docs/observability.md).
+// tests/infra/test_workbook.py checks it charts exactly the metrics the app emits.
+resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
+  name: guid(resourceGroup().id, appInsights.id, 'bridge-workbook')
+  location: location
+  tags: tags
+  kind: 'shared'
+  properties: {
+    displayName: 'Excel Async Bridge (${environmentName})'
+    category: 'workbook'
+    sourceId: appInsights.id
+    serializedData: loadTextContent('workbook.json')
+  }
+}
+
 // ---------------------------------------------------------------- storage
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -425,6 +441,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AZURE_CLIENT_ID: identity.properties.clientId
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+    // The Python worker hands each invocation the host's trace context, so the app's own OpenTelemetry spans
+    // (azure-monitor-opentelemetry, shared/telemetry.py) join the host's request in one transaction.
+    PYTHON_ENABLE_OPENTELEMETRY: 'true'
     GRAPH_BASE_URL: graphBaseUrl
     WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${webhookSecretValue.name}/)'
     TOKEN_SEALING_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${tokenSealingKeysValue.name}/)'

@@ -12,7 +12,9 @@ import logging
 import math
 import time
 
-from . import fanout
+from opentelemetry.trace import SpanKind
+
+from . import fanout, telemetry
 from .delivery_policy import Delivered, GiveUp, Retry, decide
 from .events import event_message, retry_policy
 from .outbound import Refused, check_url
@@ -86,6 +88,7 @@ async def handle_message(rt: Runtime, text: str) -> None:
     if op is None:
         log.error("dropping webhook message for unknown operation %s", task.operation_id[:40])
         return
+    telemetry.annotate(**{"bridge.operation.id": op.id, "bridge.webhook.attempt": task.attempt})
     skip = _expected(op, task)
     if skip:
         log.info("webhook attempt %s for %s not sent: %s", task.attempt, op.id, skip)
@@ -94,17 +97,26 @@ async def handle_message(rt: Runtime, text: str) -> None:
     if claimed is None:
         return
     op = claimed
-    outcome = await _attempt(rt, op)
-    now = time.time()
-    verdict = decide(
-        status=outcome.status_code,
-        retry_after=outcome.retry_after,
-        error=outcome.error,
-        refused=outcome.refused,
-        attempt=task.attempt,
-        elapsed=now - task.since,
-        policy=retry_policy(rt),
-    )
+    with telemetry.span(
+        "webhook POST",
+        {"bridge.operation.id": op.id, "bridge.webhook.attempt": task.attempt, "http.request.method": "POST"},
+        SpanKind.CLIENT,
+    ) as span:
+        outcome = await _attempt(rt, op)
+        now = time.time()
+        verdict = decide(
+            status=outcome.status_code,
+            retry_after=outcome.retry_after,
+            error=outcome.error,
+            refused=outcome.refused,
+            attempt=task.attempt,
+            elapsed=now - task.since,
+            policy=retry_policy(rt),
+        )
+        outcome_name = type(verdict).__name__.lower()  # delivered | retry | giveup
+        telemetry.set_attributes(
+            span, {"http.response.status_code": outcome.status_code, "bridge.webhook.outcome": outcome_name}
+        )
     recorded = op.with_(
         webhook_attempts=task.attempt,
         webhook_last_status=outcome.status_code,
@@ -137,6 +149,9 @@ async def handle_message(rt: Runtime, text: str) -> None:
     except Conflict:
         log.info("webhook attempt %s for %s was recorded by another delivery", task.attempt, op.id)
         return
+    telemetry.webhook_attempt(outcome_name, outcome.status_code)  # once per recorded attempt
+    if isinstance(verdict, GiveUp):
+        telemetry.webhook_dead_lettered()
     log.info(
         "webhook attempt %s for %s: %s (%s)",
         task.attempt,
@@ -185,4 +200,5 @@ async def _attempt(rt: Runtime, op: Operation) -> DeliveryOutcome:
     headers = webhook_headers(
         rt.settings.webhook_secrets, op.event_id or op.id, int(time.time()), message.body, message.headers
     )
+    headers.update(telemetry.trace_headers())  # the receiver may continue the trace (not signed: body only)
     return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

@@ -21,6 +21,9 @@ from __future__ import annotations
 import logging
 import time
 
+from opentelemetry.trace import SpanKind
+
+from . import telemetry
 from .delivery_policy import Delivered, GiveUp, Retry, decide
 from .events import event_message, retry_policy
 from .fanout_rules import Drop, Wait, attempt_verdict, fanout_verdict, jitter, needs_first_attempt, planned_delay
@@ -140,18 +143,29 @@ async def _attempt(rt: Runtime, task: SubscriptionAttempt) -> None:
     except Conflict:
         log.info("subscription attempt %s for %s was claimed by another copy", task.attempt, task.operation_id)
         return
-    outcome = await _post(rt, op, subscription, delivery)
-    now = time.time()
-    decided = decide(
-        status=outcome.status_code,
-        retry_after=outcome.retry_after,
-        error=outcome.error,
-        refused=outcome.refused,
-        attempt=task.attempt,
-        elapsed=now - delivery.since,
-        policy=policy,
-        rng=jitter(delivery, task.attempt),
-    )
+    attributes = {
+        "bridge.operation.id": op.id,
+        "bridge.subscription.id": subscription.id,
+        "bridge.webhook.attempt": task.attempt,
+        "http.request.method": "POST",
+    }
+    with telemetry.span("subscription POST", attributes, SpanKind.CLIENT) as span:
+        outcome = await _post(rt, op, subscription, delivery)
+        now = time.time()
+        decided = decide(
+            status=outcome.status_code,
+            retry_after=outcome.retry_after,
+            error=outcome.error,
+            refused=outcome.refused,
+            attempt=task.attempt,
+            elapsed=now - delivery.since,
+            policy=policy,
+            rng=jitter(delivery, task.attempt),
+        )
+        outcome_name = type(decided).__name__.lower()  # delivered | retry | giveup
+        telemetry.set_attributes(
+            span, {"http.response.status_code": outcome.status_code, "bridge.webhook.outcome": outcome_name}
+        )
     recorded = delivery.with_(last_status=outcome.status_code, last_error=outcome.error)
     if isinstance(decided, Delivered):
         recorded = recorded.with_(state=DELIVERED, last_error=None)
@@ -164,6 +178,9 @@ async def _attempt(rt: Runtime, task: SubscriptionAttempt) -> None:
     except Conflict:
         log.info("subscription delivery of %s changed while attempt %s ran", task.operation_id, task.attempt)
         return
+    telemetry.webhook_attempt(outcome_name, outcome.status_code, "subscription")
+    if isinstance(decided, GiveUp):
+        telemetry.webhook_dead_lettered("subscription")
     log.info(
         "subscription attempt %s for %s: %s (%s)",
         task.attempt,
@@ -188,4 +205,5 @@ async def _post(
     headers = webhook_headers(
         rt.settings.webhook_secrets, delivery.webhook_id, int(time.time()), message.body, message.headers
     )
+    headers.update(telemetry.trace_headers())  # the receiver may continue the trace (not signed: body only)
     return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)

@@ -13,8 +13,10 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
+from opentelemetry.trace import SpanKind
 from yarl import URL
 
+from . import telemetry
 from .auth import TokenSource
 from .origins import origin_of
 
@@ -122,22 +124,25 @@ class GraphClient:
             "client-request-id": request_id,
             "Accept": "application/json",
         }
-        try:
-            # encoded=True: Location/resourceLocation are sent byte for byte, never re-quoted.
-            async with self._session.request(
-                method,
-                URL(url, encoded=True),
-                json=json,
-                headers=all_headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as resp:
-                body = await resp.read()
-                answer = GraphResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
-        except TimeoutError as exc:
-            raise TransportFailure("Graph did not answer in time") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportFailure(f"connection to Graph failed: {type(exc).__name__}") from exc
+        with telemetry.span(
+            f"Graph {method}",
+            {
+                "http.request.method": method,
+                "server.address": URL(url, encoded=True).host or "",
+                "peer.service": "graph",
+                "http.request.header.client-request-id": (request_id,),
+            },
+            SpanKind.CLIENT,
+        ) as span:
+            answer = await self._request(method, url, json, all_headers)
+            telemetry.set_attributes(
+                span,
+                {
+                    "http.response.status_code": answer.status,
+                    "http.response.header.request-id": (answer.headers.get("request-id", ""),),
+                    "http.response.header.client-request-id": (answer.headers.get("client-request-id", ""),),
+                },
+            )
         log.info(
             "graph %s %s -> %s (client-request-id %s, request-id %s)",
             method,
@@ -147,6 +152,29 @@ class GraphClient:
             answer.headers.get("request-id", "-"),
         )
         return answer
+
+    async def _request(
+        self, method: str, url: str, json: dict[str, Any] | None, headers: dict[str, str]
+    ) -> GraphResponse:
+        try:
+            # encoded=True: Location/resourceLocation are sent byte for byte, never re-quoted.
+            async with self._session.request(
+                method,
+                URL(url, encoded=True),
+                json=json,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                telemetry.graph_answer(method, resp.status)
+                return GraphResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
+        except TimeoutError as exc:
+            telemetry.graph_answer(method, None)
+            raise TransportFailure("Graph did not answer in time") from exc
+        except aiohttp.ClientError as exc:
+            telemetry.graph_answer(method, None)
+            raise TransportFailure(f"connection to Graph failed: {type(exc).__name__}") from exc
 
     async def start(self, base_url: str, start: WorkbookAction, tokens: TokenSource | None = None) -> GraphResponse:
         request = start_request(base_url, start)

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from . import start_flow
+from . import start_flow, telemetry
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .keyring import UnsealError
@@ -107,6 +107,7 @@ async def admit_start(
                 status=WAITING,
                 lane=lane,
                 lane_request=await _stored_request(rt, operation_id, request),
+                trace_parent=telemetry.current_traceparent(),
             )
         )
     except Conflict:
@@ -196,6 +197,7 @@ async def _begin(
         except Exception:
             log.warning("could not queue the lane of %s; its lease or a GET of it recovers it", op.id)
         return op.with_(lane_position=0)
+    telemetry.lane_wait(now - parse_iso(op.created_at))  # once: the write above succeeds once per record
     try:
         return await start_flow.send_start(rt, request, intent, assertion, key_hash)
     except start_flow.NotSent as exc:
@@ -249,6 +251,7 @@ async def _end_unsent(rt: Runtime, op: Operation, status: str, error: dict[str, 
         done = await rt.store.update(ended, TERMINAL_FIELDS)
     except Conflict:
         return op
+    telemetry.operation_finished(done.action, done.status, done.poll_count)
     if done.webhook_state == WEBHOOK_PENDING:
         await queue_next_attempt(rt, done)
     await on_terminal(rt, done)
@@ -275,7 +278,8 @@ async def start_deferred(rt: Runtime, op: Operation) -> Operation:
             assertion = rt.settings.keyring.unseal(op.credential_sealed, op.id)
         except UnsealError as exc:
             return await _end_unsent(rt, op, FAILED, {"code": "credentialUnavailable", "message": str(exc)})
-    return await _begin(rt, op, await request_of(rt, op), assertion, None, http=False)
+    with telemetry.resumed_span("start deferred", op.trace_parent, {"bridge.operation.id": op.id}):
+        return await _begin(rt, op, await request_of(rt, op), assertion, None, http=False)
 
 
 # --- the advance step ------------------------------------------------------------------------------------------

@@ -99,6 +99,15 @@ def schedule_for(op: Operation, timing: Timing) -> RecordSchedule:
     return RecordSchedule(Schedule(Plan.decode(op.poll_plan), remaining), shift)
 
 
+def detection_lag(op: Operation, timing: Timing, now: float) -> float:
+    """How late the poll at `now` that first saw the operation's end probably is: Graph gives no end time, so
+    the end lies between the previous planned poll and this one (observed_duration takes the middle) and the lag
+    is the rest of the bracket. The `bridge.operation.detection_lag` metric; docs/performance.md's definition."""
+    planned = schedule_for(op, timing)
+    elapsed = max(0.0, now - parse_iso(op.created_at))
+    return max(0.0, elapsed - planned.shift - planned.observed_duration(elapsed))
+
+
 def history_keys_for(owner: str, action: str | None, workbook: str | None) -> list[tuple[str, str]]:
     """The duration-history keys of an operation, most specific first (owner + action + workbook, then owner +
     action); a tracked operation without an action is its own kind, `tracked`."""

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import lane_flow, lane_slots
+from . import lane_flow, lane_slots, telemetry
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
 from .graph_answers import innermost_code
@@ -196,6 +196,8 @@ async def start(
         op = await lane_flow.admit_start(rt, request, operation_id, now, base_url, acting, key_hash)
     else:
         op = await _start(rt, request, operation_id, now, base_url, acting, key_hash)
+    telemetry.annotate(**{"bridge.operation.id": op.id, "bridge.action": op.action or "tracked"})
+    telemetry.operation_started(op.action)
     return _reply(rt, op, time.time(), created=bool(op.callback_sealed))  # after Graph's answer: the poll is queued
 
 
@@ -392,6 +394,8 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
         except Conflict:
             continue
         log.info("operation %s canceled by the caller", op.id)
+        if op.status in ACTIVE:
+            telemetry.operation_finished(changed.action, changed.status, changed.poll_count)
         if changed.terminal:
             await lane_slots.on_terminal(rt, changed)  # frees its lane slot at once, or its place in line
         return _reply(rt, changed, now)

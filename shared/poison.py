@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient
 
+from . import telemetry
 from .queue import StorageQueue
 from .runtime import queue_client
 from .settings import Settings, load_settings
@@ -58,7 +59,10 @@ async def counts(settings: Settings, clients: dict[str, QueueClient] | None = No
     )
     try:
         values = await asyncio.gather(*(approximate_count(client) for client in clients.values()))
-        return dict(zip(clients, values, strict=True))
+        found = dict(zip(clients, values, strict=True))
+        for name, count in found.items():
+            telemetry.poison_messages(name, count)  # the bridge.queue.poison gauge (the workbook charts it)
+        return found
     finally:
         if owned:
             await asyncio.gather(*(client.close() for client in clients.values()))

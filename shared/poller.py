@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
-from . import lane_slots
+from . import lane_slots, telemetry
 from .auth import DelegatedCredentialError, TokenSource, delegated_tokens
 from .chain import Verdict, is_last_delivery, judge
 from .deliverer import queue_next_attempt
@@ -23,7 +23,7 @@ from .graph import TransportFailure, UntrustedOrigin
 from .graph_answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from .keyring import UnsealError
 from .learning import learn
-from .lifecycle import TERMINAL_FIELDS, schedule_for, terminal_state
+from .lifecycle import TERMINAL_FIELDS, detection_lag, schedule_for, terminal_state
 from .messages import PollState
 from .polling import (
     Finish,
@@ -54,6 +54,7 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int, message_id:
     if not is_operation_id(state.operation_id):
         log.error("dropping poll message with a malformed operation id")
         return
+    telemetry.annotate(**{"bridge.operation.id": state.operation_id, "bridge.poll": state.polls + 1})
     try:
         live = await _own_chain(rt, state, dequeue_count, message_id)
         if live is None:
@@ -148,19 +149,23 @@ async def poll_once(rt: Runtime, op: Operation, state: PollState) -> None:
     result: Any = None
     async with acting as tokens:  # a delegated step's token source is closed once it has Graph's answers
         answer, _ = await _get(rt, op.operation_url or "", classify_operation, now, tokens)
+        seen_end = answer.kind in (Kind.SUCCEEDED, Kind.FAILED)  # Graph said the operation ended
+        telemetry.annotate(**{"bridge.graph.answer": answer.kind.value})
         if answer.status_code == 429:
             await lane_slots.note_throttle(rt, op, answer.retry_after, now)  # its siblings wait it out too
         decision = decide(answer, state, elapsed, rt.timing, next_poll=schedule_for(op, rt.timing).next_poll)
         if isinstance(decision, Finish) and decision.needs_result:
             url = decision.result_url or ""
-            answer, body = await _get(rt, url, classify_result, now, tokens)
+            with telemetry.span("fetch result", {"bridge.operation.id": op.id}):
+                answer, body = await _get(rt, url, classify_result, now, tokens)
             decision = decide_result(answer, decision, elapsed, rt.timing)
             if isinstance(decision, Finish) and decision.status == "succeeded":
                 result = result_from(op.action or infer_action(url), body)
     if isinstance(decision, Reschedule):
         await reschedule(rt, op, decision, now)
         return
-    await finish(rt, op, decision, now, result)
+    lag = detection_lag(op, rt.timing, now) if seen_end else None
+    await finish(rt, op, decision, now, result, lag)
 
 
 Classifier = Callable[[int, dict[str, str], bytes, float], Answer]
@@ -226,7 +231,16 @@ async def _still_ours(rt: Runtime, op: Operation, state: PollState) -> Operation
     return fresh
 
 
-async def finish(rt: Runtime, op: Operation, decision: Finish, now: float, result: Any = None) -> None:
+async def finish(
+    rt: Runtime, op: Operation, decision: Finish, now: float, result: Any = None, lag: float | None = None
+) -> None:
+    """The terminal write (and what follows it), as its own span of the operation's trace; `lag`: the detection
+    lag when a poll saw Graph's end (the metric)."""
+    with telemetry.span("finish operation", {"bridge.operation.id": op.id, "bridge.operation.status": decision.status}):
+        await _finish(rt, op, decision, now, result, lag)
+
+
+async def _finish(rt: Runtime, op: Operation, decision: Finish, now: float, result: Any, lag: float | None) -> None:
     done = terminal_state(
         op, decision.status, now, result=result, error=decision.error, poll_count=decision.state.polls
     )
@@ -244,6 +258,7 @@ async def finish(rt: Runtime, op: Operation, decision: Finish, now: float, resul
     else:
         raise RuntimeError(f"operation {op.id} kept changing while it was finished")
     log.info("operation %s %s after %s polls", op.id, done.status, done.poll_count)
+    telemetry.operation_finished(done.action, done.status, done.poll_count, lag)
     if done.webhook_state == WEBHOOK_PENDING:
         await queue_next_attempt(rt, done)
     # Last, after the terminal write and the webhook: it never raises, and a redelivered finish merges as a no-op.

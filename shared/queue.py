@@ -1,17 +1,20 @@
 """The two queues: polls (one message per operation in flight) and webhook deliveries (one per attempt).
 
-Every message is small JSON with a version; anything else is a BadMessage, dropped, never retried.
+Every message is small JSON with a version; anything else is a BadMessage, dropped, never retried. Each one
+sent also carries the sender's W3C trace context (`tp`, `ts`: shared/messages.py), optional when read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
-from .messages import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
+from . import telemetry
+from .messages import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState, trace_carrier, trace_fields
 from .retention import message_ttl
 from .strict_json import JsonRefused, dumps, loads
 
@@ -26,7 +29,14 @@ class BadMessage(ValueError):
     """The message is not one of ours (or not this version): it is dropped, never retried."""
 
 
-def encode(state: PollState) -> str:
+Trace = dict[str, str] | None  # a W3C carrier (traceparent, tracestate) to put in the message
+
+
+def _dump(message: dict[str, object], trace: Trace) -> str:
+    return dumps({**message, **trace_fields(trace)} if trace else message, separators=(",", ":"))
+
+
+def encode(state: PollState, trace: Trace = None) -> str:
     message: dict[str, object] = {
         "v": MESSAGE_VERSION,
         "id": state.operation_id,
@@ -36,7 +46,7 @@ def encode(state: PollState) -> str:
     }
     if state.last_transient:
         message["why"] = state.last_transient
-    return dumps(message, separators=(",", ":"))
+    return _dump(message, trace)
 
 
 def _object(text: str) -> dict[str, Any]:
@@ -74,6 +84,14 @@ def _identifier(raw: dict[str, Any], name: str) -> str:
     return value
 
 
+def trace_context(text: str) -> dict[str, str]:
+    """The sender's W3C trace context in a message of ours; empty for a message without one (or not ours)."""
+    try:
+        return trace_carrier(_object(text))
+    except BadMessage:
+        return {}
+
+
 def decode(text: str) -> PollState:
     raw = _object(text)
     operation_id = _identifier(raw, "id")
@@ -99,8 +117,8 @@ class DeliveryTask:
     since: float
 
 
-def encode_delivery(task: DeliveryTask) -> str:
-    return dumps(
+def encode_delivery(task: DeliveryTask, trace: Trace = None) -> str:
+    return _dump(
         {
             "v": MESSAGE_VERSION,
             "kind": "webhook",
@@ -109,7 +127,7 @@ def encode_delivery(task: DeliveryTask) -> str:
             "attempt": task.attempt,
             "since": task.since,
         },
-        separators=(",", ":"),
+        trace,
     )
 
 
@@ -153,10 +171,10 @@ def message_kind(text: str) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def encode_fanout(task: FanoutTask) -> str:
-    return dumps(
+def encode_fanout(task: FanoutTask, trace: Trace = None) -> str:
+    return _dump(
         {"v": MESSAGE_VERSION, "kind": "fanout", "id": task.operation_id, "event": task.event_id, "tries": task.tries},
-        separators=(",", ":"),
+        trace,
     )
 
 
@@ -167,8 +185,8 @@ def decode_fanout(text: str) -> FanoutTask:
     return FanoutTask(_identifier(raw, "id"), _identifier(raw, "event"), _counter(raw, "tries", 0))
 
 
-def encode_subscription_attempt(task: SubscriptionAttempt) -> str:
-    return dumps(
+def encode_subscription_attempt(task: SubscriptionAttempt, trace: Trace = None) -> str:
+    return _dump(
         {
             "v": MESSAGE_VERSION,
             "kind": "subscription",
@@ -177,7 +195,7 @@ def encode_subscription_attempt(task: SubscriptionAttempt) -> str:
             "event": task.event_id,
             "attempt": task.attempt,
         },
-        separators=(",", ":"),
+        trace,
     )
 
 
@@ -211,38 +229,45 @@ class StorageQueue:
         await self.client.get_queue_properties()
 
     async def send_text(self, text: str, delay: int) -> None:
+        """Send a message as it is (the poison replay: it keeps the trace context it had)."""
         visible_in = max(0, min(delay, MAX_VISIBILITY_SECONDS))
         await self.client.send_message(
             text, visibility_timeout=visible_in, time_to_live=message_ttl(visible_in, self.life)
         )
 
+    async def send_traced(self, build: Callable[[Trace], str], delay: int) -> None:
+        """Send the message `build` makes with the trace context of a PRODUCER span for this send, so the
+        step that processes it is that span's child (one trace per operation across the queue hops)."""
+        with telemetry.producer_span(getattr(self.client, "queue_name", None) or "queue") as carrier:
+            await self.send_text(build(carrier or None), delay)
+
 
 class PollQueue(StorageQueue):
     async def send(self, state: PollState, delay: int) -> None:
-        await self.send_text(encode(state), delay)
+        await self.send_traced(lambda trace: encode(state, trace), delay)
 
     async def send_lane(self, lane: str, delay: int = 0) -> None:
-        await self.send_text(encode_lane(lane), delay)
+        await self.send_traced(lambda trace: encode_lane(lane, trace), delay)
 
 
 class DeliveryQueue(StorageQueue):
     """The webhook queue: operation webhook attempts, subscription fan-outs and subscription attempts."""
 
     async def send(self, task: DeliveryTask, delay: int = 0) -> None:
-        await self.send_text(encode_delivery(task), delay)
+        await self.send_traced(lambda trace: encode_delivery(task, trace), delay)
 
     async def send_fanout(self, task: FanoutTask, delay: int = 0) -> None:
-        await self.send_text(encode_fanout(task), delay)
+        await self.send_traced(lambda trace: encode_fanout(task, trace), delay)
 
     async def send_subscription_attempt(self, task: SubscriptionAttempt, delay: int = 0) -> None:
-        await self.send_text(encode_subscription_attempt(task), delay)
+        await self.send_traced(lambda trace: encode_subscription_attempt(task, trace), delay)
 
 
 LANE_KIND = "lane"  # on the poll queue: advance a workbook's lane (shared/lane_flow.py)
 
 
-def encode_lane(lane: str) -> str:
-    return dumps({"v": MESSAGE_VERSION, "kind": LANE_KIND, "lane": lane}, separators=(",", ":"))
+def encode_lane(lane: str, trace: Trace = None) -> str:
+    return _dump({"v": MESSAGE_VERSION, "kind": LANE_KIND, "lane": lane}, trace)
 
 
 def decode_lane(text: str) -> str:

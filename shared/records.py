@@ -103,6 +103,9 @@ class Operation:
     lane: str | None = None
     lane_request: dict[str, Any] | None = None
     lane_attempts: int = 0
+    # The W3C traceparent of the request that stored a `waiting` start, so its deferred start (sent from the
+    # lane's advance step, a per-workbook message) continues the operation's own trace (shared/telemetry.py).
+    trace_parent: str | None = None
     lane_position: int | None = field(default=None, compare=False)
     # The timeline (with_event): [{"at": iso, "type": "status" | "webhook" | "redeliver" | ..., ...}], oldest first.
     history: list[dict[str, Any]] | None = None
@@ -151,6 +154,7 @@ _ENTITY_NAMES = {
     "started_at": "StartedAt",
     "lane": "Lane",
     "lane_attempts": "LaneAttempts",
+    "trace_parent": "TraceParent",
 }
 _JSON_FIELDS = {
     "result": "ResultJson",

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from . import lane_slots
+from . import lane_slots, telemetry
 from .auth import DelegatedCredentialError, delegated_tokens
 from .deliverer import queue_next_attempt
 from .fanout import queue_fanout
@@ -304,6 +304,8 @@ async def record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) 
         except Exception:
             log.exception("could not store Graph's answer for operation %s, even without its result", outcome.id)
             raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
+    if op.terminal:  # it ended at once (synchronous answer, or outcome unknown)
+        telemetry.operation_finished(op.action, op.status, op.poll_count)
     return await complete_start(rt, op, retry=False, key_hash=key_hash)
 
 

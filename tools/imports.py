@@ -82,6 +82,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "outbound",
                 "sealing",
                 "keyring",
+                "telemetry",
             }
         ),
     ),

@@ -39,6 +39,8 @@ AZURE_ONLY_SETTINGS: dict[str, str] = {
     # The Functions host sends telemetry with these (Entra auth because local auth is off on the component).
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "Functions host telemetry",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Functions host telemetry with the identity (local auth off)",
+    # The Python worker reads it: pass the host's trace context to the app's OpenTelemetry (docs/observability.md).
+    "PYTHON_ENABLE_OPENTELEMETRY": "Python worker: OpenTelemetry trace context for the app's spans",
     # App Service Authentication (authsettingsV2 clientSecretSettingName) reads it, only with graphAuth=delegated.
     "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET": "App Service Authentication client secret (delegated)",
 }
@@ -46,6 +48,8 @@ AZURE_ONLY_SETTINGS: dict[str, str] = {
 NOT_DEPLOYED: dict[str, str] = {
     # App Service sets it itself when App Service Authentication is on; the app only trusts caller headers then.
     "WEBSITE_AUTH_ENABLED": "set by the platform when authentication is enabled",
+    # Local runs only (the console exporter); in Azure APPLICATIONINSIGHTS_CONNECTION_STRING picks Azure Monitor.
+    "OTEL_TRACES_EXPORTER": "local only: OpenTelemetry console exporter (shared/telemetry.py)",
 }
 # Settings deployed before the code that reads them is merged (issue 8 is built on several branches at once).
 # While no code reads one, check_settings accepts it; once code reads it, the entry is stale and check_settings
