@@ -44,7 +44,9 @@ def test_plain_base64_keys_get_a_derived_id() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["k:not-base64!", f"k:{base64.b64encode(b'short').decode()}", f"a:{key()} a:{key()}", f"bad id:{key()}"]
+    "raw",
+    ["k:not-base64!", f"k:{base64.b64encode(b'short').decode()}", f"a:{key()} a:{key()}", f"bad id:{key()}"],
+    ids=["not-base64", "short-key", "repeated-id", "bad-id"],  # fixed ids: the keys are random (and secret-like)
 )
 def test_malformed_keyrings_are_refused_without_echoing_keys(raw: str) -> None:
     with pytest.raises(KeyringError) as error:
