@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-_HERE = Path(__file__).resolve().parent
-for _path in (str(_HERE.parents[1]), str(_HERE)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from emulator_harness import RunEmu, make_runner  # noqa: E402
+from tests.emulator.emulator_harness import RunEmu, make_runner
 
 
 @pytest.fixture
