@@ -51,6 +51,7 @@ class Service:
     _pump: threading.Thread | None = field(default=None, repr=False)
 
     def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, SIGKILL after `timeout` s; the exit code. `output()` is complete afterwards."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -58,6 +59,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self._drained()
         return int(self.process.returncode or 0)
 
     def kill(self) -> None:
@@ -65,6 +67,12 @@ class Service:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        self._drained()
+
+    def _drained(self, timeout: float = 2.0) -> None:
+        """Let the output pump write the last lines (it ends when the process's pipe closes)."""
+        if self._pump is not None:
+            self._pump.join(timeout)
 
     @property
     def port(self) -> int:

@@ -69,6 +69,7 @@ def test_cli_sigint_exits_zero(tmp_path):
     service = _start(tmp_path)
     service.process.send_signal(signal.SIGINT)
     assert service.process.wait(timeout=10) == 0
+    assert service.stop() == 0  # ended already: this waits for the last of its output
     assert service.output().splitlines() == [f"emulator listening on {service.url}"]  # nothing else, no traceback
 
 
