@@ -142,14 +142,12 @@ class Harness:
 RunEmu = Callable[..., None]
 
 
-def make_runner() -> RunEmu:
-    """``run(async_fn, token_lifetime=...)`` runs ``async_fn(harness)`` against a fresh emulator."""
+def make_runner(http: httpx.Client) -> RunEmu:
+    """``run(async_fn, token_lifetime=...)`` runs ``async_fn(harness)`` against a fresh emulator; the admin client
+    sends with `http` (one for the session: an httpx client costs tens of milliseconds to make)."""
 
     def run(body: Callable[[Harness], Awaitable[None]], token_lifetime: float = 3600.0) -> None:
-        with (
-            serve_in_thread(lambda: build_app(identity_header=SECRET, token_lifetime=token_lifetime)) as port,
-            httpx.Client(timeout=10) as http,
-        ):
+        with serve_in_thread(lambda: build_app(identity_header=SECRET, token_lifetime=token_lifetime)) as port:
             origin = f"http://127.0.0.1:{port}"
 
             async def main() -> None:
