@@ -59,8 +59,13 @@ test-fast: install
 coverage: install
 	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider --cov --cov-branch --cov-report=term-missing:skip-covered
 
+# The suite on TEST_WORKERS parallel workers (pytest-xdist), a test file per worker at a time (--dist loadfile:
+# a module's fixtures and order stay together). Each worker is a pytest session with its own Azurite, emulator
+# and bridges (tests/conftest.py), so workers share nothing but the machine. The e2e tests mostly wait (for
+# polls, leases, retries), so three workers fit two cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 test: install lint typecheck browser
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Idempotent, and never fails the build: nothing to do when chromium and chromedriver are there; else, as root with
 # apt-get, Debian's packages (no browser download by Selenium Manager or Playwright). When they cannot be installed

@@ -200,11 +200,12 @@ async def serve(options: HostOptions) -> int:
     except BaseException:
         await host.stop()
         raise
-    print(f"devhost listening on {host.base_url}", flush=True)
     for line in host.describe():
         print(line, flush=True)
     if loaded.skipped:
         print(f"  (skipped unsupported functions: {', '.join(loaded.skipped)})", flush=True)
+    # the last line of the start: whoever waits for it (devhost.services.start_process) has the listing too
+    print(f"devhost listening on {host.base_url}", flush=True)
     await stop_event.wait()
     logger.info("shutting down")
     clean = await host.stop()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -50,6 +51,7 @@ class Service:
     _pump: threading.Thread | None = field(default=None, repr=False)
 
     def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, SIGKILL after `timeout` s; the exit code. `output()` is complete afterwards."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -57,6 +59,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self._drained()
         return int(self.process.returncode or 0)
 
     def kill(self) -> None:
@@ -64,57 +67,98 @@ class Service:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        self._drained()
 
-    def tail(self, lines: int = 40) -> str:
+    def _drained(self, timeout: float = 2.0) -> None:
+        """Let the output pump write the last lines (it ends when the process's pipe closes)."""
+        if self._pump is not None:
+            self._pump.join(timeout)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def output(self) -> str:
+        """Everything the process printed so far (stdout and stderr, in order)."""
         with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return self.log_path.read_text(errors="replace")
         return ""
 
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
 
-def _pump_output(stream: IO[str], sink: IO[str], ready: threading.Event, marker: str, found: list[str]) -> None:
-    for line in stream:
-        sink.write(line)
-        sink.flush()
-        if not ready.is_set() and marker in line:
-            found.append(line.strip())
-            ready.set()
-    ready.set()
+
+def _pump_output(stream: IO[str], sink: IO[str], ready: threading.Event, marker: str | None, found: list[str]) -> None:
+    try:
+        for line in stream:
+            sink.write(line)
+            sink.flush()
+            if marker is not None and not ready.is_set() and marker in line:
+                found.append(line.strip())
+                ready.set()
+    finally:
+        ready.set()
+        stream.close()  # the process ended: its pipe and its log file are done
+        if sink is not sys.stdout:
+            sink.close()
 
 
 def start_process(
     name: str,
     args: list[str],
     *,
-    marker: str,
+    marker: str | None = None,
+    ready: Callable[[], bool] | None = None,
+    url: str | None = None,
     log_dir: Path,
     env: dict[str, str] | None = None,
+    drop_inherited: tuple[str, ...] = (),
     cwd: Path = ROOT,
     timeout: float = 60.0,
     echo: bool = False,
 ) -> Service:
-    """Start a process and wait until it prints `marker` (its "listening" line)."""
+    """Start a process in its own session, its output (stdout and stderr) in `log_dir/<name>.log`, and wait
+    until it is ready: it printed `marker` (its "listening" line, which ends with its URL) or `ready()` holds
+    (then `url` is the service's address).
+
+    The environment is this process's plus `env`, without inherited variables whose names start with one of
+    `drop_inherited` (case-insensitive), and with PYTHONUNBUFFERED=1 so a Python child's log is current.
+    """
+    if (marker is None) == (ready is None):
+        raise ValueError("start_process needs exactly one of marker and ready")
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     sink: IO[str] = sys.stdout if echo else log_path.open("a", encoding="utf-8")
+    prefixes = tuple(p.lower() for p in drop_inherited)
+    inherited = {k: v for k, v in os.environ.items() if not (prefixes and k.lower().startswith(prefixes))}
     process = subprocess.Popen(
         args,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**inherited, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
         start_new_session=True,
     )
-    ready, found = threading.Event(), list[str]()
+    started, found = threading.Event(), list[str]()
     assert process.stdout is not None
-    pump = threading.Thread(target=_pump_output, args=(process.stdout, sink, ready, marker, found), daemon=True)
+    pump = threading.Thread(
+        target=_pump_output, args=(process.stdout, sink, started, marker, found), daemon=True, name=f"pump-{name}"
+    )
     pump.start()
-    if not ready.wait(timeout) or not found:
+    deadline = time.monotonic() + timeout
+    if ready is not None:
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise ServiceError(f"{name} did not start (see {log_path}):\n" + _tail(log_path))
+            time.sleep(0.1)
+        return Service(name, process, url or "", log_path, pump)
+    if not started.wait(timeout) or not found:
         process.kill()
         raise ServiceError(f"{name} did not start (see {log_path}):\n" + _tail(log_path))
-    url = found[0].rsplit(" ", 1)[-1]
-    return Service(name, process, url, log_path, pump)
+    return Service(name, process, found[0].rsplit(" ", 1)[-1], log_path, pump)
 
 
 def _tail(path: Path) -> str:
@@ -168,18 +212,14 @@ def start_azurite(ports: AzuritePorts, log_dir: Path, location: Path | None = No
     else:
         location.mkdir(parents=True, exist_ok=True)
         args += ["--location", str(location)]
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / "azurite.log"
-    process = subprocess.Popen(
-        args, cwd=ROOT, stdout=log_path.open("a"), stderr=subprocess.STDOUT, start_new_session=True
+    return start_process(
+        "azurite",
+        args,
+        ready=lambda: all(port_open(p) for p in (ports.blob, ports.queue, ports.table)),
+        url=f"http://127.0.0.1:{ports.queue}",
+        log_dir=log_dir,
+        timeout=timeout,
     )
-    deadline = time.monotonic() + timeout
-    while not all(port_open(p) for p in (ports.blob, ports.queue, ports.table)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise ServiceError("Azurite did not start:\n" + _tail(log_path))
-        time.sleep(0.1)
-    return Service("azurite", process, f"http://127.0.0.1:{ports.queue}", log_path)  # type: ignore[arg-type]
 
 
 def start_emulator(
@@ -239,12 +279,16 @@ def start_function_app(
     name: str = "functions",
     extra_args: list[str] | None = None,
     echo: bool = False,
+    app_dir: Path = ROOT,
+    drop_inherited: tuple[str, ...] = (),
 ) -> Service:
+    """devhost serving the function app in `app_dir` (this repository's by default) on `port`."""
     return start_process(
         name,
-        [sys.executable, "-m", "devhost", "--port", str(port), "--app-dir", str(ROOT), *(extra_args or [])],
+        [sys.executable, "-m", "devhost", "--port", str(port), "--app-dir", str(app_dir), *(extra_args or [])],
         marker="devhost listening on",
         log_dir=log_dir,
         env=env,
+        drop_inherited=drop_inherited,
         echo=echo,
     )

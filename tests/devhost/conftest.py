@@ -1,37 +1,15 @@
-"""Module-scoped fixtures for devhost tests: in-memory Azurite, a sample v2 app and a devhost subprocess.
-
-Local to tests/devhost; the helpers live in devhost_testlib.py beside this file.
-"""
+"""Module-scoped fixtures for the devhost tests: a sample v2 app and devhost serving it as a process, on the
+session's Azurite (tests/conftest.py). The helpers are in devhost_testlib.py beside this file."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-_REPO_ROOT = str(Path(__file__).resolve().parents[2])
-if _REPO_ROOT not in sys.path:  # make the devhost package importable for in-process tests
-    sys.path.insert(0, _REPO_ROOT)
-
-from devhost_testlib import (  # noqa: E402
-    SAMPLE_APP,
-    DevhostProcess,
-    SampleApp,
-    start_devhost,
-)
-
-from devhost.services import AzuritePorts, free_port, start_azurite  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuritePorts]:
-    ports = AzuritePorts(free_port(), free_port(), free_port())
-    service = start_azurite(ports, tmp_path_factory.mktemp("azurite"))
-    yield ports
-    service.stop()
+from devhost.services import AzuritePorts, Service
+from tests.devhost.devhost_testlib import SAMPLE_APP, SampleApp, start_devhost
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +49,7 @@ def sample_app(tmp_path_factory: pytest.TempPathFactory, azurite: AzuritePorts) 
 
 
 @pytest.fixture(scope="module")
-def devhost(sample_app: SampleApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
+def devhost(sample_app: SampleApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     log_path = tmp_path_factory.mktemp("devhost-log") / "devhost.log"
     env = {
         "GREETING": "from-env",
@@ -80,5 +58,5 @@ def devhost(sample_app: SampleApp, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     host = start_devhost(sample_app.app_dir, env, log_path)
     yield host
-    if host.proc.poll() is None:
-        assert host.stop() == 0, host.log()
+    if host.process.poll() is None:
+        assert host.stop() == 0, host.output()

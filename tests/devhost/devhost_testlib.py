@@ -1,23 +1,18 @@
-"""Helpers for the devhost tests (Azurite/devhost subprocesses, polling, the sample app)."""
+"""Helpers for the devhost tests: devhost on a test app as a process (start_devhost), polling, the sample app."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devhost.services import AzuritePorts, free_port
+from devhost.services import ROOT, AzuritePorts, Service, free_port, start_function_app
 from tests.support import wait_for as wait_until
 
-__all__ = ["AzuritePorts", "free_port", "wait_until"]
+__all__ = ["REPO_ROOT", "AzuritePorts", "Service", "free_port", "wait_until"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = ROOT  # the repository (devhost runs from there)
 
 SAMPLE_APP = r"""
 import asyncio
@@ -159,88 +154,26 @@ async def always_fails(item: func.QueueMessage) -> None:
 """
 
 
-@dataclass
-class DevhostProcess:
-    proc: subprocess.Popen[str]
-    port: int
-    log_path: Path
-    stdout_lines: list[str] = field(default_factory=list)
-    _reader: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start_reader(self) -> None:
-        def _read() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.stdout_lines.append(line.rstrip("\n"))
-
-        self._reader = threading.Thread(target=_read, daemon=True)
-        self._reader.start()
-
-    def listening(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"devhost exited with {self.proc.returncode}:\n{self.log()}")
-        return any(line.startswith("devhost listening on ") for line in self.stdout_lines)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-
 def start_devhost(
     app_dir: Path,
-    env_extra: dict[str, str],
+    env: dict[str, str],
     log_path: Path,
     *,
     lease_seconds: int = 30,
     extra_args: list[str] | None = None,
-) -> DevhostProcess:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("azurefunctionsjobhost__")}
-    env.update(env_extra)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    log_file = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devhost",
-            "--port",
-            str(port),
-            "--app-dir",
-            str(app_dir),
-            "--lease-seconds",
-            str(lease_seconds),
-            *(extra_args or []),
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log_file,
-        text=True,
+) -> Service:
+    """devhost serving the app in `app_dir` on a free port (devhost.services.start_function_app), its output in
+    `log_path`. Host settings overrides (AzureFunctionsJobHost__*) of the environment pytest runs in are not
+    passed on: only those in `env` count."""
+    return start_function_app(
+        free_port(),
+        env,
+        log_path.parent,
+        name=log_path.stem,
+        extra_args=["--lease-seconds", str(lease_seconds), *(extra_args or [])],
+        app_dir=app_dir,
+        drop_inherited=("AzureFunctionsJobHost__",),
     )
-    log_file.close()
-    host = DevhostProcess(proc, port, log_path)
-    host.start_reader()
-    try:
-        wait_until(host.listening, 30, "devhost listening line")
-    except BaseException:
-        host.stop()
-        raise
-    return host
 
 
 @dataclass

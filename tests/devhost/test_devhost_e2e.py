@@ -13,7 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
-from devhost_testlib import REPO_ROOT, AzuritePorts, DevhostProcess, SampleApp, free_port, start_devhost, wait_until
+
+from tests.devhost.devhost_testlib import (
+    REPO_ROOT,
+    AzuritePorts,
+    SampleApp,
+    Service,
+    free_port,
+    start_devhost,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,21 +32,21 @@ def _queue(azurite: AzuritePorts, name: str, *, base64_encode: bool = True) -> Q
     return QueueClient.from_connection_string(azurite.connection_string, name, message_encode_policy=policy)
 
 
-def test_listening_line_and_function_listing(devhost: DevhostProcess) -> None:
-    listening = [line for line in devhost.stdout_lines if line.startswith("devhost listening on ")]
+def test_listening_line_and_function_listing(devhost: Service) -> None:
+    listing = devhost.output()
+    listening = [line for line in listing.splitlines() if line.startswith("devhost listening on ")]
     assert listening == [f"devhost listening on http://127.0.0.1:{devhost.port}"]
-    listing = "\n".join(devhost.stdout_lines)
     assert "get_item: httpTrigger [GET]" in listing
     assert "/api/items/{id:int}" in listing
     assert "work: queueTrigger queue=devhost-work" in listing
     assert "always_fails: queueTrigger queue=devhost-fail" in listing
-    assert "not enforced locally" in devhost.log()
+    assert "not enforced locally" in devhost.output()
     assert "tick: timerTrigger schedule='0 */5 * * * *'" in listing  # timers run now (tests/devhost/test_timers.py)
     assert "skipped unsupported functions" not in listing
 
 
-def test_route_param_constraint_query_and_context(devhost: DevhostProcess) -> None:
-    r = httpx.get(f"{devhost.base_url}/api/items/42?x=1&y=two", headers={"X-Custom": "hello"})
+def test_route_param_constraint_query_and_context(devhost: Service) -> None:
+    r = httpx.get(f"{devhost.url}/api/items/42?x=1&y=two", headers={"X-Custom": "hello"})
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json; charset=utf-8"
     data = r.json()
@@ -50,26 +59,26 @@ def test_route_param_constraint_query_and_context(devhost: DevhostProcess) -> No
     assert uuid.UUID(data["invocation_id"])
     assert data["header"] == "hello"
     # int constraint rejects non-numbers; literal route segments are case-insensitive
-    assert httpx.get(f"{devhost.base_url}/api/items/abc").status_code == 404
-    assert httpx.get(f"{devhost.base_url}/API/Items/7").json()["id"] == "7"
+    assert httpx.get(f"{devhost.url}/api/items/abc").status_code == 404
+    assert httpx.get(f"{devhost.url}/API/Items/7").json()["id"] == "7"
 
 
-def test_literal_route_beats_parameter_route(devhost: DevhostProcess) -> None:
-    r = httpx.get(f"{devhost.base_url}/api/operations/health")
+def test_literal_route_beats_parameter_route(devhost: Service) -> None:
+    r = httpx.get(f"{devhost.url}/api/operations/health")
     assert r.status_code == 203
     assert r.text == "healthy"
     assert r.headers["x-health"] == "ok"
     assert r.headers.get_list("set-cookie") == ["a=1", "b=2"]
-    r = httpx.get(f"{devhost.base_url}/api/operations/abc-123")
+    r = httpx.get(f"{devhost.url}/api/operations/abc-123")
     assert r.status_code == 200
     assert r.text == "operation abc-123"
     # DELETE is not allowed on the literal route but is on the parameter route
-    assert httpx.delete(f"{devhost.base_url}/api/operations/health").text == "operation health"
+    assert httpx.delete(f"{devhost.url}/api/operations/health").text == "operation health"
 
 
-def test_post_echo_and_explicit_content_type(devhost: DevhostProcess) -> None:
+def test_post_echo_and_explicit_content_type(devhost: Service) -> None:
     payload = bytes(range(256)) * 4
-    r = httpx.post(f"{devhost.base_url}/api/echo", content=payload)
+    r = httpx.post(f"{devhost.url}/api/echo", content=payload)
     assert r.status_code == 201
     assert r.content == payload
     assert r.headers["content-type"] == "application/x-echo"
@@ -77,42 +86,42 @@ def test_post_echo_and_explicit_content_type(devhost: DevhostProcess) -> None:
     assert "x-devhost-function" not in r.headers
 
 
-def test_405_and_404(devhost: DevhostProcess) -> None:
-    r = httpx.get(f"{devhost.base_url}/api/echo")
+def test_405_and_404(devhost: Service) -> None:
+    r = httpx.get(f"{devhost.url}/api/echo")
     assert r.status_code == 405
     assert "POST" in r.headers["allow"]
-    assert httpx.put(f"{devhost.base_url}/api/operations/1").status_code == 405
-    assert httpx.get(f"{devhost.base_url}/api/nope").status_code == 404
-    assert httpx.get(f"{devhost.base_url}/echo").status_code == 404  # route prefix required
+    assert httpx.put(f"{devhost.url}/api/operations/1").status_code == 405
+    assert httpx.get(f"{devhost.url}/api/nope").status_code == 404
+    assert httpx.get(f"{devhost.url}/echo").status_code == 404  # route prefix required
 
 
-def test_optional_catch_all_and_guid(devhost: DevhostProcess) -> None:
-    assert httpx.get(f"{devhost.base_url}/api/files/a/b/c.txt").text == "a/b/c.txt"
-    assert httpx.get(f"{devhost.base_url}/api/files").text == "<none>"
-    assert httpx.get(f"{devhost.base_url}/api/opt/bob").text == "bob"
-    assert httpx.get(f"{devhost.base_url}/api/opt").text == "<none>"
-    assert httpx.get(f"{devhost.base_url}/api/opt/123").status_code == 404
+def test_optional_catch_all_and_guid(devhost: Service) -> None:
+    assert httpx.get(f"{devhost.url}/api/files/a/b/c.txt").text == "a/b/c.txt"
+    assert httpx.get(f"{devhost.url}/api/files").text == "<none>"
+    assert httpx.get(f"{devhost.url}/api/opt/bob").text == "bob"
+    assert httpx.get(f"{devhost.url}/api/opt").text == "<none>"
+    assert httpx.get(f"{devhost.url}/api/opt/123").status_code == 404
     guid = str(uuid.uuid4())
-    assert httpx.get(f"{devhost.base_url}/api/guids/{guid}").text == guid
-    assert httpx.get(f"{devhost.base_url}/api/guids/not-a-guid").status_code == 404
+    assert httpx.get(f"{devhost.url}/api/guids/{guid}").text == guid
+    assert httpx.get(f"{devhost.url}/api/guids/not-a-guid").status_code == 404
 
 
-def test_async_function_and_error(devhost: DevhostProcess) -> None:
-    r = httpx.get(f"{devhost.base_url}/api/async")
+def test_async_function_and_error(devhost: Service) -> None:
+    r = httpx.get(f"{devhost.url}/api/async")
     assert (r.status_code, r.text) == (200, "async ok")
-    r = httpx.get(f"{devhost.base_url}/api/boom")
+    r = httpx.get(f"{devhost.url}/api/boom")
     assert r.status_code == 500
     assert r.content == b""
-    wait_until(lambda: "kaboom" in devhost.log(), 5, "traceback in log")
-    assert "Traceback" in devhost.log()
+    wait_until(lambda: "kaboom" in devhost.output(), 5, "traceback in log")
+    assert "Traceback" in devhost.output()
 
 
-def test_settings_env_wins_and_loaded_before_import(devhost: DevhostProcess) -> None:
-    data = httpx.get(f"{devhost.base_url}/api/settings").json()
+def test_settings_env_wins_and_loaded_before_import(devhost: Service) -> None:
+    data = httpx.get(f"{devhost.url}/api/settings").json()
     assert data == {"greeting": "from-env", "greeting_at_import": "from-env", "only_local": "yes"}
 
 
-def test_base64_messages_delivered(devhost: DevhostProcess, azurite: AzuritePorts, sample_app: SampleApp) -> None:
+def test_base64_messages_delivered(devhost: Service, azurite: AzuritePorts, sample_app: SampleApp) -> None:
     queue = _queue(azurite, sample_app.work_queue)  # queue name came from %WORK_QUEUE%
     bodies = [f"hello {i} ✓" for i in range(10)]
     for body in bodies:
@@ -125,9 +134,7 @@ def test_base64_messages_delivered(devhost: DevhostProcess, azurite: AzuritePort
     wait_until(lambda: queue.get_queue_properties().approximate_message_count == 0, 10, "work queue empty")
 
 
-def test_failing_message_retried_then_poisoned(
-    devhost: DevhostProcess, azurite: AzuritePorts, sample_app: SampleApp
-) -> None:
+def test_failing_message_retried_then_poisoned(devhost: Service, azurite: AzuritePorts, sample_app: SampleApp) -> None:
     queue = _queue(azurite, sample_app.fail_queue)
     poison = _queue(azurite, f"{sample_app.fail_queue}-poison", base64_encode=False)
     text = f"doomed-{uuid.uuid4().hex}"
@@ -143,13 +150,11 @@ def test_failing_message_retried_then_poisoned(
     assert sorted(r["dequeue_count"] for r in attempts) == [1, 2]
     # the host copies to the poison queue, then deletes the original: wait for the delete
     wait_until(lambda: queue.get_queue_properties().approximate_message_count == 0, 10, "original deleted")
-    assert "always fails" in devhost.log()
-    assert text not in devhost.log()  # message bodies are never logged
+    assert "always fails" in devhost.output()
+    assert text not in devhost.output()  # message bodies are never logged
 
 
-def test_undecodable_message_goes_to_poison(
-    devhost: DevhostProcess, azurite: AzuritePorts, sample_app: SampleApp
-) -> None:
+def test_undecodable_message_goes_to_poison(devhost: Service, azurite: AzuritePorts, sample_app: SampleApp) -> None:
     raw = _queue(azurite, sample_app.work_queue, base64_encode=False)
     poison = _queue(azurite, f"{sample_app.work_queue}-poison", base64_encode=False)
     raw.send_message("this is not base64!")
@@ -169,24 +174,24 @@ def test_sigterm_drains_in_flight_request_and_exits_zero(sample_app: SampleApp, 
 
     def call() -> None:
         result["r"] = httpx.get(
-            f"{host.base_url}/api/slow", params={"marker": str(marker), "release": str(release)}, timeout=30
+            f"{host.url}/api/slow", params={"marker": str(marker), "release": str(release)}, timeout=30
         )
 
     thread = threading.Thread(target=call)
     thread.start()
     try:
         wait_until(marker.exists, 10, "slow function to start")
-        host.proc.send_signal(15)
-        wait_until(lambda: "shutting down" in host.log(), 10, "shutdown to begin")
+        host.process.send_signal(15)
+        wait_until(lambda: "shutting down" in host.output(), 10, "shutdown to begin")
         release.write_text("go")
-        assert host.proc.wait(timeout=20) == 0
+        assert host.process.wait(timeout=20) == 0
         thread.join(timeout=10)
         assert result["r"].status_code == 200
         assert result["r"].text == "slow done"
     finally:
         release.write_text("go")
         thread.join(timeout=10)
-        if host.proc.poll() is None:
+        if host.process.poll() is None:
             host.stop()
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devhost_testlib import REPO_ROOT, DevhostProcess, start_devhost, wait_until
 
 from devhost.keys import write_keys_file
 from devhost.services import AzuritePorts, bridge_environment, free_port, start_function_app
-from tests.oidc import AUDIENCE, TENANT, Issuer
+from tests.devhost.devhost_testlib import REPO_ROOT, Service, start_devhost, wait_until
+from tests.harness.emulator import Emulator
 
 MASTER = "devkeys-master-Q2hlY2tNZQ"
 HOST = "devkeys-host-SG9zdEtleQ"
@@ -85,7 +85,7 @@ def write_keys(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # the setting comes from local.settings.json and is relative: resolved against the app directory
     app_dir = make_app(tmp_path_factory.mktemp("keyed"), {"DEVHOST_KEYS_FILE": "secrets/devhost-keys.json"})
     write_keys(app_dir / "secrets" / "devhost-keys.json")
@@ -95,11 +95,11 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
 
 
 def get(
-    host: DevhostProcess, path: str, key: str | None = None, *, header: str | None = None, **params: str
+    host: Service, path: str, key: str | None = None, *, header: str | None = None, **params: str
 ) -> httpx.Response:
     query = {**params, **({"code": key} if key is not None else {})}
     headers = {"x-functions-key": header} if header is not None else {}
-    return httpx.get(f"{host.base_url}/api/{path}", params=query, headers=headers)
+    return httpx.get(f"{host.url}/api/{path}", params=query, headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def get(
     ],
 )
 def test_keys_are_checked_like_the_host(
-    keyed: DevhostProcess, path: str, key: str | None, header: str | None, status: int
+    keyed: Service, path: str, key: str | None, header: str | None, status: int
 ) -> None:
     response = get(keyed, path, key, header=header)
     assert response.status_code == status, response.text
@@ -134,25 +134,25 @@ def test_keys_are_checked_like_the_host(
         assert response.content == b"" and "www-authenticate" not in response.headers
 
 
-def test_the_function_still_sees_the_code_parameter(keyed: DevhostProcess) -> None:
+def test_the_function_still_sees_the_code_parameter(keyed: Service) -> None:
     seen = get(keyed, "items/7", ITEM_KEY, q="x").json()
     assert seen == {"fn": "get_item", "params": {"q": "x", "code": ITEM_KEY}, "oid": None}
 
 
-def test_no_key_reaches_the_log(keyed: DevhostProcess) -> None:
+def test_no_key_reaches_the_log(keyed: Service) -> None:
     assert get(keyed, "items/1", ITEM_KEY).status_code == 200
     assert get(keyed, "items/1", OTHER_KEY).status_code == 401
     assert get(keyed, "boom", HOST, header=MASTER).status_code == 500  # traceback carries the URL and header
-    assert httpx.get(f"{keyed.base_url}/api/items/1?c%6Fde={ITEM_KEY}").status_code == 200
+    assert httpx.get(f"{keyed.url}/api/items/1?c%6Fde={ITEM_KEY}").status_code == 200
 
     def logged() -> str:
-        text = keyed.log()
+        text = keyed.output()
         return text if "Functions.boom" in text and "c%6Fde=REDACTED" in text else ""
 
     log = wait_until(logged, 10, "the requests in devhost's log")
     assert "HTTP auth levels enforced" in log and "code=REDACTED" in log and "Rejected GET /api/items/1" in log
     for secret in ALL_KEYS:
-        assert secret not in log and secret not in "\n".join(keyed.stdout_lines)
+        assert secret not in log  # the log holds all devhost printed, stdout and stderr
 
 
 def test_keys_are_not_checked_without_the_setting(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_keys_are_not_checked_without_the_setting(tmp_path: Path) -> None:
         assert get(host, "items/1").status_code == 200 and get(host, "maintenance").status_code == 200
     finally:
         host.stop()
-    assert "not enforced locally" in host.log()
+    assert "not enforced locally" in host.output()
 
 
 def test_the_cli_flag_and_the_environment_enable_it(tmp_path: Path) -> None:
@@ -206,23 +206,28 @@ def test_a_bad_keys_file_stops_startup_with_a_clear_error(tmp_path: Path, conten
     assert "devhost listening" not in done.stdout and MASTER not in done.stderr and HOST not in done.stderr
 
 
-def test_easy_auth_and_keys_are_two_layers(tmp_path: Path) -> None:
-    issuer = Issuer()
+TENANT = "11111111-2222-3333-4444-555555555555"
+AUDIENCE = "api://excel-bridge"
+
+
+def test_easy_auth_and_keys_are_two_layers(tmp_path: Path, emulator: Emulator) -> None:
+    """The tokens are the emulator's Entra's (tests/conftest.py `emulator`)."""
+    token = emulator.sign_in("ada.keys@contoso.example", tenant=TENANT, audience=AUDIENCE, oid="user-oid-1")
     app_dir = make_app(tmp_path / "app")
     keys = write_keys(tmp_path / "keys.json")
     host = start_devhost(
         app_dir,
         {
             "DEVHOST_KEYS_FILE": str(keys),
-            "DEVHOST_AUTH_ISSUER": issuer.issuer,
+            "DEVHOST_AUTH_ISSUER": emulator.issuer(TENANT),
             "DEVHOST_AUTH_AUDIENCES": AUDIENCE,
             "DEVHOST_AUTH_ALLOWED_TENANTS": TENANT,
         },
         tmp_path / "devhost.log",
     )
     try:
-        url = f"{host.base_url}/api/items/1"
-        bearer = {"Authorization": f"Bearer {issuer.token()}"}
+        url = f"{host.url}/api/items/1"
+        bearer = {"Authorization": f"Bearer {token}"}
         # Easy Auth runs in front of the host: no token -> its 401 with a problem body, whatever the key
         no_token = httpx.get(url, params={"code": ITEM_KEY})
         assert no_token.status_code == 401 and no_token.json()["detail"] == "a bearer token is required"
@@ -231,10 +236,9 @@ def test_easy_auth_and_keys_are_two_layers(tmp_path: Path) -> None:
         assert no_key.status_code == 401 and no_key.content == b""
         both = httpx.get(url, headers={**bearer, "x-functions-key": ITEM_KEY})
         assert both.status_code == 200 and both.json()["oid"] == "user-oid-1"
-        assert httpx.get(f"{host.base_url}/api/health").status_code == 200
+        assert httpx.get(f"{host.url}/api/health").status_code == 200
     finally:
         host.stop()
-        issuer.close()
 
 
 def test_start_function_app_takes_the_setting_in_its_env(tmp_path: Path, azurite: AzuritePorts) -> None:

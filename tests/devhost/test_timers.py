@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devhost_testlib import DevhostProcess, start_devhost, wait_until
 
 from devhost.keys import write_keys_file
+from tests.devhost.devhost_testlib import Service, start_devhost, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,7 +73,7 @@ def records(directory: Path, kind: str) -> list[dict[str, object]]:
     return [json.loads(p.read_text()) for p in sorted(directory.glob(f"{kind}-*.json"))]
 
 
-def start(tmp: Path, keys: bool) -> DevhostProcess:
+def start(tmp: Path, keys: bool) -> Service:
     app_dir = tmp / "app"
     app_dir.mkdir()
     (app_dir / "function_app.py").write_text(TIMER_APP)
@@ -90,16 +90,16 @@ def start(tmp: Path, keys: bool) -> DevhostProcess:
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevhostProcess, Path]]:
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Path]]:
     tmp = tmp_path_factory.mktemp("timers-keyed")
     host = start(tmp, keys=True)
     yield host, tmp / "records"
     host.stop()
 
 
-def test_timer_functions_are_listed_scheduled_and_disabled_ones_skipped(keyed: tuple[DevhostProcess, Path]) -> None:
+def test_timer_functions_are_listed_scheduled_and_disabled_ones_skipped(keyed: tuple[Service, Path]) -> None:
     host, directory = keyed
-    listing = "\n".join(host.stdout_lines)
+    listing = host.output()
     assert "yearly: timerTrigger schedule='0 0 0 1 1 *'" in listing
     assert "often: timerTrigger schedule='*/2 * * * * *'" in listing  # %setting% resolved
     assert "skipped unsupported functions: switched_off" in listing  # AzureWebJobs.<name>.Disabled
@@ -113,9 +113,9 @@ def test_timer_functions_are_listed_scheduled_and_disabled_ones_skipped(keyed: t
     assert records(directory, "yearly") == [] and records(directory, "off") == []
 
 
-def test_admin_route_runs_a_timer_now_with_the_master_key_only(keyed: tuple[DevhostProcess, Path]) -> None:
+def test_admin_route_runs_a_timer_now_with_the_master_key_only(keyed: tuple[Service, Path]) -> None:
     host, directory = keyed
-    url = f"{host.base_url}/admin/functions/yearly"
+    url = f"{host.url}/admin/functions/yearly"
     assert httpx.post(url, json={"input": ""}).status_code == 401
     assert httpx.post(url, json={"input": ""}, headers={"x-functions-key": HOST_KEY}).status_code == 401
     assert records(directory, "yearly") == []
@@ -123,19 +123,16 @@ def test_admin_route_runs_a_timer_now_with_the_master_key_only(keyed: tuple[Devh
     assert response.status_code == 202
     wait_until(lambda: len(records(directory, "yearly")) == 1, 10, "the manual run")
     assert (
-        httpx.post(f"{host.base_url}/admin/functions/YEARLY", json={"input": ""}, params={"code": MASTER}).status_code
-        == 202
+        httpx.post(f"{host.url}/admin/functions/YEARLY", json={"input": ""}, params={"code": MASTER}).status_code == 202
     )  # names are case-insensitive; code= works
     wait_until(lambda: len(records(directory, "yearly")) == 2, 10, "the second manual run")
-    unknown = httpx.post(
-        f"{host.base_url}/admin/functions/nothing", json={"input": ""}, headers={"x-functions-key": MASTER}
-    )
+    unknown = httpx.post(f"{host.url}/admin/functions/nothing", json={"input": ""}, headers={"x-functions-key": MASTER})
     assert unknown.status_code == 404
     disabled = httpx.post(
-        f"{host.base_url}/admin/functions/switched_off", json={"input": ""}, headers={"x-functions-key": MASTER}
+        f"{host.url}/admin/functions/switched_off", json={"input": ""}, headers={"x-functions-key": MASTER}
     )
     assert disabled.status_code == 404 and records(directory, "off") == []
-    assert httpx.get(f"{host.base_url}/admin/functions/yearly", headers={"x-functions-key": MASTER}).status_code == 405
+    assert httpx.get(f"{host.url}/admin/functions/yearly", headers={"x-functions-key": MASTER}).status_code == 405
     bad = httpx.post(url, content=b"[1]", headers={"x-functions-key": MASTER})
     assert bad.status_code == 400
 
@@ -143,7 +140,7 @@ def test_admin_route_runs_a_timer_now_with_the_master_key_only(keyed: tuple[Devh
 def test_without_keys_the_admin_route_is_open_as_locally(tmp_path: Path) -> None:
     host = start(tmp_path, keys=False)
     try:
-        assert httpx.post(f"{host.base_url}/admin/functions/yearly", json={"input": ""}).status_code == 202
+        assert httpx.post(f"{host.url}/admin/functions/yearly", json={"input": ""}).status_code == 202
         wait_until(lambda: len(records(tmp_path / "records", "yearly")) == 1, 10, "the manual run")
     finally:
         host.stop()

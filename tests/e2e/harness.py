@@ -1,10 +1,12 @@
-"""Test helpers: a webhook receiver, an emulator admin client and a bridge client."""
+"""Test helpers: a webhook receiver and a bridge client (the emulator's admin client is tests.harness.emulator's,
+named here too)."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,10 +18,20 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 from cloudevents.http import from_http
 from standardwebhooks.webhooks import Webhook
 
-from devhost.services import AzuritePorts, Service
+from devhost.services import AzuritePorts, Service, start_function_app
+from tests.harness.emulator import Emulator
 from tests.support import wait_for
 
-__all__ = ["wait_for"]
+__all__ = [
+    "Bridge",
+    "BridgeFactory",
+    "Emulator",
+    "WebhookReceiver",
+    "new_item",
+    "restart",
+    "start_receiver",
+    "wait_for",
+]
 
 
 @dataclass
@@ -125,38 +137,6 @@ def start_receiver(port: int = 0) -> WebhookReceiver:
     return receiver
 
 
-@dataclass
-class Emulator:
-    url: str
-    client: httpx.Client
-
-    @property
-    def graph(self) -> str:
-        return f"{self.url}/v1.0"
-
-    def scenario(self, item: str, **scenario: Any) -> None:
-        response = self.client.put(f"{self.url}/_emulator/scenarios/{item}", json=scenario)
-        assert response.status_code in (200, 204), response.text
-
-    def requests(self, item: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("item", item), ("kind", kind)) if v}
-        response = self.client.get(f"{self.url}/_emulator/requests", params=params)
-        response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
-
-    def rows(self, item: str, table: str) -> list[list[Any]]:
-        response = self.client.get(f"{self.url}/_emulator/tables/{item}/{table}")
-        response.raise_for_status()
-        return response.json()["rows"]  # type: ignore[no-any-return]
-
-    def revoke_tokens(self) -> None:
-        self.client.post(f"{self.url}/_emulator/tokens/revoke").raise_for_status()
-
-    def config(self, **config: Any) -> None:
-        response = self.client.put(f"{self.url}/_emulator/config", json=config)
-        assert response.status_code in (200, 204), response.text
-
-
 def new_item() -> str:
     return "01TEST" + uuid.uuid4().hex.upper()[:20]
 
@@ -218,3 +198,14 @@ class Bridge:
     def queued(self) -> int:
         with self.queue as queue:
             return int(queue.get_queue_properties().approximate_message_count)
+
+
+BridgeFactory = Callable[..., Bridge]
+
+
+def restart(bridge: Bridge, extra_args: list[str] | None = None) -> Service:
+    """Start the bridge's function app again (same port, settings and log) after it was stopped or killed."""
+    bridge.service = start_function_app(
+        bridge.port, bridge.env, bridge.log_dir, name=bridge.service.name, extra_args=extra_args
+    )
+    return bridge.service

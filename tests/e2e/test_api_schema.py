@@ -23,7 +23,7 @@ from pathlib import Path
 
 from shared.openapi import build_spec
 
-from .conftest import BridgeFactory
+from .harness import BridgeFactory
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 ROOT = Path(__file__).resolve().parents[2]

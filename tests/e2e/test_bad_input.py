@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import BridgeFactory
-from .harness import Bridge, Emulator, new_item
+from .harness import Bridge, BridgeFactory, Emulator, new_item
 
 ITEM = new_item()
 GOOD = {

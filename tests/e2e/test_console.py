@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.oidc import AUDIENCE, TENANT, Issuer
 from tests.support import wait_for
 
 from .conftest import BridgeFactory
@@ -46,18 +45,16 @@ def _missing() -> str | None:
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[Issuer]:
-    server = Issuer()
-    yield server
-    server.close()
+TENANT = "11111111-2222-3333-4444-666666666666"
+AUDIENCE = "api://excel-bridge"
 
 
 @pytest.fixture(scope="module")
-def guarded(make_bridge: BridgeFactory, issuer: Issuer) -> Bridge:
+def guarded(make_bridge: BridgeFactory, emulator: Emulator) -> Bridge:
+    """A bridge behind Easy Auth trusting the emulator's Entra (tenant TENANT), as in test_ownership."""
     return make_bridge(
         "console",
-        DEVHOST_AUTH_ISSUER=issuer.issuer,
+        DEVHOST_AUTH_ISSUER=emulator.issuer(TENANT),
         DEVHOST_AUTH_AUDIENCES=AUDIENCE,
         DEVHOST_AUTH_ALLOWED_TENANTS=TENANT,
     )
@@ -87,8 +84,10 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def user(issuer: Issuer, oid: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.token(oid=oid, roles=[], lifetime=1800)}"}
+def user(emulator: Emulator, oid: str) -> dict[str, str]:
+    """The headers of a caller signed in at the emulator's Entra as user `oid`."""
+    token = emulator.sign_in(f"{oid}.console@contoso.example", tenant=TENANT, audience=AUDIENCE, oid=oid, lifetime=1800)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def start(bridge: Bridge, headers: dict[str, str], body: dict[str, Any]) -> str:
@@ -129,12 +128,12 @@ def timeline(driver: Any) -> list[str]:
 
 
 def test_the_console_lists_filters_opens_and_redelivers_only_the_callers_operations(
-    guarded: Bridge, emulator: Emulator, receiver: WebhookReceiver, issuer: Issuer, browser: Any, shots: Path
+    guarded: Bridge, emulator: Emulator, receiver: WebhookReceiver, browser: Any, shots: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    ada, bob = user(issuer, "ada"), user(issuer, "bob")
+    ada, bob = user(emulator, "ada"), user(emulator, "bob")
     hook = receiver.new_url(503, 200)  # the first attempt is refused, the retry delivered
     ok, failing, endless, theirs = new_item(), new_item(), new_item(), new_item()
     emulator.scenario(ok, notStartedPolls=1, runningPolls=2)

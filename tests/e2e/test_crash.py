@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .conftest import BridgeFactory, restart
-from .harness import Emulator, WebhookReceiver, new_item, wait_for
+from .harness import BridgeFactory, Emulator, WebhookReceiver, new_item, restart, wait_for
 
 OPERATIONS = 32
 RUNNING_POLLS = 4

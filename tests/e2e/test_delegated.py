@@ -25,8 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from devhost.services import Service, free_port, start_emulator
 
-from .conftest import BridgeFactory, restart
-from .harness import Bridge, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, new_item, restart, wait_for
 
 TENANT = "3f9c2d1e-0000-4000-8000-00000000d31e"
 CLIENT = "b41d9e2c-0000-4000-8000-0000000b41d6"  # the bridge API's app registration
@@ -37,22 +36,18 @@ USERS = {"ada": "ada@contoso.example", "bob": "bob@contoso.example"}
 
 @dataclass
 class Entra:
+    """The HTTPS emulator of this module (its own: TLS and a tenant of its own), through the one admin client."""
+
     service: Service
     url: str
     ca: Path
-    client: httpx.Client
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = self.client.request(method, f"{self.url}/_emulator{path}", json=body)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
+    admin: Emulator
 
     def user_token(self, name: str, lifetime: float = 600, audience: str = f"api://{CLIENT}") -> str:
-        body = {"audience": audience, "scopes": ["access_as_user"], "lifetimeSeconds": lifetime}
-        return str(self.admin("POST", f"/entra/users/{USERS[name]}/token", body)["access_token"])
+        return self.admin.user_token(USERS[name], audience, ["access_as_user"], lifetime)
 
     def requests(self, item: str) -> list[dict[str, Any]]:
-        return self.admin("GET", f"/requests?item={item}")  # type: ignore[no-any-return]
+        return self.admin.requests(item=item)
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +73,12 @@ def entra(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
         ],
     )
     with httpx.Client(verify=ssl.create_default_context(cafile=str(folder / "ca.pem")), timeout=20) as client:
-        emulator = Entra(service, service.url, folder / "ca.pem", client)
-        emulator.admin(
-            "PUT",
-            f"/entra/clients/{CLIENT}",
-            {"secret": CLIENT_SECRET, "apiScopes": ["access_as_user"], "appRoles": ["Operations.ReadAll"]},
-        )
+        admin = Emulator(service.url, client)
+        admin.entra_client(CLIENT, secret=CLIENT_SECRET, apiScopes=["access_as_user"], appRoles=["Operations.ReadAll"])
         for upn in USERS.values():
-            emulator.admin("PUT", f"/entra/users/{upn}", {"tid": TENANT})
-        emulator.admin("PUT", "/config", {"strictDelegated": True})
-        yield emulator
+            admin.entra_user(upn, tid=TENANT)
+        admin.config(strictDelegated=True)
+        yield Entra(service, service.url, folder / "ca.pem", admin)
     service.stop()
 
 
@@ -122,7 +113,7 @@ def as_user(token: str) -> dict[str, str]:
 
 
 def start(bridge: Bridge, entra: Entra, token: str, item: str, **scenario: Any) -> httpx.Response:
-    entra.admin("PUT", f"/scenarios/{item}", scenario or {"runningPolls": 2})
+    entra.admin.scenario(item, scenario or {"runningPolls": 2})
     return bridge.client.post(
         f"{bridge.api}/operations",
         headers=as_user(token),
@@ -198,7 +189,7 @@ def test_app_only_tokens_are_refused_by_strict_graph(make_bridge: BridgeFactory,
     """App mode against strict Graph: Graph's own 403 comes back as a problem with its code, nothing breaks."""
     app_mode = make_bridge("apponly", **{k: v for k, v in tls_env(entra).items() if not k.startswith("DEVHOST")})
     item = new_item()
-    entra.admin("PUT", f"/scenarios/{item}", {"runningPolls": 1})
+    entra.admin.scenario(item, runningPolls=1)
     response = app_mode.start({"workbook": f"/me/drive/items/{item}", "action": "createSession"})
     assert response.status_code == 403, response.text
     problem = response.json()
@@ -291,9 +282,7 @@ def test_the_app_can_prove_itself_with_a_certificate(make_bridge: BridgeFactory,
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     client = "c3e7a1d0-0000-4000-8000-0000000c3e7a"
-    entra.admin(
-        "PUT", f"/entra/clients/{client}", {"apiScopes": ["access_as_user"], "certificates": [cert_pem.decode()]}
-    )
+    entra.admin.entra_client(client, apiScopes=["access_as_user"], certificates=[cert_pem.decode()])
     bridge = make_bridge(
         "certificate",
         GRAPH_AUTH="delegated",

@@ -15,8 +15,7 @@ from typing import Any
 
 from shared.lane_store import LANE_ROW_KEY, lane_key
 
-from .conftest import BridgeFactory, restart
-from .harness import Bridge, Emulator, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, new_item, restart, wait_for
 
 SESSION = "lane-session"  # createTableRow is asynchronous only inside a session (emulator, like Graph)
 

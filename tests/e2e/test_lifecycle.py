@@ -8,8 +8,7 @@ from typing import Any
 
 from devhost.services import DEV_WEBHOOK_SECRET
 
-from .conftest import BridgeFactory
-from .harness import Bridge, Emulator, WebhookReceiver, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, WebhookReceiver, new_item, wait_for
 
 SEED_ERROR_CODES = ["internalServerError", "internalServerErrorUncategorized", "GenericFileOpenError"]
 

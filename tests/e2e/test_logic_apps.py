@@ -24,8 +24,7 @@ from devhost.keys import write_keys_file
 from devhost.services import DEV_WEBHOOK_SECRET
 from tests.logicapps import LogicAppsEngine, RunResult
 
-from .conftest import BridgeFactory
-from .harness import Bridge, Emulator, new_item
+from .harness import Bridge, BridgeFactory, Emulator, new_item
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "docs" / "logic-apps"

@@ -21,8 +21,7 @@ from shared.polling import Timing, whole_seconds
 from shared.records import parse_iso
 from shared.schedule import Plan, Schedule, learned_plan
 
-from .conftest import BridgeFactory, restart
-from .harness import Bridge, Emulator, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, new_item, restart, wait_for
 
 LATE = 4.0
 EARLY = 0.05

@@ -18,8 +18,7 @@ import httpx
 import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from .conftest import BridgeFactory
-from .harness import Bridge, Emulator, WebhookReceiver, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, WebhookReceiver, new_item, wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"a-signing-key-for-redelivery-tests").decode()
 

@@ -23,8 +23,7 @@ from shared.runtime import Runtime, build_runtime
 from shared.settings import load_settings
 from shared.store import OperationStore
 
-from .conftest import BridgeFactory
-from .harness import Bridge, Emulator, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, new_item, wait_for
 
 DAY = 86_400.0
 

@@ -10,7 +10,6 @@ starts nothing in Graph and that a finished operation fires each registration th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,10 +17,8 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.services import DEV_WEBHOOK_SECRET
 from shared.queue import FanoutTask, SubscriptionAttempt, encode_fanout, encode_subscription_attempt
-from tests.oidc import AUDIENCE, TENANT, Issuer
 
-from .conftest import BridgeFactory, restart
-from .harness import Bridge, Emulator, WebhookReceiver, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, WebhookReceiver, new_item, restart, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -206,24 +203,26 @@ def test_bad_registrations_are_problems_naming_the_field(subs: Bridge, emulator:
     assert len(emulator.requests(kind="start")) == starts_before
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[Issuer]:
-    server = Issuer()
-    yield server
-    server.close()
+TENANT = "11111111-2222-3333-4444-555555555555"
+AUDIENCE = "api://excel-bridge"
 
 
 def test_subscriptions_are_owner_scoped(
-    make_bridge: BridgeFactory, emulator: Emulator, issuer: Issuer, receiver: WebhookReceiver
+    make_bridge: BridgeFactory, emulator: Emulator, receiver: WebhookReceiver
 ) -> None:
-    guarded = make_bridge(
+    guarded = make_bridge(  # behind Easy Auth trusting the emulator's Entra
         "subowners",
-        DEVHOST_AUTH_ISSUER=issuer.issuer,
+        DEVHOST_AUTH_ISSUER=emulator.issuer(TENANT),
         DEVHOST_AUTH_AUDIENCES=AUDIENCE,
         DEVHOST_AUTH_ALLOWED_TENANTS=TENANT,
     )
-    ada = {"Authorization": f"Bearer {issuer.token(oid='ada', roles=[])}"}
-    bob = {"Authorization": f"Bearer {issuer.token(oid='bob', roles=[])}"}
+    ada, bob = (
+        {
+            "Authorization": "Bearer "
+            + emulator.sign_in(f"{oid}.subs@contoso.example", tenant=TENANT, audience=AUDIENCE, oid=oid, roles=[])
+        }
+        for oid in ("ada", "bob")
+    )
     ada_hook, bob_hook = receiver.new_url(), receiver.new_url()
     mine = register(guarded, {"callbackUrl": ada_hook}, ada)
     register(guarded, {"callbackUrl": bob_hook}, bob)

@@ -11,8 +11,7 @@ import pytest
 
 from devhost.services import free_port
 
-from .conftest import BridgeFactory, restart
-from .harness import Bridge, Emulator, WebhookReceiver, new_item, start_receiver, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, WebhookReceiver, new_item, restart, start_receiver, wait_for
 
 NEW_SECRET = "whsec_" + base64.b64encode(b"the-new-signing-key-for-webhooks").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"the-old-signing-key-for-webhooks").decode()

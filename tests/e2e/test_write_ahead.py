@@ -16,8 +16,7 @@ import pytest
 
 from devhost.services import AZURITE_KEY, DEV_WEBHOOK_SECRET, AzuritePorts
 
-from .conftest import BridgeFactory
-from .harness import Bridge, Emulator, WebhookReceiver, new_item, wait_for
+from .harness import Bridge, BridgeFactory, Emulator, WebhookReceiver, new_item, wait_for
 from .storage_faults import FaultProxy, start_fault_proxy
 
 # Table Storage: a string property holds at most 64 KiB (32 K UTF-16 characters)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
-_HERE = Path(__file__).resolve().parent
-for _path in (str(_HERE.parents[1]), str(_HERE)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+from tests.emulator.emulator_harness import RunEmu, make_runner
 
-from emulator_harness import RunEmu, make_runner  # noqa: E402
+
+@pytest.fixture(scope="session")
+def admin_http() -> Iterator[httpx.Client]:
+    """The HTTP client of the admin calls, one for the session."""
+    with httpx.Client(timeout=10) as client:
+        yield client
 
 
 @pytest.fixture
-def run_emu() -> RunEmu:
+def run_emu(admin_http: httpx.Client) -> RunEmu:
     """``run_emu(async_fn, token_lifetime=...)`` runs ``async_fn(harness)`` against a fresh emulator."""
-    return make_runner()
+    return make_runner(admin_http)

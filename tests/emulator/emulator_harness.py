@@ -1,32 +1,105 @@
-"""Helpers for the Graph/managed-identity emulator tests (in-process aiohttp test server)."""
+"""Helpers for the Graph/managed-identity emulator tests: the emulator's aiohttp app in this process.
+
+The app is served on a thread of its own (its own event loop) on a free 127.0.0.1 port, so a test body (a
+coroutine on the test's loop) sends its Graph requests with aiohttp and its admin calls with the one admin
+client, tests.harness.emulator.Emulator (synchronous; it never blocks the server's loop).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+import aiohttp
+import httpx
+from aiohttp import web
 from yarl import URL
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from devhost.emulator.app import build_app  # noqa: E402
+from devhost.emulator.app import build_app
+from tests.harness.emulator import Emulator
 
 SECRET = "test-identity-secret"
 ITEM = "01CCETFLK7GVZTZHSQNRD2AEI5XWTCU6FJ"
 ITEM_PATH = f"/me/drive/items/{ITEM}"
 
 
-class Harness:
-    """Thin helpers around an aiohttp TestClient talking to the emulator."""
+@contextmanager
+def serve_in_thread(
+    make_app: Callable[[], web.Application], ssl_context: ssl.SSLContext | None = None
+) -> Iterator[int]:
+    """Serve `make_app()` (built on the server's loop) on 127.0.0.1 from a thread; yields the port."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True, name="emulator")
+    thread.start()
+    holder: dict[str, web.AppRunner] = {}
 
-    def __init__(self, client: TestClient[Any, Any]) -> None:
+    async def start() -> int:
+        runner = web.AppRunner(make_app(), access_log=None)
+        await runner.setup()
+        holder["runner"] = runner
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+        await site.start()
+        return next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
+
+    try:
+        yield asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    finally:
+        if "runner" in holder:
+            asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
+
+
+class Client:
+    """Requests by path to the emulator (what the tests used of aiohttp's TestClient): `await client.get(path)`
+    gives the response; every response is released when the client closes."""
+
+    def __init__(self, session: aiohttp.ClientSession, origin: str) -> None:
+        self.session = session
+        self.origin = URL(origin)
+        self._responses: list[aiohttp.ClientResponse] = []
+
+    @property
+    def host(self) -> str:
+        return str(self.origin.host)
+
+    @property
+    def port(self) -> int:
+        return int(self.origin.port or 0)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        response = await self.session.request(method, self.origin.join(URL(path)), **kwargs)
+        self._responses.append(response)
+        return response
+
+    async def get(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("PUT", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("DELETE", path, **kwargs)
+
+    def release(self) -> None:
+        for response in self._responses:
+            response.release()
+
+
+class Harness:
+    """A test's view of one fresh emulator: `client` for Graph/identity requests, `admin` for /_emulator/*."""
+
+    def __init__(self, client: Client, admin: Emulator) -> None:
         self.client = client
+        self.admin = admin
 
     @property
     def origin(self) -> str:
@@ -46,22 +119,6 @@ class Harness:
         headers = {"Authorization": f"Bearer {await self.token()}"}
         headers.update(extra)
         return headers
-
-    async def put_scenario(self, item: str, scenario: dict[str, Any]) -> None:
-        resp = await self.client.put(f"/_emulator/scenarios/{item}", json=scenario)
-        assert resp.status == 200, await resp.text()
-
-    async def requests(self, **params: str) -> list[dict[str, Any]]:
-        resp = await self.client.get("/_emulator/requests", params=params)
-        assert resp.status == 200
-        data: list[dict[str, Any]] = await resp.json()
-        return data
-
-    async def rows(self, item: str, table: str) -> list[list[Any]]:
-        resp = await self.client.get(f"/_emulator/tables/{item}/{table}")
-        assert resp.status == 200
-        data: dict[str, list[list[Any]]] = await resp.json()
-        return data["rows"]
 
     async def get_url(self, url: str, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         """GET an absolute URL handed out by the emulator (Location/resourceLocation) via its path."""
@@ -85,15 +142,22 @@ class Harness:
 RunEmu = Callable[..., None]
 
 
-def make_runner() -> RunEmu:
-    """``run(async_fn, token_lifetime=...)`` runs ``async_fn(harness)`` against a fresh emulator."""
+def make_runner(http: httpx.Client) -> RunEmu:
+    """``run(async_fn, token_lifetime=...)`` runs ``async_fn(harness)`` against a fresh emulator; the admin client
+    sends with `http` (one for the session: an httpx client costs tens of milliseconds to make)."""
 
     def run(body: Callable[[Harness], Awaitable[None]], token_lifetime: float = 3600.0) -> None:
-        async def main() -> None:
-            app = build_app(identity_header=SECRET, token_lifetime=token_lifetime)
-            async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-                await body(Harness(client))
+        with serve_in_thread(lambda: build_app(identity_header=SECRET, token_lifetime=token_lifetime)) as port:
+            origin = f"http://127.0.0.1:{port}"
 
-        asyncio.run(main())
+            async def main() -> None:
+                async with aiohttp.ClientSession() as session:
+                    client = Client(session, origin)
+                    try:
+                        await body(Harness(client, Emulator(origin, http)))
+                    finally:
+                        client.release()
+
+            asyncio.run(main())
 
     return run

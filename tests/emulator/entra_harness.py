@@ -1,9 +1,8 @@
-"""TLS + Entra helpers for the emulator tests: a trustme CA, an in-process HTTPS emulator, admin calls."""
+"""TLS + Entra helpers for the emulator tests: a trustme CA, an in-process HTTPS emulator, its tenant set up."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import ssl
 from collections.abc import Awaitable, Callable
@@ -12,11 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import trustme
-from aiohttp import web
 
 from devhost.emulator.__main__ import server_ssl_context
-from devhost.emulator.app import EMULATOR_KEY, Emulator, build_app
+from devhost.emulator.app import build_app
+from tests.emulator.emulator_harness import serve_in_thread
+from tests.harness.emulator import Emulator
+from tests.harness.tokens import jwt_claims
+
+__all__ = ["jwt_claims"]
 
 TENANT = "11111111-2222-4333-8444-555555555555"
 API_CLIENT = "aaaaaaaa-0000-4000-8000-0000000000a1"  # the bridge's API app (confidential client)
@@ -48,20 +52,14 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
-def jwt_claims(token: str) -> dict[str, Any]:
-    """Payload of a JWT, unverified (tests check signatures separately)."""
-    payload = token.split(".")[1]
-    data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return data
-
-
 class TlsEmu:
-    """An HTTPS emulator running in this event loop plus an aiohttp client that trusts the test CA."""
+    """An HTTPS emulator on a thread of this process: `session` (aiohttp, trusting the test CA) for the Entra and
+    Graph endpoints under test, `admin` (the one admin client, trusting it too) for /_emulator/*."""
 
-    def __init__(self, base: str, session: aiohttp.ClientSession, emulator: Emulator, tls: TlsFiles) -> None:
+    def __init__(self, base: str, session: aiohttp.ClientSession, admin: Emulator, tls: TlsFiles) -> None:
         self.base = base
         self.session = session
-        self.emulator = emulator
+        self.admin = admin
         self.tls = tls
 
     async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -72,53 +70,32 @@ class TlsEmu:
             except ValueError:
                 return resp.status, text
 
-    async def admin(self, method: str, path: str, body: Any = None) -> Any:
-        status, data = await self.call(method, f"/_emulator{path}", json=body)
-        assert status == 200, (status, data)
-        return data
-
-    async def setup_tenant(self) -> None:
-        await self.admin(
-            "PUT",
-            f"/entra/clients/{API_CLIENT}",
-            {"secret": API_SECRET, "apiScopes": ["access_as_user"], "appRoles": ["Operations.ReadAll"]},
+    def setup_tenant(self) -> None:
+        self.admin.entra_client(
+            API_CLIENT, secret=API_SECRET, apiScopes=["access_as_user"], appRoles=["Operations.ReadAll"]
         )
-        await self.admin("PUT", f"/entra/clients/{DAEMON_CLIENT}", {"secret": DAEMON_SECRET, "appRoles": ["Ops.All"]})
-        await self.admin("PUT", f"/entra/users/{USER}", {"oid": USER_OID, "tid": TENANT, "roles": ["Operator"]})
+        self.admin.entra_client(DAEMON_CLIENT, secret=DAEMON_SECRET, appRoles=["Ops.All"])
+        self.admin.entra_user(USER, oid=USER_OID, tid=TENANT, roles=["Operator"])
 
-    async def user_token(self, lifetime: float = 300, audience: str = f"api://{API_CLIENT}") -> str:
-        data = await self.admin(
-            "POST",
-            f"/entra/users/{USER}/token",
-            {"audience": audience, "scopes": ["access_as_user"], "lifetimeSeconds": lifetime},
-        )
-        return str(data["access_token"])
+    def user_token(self, lifetime: float = 300, audience: str = f"api://{API_CLIENT}") -> str:
+        return self.admin.user_token(USER, audience, ["access_as_user"], lifetime)
 
     async def token_endpoint(self, form: dict[str, str], tenant: str = TENANT) -> tuple[int, Any]:
         return await self.call("POST", f"/{tenant}/oauth2/v2.0/token", data=form)
 
-    async def requests(self, **params: str) -> list[dict[str, Any]]:
-        status, data = await self.call("GET", "/_emulator/requests", params=params)
-        assert status == 200
-        assert isinstance(data, list)
-        return data
-
 
 def run_tls(tls: TlsFiles, body: Callable[[TlsEmu], Awaitable[None]]) -> None:
     """Run ``body`` against a fresh HTTPS emulator on a free loopback port."""
+    client_ctx = ssl.create_default_context(cafile=str(tls.ca))
+    server_ctx = server_ssl_context(str(tls.cert), str(tls.key))
+    with (
+        serve_in_thread(lambda: build_app(identity_header=IDENTITY_SECRET), server_ctx) as port,
+        httpx.Client(verify=client_ctx, timeout=10) as http,
+    ):
+        base = f"https://127.0.0.1:{port}"
 
-    async def main() -> None:
-        app: web.Application = build_app(identity_header=IDENTITY_SECRET)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl_context(str(tls.cert), str(tls.key)))
-            await site.start()
-            port = next(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
-            client_ctx = ssl.create_default_context(cafile=str(tls.ca))
+        async def main() -> None:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ctx)) as session:
-                await body(TlsEmu(f"https://127.0.0.1:{port}", session, app[EMULATOR_KEY], tls))
-        finally:
-            await runner.cleanup()
+                await body(TlsEmu(base, session, Emulator(base, http), tls))
 
-    asyncio.run(main())
+        asyncio.run(main())

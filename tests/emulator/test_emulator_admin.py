@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
-from emulator_harness import ITEM, ITEM_PATH
+from tests.emulator.emulator_harness import ITEM, ITEM_PATH
 
 ASYNC = {"Prefer": "respond-async"}
 FIELDS = {
@@ -35,7 +35,7 @@ def test_request_log_content_and_no_token(run_emu):
     async def body(h):
         token = await h.token()
         headers = {"Authorization": f"Bearer {token}", "client-request-id": "cid-1"}
-        await h.put_scenario(ITEM, {"runningPolls": 1})
+        h.admin.scenario(ITEM, {"runningPolls": 1})
         r = await h.client.post(
             f"/v1.0{ITEM_PATH}/workbook/tables/Table1/rows",
             json={"index": None, "values": [[1, "x"]]},
@@ -50,9 +50,9 @@ def test_request_log_content_and_no_token(run_emu):
         await h.client.get(f"/v1.0{ITEM_PATH}/workbook/createSession?access_token={token}", headers=headers)
         await h.client.get("/somewhere/else")
         # Admin requests are not logged.
-        await h.client.get(f"/_emulator/tables/{ITEM}/Table1")
+        h.admin.rows(ITEM, "Table1")
 
-        log = await h.requests()
+        log = h.admin.requests()
         assert token not in json.dumps(log)
         assert all(set(entry) == FIELDS for entry in log)
         assert [e["seq"] for e in log] == sorted(e["seq"] for e in log)
@@ -81,10 +81,10 @@ def test_request_log_content_and_no_token(run_emu):
         assert other["query"] == "access_token=REDACTED"
         assert elsewhere["status"] == 404 and elsewhere["item"] is None
 
-        assert [e["seq"] for e in await h.requests(kind="operation")] == [op1["seq"], op2["seq"]]
-        assert len(await h.requests(item=ITEM)) == 5
-        assert await h.requests(item="nope") == []
-        assert len(await h.requests(item=ITEM, kind="start")) == 1
+        assert [e["seq"] for e in h.admin.requests(kind="operation")] == [op1["seq"], op2["seq"]]
+        assert len(h.admin.requests(item=ITEM)) == 5
+        assert h.admin.requests(item="nope") == []
+        assert len(h.admin.requests(item=ITEM, kind="start")) == 1
 
     run_emu(body)
 
@@ -92,18 +92,17 @@ def test_request_log_content_and_no_token(run_emu):
 def test_reset_clears_everything(run_emu):
     async def body(h):
         headers = await h.auth()
-        await h.put_scenario(ITEM, {"mode": "sync"})
-        await h.client.put("/_emulator/config", json={"tokenLifetimeSeconds": 5})
+        h.admin.scenario(ITEM, {"mode": "sync"})
+        h.admin.config(tokenLifetimeSeconds=5)
         r = await h.client.post(f"/v1.0{ITEM_PATH}/workbook/tables/T/rows", json={"values": [[1]]}, headers=headers)
         assert r.status == 201
         r = await h.client.post(f"/v1.0{ITEM_PATH}/workbook/createSession", json={}, headers={**headers, **ASYNC})
         assert r.status == 201
-        resp = await h.client.post("/_emulator/reset")
-        assert resp.status == 204
-        assert await h.requests() == []
-        assert await h.rows(ITEM, "T") == []
+        h.admin.reset()  # 204
+        assert h.admin.requests() == []
+        assert h.admin.rows(ITEM, "T") == []
         assert (await h.client.get(f"/_emulator/scenarios/{ITEM}")).status == 404
-        assert (await (await h.client.get("/_emulator/config")).json())["tokenLifetimeSeconds"] == 3600
+        assert h.admin.get_config()["tokenLifetimeSeconds"] == 3600
         r = await h.client.post(f"/v1.0{ITEM_PATH}/workbook/createSession", json={}, headers=headers)
         assert r.status == 401
         headers = await h.auth()

@@ -6,34 +6,36 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.parse
-import urllib.request
+from pathlib import Path
 
-from emulator_harness import REPO_ROOT
+import httpx
+
+from devhost.services import ROOT, Service, start_process
+from tests.harness.emulator import Emulator
 
 
-def _start(*args: str, scheme: str = "http") -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen(
+def _start(log_dir: Path, *args: str, scheme: str = "http") -> Service:
+    """`python -m devhost.emulator --port 0 ...` through the one launcher; its URL from its listening line."""
+    service = start_process(
+        "emulator-cli",
         [sys.executable, "-m", "devhost.emulator", "--port", "0", *args],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        marker="emulator listening on",
+        log_dir=log_dir,
+        timeout=30,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith(f"emulator listening on {scheme}://127.0.0.1:"), (line, proc.stderr)
-    return proc, line.strip().rsplit(" ", 1)[1]
+    assert service.url.startswith(f"{scheme}://127.0.0.1:"), service.output()
+    return service
 
 
-def test_cli_serves_azure_identity_and_exits_cleanly(monkeypatch):
+def test_cli_serves_azure_identity_and_exits_cleanly(monkeypatch, tmp_path):
     from azure.identity.aio import ManagedIdentityCredential
 
-    proc, base = _start("--identity-header", "cli-secret", "--token-lifetime", "7200")
+    service = _start(tmp_path, "--identity-header", "cli-secret", "--token-lifetime", "7200")
+    base = service.url
     try:
         monkeypatch.setenv("IDENTITY_ENDPOINT", f"{base}/msi/token")
         monkeypatch.setenv("IDENTITY_HEADER", "cli-secret")
@@ -46,42 +48,29 @@ def test_cli_serves_azure_identity_and_exits_cleanly(monkeypatch):
             return token.token
 
         token = asyncio.run(get_token())
-        req = urllib.request.Request(
-            f"{base}/v1.0/me/drive/items/X/workbook/createSession",
-            data=b'{"persistChanges": true}',
-            method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            assert resp.status == 201
-            assert json.loads(resp.read())["persistChanges"] is True
-        with urllib.request.urlopen(f"{base}/_emulator/requests", timeout=10) as resp:
-            log = json.loads(resp.read())
+        with httpx.Client(timeout=10) as http:
+            resp = http.post(
+                f"{base}/v1.0/me/drive/items/X/workbook/createSession",
+                json={"persistChanges": True},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert resp.status_code == 201
+            assert resp.json()["persistChanges"] is True
+            log = Emulator(base, http).requests()
         assert [e["kind"] for e in log] == ["token", "start"]
         assert f"resource={base}" in urllib.parse.unquote(log[0]["query"])
         assert token not in json.dumps(log)
     finally:
-        rc = _terminate(proc)
+        rc = service.stop()  # SIGTERM
     assert rc == 0
 
 
-def _terminate(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    rc = proc.wait(timeout=10)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-    return rc
-
-
-def test_cli_sigint_exits_zero():
-    proc, _ = _start()
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 0
-    assert proc.stdout is not None and proc.stdout.read() == ""
-    proc.stdout.close()
-    if proc.stderr:
-        proc.stderr.close()
+def test_cli_sigint_exits_zero(tmp_path):
+    service = _start(tmp_path)
+    service.process.send_signal(signal.SIGINT)
+    assert service.process.wait(timeout=10) == 0
+    assert service.stop() == 0  # ended already: this waits for the last of its output
+    assert service.output().splitlines() == [f"emulator listening on {service.url}"]  # nothing else, no traceback
 
 
 _CHILD = """
@@ -108,30 +97,18 @@ asyncio.run(main())
 
 def test_cli_tls_serves_real_azure_identity_via_ssl_cert_file(tmp_path):
     """HTTPS emulator process; a child using azure-identity with only SSL_CERT_FILE pointing at the test CA."""
-    import ssl
-
-    from entra_harness import API_CLIENT, API_SECRET, TENANT, USER, make_tls_files
+    from tests.emulator.entra_harness import API_CLIENT, API_SECRET, TENANT, USER, make_tls_files
 
     tls = make_tls_files(tmp_path)
-    proc, base = _start("--tls-cert", str(tls.cert), "--tls-key", str(tls.key), scheme="https")
-    context = ssl.create_default_context(cafile=str(tls.ca))
-
-    def admin(method: str, path: str, body: dict) -> dict:
-        req = urllib.request.Request(
-            f"{base}/_emulator{path}",
-            data=json.dumps(body).encode(),
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
-            return json.loads(resp.read())
+    service = _start(tmp_path, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key), scheme="https")
+    base = service.url
+    http = httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca)), timeout=10)
+    admin = Emulator(base, http)
 
     try:
-        admin("PUT", f"/entra/clients/{API_CLIENT}", {"secret": API_SECRET, "appRoles": ["Ops.All"]})
-        admin("PUT", f"/entra/users/{USER}", {"tid": TENANT})
-        assertion = admin(
-            "POST", f"/entra/users/{USER}/token", {"audience": f"api://{API_CLIENT}", "scopes": ["access_as_user"]}
-        )["access_token"]
+        admin.entra_client(API_CLIENT, secret=API_SECRET, appRoles=["Ops.All"])
+        admin.entra_user(USER, tid=TENANT)
+        assertion = admin.user_token(USER, f"api://{API_CLIENT}", ["access_as_user"])
         env = {**os.environ, "SSL_CERT_FILE": str(tls.ca), "REQUESTS_CA_BUNDLE": str(tls.ca)}
         env.pop("SSL_CERT_DIR", None)
         child = subprocess.run(
@@ -147,16 +124,13 @@ def test_cli_tls_serves_real_azure_identity_via_ssl_cert_file(tmp_path):
         assert out["app"]["idtyp"] == "app" and out["app"]["aud"] == base
         assert out["user"]["upn"] == USER and out["user"]["aud"] == base and out["user"]["tid"] == TENANT
 
-        req = urllib.request.Request(
+        resp = http.post(
             f"{base}/v1.0/me/drive/items/X/workbook/createSession",
-            data=b"{}",
-            method="POST",
-            headers={"Authorization": f"Bearer {out['user_token']}", "Content-Type": "application/json"},
+            json={},
+            headers={"Authorization": f"Bearer {out['user_token']}"},
         )
-        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
-            assert resp.status == 201
-        with urllib.request.urlopen(f"{base}/_emulator/requests", timeout=10, context=context) as resp:
-            log = json.loads(resp.read())
+        assert resp.status_code == 201
+        log = admin.requests()
         assert [(e["kind"], e["grantType"]) for e in log if e["kind"] == "entra"] == [
             ("entra", "client_credentials"),
             ("entra", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -164,14 +138,15 @@ def test_cli_tls_serves_real_azure_identity_via_ssl_cert_file(tmp_path):
         assert log[-1]["user"] == USER
         assert API_SECRET not in json.dumps(log) and assertion not in json.dumps(log)
     finally:
-        rc = _terminate(proc)
+        http.close()
+        rc = service.stop()
     assert rc == 0
 
 
 def test_cli_tls_flags_go_together():
     proc = subprocess.run(
         [sys.executable, "-m", "devhost.emulator", "--port", "0", "--tls-cert", "x.pem"],
-        cwd=REPO_ROOT,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,

@@ -10,7 +10,8 @@ import jwt
 import pytest
 import trustme
 from azure.core.exceptions import ClientAuthenticationError
-from entra_harness import (
+
+from tests.emulator.entra_harness import (
     API_CLIENT,
     API_SECRET,
     DAEMON_CLIENT,
@@ -105,7 +106,7 @@ def test_discovery_jwks_and_msal(tls, monkeypatch):
         assert disco["tenant_discovery_endpoint"] == f"{e.base}/{TENANT}/v2.0/.well-known/openid-configuration"
 
         # Real MSAL (sync, requests): tenant discovery, then with instance discovery left on.
-        await e.setup_tenant()
+        e.setup_tenant()
         import msal
 
         def acquire(instance_discovery: bool | str) -> dict:
@@ -125,7 +126,7 @@ def test_discovery_jwks_and_msal(tls, monkeypatch):
             assert jwt.get_unverified_header(result["access_token"])["kid"] == key["kid"]
             assert claims["iss"] == f"{e.base}/{TENANT}/v2.0"
         # The sync azure-identity credentials sit on MSAL (tenant discovery, then the token endpoint).
-        assertion = await e.user_token()
+        assertion = e.user_token()
 
         def sync_credentials() -> tuple[str, str]:
             from azure.identity import ClientSecretCredential, OnBehalfOfCredential
@@ -139,7 +140,7 @@ def test_discovery_jwks_and_msal(tls, monkeypatch):
         assert _verify_with_jwks(app_token, jwks, e.base)["idtyp"] == "app"
         assert _verify_with_jwks(user_token, jwks, e.base)["upn"] == USER
 
-        log = await e.requests(kind="entra")
+        log = e.admin.requests(kind="entra")
         assert "/common/discovery/instance" in [r["path"] for r in log]
         assert [r["grantType"] for r in log if r["path"].endswith("/token")] == [
             "client_credentials",
@@ -153,7 +154,7 @@ def test_discovery_jwks_and_msal(tls, monkeypatch):
 
 def test_client_secret_credential_gets_app_token(tls):
     async def body(e: TlsEmu) -> None:
-        await e.setup_tenant()
+        e.setup_tenant()
         token = await _secret_credential_token(e, DAEMON_CLIENT, DAEMON_SECRET, f"{e.base}/.default")
         claims = jwt_claims(token)
         assert claims["aud"] == e.base
@@ -163,7 +164,7 @@ def test_client_secret_credential_gets_app_token(tls):
         # The app token works on Graph (not strict), and the log names the app.
         status, _ = await e.call("POST", f"{ITEM_PATH}/createSession", json={}, headers=_bearer(token))
         assert status == 201
-        (start,) = await e.requests(kind="start")
+        (start,) = e.admin.requests(kind="start")
         assert start["user"] == f"app:{DAEMON_CLIENT}" and start["auth"] == "valid"
 
         with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
@@ -180,8 +181,8 @@ def _bearer(token: str) -> dict[str, str]:
 
 def test_on_behalf_of_gets_user_graph_token(tls):
     async def body(e: TlsEmu) -> None:
-        await e.setup_tenant()
-        assertion = await e.user_token()
+        e.setup_tenant()
+        assertion = e.user_token()
         a_claims = jwt_claims(assertion)
         assert a_claims["aud"] == f"api://{API_CLIENT}" and a_claims["scp"] == "access_as_user"
         assert a_claims["roles"] == ["Operator"] and a_claims["upn"] == USER
@@ -200,11 +201,11 @@ def test_on_behalf_of_gets_user_graph_token(tls):
 
         status, _ = await e.call("POST", f"{ITEM_PATH}/createSession", json={}, headers=_bearer(token2))
         assert status == 201
-        (start,) = await e.requests(kind="start")
+        (start,) = e.admin.requests(kind="start")
         assert start["user"] == USER
 
         # An assertion for another audience, or a forged one, is refused.
-        other = await e.user_token(audience="api://someone-else")
+        other = e.user_token(audience="api://someone-else")
         with pytest.raises(ClientAuthenticationError, match="AADSTS50013"):
             await _obo_token(e, other)
         forged = jwt.encode({**a_claims, "exp": a_claims["exp"] + 10}, "x" * 32, algorithm="HS256")
@@ -216,8 +217,8 @@ def test_on_behalf_of_gets_user_graph_token(tls):
 
 def test_expired_assertion_is_aadsts500133(tls):
     async def body(e: TlsEmu) -> None:
-        await e.setup_tenant()
-        expired = await e.user_token(lifetime=-30)
+        e.setup_tenant()
+        expired = e.user_token(lifetime=-30)
         with pytest.raises(ClientAuthenticationError, match="AADSTS500133") as info:
             await _obo_token(e, expired)
         assert "Assertion is not within its valid time range" in str(info.value)
@@ -241,8 +242,8 @@ def test_expired_assertion_is_aadsts500133(tls):
 
 def test_refresh_token_grant_rotates(tls):
     async def body(e: TlsEmu) -> None:
-        await e.setup_tenant()
-        assertion = await e.user_token()
+        e.setup_tenant()
+        assertion = e.user_token()
         base_form = {"client_id": API_CLIENT, "client_secret": API_SECRET}
         status, first = await e.token_endpoint(
             {
@@ -266,7 +267,7 @@ def test_refresh_token_grant_rotates(tls):
         )
         assert status == 200 and "refresh_token" not in no_offline
 
-        await e.admin("PUT", "/entra/config", {"accessTokenLifetimeSeconds": 120})
+        e.admin.entra_config(accessTokenLifetimeSeconds=120)
         form = {**base_form, "grant_type": "refresh_token", "scope": f"{e.base}/.default"}
         status, second = await e.token_endpoint({**form, "refresh_token": first["refresh_token"]})
         assert status == 200, second
@@ -287,29 +288,28 @@ def test_refresh_token_grant_rotates(tls):
             }
         )
         assert status == 400 and wrong_client["error"] == "invalid_grant"
-        assert (await e.admin("POST", "/entra/refresh-tokens/revoke"))["revoked"] >= 1
+        assert e.admin.revoke_refresh_tokens() >= 1
         status, error = await e.token_endpoint({**form, "refresh_token": second["refresh_token"]})
         assert status == 400 and error["error_codes"] == [50173]
 
         # The real OnBehalfOfCredential redeems its cached refresh token once the access token is stale.
-        await e.admin("PUT", "/entra/config", {"accessTokenLifetimeSeconds": 0})
+        e.admin.entra_config(accessTokenLifetimeSeconds=0)
         async with _obo(e, assertion) as credential:
             t1 = await credential.get_token(f"{e.base}/.default", "offline_access")
             t2 = await credential.get_token(f"{e.base}/.default", "offline_access")
             t3 = await credential.get_token(f"{e.base}/.default", "offline_access")
         assert len({t1.token, t2.token, t3.token}) == 3
-        grants = [r["grantType"] for r in await e.requests(kind="entra")][-3:]
+        grants = [r["grantType"] for r in e.admin.requests(kind="entra")][-3:]
         assert grants == ["urn:ietf:params:oauth:grant-type:jwt-bearer", "refresh_token", "refresh_token"]
-        assert all(r["status"] == 200 for r in (await e.requests(kind="entra"))[-3:])
+        assert all(r["status"] == 200 for r in (e.admin.requests(kind="entra"))[-3:])
 
     run_tls(tls, body)
 
 
 def test_strict_delegated_mode(tls):
     async def body(e: TlsEmu) -> None:
-        await e.setup_tenant()
-        status, config = await e.call("PUT", "/_emulator/config", json={"strictDelegated": True})
-        assert status == 200 and config == {"tokenLifetimeSeconds": 3600.0, "strictDelegated": True}
+        e.setup_tenant()
+        assert e.admin.config(strictDelegated=True) == {"tokenLifetimeSeconds": 3600.0, "strictDelegated": True}
 
         status, msi = await e.call(
             "GET",
@@ -328,11 +328,11 @@ def test_strict_delegated_mode(tls):
             assert error["error"]["innerError"]["code"] == "forbidden"
             assert error["error"]["innerError"]["request-id"]
 
-        user_token = await _obo_token(e, await e.user_token())
+        user_token = await _obo_token(e, e.user_token())
         headers = {**_bearer(user_token), "Prefer": "respond-async"}
         status, _ = await e.call("POST", f"{ITEM_PATH}/createSession", json={}, headers=headers)
         assert status == 202
-        log = await e.requests(kind="start")
+        log = e.admin.requests(kind="start")
         assert [(r["status"], r["user"]) for r in log] == [
             (403, "app:msi"),
             (403, f"app:{DAEMON_CLIENT}"),
@@ -344,7 +344,7 @@ def test_strict_delegated_mode(tls):
         status, _ = await e.call("GET", f"{ITEM_PATH}/operations/nope", headers=_bearer(user_token))
         assert status == 404
 
-        await e.call("PUT", "/_emulator/config", json={"strictDelegated": False})
+        e.admin.config(strictDelegated=False)
         status, _ = await e.call("POST", f"{ITEM_PATH}/createSession", json={}, headers=_bearer(app_jwt))
         assert status == 201
 
@@ -353,21 +353,21 @@ def test_strict_delegated_mode(tls):
 
 def test_graph_rejects_bad_jwts(tls):
     async def body(e: TlsEmu) -> None:
-        await e.setup_tenant()
+        e.setup_tenant()
         url = f"{ITEM_PATH}/createSession"
-        expired_user = await e.user_token(lifetime=-5, audience=e.base)
+        expired_user = e.user_token(lifetime=-5, audience=e.base)
         status, error = await e.call("POST", url, json={}, headers=_bearer(expired_user))
         assert status == 401 and error["error"]["code"] == "InvalidAuthenticationToken"
-        wrong_audience = await e.user_token()  # a token for the bridge API, not for Graph
+        wrong_audience = e.user_token()  # a token for the bridge API, not for Graph
         status, _ = await e.call("POST", url, json={}, headers=_bearer(wrong_audience))
         assert status == 401
         good = await _obo_token(e, wrong_audience)
         status, _ = await e.call("POST", url, json={}, headers=_bearer(good))
         assert status == 201
-        await e.call("POST", "/_emulator/tokens/revoke")
+        e.admin.revoke_tokens()
         status, _ = await e.call("POST", url, json={}, headers=_bearer(good))
         assert status == 401
-        assert [(r["auth"], r["user"]) for r in await e.requests(kind="start")] == [
+        assert [(r["auth"], r["user"]) for r in e.admin.requests(kind="start")] == [
             ("expired", None),
             ("invalid", None),
             ("valid", USER),
@@ -385,7 +385,7 @@ def test_client_assertion_with_certificate(tls, tmp_path):
         pem = tmp_path / "client.pem"
         client_cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
         cert_only = client_cert.cert_chain_pems[0].bytes().decode()
-        await e.admin("PUT", "/entra/clients/cert-app", {"certificates": [cert_only], "appRoles": ["Ops.Read"]})
+        e.admin.entra_client("cert-app", certificates=[cert_only], appRoles=["Ops.Read"])
         async with CertificateCredential(
             TENANT,
             "cert-app",
@@ -416,8 +416,8 @@ def test_client_assertion_with_certificate(tls, tmp_path):
 
 def test_request_log_never_holds_tokens_or_secrets(tls):
     async def body(e: TlsEmu) -> None:
-        await e.setup_tenant()
-        assertion = await e.user_token()
+        e.setup_tenant()
+        assertion = e.user_token()
         app_token = await _secret_credential_token(e, DAEMON_CLIENT, DAEMON_SECRET, f"{e.base}/.default")
         status, obo = await e.token_endpoint(
             {
@@ -445,7 +445,7 @@ def test_request_log_never_holds_tokens_or_secrets(tls):
         # A credential in a query string is redacted too.
         await e.call("GET", f"/{TENANT}/discovery/v2.0/keys", params={"client_secret": API_SECRET})
 
-        log = json.dumps(await e.requests())
+        log = json.dumps(e.admin.requests())
         for secret in (
             API_SECRET,
             DAEMON_SECRET,
@@ -460,7 +460,7 @@ def test_request_log_never_holds_tokens_or_secrets(tls):
         # Signatures alone must not leak either.
         for token in (assertion, app_token, obo["access_token"]):
             assert token.rsplit(".", 1)[1] not in log
-        grants = [r["grantType"] for r in await e.requests(kind="entra") if r["path"].endswith("/token")]
+        grants = [r["grantType"] for r in e.admin.requests(kind="entra") if r["path"].endswith("/token")]
         assert grants == ["client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer", "refresh_token"]
 
     run_tls(tls, body)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from emulator_harness import ITEM, ITEM_PATH
+from tests.emulator.emulator_harness import ITEM, ITEM_PATH
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -21,7 +21,7 @@ async def _start_session(h, headers, path=ITEM_PATH, version="v1.0", extra=None)
 
 def test_location_overrides_beta_and_session_query(run_emu):
     async def body(h):
-        await h.put_scenario(
+        h.admin.scenario(
             ITEM,
             {
                 "locationVersion": "beta",
@@ -47,7 +47,7 @@ def test_location_overrides_beta_and_session_query(run_emu):
         assert status == 200 and info["persistChanges"] is True
 
         # Reverse direction: a beta request pointed at v1.0.
-        await h.put_scenario(ITEM, {"locationVersion": "v1.0", "resourceLocationVersion": "v1.0"})
+        h.admin.scenario(ITEM, {"locationVersion": "v1.0", "resourceLocationVersion": "v1.0"})
         resp = await _start_session(h, headers, version="beta")
         assert resp.headers["Location"].startswith(f"{h.origin}/v1.0{ITEM_PATH}/workbook/operations/")
 
@@ -61,10 +61,10 @@ def test_foreign_origin_location_and_host_header(run_emu):
         # Without an override the Location follows the Host the request used.
         resp = await _start_session(h, headers, extra={"Host": foreign})
         assert resp.headers["Location"].startswith(f"http://{foreign}/v1.0{ITEM_PATH}/workbook/operations/")
-        log = await h.requests(kind="start")
+        log = h.admin.requests(kind="start")
         assert log[-1]["host"] == foreign
 
-        await h.put_scenario(
+        h.admin.scenario(
             ITEM,
             {
                 "locationOrigin": f"http://{foreign}",
@@ -78,7 +78,7 @@ def test_foreign_origin_location_and_host_header(run_emu):
         status, done, _ = await h.get_url(location, {**headers, "Host": foreign})
         assert status == 200
         assert done["resourceLocation"].startswith(f"https://graph.example/v1.0{ITEM_PATH}/workbook/")
-        log = await h.requests(kind="operation")
+        log = h.admin.requests(kind="operation")
         assert log[-1]["host"] == foreign
         assert log[-1]["operationId"] == done["id"]
 
@@ -89,7 +89,7 @@ def test_operation_faults_in_order_then_state_machine(run_emu):
     raw = '{"id": "x", "status": ""running"}'
 
     async def body(h):
-        await h.put_scenario(
+        h.admin.scenario(
             ITEM,
             {
                 "runningPolls": 1,
@@ -132,7 +132,7 @@ def test_operation_faults_in_order_then_state_machine(run_emu):
         polls = await h.poll_statuses(location, headers, 2)
         assert [p["status"] for p in polls] == ["running", "succeeded"]
 
-        log = await h.requests(kind="operation")
+        log = h.admin.requests(kind="operation")
         assert [r["status"] for r in log] == [429, 503, 200, 200, 200, 200]
 
     run_emu(body)
@@ -140,7 +140,7 @@ def test_operation_faults_in_order_then_state_machine(run_emu):
 
 def test_start_faults_then_normal_and_start_error_every_time(run_emu):
     async def body(h):
-        await h.put_scenario(
+        h.admin.scenario(
             ITEM,
             {
                 "startFaults": [
@@ -163,26 +163,25 @@ def test_start_faults_then_normal_and_start_error_every_time(run_emu):
             "message": "The resource could not be found.",
             "innerError": {"code": "itemDoesNotExist", "innerError": {"code": "fileNotFound"}},
         }
-        await h.put_scenario(ITEM, {"startError": {"status": 404, "error": nested}})
+        h.admin.scenario(ITEM, {"startError": {"status": 404, "error": nested}})
         for _ in range(3):
             r = await _start_session(h, headers)
             assert r.status == 404
             assert (await r.json()) == {"error": nested}
         r = await h.client.post(f"/v1.0{ITEM_PATH}/workbook/tables/T/rows", json={"values": [[1]]}, headers=headers)
         assert r.status == 404
-        assert await h.rows(ITEM, "T") == []
+        assert h.admin.rows(ITEM, "T") == []
 
-        await h.put_scenario(ITEM, {"startError": {"status": 403, "error": {"code": "accessDenied", "message": "No."}}})
+        h.admin.scenario(ITEM, {"startError": {"status": 403, "error": {"code": "accessDenied", "message": "No."}}})
         r = await _start_session(h, headers)
         assert r.status == 403
         err = (await r.json())["error"]
         assert err["code"] == "accessDenied" and err["innerError"]["date"]
 
-        resp = await h.client.delete(f"/_emulator/scenarios/{ITEM}")
-        assert resp.status == 204
+        h.admin.delete_scenario(ITEM)  # 204
         assert (await _start_session(h, headers)).status == 202
         # Another item is unaffected by a scenario.
-        await h.put_scenario(ITEM, {"startError": {"status": 403}})
+        h.admin.scenario(ITEM, {"startError": {"status": 403}})
         assert (await _start_session(h, headers, path="/me/drive/items/OTHER")).status == 202
 
     run_emu(body)
@@ -190,7 +189,7 @@ def test_start_faults_then_normal_and_start_error_every_time(run_emu):
 
 def test_result_faults(run_emu):
     async def body(h):
-        await h.put_scenario(
+        h.admin.scenario(
             ITEM,
             {"runningPolls": 0, "resultFaults": [{"status": 502}, {"status": 200, "rawBody": "not json"}]},
         )
@@ -204,14 +203,14 @@ def test_result_faults(run_emu):
         assert status == 200 and text == "not json"
         status, info, _ = await h.get_url(done["resourceLocation"], headers)
         assert status == 200 and info["persistChanges"] is True
-        assert [r["status"] for r in await h.requests(kind="result")] == [502, 200, 200]
+        assert [r["status"] for r in h.admin.requests(kind="result")] == [502, 200, 200]
 
     run_emu(body)
 
 
 def test_operation_ttl_expires(run_emu):
     async def body(h):
-        await h.put_scenario(ITEM, {"operationTtlSeconds": 0.2, "runningPolls": 1000})
+        h.admin.scenario(ITEM, {"operationTtlSeconds": 0.2, "runningPolls": 1000})
         headers = await h.auth()
         resp = await _start_session(h, headers)
         location = resp.headers["Location"]
@@ -232,7 +231,7 @@ def test_operation_ttl_expires(run_emu):
 
 def test_running_seconds(run_emu):
     async def body(h):
-        await h.put_scenario(ITEM, {"runningSeconds": 0.2})
+        h.admin.scenario(ITEM, {"runningSeconds": 0.2})
         headers = await h.auth()
         started = time.monotonic()
         resp = await _start_session(h, headers)
@@ -270,7 +269,7 @@ def test_scenario_validation(run_emu):
             assert (await resp.json())["error"]["code"] == "invalidArgument"
         resp = await h.client.put(f"/_emulator/scenarios/{ITEM}", data=b"{nope")
         assert resp.status == 400
-        await h.put_scenario(ITEM, {"runningPolls": 5, "statusCase": "pascal"})
+        h.admin.scenario(ITEM, {"runningPolls": 5, "statusCase": "pascal"})
         resp = await h.client.get(f"/_emulator/scenarios/{ITEM}")
         assert (await resp.json())["scenario"]["runningPolls"] == 5
 

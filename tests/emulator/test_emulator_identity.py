@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from emulator_harness import ITEM_PATH, SECRET
+from tests.emulator.emulator_harness import ITEM_PATH, SECRET
 
 TOKEN_PARAMS = {"api-version": "2019-08-01", "resource": "https://graph.microsoft.com"}
 
@@ -72,7 +72,7 @@ def test_graph_requires_bearer_token(run_emu):
             assert inner["client-request-id"] == "cr-1"
             assert inner["request-id"] == resp.headers["request-id"]
             assert inner["date"]
-            log = await h.requests(kind="start")
+            log = h.admin.requests(kind="start")
             assert log[-1]["auth"] == auth
             assert log[-1]["status"] == 401
 
@@ -96,7 +96,7 @@ def test_expired_token(run_emu):
         err = await _wait_for_401(h, headers)
         assert err["error"]["code"] == "InvalidAuthenticationToken"
         assert "expired" in err["error"]["message"]
-        log = await h.requests()
+        log = h.admin.requests()
         assert log[-1]["auth"] == "expired"
         assert {r["auth"] for r in log if r["kind"] == "start"} <= {"valid", "expired"}
 
@@ -106,9 +106,7 @@ def test_expired_token(run_emu):
 def test_config_changes_lifetime_of_new_tokens(run_emu):
     async def body(h):
         long_lived = await h.auth()
-        resp = await h.client.put("/_emulator/config", json={"tokenLifetimeSeconds": 0.2})
-        assert resp.status == 200
-        assert (await resp.json())["tokenLifetimeSeconds"] == 0.2
+        assert h.admin.config(tokenLifetimeSeconds=0.2)["tokenLifetimeSeconds"] == 0.2
         short_lived = await h.auth()
         await _wait_for_401(h, short_lived)
         resp = await h.client.post(f"/v1.0{ITEM_PATH}/workbook/createSession", json={}, headers=long_lived)
@@ -126,13 +124,11 @@ def test_revoked_token(run_emu):
         headers = await h.auth()
         url = f"/v1.0{ITEM_PATH}/workbook/createSession"
         assert (await h.client.post(url, json={}, headers=headers)).status == 201
-        resp = await h.client.post("/_emulator/tokens/revoke")
-        assert resp.status == 200
-        assert (await resp.json())["revoked"] == 1
+        assert h.admin.revoke_tokens() == 1
         resp = await h.client.post(url, json={}, headers=headers)
         assert resp.status == 401
         assert (await resp.json())["error"]["code"] == "InvalidAuthenticationToken"
-        assert (await h.requests())[-1]["auth"] == "revoked"
+        assert h.admin.requests()[-1]["auth"] == "revoked"
         # Tokens issued after the revocation work.
         assert (await h.client.post(url, json={}, headers=await h.auth())).status == 201
 
@@ -151,7 +147,7 @@ def test_azure_identity_managed_identity_credential(run_emu, monkeypatch):
             token = await credential.get_token(f"{h.origin}/.default")
         assert token.token
         assert token.expires_on > time.time() + 3000
-        log = await h.requests(kind="token")
+        log = h.admin.requests(kind="token")
         assert len(log) == 1
         assert log[0]["status"] == 200
         assert "api-version=2019-08-01" in log[0]["query"]

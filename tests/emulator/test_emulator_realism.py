@@ -13,19 +13,20 @@ import time
 from typing import Any
 
 import pytest
-from emulator_harness import ITEM, ITEM_PATH, Harness
 
 from devhost.emulator.scenarios import ScenarioError, parse_scenario
+from tests.emulator.emulator_harness import ITEM, ITEM_PATH, Harness
 
 ASYNC = {"Prefer": "respond-async"}
 ROWS = f"/v1.0{ITEM_PATH}/workbook/tables/T1/rows"
 
 
 async def wait_until(check: Any, timeout: float = 10.0) -> Any:
-    """Poll `check()` (an async callable) until it returns something truthy, with a deadline."""
+    """Poll `check()` until it returns something truthy, with a deadline (the emulator's clock runs on its own
+    thread: this loop only sleeps between looks)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await check()
+        value = check()
         if value:
             return value
         if time.monotonic() > deadline:
@@ -38,26 +39,12 @@ async def add_row(h: Harness, values: list[Any], **extra: str) -> Any:
     return await h.client.post(ROWS, json={"values": [values]}, headers=headers)
 
 
-async def operations(h: Harness, item: str = ITEM) -> list[dict[str, Any]]:
-    resp = await h.client.get("/_emulator/operations", params={"item": item})
-    assert resp.status == 200
-    data: list[dict[str, Any]] = await resp.json()
-    return data
-
-
-async def stats(h: Harness) -> dict[str, Any]:
-    resp = await h.client.get("/_emulator/stats")
-    assert resp.status == 200
-    data: dict[str, Any] = await resp.json()
-    return data
-
-
 async def create_sessions(h: Harness, item: str, count: int) -> list[float]:
     headers = await h.auth(**ASYNC)
     for _ in range(count):
         resp = await h.client.post(f"/v1.0/me/drive/items/{item}/workbook/createSession", json={}, headers=headers)
         assert resp.status == 202
-    return [op["durationSeconds"] for op in await operations(h, item)]
+    return [op["durationSeconds"] for op in h.admin.operations(item)]
 
 
 @pytest.mark.parametrize(
@@ -70,14 +57,14 @@ async def create_sessions(h: Harness, item: str, count: int) -> list[float]:
 )
 def test_each_operation_draws_its_duration_within_the_support(run_emu, duration, low, high):
     async def body(h: Harness) -> None:
-        await h.put_scenario("ITEMD", {"duration": duration})
+        h.admin.scenario("ITEMD", {"duration": duration})
         drawn = await create_sessions(h, "ITEMD", 40)
         assert len(drawn) == 40 and all(low <= d <= high for d in drawn), drawn
         if duration["distribution"] != "fixed":
             assert len(set(drawn)) == 40  # one draw per operation, not one per scenario
         if duration["distribution"] == "lognormal":  # median 20: about half above, half below
             assert 10 <= sum(d > 20 for d in drawn) <= 30
-        [op, *_] = await operations(h, "ITEMD")
+        [op, *_] = h.admin.operations("ITEMD")
         assert op["completesAt"] == pytest.approx(op["createdAt"] + op["durationSeconds"])
 
     run_emu(body)
@@ -89,8 +76,8 @@ def test_seeded_runs_draw_the_same_durations_and_unseeded_ones_differ(run_emu):
     runs: list[list[float]] = []
 
     async def body(h: Harness) -> None:
-        await h.put_scenario("A", seeded)
-        await h.put_scenario("B", unseeded)
+        h.admin.scenario("A", seeded)
+        h.admin.scenario("B", unseeded)
         runs.append(await create_sessions(h, "A", 10))
         runs.append(await create_sessions(h, "B", 10))
 
@@ -102,7 +89,7 @@ def test_seeded_runs_draw_the_same_durations_and_unseeded_ones_differ(run_emu):
 
 def test_action_duration_overrides_the_item_duration(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(
+        h.admin.scenario(
             ITEM,
             {
                 "duration": {"distribution": "fixed", "seconds": 50},
@@ -111,29 +98,29 @@ def test_action_duration_overrides_the_item_duration(run_emu):
         )
         assert (await add_row(h, [1])).status == 202
         await create_sessions(h, ITEM, 1)
-        assert sorted(op["durationSeconds"] for op in await operations(h)) == [0.2, 50.0]
+        assert sorted(op["durationSeconds"] for op in h.admin.operations(ITEM)) == [0.2, 50.0]
 
     run_emu(body)
 
 
 def test_running_until_created_plus_duration_then_the_row_is_written_polled_or_not(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.6}})
+        h.admin.scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.6}})
         headers = await h.auth()
         location = (await add_row(h, [1, "one"])).headers["Location"]
         status, first, _ = await h.get_url(location, headers)
         assert status == 200 and first["status"] == "running"
-        assert await h.rows(ITEM, "T1") == []
+        assert h.admin.rows(ITEM, "T1") == []
         # nobody polls: the row still lands once the duration has passed (Excel works whether asked or not)
-        assert await wait_until(lambda: h.rows(ITEM, "T1")) == [[1, "one"]]
-        [op] = await operations(h)
+        assert await wait_until(lambda: h.admin.rows(ITEM, "T1")) == [[1, "one"]]
+        [op] = h.admin.operations(ITEM)
         assert op["phase"] == "succeeded" and op["completedAt"] == pytest.approx(op["completesAt"])
         assert op["firstTerminalPollAt"] is None
         _, done, _ = await h.get_url(location, headers)
         assert done["status"] == "succeeded"
-        [op] = await operations(h)
+        [op] = h.admin.operations(ITEM)
         assert op["firstTerminalPollAt"] >= op["completedAt"]
-        polls = await h.requests(kind="operation")
+        polls = h.admin.requests(kind="operation")
         assert [p["phase"] for p in polls] == ["running", "succeeded"]
         assert polls[1]["time"] == pytest.approx(op["firstTerminalPollAt"], abs=0.05)
 
@@ -142,7 +129,7 @@ def test_running_until_created_plus_duration_then_the_row_is_written_polled_or_n
 
 def test_throttle_mode_answers_a_second_write_429_with_retry_after_until_the_first_finishes(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(
+        h.admin.scenario(
             ITEM,
             {
                 "duration": {"distribution": "fixed", "seconds": 0.8},
@@ -160,24 +147,24 @@ def test_throttle_mode_answers_a_second_write_429_with_retry_after_until_the_fir
         for _ in range(3):  # polls are reads: never contention
             status, _, _ = await h.get_url(location, headers)
             assert status == 200
-        assert (await stats(h))["contention"] == {"throttled": 1, "conflicts": 0, "merge": 0}
-        await wait_until(lambda: h.rows(ITEM, "T1"))
+        assert h.admin.stats()["contention"] == {"throttled": 1, "conflicts": 0, "merge": 0}
+        await wait_until(lambda: h.admin.rows(ITEM, "T1"))
         assert (await add_row(h, [3])).status == 202  # the first finished: accepted
         await wait_until(lambda: _rows_are(h, [[1], [3]]))
-        figures = await stats(h)
+        figures = h.admin.stats()
         assert figures["contention"]["throttled"] == 1
         assert figures["requests"]["operation"] == 3
 
     run_emu(body)
 
 
-async def _rows_are(h: Harness, want: list[list[Any]]) -> bool:
-    return await h.rows(ITEM, "T1") == want
+def _rows_are(h: Harness, want: list[list[Any]]) -> bool:
+    return h.admin.rows(ITEM, "T1") == want
 
 
 def test_conflict_mode_answers_409_access_conflict_and_writes_nothing(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.5}, "contention": "conflict"})
+        h.admin.scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.5}, "contention": "conflict"})
         assert (await add_row(h, [1])).status == 202
         second = await add_row(h, [2])
         assert second.status == 409
@@ -186,16 +173,16 @@ def test_conflict_mode_answers_409_access_conflict_and_writes_nothing(run_emu):
         headers = await h.auth(**ASYNC)
         session = await h.client.post(f"/v1.0{ITEM_PATH}/workbook/createSession", json={}, headers=headers)
         assert session.status == 409  # createSession is a write on the workbook too
-        await wait_until(lambda: h.rows(ITEM, "T1"))
-        assert await h.rows(ITEM, "T1") == [[1]]
-        assert (await stats(h))["contention"]["conflicts"] == 2
+        await wait_until(lambda: h.admin.rows(ITEM, "T1"))
+        assert h.admin.rows(ITEM, "T1") == [[1]]
+        assert h.admin.stats()["contention"]["conflicts"] == 2
 
     run_emu(body)
 
 
 def test_merge_mode_accepts_the_write_and_fails_its_operation(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.4}, "contention": "merge"})
+        h.admin.scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.4}, "contention": "merge"})
         headers = await h.auth()
         assert (await add_row(h, [1])).status == 202
         second = await add_row(h, [2])
@@ -206,29 +193,29 @@ def test_merge_mode_accepts_the_write_and_fails_its_operation(run_emu):
         await wait_until(lambda: _all_terminal(h))
         _, answer, _ = await h.get_url(second.headers["Location"], headers)
         assert answer["status"] == "failed" and answer["error"]["innerError"]["code"] == "accessConflict"
-        assert await h.rows(ITEM, "T1") == [[1]]
-        assert (await stats(h))["contention"] == {"throttled": 0, "conflicts": 1, "merge": 1}
+        assert h.admin.rows(ITEM, "T1") == [[1]]
+        assert h.admin.stats()["contention"] == {"throttled": 0, "conflicts": 1, "merge": 1}
 
     run_emu(body)
 
 
-async def _all_terminal(h: Harness) -> bool:
-    return all(op["phase"] in ("succeeded", "failed") for op in await operations(h))
+def _all_terminal(h: Harness) -> bool:
+    return all(op["phase"] in ("succeeded", "failed") for op in h.admin.operations(ITEM))
 
 
 def test_contention_off_by_default_accepts_concurrent_writes(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.3}})
+        h.admin.scenario(ITEM, {"duration": {"distribution": "fixed", "seconds": 0.3}})
         assert [(await add_row(h, [n])).status for n in range(3)] == [202, 202, 202]
         await wait_until(lambda: _rows_are(h, [[0], [1], [2]]))
-        assert (await stats(h))["contention"]["throttled"] == 0
+        assert h.admin.stats()["contention"]["throttled"] == 0
 
     run_emu(body)
 
 
 def test_contention_with_poll_count_operations_lasts_until_the_terminal_poll(run_emu):
     async def body(h: Harness) -> None:
-        await h.put_scenario(ITEM, {"runningPolls": 1, "contention": "throttle"})
+        h.admin.scenario(ITEM, {"runningPolls": 1, "contention": "throttle"})
         headers = await h.auth()
         location = (await add_row(h, [1])).headers["Location"]
         assert (await add_row(h, [2])).status == 429

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from emulator_harness import ITEM, ITEM_PATH
+from tests.emulator.emulator_harness import ITEM, ITEM_PATH
 
 ASYNC = {"Prefer": "respond-async"}
 OP_URL_RE = re.compile(
@@ -14,7 +14,7 @@ OP_URL_RE = re.compile(
 
 def test_async_create_session_state_machine(run_emu):
     async def body(h):
-        await h.put_scenario(ITEM, {"notStartedPolls": 1, "runningPolls": 3})
+        h.admin.scenario(ITEM, {"notStartedPolls": 1, "runningPolls": 3})
         headers = await h.auth(**{"client-request-id": "abc-123"})
         resp = await h.client.post(
             f"/v1.0{ITEM_PATH}/workbook/createSession",
@@ -91,7 +91,7 @@ def test_create_session_sync_without_prefer_and_in_sync_mode(run_emu):
         assert info["persistChanges"] is True and info["id"]
         assert "Location" not in resp.headers
 
-        await h.put_scenario(ITEM, {"mode": "sync"})
+        h.admin.scenario(ITEM, {"mode": "sync"})
         resp = await h.client.post(
             f"/v1.0{ITEM_PATH}/workbook/createSession",
             json={"persistChanges": False},
@@ -105,7 +105,7 @@ def test_create_session_sync_without_prefer_and_in_sync_mode(run_emu):
             headers={**headers, **ASYNC, "Workbook-Session-Id": "s"},
         )
         assert resp.status == 201
-        assert await h.rows(ITEM, "Table1") == [[1, 2]]
+        assert h.admin.rows(ITEM, "Table1") == [[1, 2]]
 
     run_emu(body)
 
@@ -118,7 +118,7 @@ def test_rows_async_needs_workbook_session_id(run_emu):
         resp = await h.client.post(url, json={"index": None, "values": [["a", 1]]}, headers={**headers, **ASYNC})
         assert resp.status == 201
         assert await resp.json() == {"index": 0, "values": [["a", 1]]}
-        assert await h.rows(ITEM, "Table1") == [["a", 1]]
+        assert h.admin.rows(ITEM, "Table1") == [["a", 1]]
 
         # With a session: 202, and the row appears only when the operation succeeds.
         resp = await h.client.post(
@@ -131,11 +131,11 @@ def test_rows_async_needs_workbook_session_id(run_emu):
         op_id = location.rsplit("/", 1)[1]
         polls = await h.poll_statuses(location, headers, 2)
         assert [p["status"] for p in polls] == ["running", "running"]
-        assert await h.rows(ITEM, "Table1") == [["a", 1]]
+        assert h.admin.rows(ITEM, "Table1") == [["a", 1]]
         (done,) = await h.poll_statuses(location, headers, 1)
         assert done["status"] == "succeeded"
         assert done["resourceLocation"].endswith(f"/v1.0{ITEM_PATH}/workbook/tableRowOperationResult(key='{op_id}')")
-        assert await h.rows(ITEM, "Table1") == [["a", 1], ["b", 2], ["c", 3]]
+        assert h.admin.rows(ITEM, "Table1") == [["a", 1], ["b", 2], ["c", 3]]
         status, row, _ = await h.get_url(done["resourceLocation"], headers)
         assert status == 200
         assert row == {"index": 1, "values": [["b", 2]]}
@@ -147,7 +147,7 @@ def test_rows_async_needs_workbook_session_id(run_emu):
         resp = await h.client.post(url, json={"index": 0, "values": [["z", 0]]}, headers=headers)
         assert resp.status == 201
         assert (await resp.json())["index"] == 0
-        assert (await h.rows(ITEM, "Table1"))[0] == ["z", 0]
+        assert (h.admin.rows(ITEM, "Table1"))[0] == ["z", 0]
 
     run_emu(body)
 
@@ -165,7 +165,7 @@ def test_rows_bad_body(run_emu):
         resp = await h.client.post(url, data=b"{not json", headers={**headers, "Content-Type": "application/json"})
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == "invalidArgument"
-        assert await h.rows(ITEM, "T") == []
+        assert h.admin.rows(ITEM, "T") == []
 
     run_emu(body)
 
@@ -179,10 +179,10 @@ def test_delete_row_sync_and_async(run_emu):
         resp = await h.client.delete(f"{base}/1", headers=headers)
         assert resp.status == 200
         assert await resp.read() == b""
-        assert await h.rows(ITEM, "T") == [[0], [2], [3]]
+        assert h.admin.rows(ITEM, "T") == [[0], [2], [3]]
         resp = await h.client.delete(f"{base}/itemAt(index=2)", headers=headers)
         assert resp.status == 200
-        assert await h.rows(ITEM, "T") == [[0], [2]]
+        assert h.admin.rows(ITEM, "T") == [[0], [2]]
 
         resp = await h.client.delete(f"{base}/itemAt(index=5)", headers=headers)
         assert resp.status == 404
@@ -198,14 +198,14 @@ def test_delete_row_sync_and_async(run_emu):
         polls = await h.poll_statuses(location, headers, 3)
         assert [p["status"] for p in polls] == ["running", "running", "succeeded"]
         assert "resourceLocation" not in polls[2]
-        assert await h.rows(ITEM, "T") == [[2]]
+        assert h.admin.rows(ITEM, "T") == [[2]]
 
     run_emu(body)
 
 
 def test_pascal_case_statuses(run_emu):
     async def body(h):
-        await h.put_scenario(ITEM, {"statusCase": "pascal", "notStartedPolls": 1, "runningPolls": 1})
+        h.admin.scenario(ITEM, {"statusCase": "pascal", "notStartedPolls": 1, "runningPolls": 1})
         headers = await h.auth()
         resp = await h.client.post(
             f"/v1.0{ITEM_PATH}/workbook/createSession", json={"persistChanges": True}, headers={**headers, **ASYNC}
@@ -214,7 +214,7 @@ def test_pascal_case_statuses(run_emu):
         assert [p["status"] for p in polls] == ["NotStarted", "Running", "Completed"]
         assert "resourceLocation" in polls[2]
 
-        await h.put_scenario(ITEM, {"statusCase": "pascal", "runningPolls": 0, "outcome": "failed"})
+        h.admin.scenario(ITEM, {"statusCase": "pascal", "runningPolls": 0, "outcome": "failed"})
         resp = await h.client.post(
             f"/v1.0{ITEM_PATH}/workbook/createSession", json={"persistChanges": True}, headers={**headers, **ASYNC}
         )
@@ -226,7 +226,7 @@ def test_pascal_case_statuses(run_emu):
 
 def test_failed_outcome_has_three_level_chain_and_no_state_change(run_emu):
     async def body(h):
-        await h.put_scenario(ITEM, {"outcome": "failed", "runningPolls": 1})
+        h.admin.scenario(ITEM, {"outcome": "failed", "runningPolls": 1})
         headers = await h.auth()
         resp = await h.client.post(
             f"/v1.0{ITEM_PATH}/workbook/tables/T/rows",
@@ -243,13 +243,13 @@ def test_failed_outcome_has_three_level_chain_and_no_state_change(run_emu):
         assert err["innerError"]["code"] == "internalServerErrorUncategorized"
         assert err["innerError"]["innerError"]["code"] == "GenericFileOpenError"
         assert err["innerError"]["innerError"]["message"] == "The workbook cannot be opened."
-        assert await h.rows(ITEM, "T") == []
+        assert h.admin.rows(ITEM, "T") == []
         op_id = failed["id"]
         status, _, _ = await h.get_url(f"/v1.0{ITEM_PATH}/workbook/tableRowOperationResult(key='{op_id}')", headers)
         assert status == 404
 
         custom = {"code": "generalException", "message": "boom", "innerError": {"code": "invalidSessionReCreatable"}}
-        await h.put_scenario(ITEM, {"outcome": "failed", "runningPolls": 0, "error": custom})
+        h.admin.scenario(ITEM, {"outcome": "failed", "runningPolls": 0, "error": custom})
         resp = await h.client.post(
             f"/v1.0{ITEM_PATH}/workbook/createSession", json={"persistChanges": True}, headers={**headers, **ASYNC}
         )

@@ -1,4 +1,5 @@
-"""Fault fixtures: the e2e processes (Azurite, emulator, receiver, bridges) plus a storage fault proxy per bridge."""
+"""Fault fixtures: a storage fault proxy per bridge, on the session's stack (tests/conftest.py: Azurite, emulator,
+receiver, bridges)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import BridgeFactory, azurite, emulator, log_dir, make_bridge, receiver  # noqa: F401 (fixtures)
-from tests.e2e.harness import Bridge
+from devhost.services import AzuritePorts
+from tests.e2e.harness import Bridge, BridgeFactory
 
 from .proxy import FaultProxy
 
@@ -15,7 +16,7 @@ ProxiedBridgeFactory = Callable[..., tuple[Bridge, FaultProxy]]
 
 
 @pytest.fixture(scope="module")
-def make_proxied_bridge(make_bridge: BridgeFactory, azurite) -> Iterator[ProxiedBridgeFactory]:  # noqa: F811
+def make_proxied_bridge(make_bridge: BridgeFactory, azurite: AzuritePorts) -> Iterator[ProxiedBridgeFactory]:
     """A bridge whose storage (AzureWebJobsStorage: the app's clients and the host's queue listener) goes
     through its own fault proxy; the test's own storage clients (`bridge.table`, ...) still talk to Azurite."""
     made: list[tuple[Bridge, FaultProxy]] = []

@@ -21,8 +21,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from devhost.services import AzuritePorts, Service, free_port, start_azurite
-from tests.e2e.conftest import BridgeFactory, restart
-from tests.e2e.harness import Bridge, Emulator, WebhookReceiver, new_item
+from tests.e2e.harness import Bridge, BridgeFactory, Emulator, WebhookReceiver, new_item, restart
 from tests.support import wait_for
 
 OPERATIONS = 30
@@ -47,6 +46,9 @@ class Storage:
 
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[Storage]:
+    """Not the session's `azurite`: a second Azurite of this module's own, persisted with `--location`, because
+    the probes pause it, stop it and start it again with its data on the same ports, which would break every
+    other module's bridges on the shared in-memory one. Started by the same launcher (start_azurite)."""
     ports = AzuritePorts(free_port(), free_port(), free_port())
     location = tmp_path_factory.mktemp("azurite-data")
     probe_logs = log_dir / "probes"
