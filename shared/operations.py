@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,7 +370,8 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
     An active operation becomes `canceled` without a webhook (the subscriber is the one leaving); a
     finished one keeps its state, and webhook retries still pending for it stop.
     """
-    for _ in range(5):
+
+    async def step() -> Reply | None:
         op = await _load(rt, operation_id, caller)
         now = time.time()
         if op.status in ACTIVE:
@@ -392,14 +394,15 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
         try:
             changed = await rt.store.update(changed, fields)
         except Conflict:
-            continue
+            return None
         log.info("operation %s canceled by the caller", op.id)
         if op.status in ACTIVE:
             telemetry.operation_finished(changed.action, changed.status, changed.poll_count)
         if changed.terminal:
             await lane_slots.on_terminal(rt, changed)  # frees its lane slot at once, or its place in line
         return _reply(rt, changed, now)
-    raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
+
+    return await _until_written(step)
 
 
 async def cancel_by_key(rt: Runtime, idempotency_key: str, caller: Caller | None = None) -> Reply:
@@ -414,7 +417,8 @@ async def cancel_by_key(rt: Runtime, idempotency_key: str, caller: Caller | None
 
 async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None) -> Reply:
     """Send the operation's terminal event again, same webhook-id, with a fresh retry window."""
-    for _ in range(5):
+
+    async def step() -> Reply | None:
         op = await _load(rt, operation_id, caller)
         if not op.callback_sealed:
             raise Problem(409, "noWebhook", "This operation has no callbackUrl", "There is nothing to redeliver.")
@@ -453,10 +457,25 @@ async def redeliver(rt: Runtime, operation_id: str, caller: Caller | None = None
                 },
             )
         except Conflict:
-            continue
+            return None
         await queue_next_attempt(rt, pending)
         log.info("webhook of %s queued for redelivery (attempt %s)", op.id, pending.webhook_attempts + 1)
         return Reply(pending, None, status_url(pending))
+
+    return await _until_written(step)
+
+
+CONFLICT_ATTEMPTS = 5
+
+
+async def _until_written(step: Callable[[], Awaitable[Reply | None]]) -> Reply:
+    """The one conflict-retry loop of the HTTP side: `step` reads the record, decides, and makes its ETag-guarded
+    write, answering None when that write lost to another writer (Conflict); then it reads and decides again.
+    A record that keeps changing is a 409 the caller can retry, never a 5xx."""
+    for _ in range(CONFLICT_ATTEMPTS):
+        reply = await step()
+        if reply is not None:
+            return reply
     raise Problem(409, "concurrentUpdate", "The operation kept changing", "Retry the request.")
 
 
