@@ -37,12 +37,12 @@ from shared import operations, poller
 from shared.duration_history import DurationHistory
 from shared.history_store import HistoryStore
 from shared.lane_store import LaneStore
-from shared.polling import Timing
 from shared.queue import DeliveryQueue, PollQueue
 from shared.runtime import Runtime, build_runtime
 from shared.schedule import COLD, Plan, Schedule, learned_plan
 from shared.settings import load_settings
 from shared.store import OperationStore
+from shared.timing import Timing
 
 
 class CountingTransport(AioHttpTransport):

@@ -48,8 +48,9 @@ from typing import Any
 
 from shared.duration_history import sample_quantile
 from shared.graph_answers import Answer, Kind
-from shared.polling import NextPoll, PollState, Reschedule, Timing, decide, timed_out, whole_seconds
+from shared.polling import NextPoll, PollState, Reschedule, decide, timed_out, whole_seconds
 from shared.schedule import COLD, Plan, Schedule
+from shared.timing import Timing
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=8)

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from shared.duration_history import DurationHistory, sample_quantile
 from shared.graph_answers import Answer, Kind
-from shared.polling import NextPoll, PollState, Reschedule, Timing, decide, timed_out, whole_seconds
+from shared.polling import NextPoll, PollState, Reschedule, decide, timed_out, whole_seconds
 from shared.schedule import COLD, Schedule, learned_plan
+from shared.timing import Timing
 
 # Production defaults (shared/settings.py): POLL_INITIAL_DELAY_SECONDS=1, POLL_MAX_DELAY_SECONDS=240,
 # OPERATION_TIMEOUT_SECONDS=3600.

@@ -40,16 +40,9 @@ from .records import FANOUT_PENDING, Operation, is_operation_id, iso
 from .runtime import Runtime
 from .sealing import SealingError, unseal
 from .store import Conflict
+from .subscription_records import DELIVERED, GAVE_UP, UNSUBSCRIBED, Subscription, SubscriptionDelivery
 from .subscription_store import SubscriptionStore
-from .subscriptions import (
-    DELIVERED,
-    GAVE_UP,
-    UNSUBSCRIBED,
-    Subscription,
-    SubscriptionDelivery,
-    is_subscription_id,
-    matches,
-)
+from .subscriptions import is_subscription_id, matches
 from .webhooks import DeliveryOutcome, deliver, webhook_headers
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .delivery_policy import RetryPolicy, backoff
 from .queue import FanoutTask, SubscriptionAttempt
 from .records import Operation
-from .subscriptions import PENDING, SubscriptionDelivery
+from .subscription_records import PENDING, SubscriptionDelivery
 
 FANOUT_WAIT_SECONDS = 5
 FANOUT_MAX_TRIES = 24  # two minutes: the terminal write follows its fan-out message within one function run

@@ -9,9 +9,9 @@ import logging
 from .duration_history import pick_history
 from .history_store import HistoryStore
 from .lifecycle import history_keys_for, schedule_for
-from .polling import Timing
 from .records import SUCCEEDED, Operation, parse_iso
 from .schedule import COLD, Plan, learned_plan
+from .timing import Timing
 
 log = logging.getLogger(__name__)
 

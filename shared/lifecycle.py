@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .duration_history import history_keys
-from .polling import Timing
 from .records import FANOUT_PENDING, WEBHOOK_NONE, WEBHOOK_PENDING, Operation, iso, parse_iso, with_event
 from .results import bounded
 from .schedule import Plan, Schedule
+from .timing import Timing
 
 TRACKED_KIND = "tracked"  # the history kind of a tracked operation whose action is unknown
 

@@ -11,12 +11,13 @@ import copy
 from typing import Any
 
 from .problems import PROBLEM_CONTENT_TYPE
-from .records import OPERATION_ID_PATTERN, WEBHOOK_STATES
+from .records import BINARY, CALLBACK_FORMATS, OPERATION_ID_PATTERN, WEBHOOK_STATES
 from .records import STATUSES as _STATUSES
 from .settings import MAX_OPERATION_TIMEOUT_SECONDS
 from .status_links import EXPIRY_PARAM, EXPIRY_PATTERN, SIGNATURE_PARAM
 from .status_links import ROUTE as STATUS_ROUTE
-from .subscriptions import DEFAULT_STATUSES, EVENT_STATUSES, MAX_PER_OWNER
+from .subscription_records import DEFAULT_STATUSES, EVENT_STATUSES
+from .subscriptions import MAX_PER_OWNER
 from .validation import ACTIONS as _ACTIONS
 from .validation import (
     CLIENT_REFERENCE_MAX_LENGTH,
@@ -28,7 +29,6 @@ from .validation import (
     SESSION_ID_PATTERN,
     WORKBOOK_PATTERN,
 )
-from .webhooks import BINARY, CALLBACK_FORMATS
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "0.1.0"

@@ -16,16 +16,9 @@ from typing import Any
 
 from .graph_answers import Answer, Kind, graph_error, header, parse_retry_after, result_from
 from .messages import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
+from .timing import Timing
 
 __all__ = ["MAX_REASON_LENGTH", "MAX_VISIBILITY_SECONDS", "PollState"]  # the message format's old home
-
-
-@dataclass(frozen=True)
-class Timing:
-    initial: float
-    maximum: float
-    timeout: float
-    max_transient_failures: int
 
 
 @dataclass(frozen=True)

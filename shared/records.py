@@ -11,6 +11,10 @@ from typing import Any
 
 from .strict_json import dumps, loads_stored
 
+# The webhook formats a record (or a subscription) can ask for: CloudEvents binary or structured mode.
+BINARY, STRUCTURED = "binary", "structured"
+CALLBACK_FORMATS = (BINARY, STRUCTURED)
+
 NOT_STARTED, RUNNING = "notStarted", "running"
 WAITING = "waiting"  # accepted, in its workbook's lane, not sent to Graph yet (shared/lanes.py)
 STARTING, ANSWERED = "starting", "answered"  # Operation.start_phase
@@ -84,7 +88,7 @@ class Operation:
     fail_on_error: bool = False
     owner: str | None = None
     credential_sealed: str | None = None  # delegated mode: the caller's token, sealed; erased when it ends
-    callback_format: str | None = None  # "binary" | "structured"; None on older records: structured
+    callback_format: str | None = None  # BINARY | STRUCTURED; None on older records: structured
     fanout_state: str | None = None  # "pending" from the terminal write on (done: a marker entity, fanout.py)
     expires_at: str | None = None  # terminal: when the purge may delete it (stamped by the store, retention.py)
     # Write-ahead of the start (operations.py): "starting" from before the Excel request until Graph's answer is
@@ -215,7 +219,7 @@ def with_event(op: Operation, at: str, kind: str, **details: Any) -> Operation:
 def delivery_format(op: Operation) -> str:
     """How the operation's webhook is sent: as requested; records from before the choice existed were
     promised CloudEvents structured mode, so they keep it."""
-    return op.callback_format or "structured"
+    return op.callback_format or STRUCTURED
 
 
 def status_url(op: Operation) -> str:

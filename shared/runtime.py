@@ -19,11 +19,11 @@ from .graph import GraphClient
 from .history_store import HistoryStore
 from .lane_store import LaneStore
 from .outbound import OutboundPolicy, PinnedResolver
-from .polling import Timing
 from .queue import DeliveryQueue, PollQueue
 from .results import ResultBlobs
 from .settings import Settings, SettingsError, StorageConnection, load_settings
 from .store import OperationStore
+from .timing import Timing
 
 log = logging.getLogger(__name__)
 

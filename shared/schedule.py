@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 
 from .duration_history import DurationHistory, sample_quantile
-from .polling import Timing
+from .timing import Timing
 
 FLOOR_ELAPSED = 10.0  # relative lag is measured against max(duration, 10 s): shorter ones get 10 s worth
 MIN_GAP = 1  # whole seconds

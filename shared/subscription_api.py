@@ -16,13 +16,8 @@ from .problems import FieldError, Problem, invalid
 from .records import iso
 from .runtime import Runtime
 from .sealing import seal
-from .subscriptions import (
-    MAX_PER_OWNER,
-    Subscription,
-    is_subscription_id,
-    new_subscription_id,
-    parse_subscription_request,
-)
+from .subscription_records import Subscription
+from .subscriptions import MAX_PER_OWNER, is_subscription_id, new_subscription_id, parse_subscription_request
 from .validation import parse_json_body
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from .store import Conflict, is_precondition_failure
-from .subscriptions import (
+from .subscription_records import (
     DELIVERY_ROW_PREFIX,
     FANOUT_ROW_KEY,
     ROW_PREFIX,

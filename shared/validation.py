@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from .origins import origin_of
 from .outbound import MAX_URL_LENGTH, OutboundPolicy, Refused, check_url
 from .problems import FieldError, Problem, invalid
+from .records import BINARY, CALLBACK_FORMATS
 from .strict_json import JsonRefused, dumps, loads
-from .webhooks import BINARY, CALLBACK_FORMATS
 
 Action = Literal["createSession", "createTableRow", "deleteTableRow"]
 ACTIONS: tuple[Action, ...] = ("createSession", "createTableRow", "deleteTableRow")

@@ -26,6 +26,7 @@ import aiohttp
 from yarl import URL
 
 from .outbound import Refused
+from .records import BINARY, STRUCTURED
 from .retry_after import parse_retry_after
 from .webhook_keys import SECRET_PREFIX, WebhookSecretError, parse_webhook_secrets
 
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE_PREFIX = "workbook.operation."
 EVENT_SOURCE = "/excel-async-bridge/operations"
-BINARY, STRUCTURED = "binary", "structured"
-CALLBACK_FORMATS = (BINARY, STRUCTURED)
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 BINARY_CONTENT_TYPE = "application/json; charset=utf-8"
 

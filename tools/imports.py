@@ -38,25 +38,20 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         ),
     ),
     (
-        "decisions and records",
+        "decisions",
         frozenset(
             {
                 "polling",
                 "schedule",
                 "graph_answers",
-                "lanes",
-                "records",
                 "lifecycle",
                 "delivery_policy",
                 "chain",
                 "problems",
                 "validation",
                 "fanout_rules",
-                "retention",
-                "status_links",
                 "events",
                 "subscriptions",
-                "duration_history",
                 "durations",
                 "identity",
                 "openapi",
@@ -82,13 +77,33 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "outbound",
                 "sealing",
                 "keyring",
+                "status_links",
                 "telemetry",
             }
         ),
     ),
-    # No I/O and no imports of the bridge: usable from every layer (the JSON rules, the poll message's content,
-    # a URL's origin, the webhook keys, Retry-After).
-    ("shared helpers", frozenset({"strict_json", "messages", "origins", "webhook_keys", "retry_after"})),
+    # The records: values with no I/O and their state transitions and table-entity codecs (the operation, the
+    # lane, the duration history, the subscription, the retention rule, the poll timing), and the helpers
+    # every layer uses (the JSON rules, the poll message's content, a URL's origin, the webhook keys,
+    # Retry-After). The adapters persist the records, so the records sit below them; they import nothing above.
+    (
+        "records and helpers",
+        frozenset(
+            {
+                "records",
+                "retention",
+                "lanes",
+                "duration_history",
+                "subscription_records",
+                "timing",
+                "strict_json",
+                "messages",
+                "origins",
+                "webhook_keys",
+                "retry_after",
+            }
+        ),
+    ),
 )
 
 

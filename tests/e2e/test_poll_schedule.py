@@ -17,9 +17,10 @@ from typing import Any
 from azure.data.tables import TableClient
 
 from shared.duration_history import DurationHistory, Entry, decode, history_keys
-from shared.polling import Timing, whole_seconds
+from shared.polling import whole_seconds
 from shared.records import parse_iso
 from shared.schedule import Plan, Schedule, learned_plan
+from shared.timing import Timing
 
 from .harness import Bridge, BridgeFactory, Emulator, new_item, restart, wait_for
 

@@ -62,12 +62,12 @@ from shared.graph import GraphClient
 from shared.history_store import HistoryStore
 from shared.lane_store import LaneStore
 from shared.outbound import PinnedResolver
-from shared.polling import Timing
 from shared.queue import LANE_KIND, DeliveryQueue, PollQueue, message_kind
 from shared.results import ResultBlobs
 from shared.runtime import Runtime, outbound_policy
 from shared.settings import load_settings
 from shared.store import OperationStore
+from shared.timing import Timing
 
 GRAPH = "https://graph.example.test/v1.0"
 START_TIME = 1_780_000_000.0  # 2026-05-28: a fixed epoch so records' ISO times are reproducible

@@ -18,9 +18,10 @@ from shared.duration_history import MAX_MERGE_ATTEMPTS, DurationHistory, decode,
 from shared.history_store import HistoryStore
 from shared.learning import learn, plan_for
 from shared.lifecycle import history_keys_for
-from shared.polling import Finish, PollState, Timing
+from shared.polling import Finish, PollState
 from shared.records import Operation
 from shared.schedule import COLD, Plan
+from shared.timing import Timing
 from tests.unit.fakes import FakeClock, FakeTable, fake_runtime
 
 TIMING = Timing(1.0, 240.0, 3600.0, 8)

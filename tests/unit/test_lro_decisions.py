@@ -21,11 +21,11 @@ from shared.polling import (
     GraphRefused,
     PollState,
     Reschedule,
-    Timing,
     decide,
     decide_result,
     decide_start,
 )
+from shared.timing import Timing
 
 TIMING = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=3)
 STATE = PollState("op-1", generation=1, polls=2)

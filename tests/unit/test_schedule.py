@@ -11,8 +11,9 @@ import pytest
 
 from shared.duration_history import DurationHistory
 from shared.graph_answers import Answer, Kind
-from shared.polling import PollState, Reschedule, Timing, decide, status_retry_after
+from shared.polling import PollState, Reschedule, decide, status_retry_after
 from shared.schedule import COLD, ColdPolicy, LearnedPolicy, Plan, Schedule, learned_plan
+from shared.timing import Timing
 
 DEFAULT = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=8)
 TIMINGS = [

@@ -14,10 +14,11 @@ import pytest
 
 from shared import operations, poller
 from shared.lifecycle import history_keys_for, schedule_for
-from shared.polling import PollState, Timing, whole_seconds
+from shared.polling import PollState, whole_seconds
 from shared.problems import Problem
 from shared.records import Operation, iso, parse_iso
 from shared.schedule import Plan
+from shared.timing import Timing
 from tests.unit.fakes import GRAPH, FakeClock, accepted, fake_runtime, running
 
 TIMING = Timing(1.0, 240.0, 3600.0, 8)

@@ -32,7 +32,7 @@ from shared.queue import (
     message_kind,
 )
 from shared.records import Operation
-from shared.subscriptions import (
+from shared.subscription_records import (
     DEFAULT_STATUSES,
     DELIVERED,
     PENDING,
@@ -43,16 +43,12 @@ from shared.subscriptions import (
     delivery_id,
     delivery_to_entity,
     from_entity,
-    is_subscription_id,
-    matches,
-    new_subscription_id,
     owner_key,
-    parse_subscription_request,
     partition_for_owner,
     partition_of,
     to_entity,
-    to_json,
 )
+from shared.subscriptions import is_subscription_id, matches, new_subscription_id, parse_subscription_request, to_json
 
 OP_ID = "8285435199999a1b2c3d4e5"
 

@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind
 from shared import poller, telemetry
 from shared.lifecycle import detection_lag, schedule_for
 from shared.messages import MAX_TRACE_CHARS
-from shared.polling import Finish, PollState, Timing
+from shared.polling import Finish, PollState
 from shared.queue import (
     DeliveryQueue,
     DeliveryTask,
@@ -39,6 +39,7 @@ from shared.queue import (
     trace_context,
 )
 from shared.records import Operation, iso
+from shared.timing import Timing
 from tests.unit.fakes import fake_runtime
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
