@@ -51,10 +51,6 @@ CLAIM_FIELDS = {"webhook_claimed_attempt", "webhook_last_attempt_at"}
 _OUTCOMES = {Delivered: "delivered", Retry: "retrying", GiveUp: "failed"}  # the timeline's word per verdict
 
 
-def event_body(op: Operation) -> bytes:
-    return event_message(op).body
-
-
 async def queue_next_attempt(rt: Runtime, op: Operation, since: float | None = None, delay: int = 0) -> None:
     """Queue the attempt the record expects next (attempts + 1)."""
     if not op.event_id:
