@@ -45,7 +45,7 @@ from shared.store import OperationStore
 from shared.timing import Timing
 
 
-class CountingTransport(AioHttpTransport):
+class CountingTransport(AioHttpTransport):  # type: ignore[misc]  # azure-core ships this class untyped (Any)
     """Counts every request that reaches the wire, by service and method."""
 
     def __init__(self, counter: Counter[str], service: str) -> None:
