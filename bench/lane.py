@@ -125,6 +125,7 @@ async def _wait_done(api: str, ids: Sequence[str], deadline: float) -> tuple[dic
 def run_once(concurrency: str, contention: str, rows: int, row_seconds: float, deadline: float) -> dict[str, Any]:
     import httpx
 
+    from devhost.emulator_client import Emulator
     from devhost.services import (
         AzuritePorts,
         bridge_environment,
@@ -155,21 +156,20 @@ def run_once(concurrency: str, contention: str, rows: int, row_seconds: float, d
         services.append(start_function_app(port, env, logs, name=f"functions-lane-{concurrency}"))
         api = f"http://127.0.0.1:{port}/api"
         item = "01LANE" + uuid.uuid4().hex[:16].upper()
-        with httpx.Client(timeout=30) as admin:
-            admin.put(
-                f"{emulator.url}/_emulator/scenarios/{item}",
-                json={
-                    "duration": {"distribution": "fixed", "seconds": row_seconds},
-                    "contention": contention,
-                    "contentionRetryAfterSeconds": 1,
-                },
-            ).raise_for_status()
+        with httpx.Client(timeout=30) as client:
+            admin = Emulator(emulator.url, client)
+            admin.scenario(
+                item,
+                duration={"distribution": "fixed", "seconds": row_seconds},
+                contention=contention,
+                contentionRetryAfterSeconds=1,
+            )
             began = time.monotonic()
             answers = asyncio.run(_send_all(api, f"/me/drive/items/{item}", rows))
             ids = [body["id"] for status, body in answers if status == 202 and "id" in body]
             finished, last = asyncio.run(_wait_done(api, ids, began + deadline))
-            stats = admin.get(f"{emulator.url}/_emulator/stats").json()
-            table = admin.get(f"{emulator.url}/_emulator/tables/{item}/{TABLE}").json()["rows"]
+            stats = admin.stats()
+            table = admin.rows(item, TABLE)
     finally:
         for service in reversed(services):
             service.stop()

@@ -32,6 +32,7 @@ from azure.data.tables.aio import TableClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
+from devhost.emulator_client import Emulator
 from devhost.services import AzuritePorts, bridge_environment, free_port, start_azurite, start_emulator
 from shared import operations, poller
 from shared.duration_history import DurationHistory
@@ -250,9 +251,8 @@ def main() -> None:
     emulator = start_emulator(free_port(), logs)
     try:
         item = "01BENCH" + uuid.uuid4().hex[:12].upper()
-        httpx.put(
-            f"{emulator.url}/_emulator/scenarios/{item}", json={"runningPolls": args.polls + 2}
-        ).raise_for_status()
+        with httpx.Client(timeout=30) as client:
+            Emulator(emulator.url, client).scenario(item, runningPolls=args.polls + 2)
         asyncio.run(measure(args.polls, storage, emulator.url, item, args.workbook_concurrency))
     finally:
         emulator.stop()

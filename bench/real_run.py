@@ -366,6 +366,7 @@ async def _wait_done(api: str, ids: Sequence[str], deadline: float) -> dict[str,
 def run(config: RunConfig) -> dict[str, Any]:
     import httpx
 
+    from devhost.emulator_client import Emulator
     from devhost.services import (
         AzuritePorts,
         bridge_environment,
@@ -401,19 +402,19 @@ def run(config: RunConfig) -> dict[str, Any]:
         services.append(start_function_app(port, env, logs, name="functions-real-run"))
         api = f"http://127.0.0.1:{port}/api"
         items = [f"01REALRUN{n:04d}{uuid.uuid4().hex[:8].upper()}" for n in range(config.ops)]
-        with httpx.Client(timeout=30) as admin:
+        with httpx.Client(timeout=30) as client:
+            admin = Emulator(emulator.url, client)
             for n, item in enumerate(items):
-                admin.put(
-                    f"{emulator.url}/_emulator/scenarios/{item}",
-                    json={"duration": {"distribution": "logUniform", "min": low, "max": high, "seed": config.seed + n}},
-                ).raise_for_status()
+                admin.scenario(
+                    item, duration={"distribution": "logUniform", "min": low, "max": high, "seed": config.seed + n}
+                )
             began = time.monotonic()
             started = asyncio.run(_start_all(api, items, config.spread, config.concurrency))
             finished = asyncio.run(_wait_done(api, [s["id"] for s in started], began + config.deadline))
             wall = time.monotonic() - began
-            emu_ops = {op["item"]: op for op in admin.get(f"{emulator.url}/_emulator/operations").json()}
+            emu_ops = {op["item"]: op for op in admin.operations()}
             polls_by_op: dict[str, list[dict[str, Any]]] = {}
-            for record in admin.get(f"{emulator.url}/_emulator/requests", params={"kind": "operation"}).json():
+            for record in admin.requests(kind="operation"):
                 polls_by_op.setdefault(record["operationId"], []).append(record)
         entities = _entities(storage.connection_string, "realrunops", [s["id"] for s in started])
     finally:
