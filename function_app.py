@@ -17,6 +17,8 @@ from shared import (
     console_assets,
     deliverer,
     lane_flow,
+    operation_changes,
+    operation_reads,
     operations,
     poison,
     poller,
@@ -88,7 +90,7 @@ async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
             req.headers.get("Authorization"),
             req.headers.get("Content-Type"),
         )
-        return reply_response(reply, failure=operations.failure_problem(reply.operation))
+        return reply_response(reply, failure=operation_reads.failure_problem(reply.operation))
 
     return await _answer(req, handle, "POST /api/operations")
 
@@ -96,8 +98,8 @@ async def start_operation(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/{id}", methods=["GET"])
 async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        reply = await operations.get(rt, req.route_params.get("id", ""), caller(rt, req))
-        return reply_response(reply, failure=operations.failure_problem(reply.operation))
+        reply = await operation_reads.get(rt, req.route_params.get("id", ""), caller(rt, req))
+        return reply_response(reply, failure=operation_reads.failure_problem(reply.operation))
 
     return await _answer(req, handle, "GET /api/operations/{id}")
 
@@ -106,8 +108,8 @@ async def get_operation(req: func.HttpRequest) -> func.HttpResponse:
 async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         status, top = req.params.get("status"), req.params.get("top")
-        page = await operations.list_page(rt, status, top, req.params.get("continuationToken"), caller(rt, req))
-        return page_response(page, req.url.split("?", 1)[0], status, operations.parse_top(top, default=None))
+        page = await operation_reads.list_page(rt, status, top, req.params.get("continuationToken"), caller(rt, req))
+        return page_response(page, req.url.split("?", 1)[0], status, operation_reads.parse_top(top, default=None))
 
     return await _answer(req, handle, "GET /api/operations")
 
@@ -115,7 +117,7 @@ async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/{id}", methods=["DELETE"])
 async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        return reply_response(await operations.cancel(rt, req.route_params.get("id", ""), caller(rt, req)))
+        return reply_response(await operation_changes.cancel(rt, req.route_params.get("id", ""), caller(rt, req)))
 
     return await _answer(req, handle, "DELETE /api/operations/{id}")
 
@@ -123,7 +125,9 @@ async def cancel_operation(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/by-key/{key}", methods=["DELETE"])
 async def cancel_operation_by_key(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        return reply_response(await operations.cancel_by_key(rt, req.route_params.get("key", ""), caller(rt, req)))
+        return reply_response(
+            await operation_changes.cancel_by_key(rt, req.route_params.get("key", ""), caller(rt, req))
+        )
 
     return await _answer(req, handle, "DELETE /api/operations/by-key/{key}")
 
@@ -131,14 +135,14 @@ async def cancel_operation_by_key(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="operations/{id}/webhook/redeliver", methods=["POST"])
 async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        reply = await operations.redeliver(rt, req.route_params.get("id", ""), caller(rt, req))
+        reply = await operation_changes.redeliver(rt, req.route_params.get("id", ""), caller(rt, req))
         return reply_response(reply, status_code=202)
 
     return await _answer(req, handle, "POST /api/operations/{id}/webhook/redeliver")
 
 
-def status_link(req: func.HttpRequest) -> operations.StatusLink:
-    return operations.StatusLink(req.params.get(EXPIRY_PARAM), req.params.get(SIGNATURE_PARAM))
+def status_link(req: func.HttpRequest) -> operation_reads.StatusLink:
+    return operation_reads.StatusLink(req.params.get(EXPIRY_PARAM), req.params.get(SIGNATURE_PARAM))
 
 
 # Signed status URLs (the Location given to every caller when STATUS_LINK_KEYS is set): anonymous at the host,
@@ -147,8 +151,8 @@ def status_link(req: func.HttpRequest) -> operations.StatusLink:
 @app.route(route="status/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def get_operation_by_link(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        reply = await operations.get(rt, req.route_params.get("id", ""), status_link(req))
-        return reply_response(reply, failure=operations.failure_problem(reply.operation))
+        reply = await operation_reads.get(rt, req.route_params.get("id", ""), status_link(req))
+        return reply_response(reply, failure=operation_reads.failure_problem(reply.operation))
 
     return await _answer(req, handle, "GET /api/status/{id}")
 
@@ -156,7 +160,7 @@ async def get_operation_by_link(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="status/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
 async def cancel_operation_by_link(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
-        return reply_response(await operations.cancel(rt, req.route_params.get("id", ""), status_link(req)))
+        return reply_response(await operation_changes.cancel(rt, req.route_params.get("id", ""), status_link(req)))
 
     return await _answer(req, handle, "DELETE /api/status/{id}")
 

@@ -7,6 +7,7 @@ at start").
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .learning import plan_for
 from .lifecycle import OUTCOME_FIELDS, schedule_for, terminal_state
 from .messages import PollState
 from .polling import Accepted, Ended, GraphRefused, decide_start, whole_seconds
-from .problems import Problem
+from .problems import FieldError, Problem, invalid
 from .records import (  # Reply lives with the record so shared/responses.py need not import this module
     ACTIVE,
     ANSWERED,
@@ -44,7 +45,7 @@ from .records import (  # Reply lives with the record so shared/responses.py nee
 from .runtime import Runtime
 from .sealing import seal
 from .store import Conflict
-from .validation import StartRequest, TrackRequest
+from .validation import IDEMPOTENCY_KEY_MAX_LENGTH, StartRequest, TrackRequest
 
 log = logging.getLogger("shared.operations")  # the start's log lines keep the category they had
 
@@ -408,3 +409,12 @@ def _graph_problem(refused: GraphRefused) -> Problem:
         str(error.get("message") or ""),
         extra={"graphStatus": refused.status, "graphError": error},
     )
+
+
+def idempotency_key_hash(key: str, caller: Caller) -> str:
+    """The stored form of a key: hashed, and scoped to its owner (two callers may use the same key)."""
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        raise invalid(
+            [FieldError("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters")]
+        )
+    return hashlib.sha256(f"{caller.owner}\n{key}".encode()).hexdigest()

@@ -21,6 +21,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "operations",
+                "operation_reads",
+                "operation_changes",
                 "poller",
                 "deliverer",
                 "fanout",

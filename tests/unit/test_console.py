@@ -21,7 +21,7 @@ import azure.functions as func
 import pytest
 from azure.data.tables.aio import TableClient
 
-from shared import console_api, console_assets, deliverer, operations, poller
+from shared import console_api, console_assets, deliverer, operation_changes, poller
 from shared.duration_history import DurationHistory, encode, history_keys, owner_partition
 from shared.durations import summaries
 from shared.history_store import HistoryStore
@@ -141,7 +141,7 @@ def test_each_webhook_attempt_is_recorded_with_its_status_and_time(clock: FakeCl
 def test_a_redelivery_is_recorded_in_its_claiming_write() -> None:
     rt, f = runtime(webhook_state=WEBHOOK_DELIVERED, webhook_attempts=1, owner="default")
     before = len(record_writes(f))
-    asyncio.run(operations.redeliver(rt, OP_ID, Caller("default")))
+    asyncio.run(operation_changes.redeliver(rt, OP_ID, Caller("default")))
     assert len(record_writes(f)) == before + 1
     assert [(e["type"], e["attempt"]) for e in stored(rt).history or []] == [("redeliver", 2)]
     assert [json.loads(text)["attempt"] for text, _ in f.deliveries.sent] == [2]

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared import auth, operations, start_flow
+from shared import auth, operation_changes, operation_reads, operations, start_flow
 from shared.auth import DelegatedCredentialError
 from shared.identity import READ_ALL_ROLE, Caller
 from shared.problems import Problem
@@ -470,17 +470,17 @@ def stored(rt: Any, **changes: Any) -> Operation:
 def test_get_answers_only_the_owner_and_read_all_callers(clock: FakeClock) -> None:
     rt, _ = fake_runtime()
     op = stored(rt, owner="alice")
-    assert run(operations.get(rt, op.id, Caller("alice"))).operation.id == op.id
-    assert run(operations.get(rt, op.id, Caller("bob", roles=frozenset({READ_ALL_ROLE})))).operation.id == op.id
-    assert problem(lambda: run(operations.get(rt, op.id, Caller("bob")))).status == 404
-    assert problem(lambda: run(operations.get(rt, "not-an-id", Caller("alice")))).status == 404
+    assert run(operation_reads.get(rt, op.id, Caller("alice"))).operation.id == op.id
+    assert run(operation_reads.get(rt, op.id, Caller("bob", roles=frozenset({READ_ALL_ROLE})))).operation.id == op.id
+    assert problem(lambda: run(operation_reads.get(rt, op.id, Caller("bob")))).status == 404
+    assert problem(lambda: run(operation_reads.get(rt, "not-an-id", Caller("alice")))).status == 404
 
 
 def test_get_of_a_stalled_operation_rearms_its_chain(clock: FakeClock) -> None:
     rt, f = fake_runtime(OPERATION_TIMEOUT_SECONDS="60")
     op = stored(rt, generation=3)
     clock.advance(60 + 2 * 240 + 1)
-    answer = run(operations.get(rt, op.id))
+    answer = run(operation_reads.get(rt, op.id))
     assert answer.operation.generation == 4
     assert [m["gen"] for m in poll_messages(f)] == [4] and [d for _, d in f.polls.sent] == [0]
 
@@ -490,16 +490,16 @@ def test_a_rearm_that_meets_a_concurrent_write_leaves_the_chain_to_it(clock: Fak
     op = stored(rt, generation=3)
     clock.advance(60 + 2 * 240 + 1)
     f.table.before("update_entity", lambda: f.table.touch(op.id, "operation", Generation=9))
-    run(operations.get(rt, op.id))
+    run(operation_reads.get(rt, op.id))
     assert poll_messages(f) == [] and run(rt.store.get(op.id)).generation == 9
 
 
 def test_get_finishes_an_answered_start_its_request_left(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=ANSWERED)
-    assert run(operations.get(rt, op.id)).operation.start_phase == ANSWERED  # within the grace period
+    assert run(operation_reads.get(rt, op.id)).operation.start_phase == ANSWERED  # within the grace period
     clock.advance(start_flow.FOLLOW_UP_GRACE_SECONDS + 1)
-    assert run(operations.get(rt, op.id)).operation.start_phase is None
+    assert run(operation_reads.get(rt, op.id)).operation.start_phase is None
     assert len(poll_messages(f)) == 1
 
 
@@ -507,7 +507,7 @@ def test_get_ends_a_start_left_starting_as_unknown(clock: FakeClock) -> None:
     rt, _ = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=STARTING, operation_url=None)
     clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
-    answer = run(operations.get(rt, op.id))
+    answer = run(operation_reads.get(rt, op.id))
     assert answer.operation.status == "failed" and answer.operation.error["code"] == start_flow.OUTCOME_UNKNOWN
 
 
@@ -516,26 +516,31 @@ def test_an_unknown_outcome_write_that_conflicts_answers_the_fresh_record(clock:
     op = stored(rt, status="notStarted", start_phase=STARTING, operation_url=None)
     clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
     f.table.before("update_entity", lambda: f.table.touch(op.id, "operation", Status="canceled", StartPhase=""))
-    assert run(operations.get(rt, op.id)).operation.status == "canceled"
+    assert run(operation_reads.get(rt, op.id)).operation.status == "canceled"
 
 
 def test_a_signed_status_link_opens_its_own_operation_only(clock: FakeClock) -> None:
     rt, _ = fake_runtime(STATUS_LINK_KEYS="k1:" + "B" * 43 + "=")
     op = stored(rt, owner="alice")
-    link = run(operations.get(rt, op.id, Caller("alice"))).location
+    link = run(operation_reads.get(rt, op.id, Caller("alice"))).location
     assert "/status/" in link and "sig=" in link
     query = parse_qs(urlsplit(link).query)
-    good = operations.StatusLink(query["se"][0], query["sig"][0])
-    assert run(operations.get(rt, op.id, good)).operation.id == op.id
-    assert problem(lambda: run(operations.get(rt, op.id, operations.StatusLink(None, None)))).status == 401
-    assert problem(lambda: run(operations.get(rt, op.id, operations.StatusLink(query["se"][0], "x")))).status == 403
-    assert problem(lambda: run(operations.get(rt, "bad", good))).status == 404
+    good = operation_reads.StatusLink(query["se"][0], query["sig"][0])
+    assert run(operation_reads.get(rt, op.id, good)).operation.id == op.id
+    assert problem(lambda: run(operation_reads.get(rt, op.id, operation_reads.StatusLink(None, None)))).status == 401
+    assert (
+        problem(lambda: run(operation_reads.get(rt, op.id, operation_reads.StatusLink(query["se"][0], "x")))).status
+        == 403
+    )
+    assert problem(lambda: run(operation_reads.get(rt, "bad", good))).status == 404
     other = stored(rt, owner="alice")
     run(rt.store.delete(other.id))
-    link2 = operations.status_link(rt, other)
+    link2 = operation_reads.status_link(rt, other)
     q2 = parse_qs(urlsplit(link2).query)
     assert (
-        problem(lambda: run(operations.get(rt, other.id, operations.StatusLink(q2["se"][0], q2["sig"][0])))).status
+        problem(
+            lambda: run(operation_reads.get(rt, other.id, operation_reads.StatusLink(q2["se"][0], q2["sig"][0])))
+        ).status
         == 404
     )
 
@@ -543,13 +548,13 @@ def test_a_signed_status_link_opens_its_own_operation_only(clock: FakeClock) -> 
 # ------------------------------------------------------------------------------------------ list
 def test_list_refuses_a_bad_status_and_top_naming_both(clock: FakeClock) -> None:
     rt, _ = fake_runtime()
-    refused = problem(lambda: run(operations.list_page(rt, "nope", "0", None)))
+    refused = problem(lambda: run(operation_reads.list_page(rt, "nope", "0", None)))
     assert [e.field for e in refused.errors] == ["status", "top"]
 
 
 def test_list_refuses_a_continuation_it_did_not_issue(clock: FakeClock) -> None:
     rt, _ = fake_runtime()
-    refused = problem(lambda: run(operations.list_page(rt, None, "5", "garbage!")))
+    refused = problem(lambda: run(operation_reads.list_page(rt, None, "5", "garbage!")))
     assert refused.errors[0].field == "continuationToken"
 
 
@@ -560,11 +565,11 @@ def test_list_pages_through_an_owners_operations_newest_first(clock: FakeClock) 
         op = _record(new_operation_id(clock.now), owner="alice")
         made.append(run(rt.store.create(op)).id)
         clock.advance(1)
-    first = run(operations.list_page(rt, None, "2", None, Caller("alice")))
-    second = run(operations.list_page(rt, None, "2", first.continuation, Caller("alice")))
+    first = run(operation_reads.list_page(rt, None, "2", None, Caller("alice")))
+    second = run(operation_reads.list_page(rt, None, "2", first.continuation, Caller("alice")))
     assert [o.id for o in first.operations + second.operations] == made[::-1]
     assert second.continuation is None
-    everyone = run(operations.list_page(rt, "running", "10", None, Caller("x", roles=frozenset({READ_ALL_ROLE}))))
+    everyone = run(operation_reads.list_page(rt, "running", "10", None, Caller("x", roles=frozenset({READ_ALL_ROLE}))))
     assert sorted(o.id for o in everyone.operations) == sorted(made)
 
 
@@ -572,7 +577,7 @@ def test_list_pages_through_an_owners_operations_newest_first(clock: FakeClock) 
 def test_cancel_ends_an_active_operation_and_makes_its_chain_stale(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     op = stored(rt, generation=2, callback_sealed="x", webhook_state=WEBHOOK_PENDING)
-    answer = run(operations.cancel(rt, op.id))
+    answer = run(operation_changes.cancel(rt, op.id))
     assert (answer.operation.status, answer.operation.generation, answer.operation.webhook_state) == (
         "canceled",
         3,
@@ -584,7 +589,7 @@ def test_cancel_ends_an_active_operation_and_makes_its_chain_stale(clock: FakeCl
 def test_cancel_of_a_finished_operation_stops_pending_webhook_retries(clock: FakeClock) -> None:
     rt, _ = fake_runtime()
     op = stored(rt, status="succeeded", completed_at=iso(clock.now), event_id="e", webhook_state=WEBHOOK_PENDING)
-    answer = run(operations.cancel(rt, op.id))
+    answer = run(operation_changes.cancel(rt, op.id))
     assert (answer.operation.status, answer.operation.webhook_state) == ("succeeded", WEBHOOK_FAILED)
 
 
@@ -592,14 +597,14 @@ def test_cancel_of_a_finished_operation_without_webhook_changes_nothing(clock: F
     rt, f = fake_runtime()
     op = stored(rt, status="failed", completed_at=iso(clock.now))
     before = f.table.writes(op.id)
-    assert run(operations.cancel(rt, op.id)).operation.status == "failed" and f.table.writes(op.id) == before
+    assert run(operation_changes.cancel(rt, op.id)).operation.status == "failed" and f.table.writes(op.id) == before
 
 
 def test_cancel_retries_after_a_concurrent_write(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     op = stored(rt)
     f.table.before("update_entity", lambda: f.table.touch(op.id, "operation", PollCount=5))
-    answer = run(operations.cancel(rt, op.id))
+    answer = run(operation_changes.cancel(rt, op.id))
     assert (answer.operation.status, answer.operation.poll_count) == ("canceled", 5)
 
 
@@ -607,7 +612,7 @@ def test_cancel_of_a_record_that_keeps_changing_is_a_409(clock: FakeClock) -> No
     rt, f = fake_runtime()
     op = stored(rt)
     f.table.before("update_entity", lambda: f.table.touch(op.id, "operation", PollCount=5), times=5)
-    assert problem(lambda: run(operations.cancel(rt, op.id))).code == "concurrentUpdate"
+    assert problem(lambda: run(operation_changes.cancel(rt, op.id))).code == "concurrentUpdate"
     assert run(rt.store.get(op.id)).status == "running"
 
 
@@ -615,9 +620,9 @@ def test_cancel_by_key_finds_the_operation_the_key_started(clock: FakeClock) -> 
     rt, f = fake_runtime()
     f.graph.script("POST", SESSION, accepted(LOC))
     started = start(rt, key="key-1")
-    assert run(operations.cancel_by_key(rt, "key-1")).operation.id == started.operation.id
+    assert run(operation_changes.cancel_by_key(rt, "key-1")).operation.id == started.operation.id
     assert run(rt.store.get(started.operation.id)).status == "canceled"
-    assert problem(lambda: run(operations.cancel_by_key(rt, "other-key"))).status == 404
+    assert problem(lambda: run(operation_changes.cancel_by_key(rt, "other-key"))).status == 404
 
 
 def test_a_cancel_frees_the_workbook_lane_for_the_next_start(clock: FakeClock) -> None:
@@ -626,7 +631,7 @@ def test_a_cancel_frees_the_workbook_lane_for_the_next_start(clock: FakeClock) -
     first = start(rt)
     second = start(rt)
     assert second.operation.status == "waiting"
-    run(operations.cancel(rt, first.operation.id))
+    run(operation_changes.cancel(rt, first.operation.id))
     run(drain(rt, clock, f, until=clock.now + 1))
     assert len(f.graph.to(SESSION)) == 2  # the waiting one was started once the lane was free
 
@@ -643,7 +648,7 @@ def test_redeliver_queues_the_event_again_with_the_same_webhook_id(clock: FakeCl
         webhook_state=WEBHOOK_FAILED,
         webhook_attempts=4,
     )
-    answer = run(operations.redeliver(rt, op.id))
+    answer = run(operation_changes.redeliver(rt, op.id))
     assert answer.operation.webhook_state == WEBHOOK_PENDING
     [msg] = [m for m in f.deliveries.decoded() if m["kind"] == "webhook"]
     assert (msg["event"], msg["attempt"]) == ("e-1", 5)
@@ -662,9 +667,9 @@ def test_redeliver_refuses_what_cannot_be_redelivered(clock: FakeClock) -> None:
         webhook_state=WEBHOOK_PENDING,
         webhook_next_attempt_at=iso(clock.now + 60),
     )
-    assert problem(lambda: run(operations.redeliver(rt, plain.id))).code == "noWebhook"
-    assert problem(lambda: run(operations.redeliver(rt, active.id))).code == "operationNotFinished"
-    busy = problem(lambda: run(operations.redeliver(rt, pending.id)))
+    assert problem(lambda: run(operation_changes.redeliver(rt, plain.id))).code == "noWebhook"
+    assert problem(lambda: run(operation_changes.redeliver(rt, active.id))).code == "operationNotFinished"
+    busy = problem(lambda: run(operation_changes.redeliver(rt, pending.id)))
     assert busy.code == "redeliveryInProgress" and int(busy.headers["Retry-After"]) >= 1
     assert f.deliveries.sent == []
 
@@ -676,10 +681,10 @@ def test_redeliver_retries_after_a_concurrent_write_and_gives_up_if_it_keeps_cha
     )
     op = stored(rt, **changes)
     f.table.before("update_entity", lambda: f.table.touch(op.id, "operation", PollCount=1))
-    assert run(operations.redeliver(rt, op.id)).operation.webhook_state == WEBHOOK_PENDING
+    assert run(operation_changes.redeliver(rt, op.id)).operation.webhook_state == WEBHOOK_PENDING
     other = stored(rt, **changes)
     f.table.before("update_entity", lambda: f.table.touch(other.id, "operation", PollCount=1), times=5)
-    assert problem(lambda: run(operations.redeliver(rt, other.id))).code == "concurrentUpdate"
+    assert problem(lambda: run(operation_changes.redeliver(rt, other.id))).code == "concurrentUpdate"
 
 
 # ------------------------------------------------------------------------------------------ failOnError
@@ -687,13 +692,13 @@ def test_fail_on_error_answers_failures_as_problems(clock: FakeClock) -> None:
     error = {"code": "internalServerError", "innerError": {"code": "GenericFileOpenError"}, "message": "m"}
     failed = _record("1", status="failed", error=error, fail_on_error=True)
     canceled = _record("1", status="canceled", fail_on_error=True)
-    assert (operations.failure_problem(failed).status, operations.failure_problem(failed).code) == (
+    assert (operation_reads.failure_problem(failed).status, operation_reads.failure_problem(failed).code) == (
         422,
         "GenericFileOpenError",
     )
-    assert operations.failure_problem(canceled).status == 409
-    assert operations.failure_problem(failed.with_(fail_on_error=False)) is None
-    assert operations.failure_problem(_record("1", status="succeeded", fail_on_error=True)) is None
+    assert operation_reads.failure_problem(canceled).status == 409
+    assert operation_reads.failure_problem(failed.with_(fail_on_error=False)) is None
+    assert operation_reads.failure_problem(_record("1", status="succeeded", fail_on_error=True)) is None
 
 
 # ------------------------------------------------------------------------------------------ rarer paths
@@ -797,7 +802,7 @@ def test_get_of_a_waiting_operation_gives_its_place_in_the_lane(clock: FakeClock
     f.graph.script("POST", SESSION, accepted(LOC))
     start(rt)
     second = start(rt)
-    answer = run(operations.get(rt, second.operation.id))
+    answer = run(operation_reads.get(rt, second.operation.id))
     assert answer.operation.status == "waiting" and answer.operation.lane_position == 1
 
 
@@ -806,5 +811,5 @@ def test_list_without_top_answers_up_to_twenty(clock: FakeClock) -> None:
     for _ in range(21):
         run(rt.store.create(_record(new_operation_id(clock.now))))
         clock.advance(0.01)
-    page = run(operations.list_page(rt, None, None, None))
+    page = run(operation_reads.list_page(rt, None, None, None))
     assert len(page.operations) == 20 and page.continuation is not None

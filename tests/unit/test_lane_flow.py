@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from shared import lane_flow, lane_slots, operations, poller
+from shared import lane_flow, lane_slots, lifecycle, operation_changes, operations, poller
 from shared.lane_store import lane_key
 from shared.lanes import LaneState, advance
 from shared.polling import PollState
@@ -77,8 +77,8 @@ class World:
     def end(self, operation_id: str, status: str = SUCCEEDED) -> Operation:
         """The holder's terminal write, as poller.finish makes it, but without what follows (a crash)."""
         op = self.record(operation_id)
-        done = operations.terminal_state(op, status, time.time()).with_(fanout_state=None)  # no subscriptions
-        return asyncio.run(self.rt.store.update(done, operations.TERMINAL_FIELDS))
+        done = lifecycle.terminal_state(op, status, time.time()).with_(fanout_state=None)  # no subscriptions
+        return asyncio.run(self.rt.store.update(done, lifecycle.TERMINAL_FIELDS))
 
     def advance(self) -> None:
         asyncio.run(lane_flow.handle_message(self.rt, encode_lane(LANE)))
@@ -185,7 +185,7 @@ def test_a_deferred_start_that_graph_refuses_fails_with_graphs_error_and_frees_t
 
 def test_cancel_of_a_waiter_takes_it_out_of_the_line_and_it_is_never_sent() -> None:
     w, holder, waiter = _two()
-    asyncio.run(operations.cancel(w.rt, waiter))
+    asyncio.run(operation_changes.cancel(w.rt, waiter))
     assert w.lane().waiting == ()
     w.end(holder)
     w.advance()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.operations import terminal_state
+from shared.lifecycle import terminal_state
 from shared.polling import PollState
 from shared.queue import DeliveryQueue, DeliveryTask, PollQueue
 from shared.records import FAILED, NOT_STARTED, RUNNING, SUCCEEDED, Operation, iso, parse_iso, to_json

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared import operations, poller
+from shared import operation_reads, operations, poller
 from shared.lifecycle import history_keys_for, schedule_for
 from shared.polling import PollState, whole_seconds
 from shared.problems import Problem
@@ -138,7 +138,7 @@ def test_the_status_retry_after_is_the_delay_the_poller_sends(plan: Plan) -> Non
     offset = schedule.next_offset(70.0)
     elapsed = offset - 3.5
     op = _running(w, plan, elapsed)
-    promised = operations._reply(w.rt, op, time.time()).retry_after
+    promised = operation_reads.reply_for(w.rt, op, time.time()).retry_after
     asyncio.run(poller.poll_once(w.rt, op, PollState(op.id, op.generation)))
     [delay] = w.delays
     assert promised == delay == whole_seconds(3.5) == 4

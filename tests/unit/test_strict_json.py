@@ -10,7 +10,7 @@ import math
 import pytest
 
 from shared.graph_answers import graph_error, result_from
-from shared.operations import list_page, parse_top
+from shared.operation_reads import list_page, parse_top
 from shared.problems import Problem
 from shared.records import Operation, to_entity
 from shared.responses import json_response
