@@ -22,12 +22,10 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 TABLE = "Table1"
@@ -123,56 +121,31 @@ async def _wait_done(api: str, ids: Sequence[str], deadline: float) -> tuple[dic
 
 
 def run_once(concurrency: str, contention: str, rows: int, row_seconds: float, deadline: float) -> dict[str, Any]:
-    import httpx
+    from bench.stack import bench_stack
 
-    from devhost.emulator_client import Emulator
-    from devhost.services import (
-        AzuritePorts,
-        bridge_environment,
-        free_port,
-        start_azurite,
-        start_emulator,
-        start_function_app,
-    )
-
-    logs = Path(tempfile.mkdtemp(prefix="bench-lane-"))
-    storage = AzuritePorts(free_port(), free_port(), free_port())
-    services = [start_azurite(storage, logs)]
-    try:
-        emulator = start_emulator(free_port(), logs)
-        services.append(emulator)
-        env = bridge_environment(
-            storage,
-            int(emulator.url.rsplit(":", 1)[1]),
-            WORKBOOK_CONCURRENCY=concurrency,
-            POLL_INITIAL_DELAY_SECONDS="0.1",
-            POLL_MAX_DELAY_SECONDS="24",
-            OPERATION_TIMEOUT_SECONDS="360",
-            POLL_QUEUE="lane-polls",
-            WEBHOOK_QUEUE="lane-hooks",
-            OPERATIONS_TABLE="laneops",
-        )
-        port = free_port()
-        services.append(start_function_app(port, env, logs, name=f"functions-lane-{concurrency}"))
-        api = f"http://127.0.0.1:{port}/api"
+    settings = {
+        "WORKBOOK_CONCURRENCY": concurrency,
+        "POLL_INITIAL_DELAY_SECONDS": "0.1",
+        "POLL_MAX_DELAY_SECONDS": "24",
+        "OPERATION_TIMEOUT_SECONDS": "360",
+        "POLL_QUEUE": "lane-polls",
+        "WEBHOOK_QUEUE": "lane-hooks",
+        "OPERATIONS_TABLE": "laneops",
+    }
+    with bench_stack("bench-lane-", f"functions-lane-{concurrency}", **settings) as stack:
         item = "01LANE" + uuid.uuid4().hex[:16].upper()
-        with httpx.Client(timeout=30) as client:
-            admin = Emulator(emulator.url, client)
-            admin.scenario(
-                item,
-                duration={"distribution": "fixed", "seconds": row_seconds},
-                contention=contention,
-                contentionRetryAfterSeconds=1,
-            )
-            began = time.monotonic()
-            answers = asyncio.run(_send_all(api, f"/me/drive/items/{item}", rows))
-            ids = [body["id"] for status, body in answers if status == 202 and "id" in body]
-            finished, last = asyncio.run(_wait_done(api, ids, began + deadline))
-            stats = admin.stats()
-            table = admin.rows(item, TABLE)
-    finally:
-        for service in reversed(services):
-            service.stop()
+        stack.admin.scenario(
+            item,
+            duration={"distribution": "fixed", "seconds": row_seconds},
+            contention=contention,
+            contentionRetryAfterSeconds=1,
+        )
+        began = time.monotonic()
+        answers = asyncio.run(_send_all(stack.api, f"/me/drive/items/{item}", rows))
+        ids = [body["id"] for status, body in answers if status == 202 and "id" in body]
+        finished, last = asyncio.run(_wait_done(stack.api, ids, began + deadline))
+        stats = stack.admin.stats()
+        table = stack.admin.rows(item, TABLE)
     return {
         "WORKBOOK_CONCURRENCY": concurrency,
         "contention": contention,

@@ -38,7 +38,6 @@ import math
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -364,17 +363,7 @@ async def _wait_done(api: str, ids: Sequence[str], deadline: float) -> dict[str,
 
 
 def run(config: RunConfig) -> dict[str, Any]:
-    import httpx
-
-    from devhost.emulator_client import Emulator
-    from devhost.services import (
-        AzuritePorts,
-        bridge_environment,
-        free_port,
-        start_azurite,
-        start_emulator,
-        start_function_app,
-    )
+    from bench.stack import bench_stack
     from shared.records import parse_iso
 
     policy = config.policy
@@ -382,44 +371,29 @@ def run(config: RunConfig) -> dict[str, Any]:
         policy = detect_policy((ROOT / "shared" / "poller.py").read_text())
     timing = scaled_timing(config.scale)
     low, high = 1.0 * config.scale, 600.0 * config.scale
-    logs = Path(tempfile.mkdtemp(prefix="bench-real-run-"))
-    storage = AzuritePorts(free_port(), free_port(), free_port())
-    services = [start_azurite(storage, logs)]
-    try:
-        emulator = start_emulator(free_port(), logs)
-        services.append(emulator)
-        env = bridge_environment(
-            storage,
-            int(emulator.url.rsplit(":", 1)[1]),
-            POLL_INITIAL_DELAY_SECONDS=f"{timing.initial:g}",
-            POLL_MAX_DELAY_SECONDS=f"{timing.maximum:g}",
-            OPERATION_TIMEOUT_SECONDS=f"{timing.timeout:g}",
-            POLL_QUEUE="realrun-polls",
-            WEBHOOK_QUEUE="realrun-hooks",
-            OPERATIONS_TABLE="realrunops",
-        )
-        port = free_port()
-        services.append(start_function_app(port, env, logs, name="functions-real-run"))
-        api = f"http://127.0.0.1:{port}/api"
+    settings = {
+        "POLL_INITIAL_DELAY_SECONDS": f"{timing.initial:g}",
+        "POLL_MAX_DELAY_SECONDS": f"{timing.maximum:g}",
+        "OPERATION_TIMEOUT_SECONDS": f"{timing.timeout:g}",
+        "POLL_QUEUE": "realrun-polls",
+        "WEBHOOK_QUEUE": "realrun-hooks",
+        "OPERATIONS_TABLE": "realrunops",
+    }
+    with bench_stack("bench-real-run-", "functions-real-run", **settings) as stack:
         items = [f"01REALRUN{n:04d}{uuid.uuid4().hex[:8].upper()}" for n in range(config.ops)]
-        with httpx.Client(timeout=30) as client:
-            admin = Emulator(emulator.url, client)
-            for n, item in enumerate(items):
-                admin.scenario(
-                    item, duration={"distribution": "logUniform", "min": low, "max": high, "seed": config.seed + n}
-                )
-            began = time.monotonic()
-            started = asyncio.run(_start_all(api, items, config.spread, config.concurrency))
-            finished = asyncio.run(_wait_done(api, [s["id"] for s in started], began + config.deadline))
-            wall = time.monotonic() - began
-            emu_ops = {op["item"]: op for op in admin.operations()}
-            polls_by_op: dict[str, list[dict[str, Any]]] = {}
-            for record in admin.requests(kind="operation"):
-                polls_by_op.setdefault(record["operationId"], []).append(record)
-        entities = _entities(storage.connection_string, "realrunops", [s["id"] for s in started])
-    finally:
-        for service in reversed(services):
-            service.stop()
+        for n, item in enumerate(items):
+            stack.admin.scenario(
+                item, duration={"distribution": "logUniform", "min": low, "max": high, "seed": config.seed + n}
+            )
+        began = time.monotonic()
+        started = asyncio.run(_start_all(stack.api, items, config.spread, config.concurrency))
+        finished = asyncio.run(_wait_done(stack.api, [s["id"] for s in started], began + config.deadline))
+        wall = time.monotonic() - began
+        emu_ops = {op["item"]: op for op in stack.admin.operations()}
+        polls_by_op: dict[str, list[dict[str, Any]]] = {}
+        for record in stack.admin.requests(kind="operation"):
+            polls_by_op.setdefault(record["operationId"], []).append(record)
+        entities = _entities(stack.storage.connection_string, "realrunops", [s["id"] for s in started])
 
     ops = []
     for item, start in zip(items, started, strict=True):
