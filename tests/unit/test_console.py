@@ -10,7 +10,6 @@ import asyncio
 import importlib.util
 import json
 import re
-import time
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -35,8 +34,6 @@ from shared.records import (
     HISTORY_MAX_CHARS,
     HISTORY_TEXT_CHARS,
     WEBHOOK_DELIVERED,
-    WEBHOOK_PENDING,
-    Operation,
     from_entity,
     iso,
     to_entity,
@@ -44,7 +41,7 @@ from shared.records import (
     with_event,
 )
 from tests.unit.fakes import FakeClock, Fakes, reply
-from tests.unit.test_deliverer_claims import CALLBACK, OP_ID, runtime, stored
+from tests.unit.test_deliverer_claims import CALLBACK, OP_ID, finished, runtime, stored
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,25 +79,6 @@ def test_the_record_shows_its_timeline_but_the_webhook_event_does_not() -> None:
     ]
     assert to_json(op)["history"] == op.history
     assert "history" not in to_json(op, include_webhook=False)  # the event body (shared/events.py) is unchanged
-
-
-def finished(**changes: Any) -> Operation:
-    """A finished operation whose webhook is due (a record value only; nothing stored)."""
-    now = iso(time.time())
-    return Operation(
-        id=OP_ID,
-        status="succeeded",
-        action="createSession",
-        workbook="/me/drive/items/A",
-        operation_url=None,
-        created_at=now,
-        updated_at=now,
-        base_url="https://b/api",
-        completed_at=now,
-        event_id="event-1",
-        callback_sealed="sealed",
-        webhook_state=WEBHOOK_PENDING,
-    ).with_(**changes)
 
 
 def record_writes(f: Fakes) -> list[str]:

@@ -25,11 +25,10 @@ OP_ID = "8285435199999a1b2c3d4e5"
 CALLBACK = "https://hooks.example.com/cb"
 
 
-def runtime(**changes: Any) -> tuple[Any, Fakes]:
-    """A runtime over the fakes holding one finished operation whose webhook is due; the receiver answers 200."""
-    rt, f = fake_runtime()
+def finished(**changes: Any) -> Operation:
+    """A finished operation whose webhook is due (a record value only; nothing stored)."""
     now = iso(time.time())
-    op = Operation(
+    return Operation(
         id=OP_ID,
         status="succeeded",
         action="createSession",
@@ -40,9 +39,15 @@ def runtime(**changes: Any) -> tuple[Any, Fakes]:
         base_url="https://b/api",
         completed_at=now,
         event_id="event-1",
-        callback_sealed=seal(CALLBACK, rt.settings.webhook_secrets, OP_ID),
+        callback_sealed="sealed",
         webhook_state=WEBHOOK_PENDING,
     ).with_(**changes)
+
+
+def runtime(**changes: Any) -> tuple[Any, Fakes]:
+    """A runtime over the fakes holding one finished operation whose webhook is due; the receiver answers 200."""
+    rt, f = fake_runtime()
+    op = finished(callback_sealed=seal(CALLBACK, rt.settings.webhook_secrets, OP_ID)).with_(**changes)
     asyncio.run(rt.store.create(op))
     f.webhooks.always("POST", CALLBACK, reply(200))
     return rt, f
