@@ -116,16 +116,7 @@ async def admit_start(
             raise
         return await start_flow.resume_start(rt, existing, now, retry=True)
     except Exception:
-        log.exception("could not store operation %s", operation_id)
-        if key_hash:
-            await rt.store.release_idempotency(key_hash)
-        raise Problem(
-            503,
-            "storageUnavailable",
-            "The operation could not be stored",
-            "Nothing was stored and nothing was sent to Graph; retry the request.",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise await start_flow.unstored(rt, operation_id, key_hash) from None
     concurrency, lease = rt.settings.workbook_concurrency, rt.settings.lane_lease_seconds
 
     def decide(state: LaneState) -> tuple[LaneState, tuple[bool, int | None, int | None]]:

@@ -32,6 +32,7 @@ from .start_flow import (
     resume_start,
     send_start,
     store_and_enqueue,
+    unstored,
 )
 from .store import Conflict
 from .strict_json import dumps
@@ -180,16 +181,7 @@ async def _start(
             raise
         return await resume_start(rt, existing, now, retry=True)
     except Exception:
-        log.exception("could not store the intent of operation %s", operation_id)
-        if key_hash:
-            await rt.store.release_idempotency(key_hash)
-        raise Problem(
-            503,
-            "storageUnavailable",
-            "The operation could not be stored",
-            "Nothing was stored and nothing was sent to Graph; retry the request.",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise await unstored(rt, operation_id, key_hash) from None
     try:
         return await send_start(rt, request, intent, acting.assertion, key_hash)
     except NotSent as exc:

@@ -418,3 +418,18 @@ def idempotency_key_hash(key: str, caller: Caller) -> str:
             [FieldError("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters")]
         )
     return hashlib.sha256(f"{caller.owner}\n{key}".encode()).hexdigest()
+
+
+async def unstored(rt: Runtime, operation_id: str, key_hash: str | None) -> Problem:
+    """A new record could not be stored (nothing was sent to Graph): its Idempotency-Key claim is released and
+    the caller gets a 503 to retry. For the start's intent and for a lane's waiter alike."""
+    log.exception("could not store operation %s", operation_id)
+    if key_hash:
+        await rt.store.release_idempotency(key_hash)
+    return Problem(
+        503,
+        "storageUnavailable",
+        "The operation could not be stored",
+        "Nothing was stored and nothing was sent to Graph; retry the request.",
+        headers={"Retry-After": "5"},
+    )

@@ -157,16 +157,23 @@ def set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
 
 
 @contextmanager
+def _failure_marked(current: Span) -> Iterator[None]:
+    """An exception out of the block marks the span failed (its type as `error.type`) and goes on."""
+    try:
+        yield
+    except BaseException as exc:
+        current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        current.set_attribute("error.type", type(exc).__name__)
+        raise
+
+
+@contextmanager
 def span(name: str, attributes: Mapping[str, Any] | None = None, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
     """A child of the current span; an exception marks it failed (and goes on)."""
     with _tracer.start_as_current_span(name, kind=kind, record_exception=False) as current:
         set_attributes(current, attributes or {})
-        try:
+        with _failure_marked(current):
             yield current
-        except BaseException as exc:
-            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            current.set_attribute("error.type", type(exc).__name__)
-            raise
 
 
 def annotate(**attributes: Any) -> None:
@@ -208,12 +215,8 @@ def consumer_span(name: str, carrier: Mapping[str, str], attributes: Mapping[str
         name, context=parent, kind=SpanKind.CONSUMER, links=links, record_exception=False
     ) as current:
         set_attributes(current, attributes)
-        try:
+        with _failure_marked(current):
             yield current
-        except BaseException as exc:
-            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            current.set_attribute("error.type", type(exc).__name__)
-            raise
 
 
 def trace_headers() -> dict[str, str]:
