@@ -12,26 +12,10 @@ from collections.abc import Awaitable, Callable
 import azure.functions as func
 from azure.storage.queue.aio import QueueClient
 
-from shared import (
-    console_api,
-    console_assets,
-    deliverer,
-    lane_flow,
-    operation_changes,
-    operation_reads,
-    operations,
-    poison,
-    poller,
-    purge,
-    subscription_api,
-    subscriptions,
-    telemetry,
-)
-from shared.identity import Caller, caller_from_headers
-from shared.openapi import build_spec
-from shared.problems import Problem
-from shared.queue import LANE_KIND, message_kind, trace_context
-from shared.responses import (
+from shared.api.identity import Caller, caller_from_headers
+from shared.api.openapi import build_spec
+from shared.api.problems import Problem
+from shared.api.responses import (
     api_base,
     json_response,
     page_response,
@@ -39,9 +23,23 @@ from shared.responses import (
     reply_response,
     unexpected_response,
 )
-from shared.runtime import Runtime, get_runtime, queue_client
-from shared.settings import SettingsError
-from shared.status_links import EXPIRY_PARAM, SIGNATURE_PARAM
+from shared.console import api as console_api
+from shared.console import assets as console_assets
+from shared.crypto.status_links import EXPIRY_PARAM, SIGNATURE_PARAM
+from shared.delivery import operation_webhooks as deliverer
+from shared.lanes import admission as lane_flow
+from shared.observability import telemetry
+from shared.operations import changes as operation_changes
+from shared.operations import poll_step as poller
+from shared.operations import purge
+from shared.operations import reads as operation_reads
+from shared.operations import start as operations
+from shared.runtime.settings import SettingsError
+from shared.runtime.worker import Runtime, get_runtime, queue_client
+from shared.storage import poison
+from shared.storage.messages import LANE_KIND, message_kind, trace_context
+from shared.subscriptions import api as subscription_api
+from shared.subscriptions import rules as subscriptions
 
 telemetry.configure()  # once per worker: Azure Monitor, the console, devhost's own, or off (docs/observability.md)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -176,7 +174,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     except Exception as exc:
         log.warning("health check failed: %s", type(exc).__name__)
         return problem_response(Problem(503, "unhealthy", "Storage is not reachable", type(exc).__name__))
-    # Approximate counts (Get Queue Metadata); replay or purge them with `python -m shared.poison`.
+    # Approximate counts (Get Queue Metadata); replay or purge them with `python -m shared.storage.poison`.
     return json_response(200, {"status": "healthy", "poison": poisoned})
 
 
@@ -192,7 +190,8 @@ def _poison_clients(rt: Runtime) -> dict[str, QueueClient]:
 
 @app.timer_trigger(schedule=purge.PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 async def purge_expired(timer: func.TimerRequest) -> None:
-    """Retention (RETENTION_DAYS): delete expired operations and keys, fail stranded ones (shared/purge.py)."""
+    """Retention (RETENTION_DAYS): delete expired operations and keys, fail stranded ones
+    (shared/operations/purge.py)."""
     rt = await get_runtime()
     await purge.run(rt)
     await poison.counts(rt.settings, _poison_clients(rt))  # the poison gauge, at least hourly (docs/observability.md)
@@ -204,7 +203,7 @@ async def poll_operation(msg: func.QueueMessage) -> None:
     rt = await get_runtime()
     text = msg.get_body().decode("utf-8", "replace")
     with telemetry.consumer_span(f"process {rt.settings.poll_queue}", trace_context(text), _message_attributes(msg)):
-        if message_kind(text) == LANE_KIND:  # the workbook lane's advance step (shared/lane_flow.py)
+        if message_kind(text) == LANE_KIND:  # the workbook lane's advance step (shared/lanes/admission.py)
             await lane_flow.handle_message(rt, text)
             return
         await poller.handle_message(rt, text, msg.dequeue_count or 1, msg.id)
@@ -229,11 +228,11 @@ def _message_attributes(msg: func.QueueMessage) -> dict[str, str | int]:
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-    """The OpenAPI 3 document of every route (shared/openapi.py; tests keep it in step with this file)."""
+    """The OpenAPI 3 document of every route (shared/api/openapi.py; tests keep it in step with this file)."""
     return json_response(200, build_spec(api_base(req, "openapi.json")))
 
 
-# Subscriptions: "an operation of mine finished" (shared/subscription_api.py); the connector's webhook trigger.
+# Subscriptions: "an operation of mine finished" (shared/subscriptions/api.py); the connector's webhook trigger.
 @app.route(route="subscriptions", methods=["POST"])
 async def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
@@ -295,7 +294,8 @@ async def console_asset(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="durations", methods=["GET"])
 async def list_durations(req: func.HttpRequest) -> func.HttpResponse:
-    """How long the caller's kinds of work took: the history the poll schedule learns from (shared/durations.py)."""
+    """How long the caller's kinds of work took: the history the poll schedule learns from
+    (shared/console/durations.py)."""
 
     async def handle(rt: Runtime) -> func.HttpResponse:
         return json_response(200, await console_api.durations(rt, caller(rt, req)))

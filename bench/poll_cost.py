@@ -1,13 +1,13 @@
 """What polling costs: storage transactions (counted on the wire) per uneventful poll and per whole operation.
 
-Runs the real start (shared.operations) and poll step (shared.poller) against Azurite and the Graph emulator,
-doing the host's part (receive, then delete) itself so every storage request is seen: the operations table,
+Runs the real start (shared.operations.start) and poll step (shared.operations.poll_step) against Azurite and the Graph
+emulator, doing the host's part (receive, then delete) itself so every storage request is seen: the operations table,
 the duration history table, the poll queue and the deliveries queue (the fan-out message of the terminal event).
 Two operations of one kind on one workbook: the first cold (the history is empty: its reads find nothing, its
 merges insert), the second with history (its reads find the entities, its merges replace them).
 
 Per whole operation = the start + (polls - 1) uneventful polls + the finishing poll step, where the number of
-polls for a given duration comes from the real schedule (shared.schedule) at production settings: cold, and
+polls for a given duration comes from the real schedule (shared.schedule.plans) at production settings: cold, and
 learned from 10 earlier runs of that kind.
 
     .venv/bin/python -m bench.poll_cost [--polls 20]
@@ -34,16 +34,17 @@ from azure.storage.queue.aio import QueueClient
 
 from devhost.emulator_client import Emulator
 from devhost.services import AzuritePorts, bridge_environment, free_port, start_azurite, start_emulator
-from shared import operations, poller
-from shared.duration_history import DurationHistory
-from shared.history_store import HistoryStore
-from shared.lane_store import LaneStore
-from shared.queue import DeliveryQueue, PollQueue
-from shared.runtime import Runtime, build_runtime
-from shared.schedule import COLD, Plan, Schedule, learned_plan
-from shared.settings import load_settings
-from shared.store import OperationStore
-from shared.timing import Timing
+from shared.lanes.store import LaneStore
+from shared.operations import poll_step as poller
+from shared.operations import start as operations
+from shared.operations.store import OperationStore
+from shared.runtime.settings import load_settings
+from shared.runtime.worker import Runtime, build_runtime
+from shared.schedule.history import DurationHistory
+from shared.schedule.history_store import HistoryStore
+from shared.schedule.plans import COLD, Plan, Schedule, learned_plan
+from shared.schedule.timing import Timing
+from shared.storage.queues import DeliveryQueue, PollQueue
 
 
 class CountingTransport(AioHttpTransport):  # type: ignore[misc]  # azure-core ships this class untyped (Any)

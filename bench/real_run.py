@@ -9,7 +9,7 @@ per workbook. The bridge runs with POLL_INITIAL_DELAY_SECONDS, POLL_MAX_DELAY_SE
 OPERATION_TIMEOUT_SECONDS scaled by the same factor (1, 240 and 3600 s in production). Queue visibility is
 whole seconds and so is every poll gap (the schedules round up), so scaling shrinks the durations and the cap
 but not the 1 s granularity: at x0.1 the shortest gaps are as coarse, relative to the durations, as 10 s gaps
-would be in production. The simulation keeps the same rounding (it runs the real `shared.polling.decide`), so
+would be in production. The simulation keeps the same rounding (it runs the real `shared.graph.lro.decide`), so
 the comparison stays like for like; only the absolute figures differ from bench.schedule's production ones.
 
 From the emulator's recorder, per operation: polls to Graph (GET operation), completion time (created +
@@ -23,10 +23,11 @@ latency added to every gap. The 15 % verdict uses the latter: the latency is a p
 from the poll times alone (not fitted to the lag), and without it the comparison would measure the host's
 queue polling rather than whether the schedule the bridge runs is the one simulated.
 
-Policy (`--policy`): `doubling` is today's `shared.polling.next_regular_poll`; `cold` is `shared.schedule`'s
+Policy (`--policy`): `doubling` is today's `shared.graph.lro.next_regular_poll`; `cold` is `shared.schedule.plans`'s
 cold schedule; `plan` reads each operation's stored plan from its record (a `poll_plan`/`PollPlan` property,
-`shared.schedule.Plan.decode`; missing = cold), which is what a poller driven by `shared.schedule` runs (with
-a learned history, too). `auto` (default): `plan` if shared/poller.py uses shared.schedule, else `doubling`.
+`shared.schedule.plans.Plan.decode`; missing = cold), which is what a poller driven by `shared.schedule.plans` runs
+(with a learned history, too). `auto` (default): `plan` if shared/operations/poll_step.py uses shared.schedule.plans,
+else `doubling`.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.duration_history import sample_quantile
-from shared.graph_answers import Answer, Kind
-from shared.polling import NextPoll, PollState, Reschedule, decide, timed_out, whole_seconds
-from shared.schedule import COLD, Plan, Schedule
-from shared.timing import Timing
+from shared.graph.answers import Answer, Kind
+from shared.graph.lro import NextPoll, PollState, Reschedule, decide, timed_out, whole_seconds
+from shared.schedule.history import sample_quantile
+from shared.schedule.plans import COLD, Plan, Schedule
+from shared.schedule.timing import Timing
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=8)
@@ -82,7 +83,7 @@ class Planned:
 
 
 def doubling(timing: Timing) -> Planned:
-    # shared.start_flow.complete_start queues the first poll after whole_seconds(POLL_INITIAL_DELAY_SECONDS)
+    # shared.operations.write_ahead.complete_start queues the first poll after whole_seconds(POLL_INITIAL_DELAY_SECONDS)
     return Planned(None, float(whole_seconds(timing.initial)))
 
 
@@ -93,8 +94,8 @@ def from_plan(plan: Plan, timing: Timing) -> Planned:
 
 SCHEDULE_MARKS = (
     "from .schedule import",
-    "import shared.schedule",
-    "from shared.schedule import",
+    "import shared.schedule.plans",
+    "from shared.schedule.plans import",
     "Schedule(",
     "next_poll=",
     "poll_plan",
@@ -102,7 +103,7 @@ SCHEDULE_MARKS = (
 
 
 def detect_policy(poller_source: str) -> str:
-    """`plan` when the poller is driven by shared.schedule (imports it, passes decide a `next_poll`, or reads
+    """`plan` when the poller is driven by shared.schedule.plans (imports it, passes decide a `next_poll`, or reads
     the record's `poll_plan`), else `doubling` (today: decide without `next_poll` = next_regular_poll)."""
     return "plan" if any(mark in poller_source for mark in SCHEDULE_MARKS) else "doubling"
 
@@ -364,7 +365,7 @@ async def _wait_done(api: str, ids: Sequence[str], deadline: float) -> dict[str,
 
 def run(config: RunConfig) -> dict[str, Any]:
     from bench.stack import bench_stack
-    from shared.records import parse_iso
+    from shared.operations.record import parse_iso
 
     policy = config.policy
     if policy == "auto":

@@ -1,6 +1,6 @@
 """Poll schedules on a virtual clock: polls per operation against detection lag, per policy and workload.
 
-Every poll is decided by the real code (`shared.polling.decide` with the policy's `next_poll`, the doubling
+Every poll is decided by the real code (`shared.graph.lro.decide` with the policy's `next_poll`, the doubling
 policy being today's `next_regular_poll` with production defaults), on a simulated clock: a poll at elapsed t
 sees the operation finished iff its duration is <= t. Deterministic (seeded), no I/O:
 
@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.duration_history import DurationHistory, sample_quantile
-from shared.graph_answers import Answer, Kind
-from shared.polling import NextPoll, PollState, Reschedule, decide, timed_out, whole_seconds
-from shared.schedule import COLD, Schedule, learned_plan
-from shared.timing import Timing
+from shared.graph.answers import Answer, Kind
+from shared.graph.lro import NextPoll, PollState, Reschedule, decide, timed_out, whole_seconds
+from shared.schedule.history import DurationHistory, sample_quantile
+from shared.schedule.plans import COLD, Schedule, learned_plan
+from shared.schedule.timing import Timing
 
-# Production defaults (shared/settings.py): POLL_INITIAL_DELAY_SECONDS=1, POLL_MAX_DELAY_SECONDS=240,
+# Production defaults (shared/runtime/settings.py): POLL_INITIAL_DELAY_SECONDS=1, POLL_MAX_DELAY_SECONDS=240,
 # OPERATION_TIMEOUT_SECONDS=3600.
 TIMING = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=8)
 SEED = 20261201

@@ -35,9 +35,9 @@ var delegated = graphAuth == 'delegated'
 var pollQueueName = 'operation-polls'
 var webhookQueueName = 'webhook-deliveries'
 var operationsTableName = 'operations'
-// How long finished operations of each kind took (shared/history_store.py): the learned poll schedule.
+// How long finished operations of each kind took (shared/schedule/history_store.py): the learned poll schedule.
 var durationHistoryTableName = 'durations'
-// Results too big for a Table property (shared/results.py, setting RESULTS_CONTAINER): one blob per result.
+// Results too big for a Table property (shared/storage/result_blobs.py, setting RESULTS_CONTAINER): one blob per result.
 var resultsContainerName = 'operation-results'
 var deploymentContainerName = 'app-package-${take(token, 8)}'
 
@@ -88,7 +88,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
-// The operations workbook: the app's bridge.* metrics (shared/telemetry.py METRICS) from this component's
+// The operations workbook: the app's bridge.* metrics (shared/observability/telemetry.py METRICS) from this component's
 // customMetrics, with the poison-queue gauge and the dead-lettered webhooks beside (docs/observability.md).
 // tests/infra/test_workbook.py checks it charts exactly the metrics the app emits.
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
@@ -233,8 +233,8 @@ resource roleQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
 }
 
 // Table Data Contributor: the operations table: point reads, queries (list, health), inserts (records,
-// idempotency keys), ETag-guarded merges and deletes (shared/store.py); the duration history table: point
-// reads, inserts and ETag-guarded replaces (shared/history_store.py). There is no narrower built-in role.
+// idempotency keys), ETag-guarded merges and deletes (shared/operations/store.py); the duration history table: point
+// reads, inserts and ETag-guarded replaces (shared/schedule/history_store.py). There is no narrower built-in role.
 resource roleTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identity.id, roleIds.storageTableDataContributor)
   scope: storage
@@ -431,7 +431,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   name: 'appsettings'
   properties: {
     // Host and app storage through the identity (no keys): the host uses the blob and queue URIs,
-    // shared/settings.py the queue, table and blob URIs (big results).
+    // shared/runtime/settings.py the queue, table and blob URIs (big results).
     AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
     AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
     AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
@@ -442,7 +442,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
     // The Python worker hands each invocation the host's trace context, so the app's own OpenTelemetry spans
-    // (azure-monitor-opentelemetry, shared/telemetry.py) join the host's request in one transaction.
+    // (azure-monitor-opentelemetry, shared/observability/telemetry.py) join the host's request in one transaction.
     PYTHON_ENABLE_OPENTELEMETRY: 'true'
     GRAPH_BASE_URL: graphBaseUrl
     WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${webhookSecretValue.name}/)'

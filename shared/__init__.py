@@ -1,1 +1,4 @@
-"""Excel Async Bridge: the function app's own package (settings, Graph client, polling, store, webhooks)."""
+"""Excel Async Bridge: the function app's own code, a package per concept (docs/design.md, "Pieces").
+
+Imports run one way: function_app.py (entry points) -> use cases -> decisions -> adapters -> records and
+helpers; tools/imports.py holds each module's layer and tests/unit/test_dependency_direction.py enforces it."""

@@ -9,13 +9,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared import poller
-from shared.lane_store import lane_key
-from shared.lanes import admit
-from shared.messages import PollState
-from shared.queue import encode
-from shared.records import Operation, iso, new_operation_id
-from shared.sealing import seal
+from shared.crypto.sealing import seal
+from shared.lanes.line import admit
+from shared.lanes.store import lane_key
+from shared.operations import poll_step as poller
+from shared.operations.record import Operation, iso, new_operation_id
+from shared.storage.messages import PollState, encode
 from tests.unit.fakes import GRAPH, fake_runtime, reply, running, succeeded
 
 WORKBOOK = "/me/drive/items/01ITEM"

@@ -12,7 +12,8 @@ import pytest
 
 from devhost.receiver import make_handler
 from devhost.services import DEV_WEBHOOK_SECRET
-from shared.webhooks import parse_webhook_secrets, render_event, webhook_headers
+from shared.crypto.webhook_keys import parse_webhook_secrets
+from shared.delivery.formats import render_event, webhook_headers
 
 pytestmark = pytest.mark.timeout(30)
 

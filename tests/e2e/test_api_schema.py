@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.openapi import build_spec
+from shared.api.openapi import build_spec
 
 from .harness import BridgeFactory
 

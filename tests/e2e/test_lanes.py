@@ -13,7 +13,7 @@ import itertools
 import json
 from typing import Any
 
-from shared.lane_store import LANE_ROW_KEY, lane_key
+from shared.lanes.store import LANE_ROW_KEY, lane_key
 
 from .harness import Bridge, BridgeFactory, Emulator, new_item, restart, wait_for
 

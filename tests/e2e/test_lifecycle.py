@@ -460,7 +460,7 @@ def test_pascal_case_statuses_and_completed(bridge: Bridge, emulator: Emulator) 
 def test_a_record_that_lost_its_queue_message_is_re_armed(bridge: Bridge, emulator: Emulator) -> None:
     """A crash between storing a record and queuing its first message leaves it with no poll chain; the
     next GET of it, once it is past its deadline plus grace, starts a new chain, which ends it."""
-    from shared.records import Operation, iso, new_operation_id, to_entity
+    from shared.operations.record import Operation, iso, new_operation_id, to_entity
 
     long_ago = time.time() - 3600 - 400  # older than OPERATION_TIMEOUT_SECONDS + grace
     op_id = new_operation_id(long_ago)

@@ -1,4 +1,4 @@
-"""`python -m shared.poison count|replay|purge`: the documented way to deal with poison messages."""
+"""`python -m shared.storage.poison count|replay|purge`: the documented way to deal with poison messages."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def queue(azurite: AzuritePorts, name: str) -> QueueClient:
 
 def cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "shared.poison", *args],
+        [sys.executable, "-m", "shared.storage.poison", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -73,7 +73,7 @@ def test_replay_and_purge(azurite: AzuritePorts, emulator: Emulator) -> None:
     assert polls.get_queue_properties().approximate_message_count == 2  # purge does not replay
 
     refused = subprocess.run(
-        [sys.executable, "-m", "shared.poison", "purge", "--queue", f"{name}-polls"],
+        [sys.executable, "-m", "shared.storage.poison", "purge", "--queue", f"{name}-polls"],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

@@ -16,11 +16,11 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
-from shared.duration_history import DurationHistory, Entry, decode, history_keys
-from shared.polling import whole_seconds
-from shared.records import parse_iso
-from shared.schedule import Plan, Schedule, learned_plan
-from shared.timing import Timing
+from shared.graph.lro import whole_seconds
+from shared.operations.record import parse_iso
+from shared.schedule.history import DurationHistory, Entry, decode, history_keys
+from shared.schedule.plans import Plan, Schedule, learned_plan
+from shared.schedule.timing import Timing
 
 from .harness import Bridge, BridgeFactory, Emulator, new_item, restart, wait_for
 

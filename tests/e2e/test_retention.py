@@ -17,11 +17,11 @@ from azure.data.tables.aio import TableClient as AsyncTableClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.services import AzuritePorts, bridge_environment
-from shared import purge
-from shared.records import NOT_STARTED, SUCCEEDED, Operation, iso, new_operation_id, parse_iso
-from shared.runtime import Runtime, build_runtime
-from shared.settings import load_settings
-from shared.store import OperationStore
+from shared.operations import purge
+from shared.operations.record import NOT_STARTED, SUCCEEDED, Operation, iso, new_operation_id, parse_iso
+from shared.operations.store import OperationStore
+from shared.runtime.settings import load_settings
+from shared.runtime.worker import Runtime, build_runtime
 
 from .harness import Bridge, BridgeFactory, Emulator, new_item, wait_for
 

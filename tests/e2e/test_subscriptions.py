@@ -16,7 +16,7 @@ import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.services import DEV_WEBHOOK_SECRET
-from shared.queue import FanoutTask, SubscriptionAttempt, encode_fanout, encode_subscription_attempt
+from shared.storage.messages import FanoutTask, SubscriptionAttempt, encode_fanout, encode_subscription_attempt
 
 from .harness import Bridge, BridgeFactory, Emulator, WebhookReceiver, new_item, restart, wait_for
 

@@ -67,7 +67,7 @@ class Outcome:
 
 
 def idempotency_partition(key: str, owner: str = "default") -> str:
-    """The partition of an Idempotency-Key's claim entity (shared/operations.py `_check_idempotency_key`), so a
+    """The partition of an Idempotency-Key's claim entity (shared/operations/start.py `_check_idempotency_key`), so a
     fault can be scoped to one case's claim before the operation id exists."""
     return "idem-" + hashlib.sha256(f"{owner}\n{key}".encode()).hexdigest()
 
@@ -113,8 +113,8 @@ def start_with_retries(
 
 
 def values_near_limit() -> list[list[str]]:
-    """One row whose values' JSON is 32,760 characters: under the request limit (shared/validation.py, 32 KiB of
-    JSON), while the stored result is over Table Storage's 32 K-character string property (so it goes to Blob)."""
+    """One row whose values' JSON is 32,760 characters: under the request limit (shared/operations/requests.py, 32 KiB
+    of JSON), while the stored result is over Table Storage's 32 K-character string property (so it goes to Blob)."""
     cells = ["x" * 8000] * 3
     overhead = len(json.dumps([[*cells, ""]]))
     return [[*cells, "y" * (32_760 - overhead)]]

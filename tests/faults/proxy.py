@@ -69,7 +69,7 @@ _HOP_BY_HOP = {
 _MESSAGE_TEXT = re.compile(rb"<MessageText>([^<]*)</MessageText>")
 _MESSAGE_ID = re.compile(rb"<MessageId>([^<]+)</MessageId>")
 _MESSAGE_PATH = re.compile(r"/messages/([^/?]+)")
-# An operation's keys: its partition, and the lane (workbook) partition its record names (shared/lane_store.py), so
+# An operation's keys: its partition, and the lane (workbook) partition its record names (shared/lanes/store.py), so
 # the lane entity's reads and writes belong to the operation from its record's first write on.
 _KEYS = re.compile(r'"(?:PartitionKey|OperationId|Lane)"\s*:\s*"([^"]+)"')
 

@@ -55,9 +55,9 @@ def discover(proxy: FaultProxy, entries: list[Entry], start_end: int) -> list[tu
     """(step, call label, occurrence) of each storage request a normal run made for its operation.
 
     start: the requests made while the POST was being answered; poll: the chain's requests up to the terminal
-    write and the webhook message queued after it (shared/poller.py `finish`); delivery: the requests on the
-    webhook queue, the table and blobs after that (shared/deliverer.py, shared/fanout.py); the poll queue's stay
-    poll."""
+    write and the webhook message queued after it (shared/operations/poll_step.py `finish`); delivery: the requests on
+    the webhook queue, the table and blobs after that (shared/delivery/operation_webhooks.py,
+    shared/delivery/fanout.py); the poll queue's stay poll."""
     calls: list[tuple[str, str, int]] = []
     seen: Counter[str] = Counter()
     terminal_written = delivering = False

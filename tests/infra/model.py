@@ -32,7 +32,7 @@ STORAGE_PREFIX = "AzureWebJobsStorage"
 # Anything else in the Bicep app settings must be read by the code (or the test fails as "unused").
 AZURE_ONLY_SETTINGS: dict[str, str] = {
     # The Functions host's storage connection (identity-based: __blobServiceUri, __queueServiceUri,
-    # __tableServiceUri, __credential, __clientId). shared/settings.py reads the __* form through f-strings.
+    # __tableServiceUri, __credential, __clientId). shared/runtime/settings.py reads the __* form through f-strings.
     "AzureWebJobsStorage__*": "host + app storage connection (identity-based)",
     # azure-identity DefaultAzureCredential/ManagedIdentityCredential reads it: which identity gets Graph tokens.
     "AZURE_CLIENT_ID": "azure-identity: the user-assigned identity",
@@ -49,7 +49,7 @@ NOT_DEPLOYED: dict[str, str] = {
     # App Service sets it itself when App Service Authentication is on; the app only trusts caller headers then.
     "WEBSITE_AUTH_ENABLED": "set by the platform when authentication is enabled",
     # Local runs only (the console exporter); in Azure APPLICATIONINSIGHTS_CONNECTION_STRING picks Azure Monitor.
-    "OTEL_TRACES_EXPORTER": "local only: OpenTelemetry console exporter (shared/telemetry.py)",
+    "OTEL_TRACES_EXPORTER": "local only: OpenTelemetry console exporter (shared/observability/telemetry.py)",
 }
 # Settings deployed before the code that reads them is merged (issue 8 is built on several branches at once).
 # While no code reads one, check_settings accepts it; once code reads it, the entry is stale and check_settings
@@ -136,7 +136,7 @@ OPERATION_ROLES: dict[str, frozenset[str]] = {
     "table.upsert_entity": frozenset({TABLE_CONTRIBUTOR}),
     "table.delete_entity": frozenset({TABLE_CONTRIBUTOR}),
     "table.submit_transaction": frozenset({TABLE_CONTRIBUTOR}),
-    # The app's big results (shared/results.py, a ContainerClient): Blob Data Contributor or Owner allow
+    # The app's big results (shared/storage/result_blobs.py, a ContainerClient): Blob Data Contributor or Owner allow
     # read, write, list and delete of blobs (Azure RBAC docs, built-in-roles/storage.md: Storage Blob Data
     # Contributor dataActions .../blobs/read, /write, /delete; Owner: .../blobs/*).
     **{
@@ -150,7 +150,7 @@ OPERATION_ROLES: dict[str, frozenset[str]] = {
     ),
 }
 # Calls that need no role on a provisioned deployment: the template creates the queues and the table, and
-# shared/runtime.py only logs a warning when creating them is refused.
+# shared/runtime/worker.py only logs a warning when creating them is refused.
 PROVISIONED_BY_TEMPLATE = frozenset({"queue.create_queue", "table.create_table", "blob.create_container"})
 # SDK client methods that are not storage operations.
 NOT_OPERATIONS = frozenset(

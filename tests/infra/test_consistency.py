@@ -92,7 +92,7 @@ def test_queue_and_table_names_match(template: m.Template) -> None:
 
 
 def test_names_match_the_code_defaults(template: m.Template) -> None:
-    from shared.settings import load_settings
+    from shared.runtime.settings import load_settings
 
     defaults = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     settings = template.app_settings()
@@ -284,7 +284,7 @@ def test_the_host_can_release_a_failed_message(template: m.Template, operations:
 
 
 def test_status_link_keys_are_deployed(template: m.Template, read: set[str]) -> None:
-    # The app side of issue 8 reads STATUS_LINK_KEYS (shared/settings.py); deployed either way, and accepted by
+    # The app side of issue 8 reads STATUS_LINK_KEYS (shared/runtime/settings.py); deployed either way, and accepted by
     # check_settings (test above) while that code is not merged yet.
     assert "STATUS_LINK_KEYS" in template.app_settings()
     assert "STATUS_LINK_KEYS" in read or "STATUS_LINK_KEYS" in m.DEPLOYED_AHEAD_OF_CODE

@@ -1,5 +1,5 @@
 """The Azure Monitor workbook (infra/workbook.json, deployed by infra/resources.bicep) charts exactly the metrics
-the app emits: the names come from the one tuple the code makes its instruments from (shared/telemetry.py
+the app emits: the names come from the one tuple the code makes its instruments from (shared/observability/telemetry.py
 METRIC_NAMES), so a metric added, renamed or dropped on either side fails here.
 
 Workbook format followed: the gallery template schema (Notebook/1.0, items of type 1 text, 3 KQL query, 9
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.telemetry import METRIC_NAMES, METRICS
+from shared.observability.telemetry import METRIC_NAMES, METRICS
 
 from . import model as m
 

@@ -1,5 +1,5 @@
-"""In-process fakes at the SDK-client seam, so the real adapters (shared/store.py, shared/queue.py,
-shared/results.py, shared/graph.py, shared/webhooks.py) run over them in milliseconds.
+"""In-process fakes at the SDK-client seam, so the real adapters (shared/operations/store.py, shared/storage/queues.py,
+shared/storage/result_blobs.py, shared/graph/client.py, shared/delivery/sender.py) run over them in milliseconds.
 
 - FakeTable: the subset of `azure.data.tables.aio.TableClient` the adapters call, with Table Storage's rules:
   "Insert Entity" of an existing key fails 409 EntityAlreadyExists (ResourceExistsError); "Update Entity" /
@@ -27,7 +27,7 @@ shared/results.py, shared/graph.py, shared/webhooks.py) run over them in millise
   fails the test.
 - FakeClock: `time.time` for shared/ (patched for the test), moved by hand or by `drain`.
 
-`fake_runtime(clock, **env)` builds the app's own `shared.runtime.Runtime` over these; `drain(rt, clock)` plays
+`fake_runtime(clock, **env)` builds the app's own `shared.runtime.worker.Runtime` over these; `drain(rt, clock)` plays
 the Functions host (host.json: visibilityTimeout 5 s, maxDequeueCount 5, poison queue `<queue>-poison`).
 """
 
@@ -57,17 +57,20 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableEntity, UpdateMode
 
-from shared import deliverer, lane_flow, poller
-from shared.graph import GraphClient
-from shared.history_store import HistoryStore
-from shared.lane_store import LaneStore
-from shared.outbound import PinnedResolver
-from shared.queue import LANE_KIND, DeliveryQueue, PollQueue, message_kind
-from shared.results import ResultBlobs
-from shared.runtime import Runtime, outbound_policy
-from shared.settings import load_settings
-from shared.store import OperationStore
-from shared.timing import Timing
+from shared.delivery import operation_webhooks as deliverer
+from shared.delivery.resolver import PinnedResolver
+from shared.graph.client import GraphClient
+from shared.lanes import admission as lane_flow
+from shared.lanes.store import LaneStore
+from shared.operations import poll_step as poller
+from shared.operations.store import OperationStore
+from shared.runtime.settings import load_settings
+from shared.runtime.worker import Runtime, outbound_policy
+from shared.schedule.history_store import HistoryStore
+from shared.schedule.timing import Timing
+from shared.storage.messages import LANE_KIND, message_kind
+from shared.storage.queues import DeliveryQueue, PollQueue
+from shared.storage.result_blobs import ResultBlobs
 
 GRAPH = "https://graph.example.test/v1.0"
 START_TIME = 1_780_000_000.0  # 2026-05-28: a fixed epoch so records' ISO times are reproducible

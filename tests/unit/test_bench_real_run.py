@@ -8,7 +8,7 @@ import pytest
 
 from bench import real_run as rr
 from bench import schedule as sim
-from shared.schedule import COLD, Plan, Schedule
+from shared.schedule.plans import COLD, Plan, Schedule
 
 
 @pytest.mark.parametrize("duration", [0.5, 1.0, 5.0, 37.0, 250.0, 3000.0])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench import schedule as bench
-from shared.schedule import Schedule
+from shared.schedule.plans import Schedule
 
 
 def test_fixed_and_doubling_count_polls_and_lag_on_the_virtual_clock():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.chain import Verdict, is_last_delivery, judge
+from shared.operations.chain import Verdict, is_last_delivery, judge
 
 MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
 

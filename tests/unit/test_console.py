@@ -20,16 +20,16 @@ import azure.functions as func
 import pytest
 from azure.data.tables.aio import TableClient
 
-from shared import console_api, console_assets, deliverer, operation_changes, poller
-from shared.duration_history import DurationHistory, encode, history_keys, owner_partition
-from shared.durations import summaries
-from shared.history_store import HistoryStore
-from shared.identity import Caller
-from shared.lifecycle import terminal_state
-from shared.messages import PollState
-from shared.polling import Reschedule
-from shared.queue import DeliveryTask, encode_delivery
-from shared.records import (
+from shared.api.identity import Caller
+from shared.console import api as console_api
+from shared.console import assets as console_assets
+from shared.console.durations import summaries
+from shared.delivery import operation_webhooks as deliverer
+from shared.graph.lro import Reschedule
+from shared.operations import changes as operation_changes
+from shared.operations import poll_step as poller
+from shared.operations.lifecycle import terminal_state
+from shared.operations.record import (
     HISTORY_LIMIT,
     HISTORY_MAX_CHARS,
     HISTORY_TEXT_CHARS,
@@ -40,6 +40,9 @@ from shared.records import (
     to_json,
     with_event,
 )
+from shared.schedule.history import DurationHistory, encode, history_keys, owner_partition
+from shared.schedule.history_store import HistoryStore
+from shared.storage.messages import DeliveryTask, PollState, encode_delivery
 from tests.unit.fakes import FakeClock, Fakes, reply
 from tests.unit.test_deliverer_claims import CALLBACK, OP_ID, finished, runtime, stored
 
@@ -78,7 +81,9 @@ def test_the_record_shows_its_timeline_but_the_webhook_event_does_not() -> None:
         {"at": iso(1_700_000_000.0), "type": "status", "status": "failed", "polls": 4, "code": "boom"}
     ]
     assert to_json(op)["history"] == op.history
-    assert "history" not in to_json(op, include_webhook=False)  # the event body (shared/events.py) is unchanged
+    assert "history" not in to_json(
+        op, include_webhook=False
+    )  # the event body (shared/delivery/events.py) is unchanged
 
 
 def record_writes(f: Fakes) -> list[str]:

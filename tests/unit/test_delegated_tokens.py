@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from shared import auth
-from shared.settings import load_settings
+from shared.graph import tokens as auth
+from shared.runtime.settings import load_settings
 
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 DELEGATED = {

@@ -1,8 +1,8 @@
-"""One POST per webhook attempt when copies of its queue message race: shared.deliverer (issue 9).
+"""One POST per webhook attempt when copies of its queue message race: shared.delivery.operation_webhooks (issue 9).
 
 Over the in-process fakes (tests/unit/fakes.py): the real store over a table that enforces Table Storage's
 optimistic concurrency ("Update Entity": with `If-Match: <etag>` the service answers 412 Precondition Failed
-when the entity changed since it was read; shared.store turns that into Conflict), and the real signer and
+when the entity changed since it was read; shared.operations.store turns that into Conflict), and the real signer and
 sender over a scripted receiver whose answers can be held in flight. Storage queues deliver at least once, so
 copies are normal.
 """
@@ -14,11 +14,11 @@ import json
 import time
 from typing import Any
 
-from shared import deliverer
-from shared.queue import DeliveryTask, encode_delivery
-from shared.records import WEBHOOK_DELIVERED, WEBHOOK_PENDING, Operation, iso
-from shared.redelivery import claim_lease
-from shared.sealing import seal
+from shared.crypto.sealing import seal
+from shared.delivery import operation_webhooks as deliverer
+from shared.delivery.claims import claim_lease
+from shared.operations.record import WEBHOOK_DELIVERED, WEBHOOK_PENDING, Operation, iso
+from shared.storage.messages import DeliveryTask, encode_delivery
 from tests.unit.fakes import FakeClock, Fakes, fake_runtime, reply
 
 OP_ID = "8285435199999a1b2c3d4e5"

@@ -1,6 +1,6 @@
-"""Every branch of the delivery step (shared/deliverer.py) over the in-process fakes (tests/unit/fakes.py): the
-real store over an ETag-enforcing table, the real webhook signer and sender over a scripted receiver. Each test
-reads the record, the webhook queue and the POSTs the receiver got."""
+"""Every branch of the delivery step (shared/delivery/operation_webhooks.py) over the in-process fakes
+(tests/unit/fakes.py): the real store over an ETag-enforcing table, the real webhook signer and sender over a scripted
+receiver. Each test reads the record, the webhook queue and the POSTs the receiver got."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from shared import deliverer
-from shared.queue import DeliveryTask, FanoutTask, encode_delivery, encode_fanout
-from shared.records import WEBHOOK_DELIVERED, WEBHOOK_FAILED, WEBHOOK_PENDING, Operation, iso, new_operation_id
-from shared.sealing import seal
+from shared.crypto.sealing import seal
+from shared.delivery import operation_webhooks as deliverer
+from shared.operations.record import (
+    WEBHOOK_DELIVERED,
+    WEBHOOK_FAILED,
+    WEBHOOK_PENDING,
+    Operation,
+    iso,
+    new_operation_id,
+)
+from shared.storage.messages import DeliveryTask, FanoutTask, encode_delivery, encode_fanout
 from tests.unit.fakes import (
     FakeClock,
     Fakes,

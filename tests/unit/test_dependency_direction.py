@@ -1,13 +1,14 @@
-"""Dependencies point one way (issue 11): entry points -> use cases -> decisions and records -> adapters ->
-shared helpers. The layers live in tools/imports.py; this test fails on any import from a lower layer to a
-higher one, on any import cycle between modules, and when docs/design.md's list of imports is not current."""
+"""Dependencies point one way (issues 11 and 16): entry points -> use cases -> decisions -> adapters -> records and
+helpers, and a decision never imports an adapter (nor an adapter a decision). The layers live in tools/imports.py;
+this test fails on any import a layer does not allow, on a clock or I/O import in a pure layer, on any import cycle
+between modules, and when docs/design.md's generated pieces or list of imports is not current."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from tools.imports import LAYERS, ROOT, backwards, cycles, graph, layer_of, markdown
+from tools.imports import LAYERS, ROOT, backwards, cycles, graph, impure, layer_of, markdown, packages, pieces
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
@@ -48,9 +49,26 @@ def test_the_design_doc_lists_the_current_imports() -> None:
 
 def test_the_checker_sees_a_backwards_import_and_a_cycle() -> None:
     # The checker itself: a made-up adapter importing a use case, and a two-module cycle.
-    edges = {"store": {"operations"}, "operations": {"store"}}
-    assert backwards(edges) == {("store", "operations")}
-    assert cycles(edges) == [["operations", "store"]]
+    edges = {"operations.store": {"operations.start"}, "operations.start": {"operations.store"}}
+    assert backwards(edges) == {("operations.store", "operations.start")}
+    assert cycles(edges) == [["operations.start", "operations.store"]]
+
+
+def test_a_decision_may_not_import_an_adapter_nor_an_adapter_a_decision() -> None:
+    # Purity by rule, not by convention: both directions between the middle layers are refused.
+    assert backwards({"graph.lro": {"graph.client"}}) == {("graph.lro", "graph.client")}
+    assert backwards({"graph.client": {"graph.answers"}}) == {("graph.client", "graph.answers")}
+    assert backwards({"graph.lro": {"graph.answers", "operations.record"}}) == set()
+
+
+def test_the_pure_layers_read_no_clock_and_do_no_io() -> None:
+    assert impure() == {}
+
+
+def test_every_package_says_its_job_and_the_design_doc_lists_the_pieces() -> None:
+    for name, init in packages().items():
+        assert ast.get_docstring(ast.parse(init.read_text())), f"shared/{name}/__init__.py has no docstring"
+    assert pieces() in DESIGN.read_text(), "docs/design.md is out of date: run `python -m tools.imports --write`"
 
 
 def test_the_entry_points_do_not_reach_into_an_adapters_client() -> None:

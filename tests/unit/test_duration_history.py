@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from shared.duration_history import (
+from shared.schedule.history import (
     MAX_MERGE_ATTEMPTS,
     MAX_STRING_CHARS,
     SAMPLE_SIZE,

@@ -1,4 +1,4 @@
-"""Classifying Graph's answers: shared.graph_answers."""
+"""Classifying Graph's answers: shared.graph.answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from shared.graph_answers import (
+from shared.graph.answers import (
     MAX_ERROR_DEPTH,
     Kind,
     classify_operation,

@@ -1,4 +1,4 @@
-"""The three Graph requests built by shared.graph.start_request."""
+"""The three Graph requests built by shared.graph.client.start_request."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from shared.graph import start_request
-from shared.validation import StartRequest, parse_operation_request
+from shared.graph.client import start_request
+from shared.operations.requests import StartRequest, parse_operation_request
 
 BASE = "https://graph.microsoft.com/v1.0"
 WB = "/drives/b!abc/items/01XYZ"

@@ -1,5 +1,5 @@
-"""shared/history_store.py and shared/learning.py against the in-process table of tests/unit/fakes.py, which
-enforces ETags as Table Storage does: Insert Entity of an existing key is 409 EntityAlreadyExists, Update Entity
+"""shared/schedule/history_store.py and shared/schedule/learning.py against the in-process table of tests/unit/fakes.py,
+which enforces ETags as Table Storage does: Insert Entity of an existing key is 409 EntityAlreadyExists, Update Entity
 with a stale If-Match is 412 Precondition Failed (learn.microsoft.com, Table service REST "Insert Entity" /
 "Update Entity"; the SDK raises ResourceExistsError and ResourceModifiedError for them, azure-data-tables
 _error.py). Every fake call yields to the event loop, so concurrent merges interleave between read and write."""
@@ -13,15 +13,15 @@ from typing import Any, cast
 import pytest
 from azure.data.tables.aio import TableClient
 
-from shared import poller
-from shared.duration_history import MAX_MERGE_ATTEMPTS, DurationHistory, decode, operation_tag
-from shared.history_store import HistoryStore
-from shared.learning import learn, plan_for
-from shared.lifecycle import history_keys_for
-from shared.polling import Finish, PollState
-from shared.records import Operation
-from shared.schedule import COLD, Plan
-from shared.timing import Timing
+from shared.graph.lro import Finish, PollState
+from shared.operations import poll_step as poller
+from shared.operations.lifecycle import history_keys_for
+from shared.operations.record import Operation
+from shared.schedule.history import MAX_MERGE_ATTEMPTS, DurationHistory, decode, operation_tag
+from shared.schedule.history_store import HistoryStore
+from shared.schedule.learning import learn, plan_for
+from shared.schedule.plans import COLD, Plan
+from shared.schedule.timing import Timing
 from tests.unit.fakes import FakeClock, FakeTable, fake_runtime
 
 TIMING = Timing(1.0, 240.0, 3600.0, 8)

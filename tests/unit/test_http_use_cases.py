@@ -1,6 +1,7 @@
-"""Every branch of the HTTP use cases (shared/operations.py and the start's write-ahead in shared/start_flow.py)
-over the in-process fakes (tests/unit/fakes.py): the real store over an ETag-enforcing table, the real queues
-and Graph client over scripted answers. Each test reads the answer, the record, the queues and the Graph calls."""
+"""Every branch of the HTTP use cases (shared/operations/start.py and the start's write-ahead in
+shared/operations/write_ahead.py) over the in-process fakes (tests/unit/fakes.py): the real store over an ETag-enforcing
+table, the real queues and Graph client over scripted answers. Each test reads the answer, the record, the queues and
+the Graph calls."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared import auth, operation_changes, operation_reads, operations, start_flow
-from shared.auth import DelegatedCredentialError
-from shared.identity import READ_ALL_ROLE, Caller
-from shared.problems import Problem
-from shared.records import (
+from shared.api.identity import READ_ALL_ROLE, Caller
+from shared.api.problems import Problem
+from shared.graph import tokens as auth
+from shared.graph.tokens import DelegatedCredentialError
+from shared.operations import changes as operation_changes
+from shared.operations import reads as operation_reads
+from shared.operations import start as operations
+from shared.operations import write_ahead as start_flow
+from shared.operations.record import (
     ANSWERED,
     STARTING,
     WEBHOOK_DELIVERED,
@@ -28,7 +33,7 @@ from shared.records import (
     new_operation_id,
     to_entity,
 )
-from shared.store import Conflict
+from shared.operations.store import Conflict
 from tests.unit.fakes import (
     GRAPH,
     FakeClock,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from shared.identity import Caller, caller_from_headers
+from shared.api.identity import Caller, caller_from_headers
 
 
 def principal(**claims: object) -> str:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from shared.keyring import KeyringError, UnsealError, parse_keyring
+from shared.crypto.keyring import KeyringError, UnsealError, parse_keyring
 
 
 def key() -> str:

@@ -1,5 +1,5 @@
-"""The lane's use cases (shared/lane_flow.py) on the at-least-once cases, over the in-process fakes of
-tests/unit/fakes.py, which enforce ETags as Table Storage does (a stale write fails; shared/lane_store.py turns
+"""The lane's use cases (shared/lanes/admission.py) on the at-least-once cases, over the in-process fakes of
+tests/unit/fakes.py, which enforce ETags as Table Storage does (a stale write fails; shared/lanes/store.py turns
 412/409 into a re-read): a
 duplicated advance message, concurrent advance steps, a crash between the terminal write and the release,
 and a deferred start that Graph throttles or refuses.
@@ -13,12 +13,17 @@ import time
 
 import pytest
 
-from shared import lane_flow, lane_slots, lifecycle, operation_changes, operations, poller
-from shared.lane_store import lane_key
-from shared.lanes import LaneState, advance
-from shared.polling import PollState
-from shared.queue import encode, encode_lane
-from shared.records import FAILED, SUCCEEDED, WAITING, Operation
+from shared.graph.lro import PollState
+from shared.lanes import admission as lane_flow
+from shared.lanes import slots as lane_slots
+from shared.lanes.line import LaneState, advance
+from shared.lanes.store import lane_key
+from shared.operations import changes as operation_changes
+from shared.operations import lifecycle
+from shared.operations import poll_step as poller
+from shared.operations import start as operations
+from shared.operations.record import FAILED, SUCCEEDED, WAITING, Operation
+from shared.storage.messages import encode, encode_lane
 from tests.unit.fakes import GRAPH, FakeClock, Reply, accepted, fake_runtime, reply, throttled
 
 WORKBOOK = "/me/drive/items/01ITEM"

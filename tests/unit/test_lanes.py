@@ -1,11 +1,11 @@
-"""The lane's pure decisions (shared/lanes.py): admission, order, leases, release, throttle, rechecks."""
+"""The lane's pure decisions (shared/lanes/line.py): admission, order, leases, release, throttle, rechecks."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared import lanes
-from shared.lanes import Holder, LaneState, Waiter, admit, advance, plan_recheck, position, release
+from shared.lanes import line as lanes
+from shared.lanes.line import Holder, LaneState, Waiter, admit, advance, plan_recheck, position, release
 
 LEASE = 60.0
 

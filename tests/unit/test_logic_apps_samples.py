@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from shared.validation import StartRequest, parse_operation_request
+from shared.operations.requests import StartRequest, parse_operation_request
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted([*(ROOT / "docs" / "logic-apps").rglob("*.json"), *(ROOT / "infra").rglob("*.workflow.json")])

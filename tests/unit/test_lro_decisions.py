@@ -1,4 +1,4 @@
-"""The Graph long-running-operation dialect as pure decisions (shared.polling): the status answer (`decide`),
+"""The Graph long-running-operation dialect as pure decisions (shared.graph.lro): the status answer (`decide`),
 the result GET (`decide_result`) and the answer to the start (`decide_start`), for every Kind of answer.
 
 Graph's contract followed (shared reference graph-excel-async-facts.md and graph-get-workbookoperation.md):
@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from shared.graph_answers import Answer, Kind, classify_result
-from shared.polling import (
+from shared.graph.answers import Answer, Kind, classify_result
+from shared.graph.lro import (
     Accepted,
     Ended,
     Finish,
@@ -25,7 +25,7 @@ from shared.polling import (
     decide_result,
     decide_start,
 )
-from shared.timing import Timing
+from shared.schedule.timing import Timing
 
 TIMING = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=3)
 STATE = PollState("op-1", generation=1, polls=2)

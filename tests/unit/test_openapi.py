@@ -12,7 +12,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared import openapi
+from shared.api import openapi
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -170,8 +170,8 @@ def test_the_statuses_issue_9_found_undocumented_are_documented() -> None:
     ],
 )
 def test_documented_patterns_agree_with_the_validator(name: str, value: str, valid: bool) -> None:
-    from shared.problems import Problem
-    from shared.validation import parse_operation_request
+    from shared.api.problems import Problem
+    from shared.operations.requests import parse_operation_request
 
     pattern = openapi.SCHEMAS["StartRequest"]["properties"][name]["pattern"]
     assert bool(re.search(pattern, value)) is valid

@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from shared.outbound import OutboundPolicy, PinnedResolver, Refused, check_target, check_url, parse_allowed_hosts
+from shared.delivery.resolver import PinnedResolver, check_target
+from shared.delivery.targets import OutboundPolicy, Refused, check_url, parse_allowed_hosts
 
 STRICT = OutboundPolicy()
 

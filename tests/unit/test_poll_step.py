@@ -1,5 +1,5 @@
-"""Every branch of the poll step (shared/poller.py) over the in-process fakes (tests/unit/fakes.py): the real
-store, queues and Graph client run over a Table that enforces ETags, list-backed queues and a scripted Graph.
+"""Every branch of the poll step (shared/operations/poll_step.py) over the in-process fakes (tests/unit/fakes.py): the
+real store, queues and Graph client run over a Table that enforces ETags, list-backed queues and a scripted Graph.
 Each test reads what an outsider could see: the record, the queued messages and the Graph calls made."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from shared import auth, poller
-from shared.auth import DelegatedCredentialError
-from shared.lane_store import lane_key
-from shared.messages import PollState
-from shared.queue import encode
-from shared.records import FANOUT_PENDING, WEBHOOK_PENDING, Operation, iso, new_operation_id
-from shared.sealing import seal
-from shared.settings import load_settings
+from shared.crypto.sealing import seal
+from shared.graph import tokens as auth
+from shared.graph.tokens import DelegatedCredentialError
+from shared.lanes.store import lane_key
+from shared.operations import poll_step as poller
+from shared.operations.record import FANOUT_PENDING, WEBHOOK_PENDING, Operation, iso, new_operation_id
+from shared.runtime.settings import load_settings
+from shared.storage.messages import PollState, encode
 from tests.unit.fakes import (
     BASE_ENV,
     GRAPH,

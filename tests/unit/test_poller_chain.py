@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from shared import poller
-from shared.polling import PollState
-from shared.queue import encode
-from shared.records import Operation, iso
+from shared.graph.lro import PollState
+from shared.operations import poll_step as poller
+from shared.operations.record import Operation, iso
+from shared.storage.messages import encode
 from tests.unit.fakes import GRAPH, FakeClock, Fakes, fake_runtime, running
 
 OP_ID = "1234567890123abcdef0123"

@@ -1,4 +1,4 @@
-"""The poll chain is a driver of pure decisions: it does not import the HTTP side (shared.operations), reads
+"""The poll chain is a driver of pure decisions: it does not import the HTTP side (shared.operations.start), reads
 the clock once per step, and matches no error codes of its own (issue 10)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parents[2] / "shared" / "poller.py"
+SOURCE = Path(__file__).resolve().parents[2] / "shared" / "operations" / "poll_step.py"
 TREE = ast.parse(SOURCE.read_text())
-# The step path: poll_once and every function of poller.py it reaches.
+# The step path: poll_once and every function of poll_step.py it reaches.
 STEP = ("poll_once", "_get", "_tokens_for", "reschedule", "_still_ours", "finish")
 
 
@@ -35,7 +35,7 @@ def test_poller_does_not_import_the_http_side() -> None:
             imported.add(("." * node.level) + (node.module or ""))
         elif isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
-    assert not imported & {".operations", "shared.operations", ".function_app", "function_app"}
+    assert not imported & {".operations", "shared.operations.start", ".function_app", "function_app"}
 
 
 def test_the_step_reads_the_clock_once_and_passes_now_down() -> None:

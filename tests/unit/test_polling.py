@@ -1,4 +1,4 @@
-"""Pure scheduling and decision logic of shared.polling."""
+"""Pure scheduling and decision logic of shared.graph.lro."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from shared.graph_answers import Answer, Kind
-from shared.polling import (
+from shared.graph.answers import Answer, Kind
+from shared.graph.lro import (
     MAX_VISIBILITY_SECONDS,
     Finish,
     PollState,
@@ -22,7 +22,7 @@ from shared.polling import (
     transient_backoff,
     whole_seconds,
 )
-from shared.polling import Timing as T
+from shared.graph.lro import Timing as T
 
 DEFAULT = T(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=3)
 STATE = PollState("op-1", generation=2, polls=4, transient_failures=2)
@@ -289,7 +289,7 @@ def test_a_good_answer_forgets_the_last_transient_reason():
 
 
 def test_timed_out_after_transient_failures_names_the_last_one_as_inner_error():
-    from shared.polling import timeout_error
+    from shared.graph.lro import timeout_error
 
     error = timeout_error(DEFAULT, PollState("op-1", 0, 9, 3, "Graph answered 503"))
     assert error["code"] == "operationTimedOut"

@@ -1,4 +1,4 @@
-"""Poll queue message format: shared.queue encode/decode."""
+"""Poll queue message format: shared.storage.queues encode/decode."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ import json
 
 import pytest
 
-from shared import deliverer, poller
-from shared.polling import PollState
-from shared.queue import MESSAGE_VERSION, BadMessage, DeliveryTask, decode, decode_delivery, encode, encode_delivery
+from shared.delivery import operation_webhooks as deliverer
+from shared.graph.lro import PollState
+from shared.operations import poll_step as poller
+from shared.storage.messages import (
+    MESSAGE_VERSION,
+    BadMessage,
+    DeliveryTask,
+    decode,
+    decode_delivery,
+    encode,
+    encode_delivery,
+)
 
 
 @pytest.mark.parametrize(
@@ -174,7 +183,7 @@ def test_a_bad_delivery_message_is_dropped_on_first_sight(caplog):
 
 def test_ping_reads_the_queue_metadata_once():
     # /api/health asks the queue adapter (PollQueue.ping) instead of reaching into its client.
-    from shared.queue import PollQueue
+    from shared.storage.queues import PollQueue
 
     class Client:  # azure.storage.queue.aio.QueueClient.get_queue_properties: Get Queue Metadata
         calls = 0

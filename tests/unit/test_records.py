@@ -1,4 +1,4 @@
-"""Operation ids, timestamps and the record's entity / JSON forms: shared.records."""
+"""Operation ids, timestamps and the record's entity / JSON forms: shared.operations.record."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.records import (
+from shared.operations.record import (
     ROW_KEY,
     WEBHOOK_NONE,
     Operation,

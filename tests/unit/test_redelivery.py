@@ -1,11 +1,11 @@
-"""When a webhook attempt may be sent and a redelivery may start: shared.redelivery (pure)."""
+"""When a webhook attempt may be sent and a redelivery may start: shared.delivery.claims (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.records import WEBHOOK_DELIVERED, WEBHOOK_FAILED, WEBHOOK_PENDING, Operation, iso
-from shared.redelivery import STALLED_CHAIN_SECONDS, claim_held, claim_lease, redelivery_wait
+from shared.delivery.claims import STALLED_CHAIN_SECONDS, claim_held, claim_lease, redelivery_wait
+from shared.operations.record import WEBHOOK_DELIVERED, WEBHOOK_FAILED, WEBHOOK_PENDING, Operation, iso
 
 T0 = 1_764_000_000.0
 LEASE = claim_lease(15.0)

@@ -11,9 +11,10 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables.aio import TableClient
 from azure.storage.blob.aio import ContainerClient
 
-from shared.records import ROW_KEY, Operation
-from shared.results import MAX_RESULT_BYTES, TABLE_RESULT_MAX_CHARS, ResultBlobs, bounded, needs_blob, result_json
-from shared.store import OperationStore
+from shared.operations.record import ROW_KEY, Operation
+from shared.operations.result_size import MAX_RESULT_BYTES, TABLE_RESULT_MAX_CHARS, bounded, needs_blob, result_json
+from shared.operations.store import OperationStore
+from shared.storage.result_blobs import ResultBlobs
 from tests.unit.fakes import FakeContainer, FakeTable
 
 # Table Storage: a string property holds at most 64 KiB, i.e. 32 K UTF-16 characters

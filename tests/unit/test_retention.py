@@ -1,4 +1,5 @@
-"""Retention decisions (shared/retention.py), the store's stamping of terminal writes, and finite message TTLs."""
+"""Retention decisions (shared/operations/retention.py), the store's stamping of terminal writes, and finite message
+TTLs."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ from typing import Any
 
 import pytest
 
-from shared.lifecycle import terminal_state
-from shared.polling import PollState
-from shared.queue import DeliveryQueue, DeliveryTask, PollQueue
-from shared.records import FAILED, NOT_STARTED, RUNNING, SUCCEEDED, Operation, iso, parse_iso, to_json
-from shared.retention import (
+from shared.graph.lro import PollState
+from shared.operations.lifecycle import terminal_state
+from shared.operations.record import FAILED, NOT_STARTED, RUNNING, SUCCEEDED, Operation, iso, parse_iso, to_json
+from shared.operations.retention import (
     MAX_MESSAGE_TTL_SECONDS,
     expires_at,
     is_expired,
     is_stranded,
     message_ttl,
 )
-from shared.store import OperationStore
+from shared.operations.store import OperationStore
+from shared.storage.messages import DeliveryTask
+from shared.storage.queues import DeliveryQueue, PollQueue
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0

@@ -1,4 +1,4 @@
-"""Properties of the poll schedules (shared.schedule) and their use by shared.polling.decide."""
+"""Properties of the poll schedules (shared.schedule.plans) and their use by shared.graph.lro.decide."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from statistics import NormalDist
 
 import pytest
 
-from shared.duration_history import DurationHistory
-from shared.graph_answers import Answer, Kind
-from shared.polling import PollState, Reschedule, decide, status_retry_after
-from shared.schedule import COLD, ColdPolicy, LearnedPolicy, Plan, Schedule, learned_plan
-from shared.timing import Timing
+from shared.graph.answers import Answer, Kind
+from shared.graph.lro import PollState, Reschedule, decide, status_retry_after
+from shared.schedule.history import DurationHistory
+from shared.schedule.plans import COLD, ColdPolicy, LearnedPolicy, Plan, Schedule, learned_plan
+from shared.schedule.timing import Timing
 
 DEFAULT = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=8)
 TIMINGS = [
@@ -246,7 +246,7 @@ def test_observed_duration_lies_between_the_previous_poll_and_this_one():
 
 
 def test_the_plain_function_agrees_with_the_schedule():
-    from shared.schedule import next_poll_offset
+    from shared.schedule.plans import next_poll_offset
 
     plan = Plan(30, 300, 0.12)
     schedule = Schedule(plan, DEFAULT)

@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 
-from shared import operation_reads, operations, poller
-from shared.lifecycle import history_keys_for, schedule_for
-from shared.polling import PollState, whole_seconds
-from shared.problems import Problem
-from shared.records import Operation, iso, parse_iso
-from shared.schedule import Plan
-from shared.timing import Timing
+from shared.api.problems import Problem
+from shared.graph.lro import PollState, whole_seconds
+from shared.operations import poll_step as poller
+from shared.operations import reads as operation_reads
+from shared.operations import start as operations
+from shared.operations.lifecycle import history_keys_for, schedule_for
+from shared.operations.record import Operation, iso, parse_iso
+from shared.schedule.plans import Plan
+from shared.schedule.timing import Timing
 from tests.unit.fakes import GRAPH, FakeClock, accepted, fake_runtime, running
 
 TIMING = Timing(1.0, 240.0, 3600.0, 8)

@@ -1,4 +1,4 @@
-"""Sealing callback URLs at rest: shared.sealing."""
+"""Sealing callback URLs at rest: shared.crypto.sealing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from shared.sealing import PREFIX, SealingError, seal, unseal
+from shared.crypto.sealing import PREFIX, SealingError, seal, unseal
 
 OLD = b"old-webhook-secret-32-bytes-long"
 NEW = b"new-webhook-secret-32-bytes-long"
@@ -86,7 +86,7 @@ def test_corrupt_sealed_value_raises_sealing_error(token):
         unseal(token, (NEW,), OP_ID)
 
 
-# Values sealed by the two sealers before they shared shared.keyring's AES-GCM (commit 7a56138): records
+# Values sealed by the two sealers before they shared shared.crypto.keyring's AES-GCM (commit 7a56138): records
 # already in the operations table must still open, and a new seal must keep the stored format.
 S1_SEALED = {
     "op-1": (
@@ -110,7 +110,7 @@ def test_a_callback_url_sealed_before_the_unification_still_opens(op_id):
 
 
 def test_a_token_sealed_before_the_unification_still_opens():
-    from shared.keyring import UnsealError, parse_keyring
+    from shared.crypto.keyring import UnsealError, parse_keyring
 
     ring = parse_keyring("kid1:" + base64.b64encode(b"k" * 32).decode())
     assert ring.unseal(K1_SEALED, "op-3") == "eyJ.token.value"
@@ -119,7 +119,7 @@ def test_a_token_sealed_before_the_unification_still_opens():
 
 
 def test_the_stored_formats_are_unchanged():
-    from shared.keyring import parse_keyring
+    from shared.crypto.keyring import parse_keyring
 
     sealed = seal(URL, (NEW,), OP_ID)
     raw = base64.urlsafe_b64decode(sealed[len(PREFIX) :])  # padded base64url of nonce | ciphertext | tag

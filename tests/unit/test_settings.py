@@ -1,4 +1,4 @@
-"""Settings from the environment: shared.settings."""
+"""Settings from the environment: shared.runtime.settings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from shared.origins import origin_of
-from shared.settings import AZURITE_CONNECTION_STRING, SettingsError, load_settings
+from shared.runtime.settings import AZURITE_CONNECTION_STRING, SettingsError, load_settings
+from shared.wire.origins import origin_of
 
 CONN = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
 
@@ -242,8 +242,8 @@ def test_storage_clients_refuse_an_incomplete_identity_connection_even_under_pyt
     """It was an `assert` (bandit B101): gone under `python -O`, the clients were built with no endpoint."""
     from dataclasses import replace
 
-    from shared.runtime import _clients
-    from shared.settings import StorageConnection
+    from shared.runtime.settings import StorageConnection
+    from shared.runtime.worker import _clients
 
     settings = replace(load_settings(env()), storage=StorageConnection(queue_service_uri="https://a.queue/"))
     with pytest.raises(SettingsError, match="tableServiceUri"):

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from shared.settings import SettingsError, load_settings
+from shared.runtime.settings import SettingsError, load_settings
 
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 KEY = "k:" + base64.b64encode(b"s" * 32).decode()

@@ -1,4 +1,4 @@
-"""Signed status URLs (shared/status_links.py): the credential a poller that re-sends only the URL can use.
+"""Signed status URLs (shared/crypto/status_links.py): the credential a poller that re-sends only the URL can use.
 
 Why they exist: Logic Apps follows `Location` with only the action's `authentication` (Azure/logicapps#611,
 "we use the authentication specified on the action on any follow-up calls made on the url returned in the
@@ -12,8 +12,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from shared.keyring import KeyringError
-from shared.status_links import LINK_LIFETIME_SECONDS, LinkRefused, LinkSigner, link_expiry, parse_link_keys
+from shared.crypto.keyring import KeyringError
+from shared.crypto.status_links import LINK_LIFETIME_SECONDS, LinkRefused, LinkSigner, link_expiry, parse_link_keys
 
 KEY_A = base64.b64encode(b"a" * 32).decode()
 KEY_B = base64.b64encode(b"b" * 32).decode()

@@ -1,4 +1,4 @@
-"""Strict JSON in and out: shared.strict_json, and the places that must use it (issue 9)."""
+"""Strict JSON in and out: shared.wire.strict_json, and the places that must use it (issue 9)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import math
 
 import pytest
 
-from shared.graph_answers import graph_error, result_from
-from shared.operation_reads import list_page, parse_top
-from shared.problems import Problem
-from shared.records import Operation, to_entity
-from shared.responses import json_response
-from shared.store import BadContinuation, decode_continuation
-from shared.strict_json import JsonRefused, dumps, loads, nesting_depth
+from shared.api.problems import Problem
+from shared.api.responses import json_response
+from shared.graph.answers import graph_error, result_from
+from shared.operations.reads import list_page, parse_top
+from shared.operations.record import Operation, to_entity
+from shared.operations.store import BadContinuation, decode_continuation
+from shared.wire.strict_json import JsonRefused, dumps, loads, nesting_depth
 from tests.unit.fakes import fake_runtime
 
 
@@ -122,7 +122,7 @@ def test_parse_top_refuses_everything_else(top):
 
 
 def test_a_webhook_body_never_carries_nan():
-    from shared.webhooks import build_event
+    from shared.delivery.formats import build_event
 
     with pytest.raises(ValueError):
         build_event(
@@ -131,7 +131,7 @@ def test_a_webhook_body_never_carries_nan():
 
 
 def test_a_record_stored_with_nan_before_output_was_strict_still_reads_and_answers():
-    from shared.records import from_entity, to_json
+    from shared.operations.record import from_entity, to_json
 
     entity = {
         "PartitionKey": "8285435199999a1b2c3d4e5",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.delivery_policy import Retry, RetryPolicy, decide
-from shared.fanout_rules import (
+from shared.api.problems import Problem
+from shared.delivery.fanout_rules import (
     FANOUT_MAX_TRIES,
     Drop,
     Go,
@@ -19,8 +19,9 @@ from shared.fanout_rules import (
     needs_first_attempt,
     planned_delay,
 )
-from shared.problems import Problem
-from shared.queue import (
+from shared.delivery.policy import Retry, RetryPolicy, decide
+from shared.operations.record import Operation
+from shared.storage.messages import (
     BadMessage,
     FanoutTask,
     SubscriptionAttempt,
@@ -31,8 +32,7 @@ from shared.queue import (
     encode_subscription_attempt,
     message_kind,
 )
-from shared.records import Operation
-from shared.subscription_records import (
+from shared.subscriptions.record import (
     DEFAULT_STATUSES,
     DELIVERED,
     PENDING,
@@ -48,7 +48,13 @@ from shared.subscription_records import (
     partition_of,
     to_entity,
 )
-from shared.subscriptions import is_subscription_id, matches, new_subscription_id, parse_subscription_request, to_json
+from shared.subscriptions.rules import (
+    is_subscription_id,
+    matches,
+    new_subscription_id,
+    parse_subscription_request,
+    to_json,
+)
 
 OP_ID = "8285435199999a1b2c3d4e5"
 

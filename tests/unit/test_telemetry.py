@@ -1,4 +1,4 @@
-"""shared/telemetry.py and the trace context in queue messages, in process: an SDK tracer provider with an
+"""shared/observability/telemetry.py and the trace context in queue messages, in process: an SDK tracer provider with an
 in-memory span exporter and a meter provider with an in-memory metric reader (opentelemetry-sdk's own test
 doubles), bound to the module for each test and unbound after.
 
@@ -22,14 +22,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared import poller, telemetry
-from shared.lifecycle import detection_lag, schedule_for
-from shared.messages import MAX_TRACE_CHARS
-from shared.polling import Finish, PollState
-from shared.queue import (
-    DeliveryQueue,
+from shared.graph.lro import Finish, PollState
+from shared.observability import telemetry
+from shared.operations import poll_step as poller
+from shared.operations.lifecycle import detection_lag, schedule_for
+from shared.operations.record import Operation, iso
+from shared.schedule.timing import Timing
+from shared.storage.messages import (
+    MAX_TRACE_CHARS,
     DeliveryTask,
-    PollQueue,
     decode,
     decode_delivery,
     decode_lane,
@@ -38,8 +39,7 @@ from shared.queue import (
     encode_lane,
     trace_context,
 )
-from shared.records import Operation, iso
-from shared.timing import Timing
+from shared.storage.queues import DeliveryQueue, PollQueue
 from tests.unit.fakes import fake_runtime
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

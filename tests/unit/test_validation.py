@@ -1,4 +1,4 @@
-"""Request validation for POST /api/operations: shared.validation."""
+"""Request validation for POST /api/operations: shared.operations.requests."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from shared.problems import Problem
-from shared.validation import StartRequest, TrackRequest, parse_json_body, parse_operation_request
+from shared.api.problems import Problem
+from shared.operations.requests import StartRequest, TrackRequest, parse_json_body, parse_operation_request
 
 GRAPH = "https://graph.microsoft.com"
 SITE = "/sites/contoso.sharepoint.com,2C712604-1370-44E7-A1F5-426573FDA80A,2D2244C3-251A-49EA-93A8-39E1C3A060FE"

@@ -1,4 +1,5 @@
-"""Webhook secrets, Standard Webhooks signatures and CloudEvents bodies: shared.webhooks."""
+"""Webhook secrets, Standard Webhooks signatures and CloudEvents bodies: shared.crypto.webhook_keys,
+shared.delivery.formats and shared.delivery.sender."""
 
 from __future__ import annotations
 
@@ -10,15 +11,8 @@ import pytest
 from cloudevents.http import from_http
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared.webhooks import (
-    EVENT_SOURCE,
-    WebhookSecretError,
-    build_event,
-    parse_webhook_secrets,
-    render_event,
-    sign,
-    webhook_headers,
-)
+from shared.crypto.webhook_keys import WebhookSecretError, parse_webhook_secrets, sign
+from shared.delivery.formats import EVENT_SOURCE, build_event, render_event, webhook_headers
 
 KEY_A = bytes(range(32))
 KEY_B = b"another-secret-key-of-32-bytes!!"

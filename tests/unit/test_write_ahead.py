@@ -1,7 +1,7 @@
 """The start path's write-ahead decisions, over the in-process fakes (tests/unit/fakes.py).
 
 The real store runs over a table that keeps ETags as the Table service does (a merge with a stale ETag fails
-with 412, which shared/store.py turns into Conflict; storage failures are injected per call); the real Graph
+with 412, which shared/operations/store.py turns into Conflict; storage failures are injected per call); the real Graph
 client runs over a scripted transport that answers or fails as told and records what it was sent.
 """
 
@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
-from shared import operations, start_flow
-from shared.problems import Problem
-from shared.records import ANSWERED, STARTING
+from shared.api.problems import Problem
+from shared.operations import start as operations
+from shared.operations import write_ahead as start_flow
+from shared.operations.record import ANSWERED, STARTING
 from tests.unit.fakes import (
     FakeClock,
     Fakes,

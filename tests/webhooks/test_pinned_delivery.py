@@ -15,8 +15,9 @@ import pytest
 from aiohttp import web
 
 from devhost.services import free_port
-from shared.outbound import OutboundPolicy, PinnedResolver
-from shared.webhooks import deliver
+from shared.delivery.resolver import PinnedResolver
+from shared.delivery.sender import deliver
+from shared.delivery.targets import OutboundPolicy
 
 POLICY = OutboundPolicy(extra_allowed_networks=(ipaddress.ip_network("127.0.0.2/32"),))
 

@@ -1,0 +1,143 @@
+"""Where webhooks may go: the SSRF rules every callback URL is checked against, when an operation or a
+subscription is created and again at every delivery. Pure: no I/O (names are resolved and checked by
+shared/delivery/resolver.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+MAX_URL_LENGTH = 2048
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+class Refused(Exception):
+    """The target is not allowed; `reason` says why in words a caller can act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OutboundPolicy:
+    allow_private: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    extra_allowed_networks: tuple[IPNetwork, ...] = ()  # tests only: treat these as public
+
+
+def parse_allowed_hosts(raw: str) -> tuple[str, ...]:
+    return tuple(h.lower().rstrip(".") for h in re.split(r"[\s,]+", raw.strip()) if h)
+
+
+def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    for entry in allowed:
+        if entry.startswith("*.") and host.endswith(entry[1:]) and host != entry[2:]:
+            return True
+        if host == entry:
+            return True
+    return False
+
+
+def refusal(address: IPAddress, policy: OutboundPolicy) -> str | None:
+    """Why an address may not be called, or None when it may."""
+    if policy.allow_private or any(address in net for net in policy.extra_allowed_networks):
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            inner = refusal(mapped, policy)
+            return f"IPv6 form of {mapped}: {inner}" if inner else None
+    if address.is_unspecified:
+        return "unspecified address"
+    if address.is_loopback:
+        return "loopback address"
+    if address.is_link_local:
+        return "link-local address (this includes the cloud metadata endpoint 169.254.169.254)"
+    if isinstance(address, ipaddress.IPv4Address) and address in CGNAT:
+        return "shared address space (100.64.0.0/10, carrier-grade NAT)"
+    if address.is_multicast:
+        return "multicast address"
+    if address.is_private:
+        return "private address"
+    if address.is_reserved or not address.is_global:
+        return "address that is not publicly routable"
+    return None
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host names literally, including resolver shorthands such as 127.1 or 2130706433."""
+    name = host.strip("[]").lower()
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fx.]+", name) and re.search(r"[0-9]", name):
+        packed = inet_aton(name)
+        return ipaddress.IPv4Address(packed) if packed is not None else None
+    return None
+
+
+def inet_aton(name: str) -> int | None:
+    """An IPv4 address in the shorthand resolvers accept (BSD inet_aton, which getaddrinfo follows for numeric
+    hosts): 1 to 4 parts, each decimal, octal (leading 0) or hex (0x); the last part fills the remaining bytes, so
+    `127.1`, `0x7f.0.0.1` and `2130706433` all name 127.0.0.1. None when it is not such an address."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values: list[int] = []
+    for part in parts:
+        if re.fullmatch(r"0[xX][0-9a-fA-F]+", part):
+            values.append(int(part[2:], 16))
+        elif re.fullmatch(r"0[0-7]*", part):
+            values.append(int(part, 8))
+        elif re.fullmatch(r"[1-9][0-9]*", part):
+            values.append(int(part, 10))
+        else:
+            return None
+    *head, last = values
+    if any(v > 0xFF for v in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    address = last
+    for index, value in enumerate(head):
+        address |= value << (8 * (3 - index))
+    return address
+
+
+def check_url(url: str, policy: OutboundPolicy) -> SplitResult:
+    """Static checks (no DNS): scheme, user info, port, length, literal addresses, the allowlist."""
+    if len(url) > MAX_URL_LENGTH:
+        raise Refused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if not _URL_CHARACTERS.fullmatch(url):
+        raise Refused("must be an encoded URL (ASCII letters, digits and URL punctuation; no spaces)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise Refused("must be an absolute https URL")
+    if parts.scheme != "https" and not policy.allow_private:
+        raise Refused("must use https")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise Refused("must not carry user information")
+    try:
+        port = parts.port
+    except ValueError:
+        raise Refused("has an invalid port") from None
+    default = 443 if parts.scheme == "https" else 80
+    if port is not None and port != default and port < 1024 and port != 443:
+        raise Refused(f"port {port} is not allowed (use 443 or a port from 1024 up)")
+    host = parts.hostname.lower().rstrip(".")
+    if policy.allowed_hosts and not _host_allowed(host, policy.allowed_hosts):
+        raise Refused(f"host {host} is not in WEBHOOK_ALLOWED_HOSTS")
+    if not policy.allow_private:
+        if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+            raise Refused(f"{host} is a loopback name")
+        address = literal_address(host)
+        if address is not None and (reason := refusal(address, policy)):
+            raise Refused(f"{address} is a {reason}" if not reason.startswith("IPv6") else f"{host}: {reason}")
+    return parts

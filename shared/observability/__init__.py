@@ -1,0 +1,1 @@
+"""Traces and metrics (OpenTelemetry): the tracer, the meter and every `bridge.*` instrument."""

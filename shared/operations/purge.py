@@ -1,0 +1,128 @@
+"""The retention purge (a timer function): delete what has expired, fail what is stranded.
+
+Bounded (PURGE_BATCH entities per kind per round, PURGE_ROUNDS rounds per run) and idempotent: every step
+reads before it deletes, deletes children before the record (a crash leaves an expired record that the next
+run finishes), deletes the record only if unchanged since read (ETag), and treats "already gone" as done,
+so two runs at once, or one run twice, delete each thing once and nothing else. Active records are never
+deleted: the queries ask for terminal ones, and retention.is_expired checks again before each delete.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from shared.delivery.fanout import queue_fanout
+from shared.delivery.operation_webhooks import queue_next_attempt
+from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
+from shared.operations.record import FAILED, ROW_KEY, WEBHOOK_PENDING, Operation
+from shared.operations.retention import STRANDED_AFTER_SECONDS, is_expired, is_stranded
+from shared.operations.store import IDEMPOTENCY_ROW_KEY, Conflict
+from shared.runtime.worker import Runtime
+
+log = logging.getLogger(__name__)
+
+PURGE_BATCH = 100
+PURGE_ROUNDS = 20
+PURGE_SCHEDULE = "0 17 * * * *"  # NCRONTAB: hourly, at minute 17 (off the hour, when other jobs run)
+
+
+@dataclass
+class PurgeReport:
+    records: int = 0
+    rows: int = 0
+    keys: int = 0
+    stranded: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.records + self.keys + self.stranded
+
+
+async def run(
+    rt: Runtime, now: float | None = None, batch: int = PURGE_BATCH, rounds: int = PURGE_ROUNDS
+) -> PurgeReport:
+    now = time.time() if now is None else now
+    report = PurgeReport()
+    for _ in range(rounds):
+        before = report.total
+        await _fail_stranded(rt, now, batch, report)
+        await _purge_records(rt, now, batch, report)
+        await _purge_keys(rt, now, batch, report)
+        if report.total - before < batch:
+            break  # nothing more (or less than a batch) this run
+    log.info(
+        "purge: %s records (%s rows), %s idempotency keys deleted; %s stranded operations failed",
+        report.records,
+        report.rows,
+        report.keys,
+        report.stranded,
+    )
+    return report
+
+
+async def _fail_stranded(rt: Runtime, now: float, batch: int, report: PurgeReport) -> None:
+    """An active record long past its deadline lost its chain: fail it visibly (webhook, fan-out) and
+    erase its sealed credential, as the poller's finish would."""
+    created_before = now - rt.timing.timeout - STRANDED_AFTER_SECONDS
+    for op in await rt.store.stale_active_records(created_before, batch):
+        if not is_stranded(op, rt.timing.timeout, now):
+            continue
+        done = terminal_state(
+            op,
+            FAILED,
+            now,
+            error={
+                "code": "operationStranded",
+                "message": "The operation was still active long after its deadline with nothing polling it.",
+            },
+        )
+        done = done.with_(generation=op.generation + 1)
+        await queue_fanout(rt, done)
+        try:
+            done = await rt.store.update(done, TERMINAL_FIELDS | {"generation"})
+        except Conflict:
+            continue  # it moved meanwhile: not stranded after all
+        report.stranded += 1
+        log.warning("operation %s was stranded; failed by the purge", op.id)
+        if done.webhook_state == WEBHOOK_PENDING:
+            await queue_next_attempt(rt, done)
+
+
+async def _purge_records(rt: Runtime, now: float, batch: int, report: PurgeReport) -> None:
+    for op in await rt.store.expired_records(now, batch):
+        if not is_expired(op, rt.store.retention_seconds, now):
+            report.skipped.append(op.id)
+            continue
+        await purge_operation(rt, op, report)
+
+
+async def purge_operation(rt: Runtime, op: Operation, report: PurgeReport | None = None) -> bool:
+    """Delete one expired operation: its index entry, its partition's other rows (fan-out marker,
+    subscription deliveries), its result blobs, then the record itself if unchanged. True once the record is
+    gone; a crash part way leaves the record, so the next run repeats the (idempotent) deletes."""
+    await rt.store.delete_index(op.owner or "", op.id)
+    rows = [row for row in await rt.store.partition_rows(op.id) if row != ROW_KEY]
+    for row in rows:
+        await rt.store.delete_row(op.id, row)
+    if rt.store.results is not None:  # big results' blobs go before the record that points to them
+        await rt.store.results.delete_operation(op.id)
+    if not await rt.store.delete_row(op.id, ROW_KEY, op.etag):
+        return False  # changed since read (a redelivery?): the next run looks again
+    if report is not None:
+        report.records += 1
+        report.rows += len(rows) + 1
+    return True
+
+
+async def _purge_keys(rt: Runtime, now: float, batch: int, report: PurgeReport) -> None:
+    """Idempotency keys claimed before the retention window whose operation is gone (purged, or never
+    stored): deleted, so the key can start a new operation."""
+    claimed_before = now - rt.store.retention_seconds
+    async for partition, operation_id in rt.store.old_idempotency_claims(claimed_before, batch):
+        if operation_id and await rt.store.get(operation_id) is not None:
+            continue  # its record is still kept (a long operation, or not expired yet)
+        if await rt.store.delete_row(partition, IDEMPOTENCY_ROW_KEY):
+            report.keys += 1

@@ -1,0 +1,194 @@
+"""The HTTP side's start: start an Excel request or track an operation URL someone else got, idempotently
+(shared/operations/reads.py reads, shared/operations/changes.py cancels and redelivers)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from shared.api.identity import Caller
+from shared.api.problems import FieldError, Problem, invalid
+from shared.delivery.resolver import check_target
+from shared.delivery.targets import Refused
+from shared.lanes import admission as lane_flow
+from shared.lanes import slots as lane_slots
+from shared.observability import telemetry
+from shared.operations.reads import rearm_if_stalled, reply_for
+from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
+    STARTING,
+    Operation,
+    Reply,
+    new_operation_id,
+    parse_iso,
+)
+from shared.operations.requests import (
+    StartRequest,
+    TrackRequest,
+    parse_json_body,
+    parse_operation_request,
+)
+from shared.operations.store import Conflict
+from shared.operations.write_ahead import (
+    IDEMPOTENCY_IN_FLIGHT_SECONDS,
+    Acting,
+    NotSent,
+    abandon,
+    first_poll_delay,
+    idempotency_key_hash,
+    record_for,
+    resume_start,
+    send_start,
+    store_and_enqueue,
+    unstored,
+)
+from shared.runtime.worker import Runtime
+from shared.wire.strict_json import dumps
+
+log = logging.getLogger(__name__)
+
+
+def _delegated_assertion(rt: Runtime, caller: Caller, authorization: str | None) -> str | None:
+    """In delegated mode the caller must be signed in; their bearer token is what Graph is called with."""
+    if rt.settings.delegated is None:
+        return None
+    token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
+    if caller.object_id is None or not token:
+        raise Problem(
+            401,
+            "unauthenticated",
+            "Sign-in required",
+            "GRAPH_AUTH=delegated calls Graph as the signed-in caller: send an Entra ID access token "
+            "for the bridge's API (App Service Authentication validates it).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token
+
+
+def _fingerprint(payload: Any) -> str:
+    return hashlib.sha256(dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+async def start(
+    rt: Runtime,
+    body: bytes,
+    idempotency_key: str | None,
+    base_url: str,
+    caller: Caller | None = None,
+    authorization: str | None = None,
+    content_type: str | None = None,
+) -> Reply:
+    caller = caller or Caller(rt.settings.default_owner)
+    assertion = _delegated_assertion(rt, caller, authorization)
+    payload = parse_json_body(body, content_type)
+    request = parse_operation_request(
+        payload,
+        graph_origin=rt.settings.graph_origin,
+        allow_private_callbacks=rt.settings.webhook_allow_private_networks,
+        webhooks_configured=bool(rt.settings.webhook_secrets),
+        allowed_callback_hosts=rt.settings.webhook_allowed_hosts,
+        max_expected_duration=rt.timing.timeout,
+    )
+    if request.callback_url:
+        try:
+            await check_target(request.callback_url, rt.outbound, rt.resolver)
+        except Refused as exc:
+            raise invalid([FieldError("callbackUrl", exc.reason)]) from None
+    now = time.time()
+    operation_id = new_operation_id(now)
+    key_hash = idempotency_key_hash(idempotency_key, caller) if idempotency_key is not None else None
+    if key_hash:
+        claim = await rt.store.claim_idempotency(key_hash, operation_id, _fingerprint(payload))
+        if claim.existing:
+            if claim.fingerprint != _fingerprint(payload):
+                raise Problem(
+                    409,
+                    "idempotencyKeyReused",
+                    "Idempotency-Key already used with another body",
+                    "Use a new Idempotency-Key for a different request.",
+                    [FieldError("Idempotency-Key", "already used with a different request body")],
+                )
+            existing = await rt.store.get(claim.operation_id)
+            if existing is not None:
+                in_flight = now - parse_iso(existing.updated_at) < IDEMPOTENCY_IN_FLIGHT_SECONDS
+                if existing.start_phase == STARTING and in_flight:
+                    raise _in_progress()
+                # The same request again: finish what the first one left (never send the Excel request again).
+                resumed = await resume_start(rt, existing, now, retry=True)
+                return reply_for(
+                    rt, await rearm_if_stalled(rt, resumed, now), now, created=bool(resumed.callback_sealed)
+                )
+            if now - claim.created_at < IDEMPOTENCY_IN_FLIGHT_SECONDS:
+                raise _in_progress()
+            # The first attempt died before writing its intent, so it never called Graph: take over.
+            operation_id = claim.operation_id
+    acting = Acting(caller, assertion, rt.settings.keyring.seal(assertion, operation_id) if assertion else None)
+    if isinstance(request, TrackRequest):
+        try:
+            op = await _track(rt, request, operation_id, now, base_url, acting)
+        except BaseException:
+            if key_hash:
+                await rt.store.release_idempotency(key_hash)
+            raise
+    elif lane_slots.enabled(rt):  # one Excel request at a time per workbook (shared/lanes/admission.py)
+        op = await lane_flow.admit_start(rt, request, operation_id, now, base_url, acting, key_hash)
+    else:
+        op = await _start(rt, request, operation_id, now, base_url, acting, key_hash)
+    telemetry.annotate(**{"bridge.operation.id": op.id, "bridge.action": op.action or "tracked"})
+    telemetry.operation_started(op.action)
+    return reply_for(rt, op, time.time(), created=bool(op.callback_sealed))  # after Graph's answer: the poll is queued
+
+
+def _in_progress() -> Problem:
+    # 429, not 409: Logic Apps' default retry policy retries 408, 429 and 5xx but never 409
+    # (error-exception-handling.md), and this request will succeed once the first one is stored.
+    return Problem(
+        429,
+        "requestInProgress",
+        "A request with this Idempotency-Key is in progress",
+        "Retry after the number of seconds in Retry-After.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _track(
+    rt: Runtime, request: TrackRequest, operation_id: str, now: float, base_url: str, acting: Acting
+) -> Operation:
+    op = await record_for(rt, request, operation_id, now, base_url, acting)
+    log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
+    return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
+
+
+# What the bridge writes when it cannot know whether Graph applied the request (it was sent, no answer came
+# back, or the answer could not be recorded): the operation ends `failed` with this code and is never sent again.
+
+
+async def _start(
+    rt: Runtime,
+    request: StartRequest,
+    operation_id: str,
+    now: float,
+    base_url: str,
+    acting: Acting,
+    key_hash: str | None,
+) -> Operation:
+    """Write-ahead: the intent (`starting`) is stored before the Excel request, Graph's answer (`answered`)
+    right after it, and only then is the follow-up queued (complete_start)."""
+    intent = (await record_for(rt, request, operation_id, now, base_url, acting)).with_(start_phase=STARTING)
+    try:
+        intent = await rt.store.create(intent)
+    except Conflict:
+        existing = await rt.store.get(operation_id)
+        if existing is None:
+            raise
+        return await resume_start(rt, existing, now, retry=True)
+    except Exception:
+        raise await unstored(rt, operation_id, key_hash) from None
+    try:
+        return await send_start(rt, request, intent, acting.assertion, key_hash)
+    except NotSent as exc:
+        await abandon(rt, intent, key_hash)
+        if exc.problem is None:
+            raise exc.__cause__ or exc from None
+        raise exc.problem from None
