@@ -17,12 +17,14 @@ Every read goes through the session gate, the latency model (cells read) and the
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
 
+from .graph_errors import response_payload_too_large
 from .scenarios import Scenario
-from .server import graph_error
+from .server import chain_error, graph_error
 from .state import Emulator
 from .tables import Table
 from .workbook import WorkbookError
@@ -106,6 +108,14 @@ class ReadRoutes:
             return error_answer(exc)
         except _Answer as answer:
             return answer.response
+        limit = scenario.response_payload_limit_bytes
+        if limit is not None:
+            # A workbookRange carries its values four times (values, formulas, formulasLocal, formulasR1C1): over
+            # the limit already, answer so without building the text and type grids of a large table.
+            lower_bound = 4 * len(json.dumps(table.range_values(body_only=body_only)))
+            if lower_bound > limit:
+                self.emulator.fault(item_id, "responsePayloadTooLarge", None)
+                return chain_error(413, response_payload_too_large(limit, lower_bound))
         body = table.range_json(body_only=body_only)
         return await self._answer(item_id, scenario, table, int(body["rowCount"]), body)
 

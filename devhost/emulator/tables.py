@@ -102,6 +102,13 @@ class Table:
         bottom = f"{column_letters(self.origin_col + width - 1)}{first_row + row_count}"
         return f"{self.sheet}!{top}:{bottom}"
 
+    def range_values(self, *, body_only: bool) -> list[list[Any]]:
+        """The ``values`` of ``range`` / ``dataBodyRange`` (empty cells read back as ``""``, as Excel answers)."""
+        body: list[list[Any]] = [["" if v is None else v for v in row] for row in self.rows]
+        if not body:
+            body = [[""] * max(self.width, 1)]
+        return body if body_only else [self.header(), *body]
+
     def range_json(self, *, body_only: bool) -> dict[str, Any]:
         """The table's ``range`` (header row + data rows) or ``dataBodyRange`` (data rows only) as a workbookRange.
 
@@ -111,10 +118,7 @@ class Table:
         ``dataBodyRange.rowCount`` for the number of rows.
         """
         width = max(self.width, 1)
-        body: list[list[Any]] = [["" if v is None else v for v in row] for row in self.rows]
-        if not body:
-            body = [[""] * width]
-        values = body if body_only else [self.header(), *body]
+        values = self.range_values(body_only=body_only)
         first_row = self.origin_row + (1 if body_only else 0)
         count = len(values)
         address = self._address(first_row, count)

@@ -31,6 +31,7 @@ from aiohttp import web
 from .graph_errors import (
     insert_delete_conflict,
     internal_server_error,
+    invalid_argument,
     max_request_duration,
     request_payload_too_large,
     too_many_sessions,
@@ -274,7 +275,12 @@ class WorkbookRoutes:
         if action == "createTableRow":
             assert table is not None
             tbl = table
-            index, values = parse_add_rows(_parse_json(raw))
+            try:
+                index, values = parse_add_rows(_parse_json(raw))
+            except WorkbookError as exc:
+                if strict and exc.inner is None:  # strict tables answer every bad argument with Graph's chain
+                    raise WorkbookError.of(400, invalid_argument(exc.message)) from exc
+                raise
             found = workbooks.check_insert(item_id, tbl, index, strict=strict)
             if strict:
                 check_shape(found, values)
