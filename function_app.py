@@ -238,6 +238,7 @@ async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
         api_base(req, "openapi.json"),
         operation_timeout=settings.operation_timeout,
         http_callbacks=settings.webhook_allow_private_networks,
+        graph_origin=settings.graph_origin,
     )
     return json_response(200, spec)
 

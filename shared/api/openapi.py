@@ -32,9 +32,13 @@ def routes() -> set[tuple[str, str]]:
     return {(route, method.upper()) for route, item in PATHS.items() for method in item}
 
 
-def schemas(operation_timeout: float = MAX_OPERATION_TIMEOUT_SECONDS, http_callbacks: bool = False) -> dict[str, Any]:
-    """Every schema of the document, for a deployment's OPERATION_TIMEOUT_SECONDS and outbound rule."""
-    return {**request_schemas(operation_timeout, http_callbacks), **record_schemas()}
+def schemas(
+    operation_timeout: float = MAX_OPERATION_TIMEOUT_SECONDS,
+    http_callbacks: bool = False,
+    graph_origin: str | None = None,
+) -> dict[str, Any]:
+    """Every schema of the document, for a deployment's OPERATION_TIMEOUT_SECONDS, outbound rule and Graph origin."""
+    return {**request_schemas(operation_timeout, http_callbacks, graph_origin), **record_schemas()}
 
 
 def build_spec(
@@ -42,10 +46,12 @@ def build_spec(
     *,
     operation_timeout: float = MAX_OPERATION_TIMEOUT_SECONDS,
     http_callbacks: bool = False,
+    graph_origin: str | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI 3 document; `api_base` is the server URL including the route prefix; `operation_timeout` the
     deployment's OPERATION_TIMEOUT_SECONDS (the largest expectedDurationSeconds); `http_callbacks`: whether
-    callbacks may use http (WEBHOOK_ALLOW_PRIVATE_NETWORKS)."""
+    callbacks may use http (WEBHOOK_ALLOW_PRIVATE_NETWORKS); `graph_origin`: GRAPH_BASE_URL's origin, the only one
+    an operationUrl may have (any when None)."""
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -57,7 +63,7 @@ def build_spec(
         "security": [{"functionKeyHeader": []}, {"functionKeyQuery": []}],
         "paths": {f"/{route}": copy.deepcopy(item) for route, item in PATHS.items()},
         "components": {
-            "schemas": schemas(operation_timeout, http_callbacks),
+            "schemas": schemas(operation_timeout, http_callbacks, graph_origin),
             "securitySchemes": {
                 "functionKeyHeader": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},

@@ -21,8 +21,8 @@ from shared.operations.requests import (
     CLIENT_REFERENCE_MAX_LENGTH,
     CLIENT_REFERENCE_PATTERN,
     SESSION_ID_PATTERN,
-    URL_PATTERN,
     WORKBOOK_PATTERN,
+    operation_url_pattern,
 )
 from shared.subscriptions.record import DEFAULT_STATUSES, EVENT_STATUSES
 
@@ -113,8 +113,11 @@ def _start_schema(action: Action, common: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def request_schemas(operation_timeout: float, http_callbacks: bool = False) -> dict[str, dict[str, Any]]:
-    """The request bodies' schemas for this deployment (its timeout; whether callbacks may use http)."""
+def request_schemas(
+    operation_timeout: float, http_callbacks: bool = False, graph_origin: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The request bodies' schemas for this deployment (its timeout; whether callbacks may use http; the Graph
+    origin an operationUrl must have, any when None)."""
     common = _callback_fields(operation_timeout, http_callbacks)
     table = [actions.TABLE[name] for name in actions.names()]
     out: dict[str, dict[str, Any]] = {
@@ -135,9 +138,9 @@ def request_schemas(operation_timeout: float, http_callbacks: bool = False) -> d
                 "operationUrl": {
                     "type": "string",
                     "maxLength": MAX_URL_LENGTH,
-                    "pattern": URL_PATTERN,
+                    "pattern": operation_url_pattern(graph_origin),
                     "description": "Graph workbook operation URL on GRAPH_BASE_URL's origin: "
-                    ".../{v1.0|beta}/{item}/workbook/operations/{id}",
+                    "<origin>/{v1.0|beta}/{item}/workbook/operations/{id}, any query",
                 },
                 "action": {"type": "string", "enum": list(actions.names())},
                 **common,

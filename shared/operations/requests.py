@@ -29,6 +29,23 @@ _HEADER_SAFE = re.compile(SESSION_ID_PATTERN)
 # An encoded URL: ASCII letters, digits and URL punctuation (check_url's characters for callbacks), no space or control
 URL_PATTERN = r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$"
 _URL_SAFE = re.compile(URL_PATTERN)
+_QUERY = r"(?:\?[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*)?"  # any query, no fragment
+_OPERATION_PATH = rf"/(?:v1\.0|beta)/{_DRIVE}/items/{SEGMENT}/workbook/operations/{SEGMENT}"
+
+
+def operation_url_pattern(graph_origin: str | None = None) -> str:
+    """An operationUrl as the validator reads it: on `graph_origin` (any http(s) host when None), a workbook
+    operation path, any query. Dot segments are refused too, which a pattern cannot say without look-ahead."""
+    if graph_origin is None:
+        origin = r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?"
+    else:
+        default = {"https": ":443", "http": ":80"}.get(graph_origin.split(":", 1)[0], "")
+        origin = re.sub(r"([.^$|?*+()\[\]{}\\])", r"\\\1", graph_origin)
+        if default and graph_origin.count(":") == 1:
+            origin += f"(?:{default})?"
+    return f"^{origin}{_OPERATION_PATH}{_QUERY}$"
+
+
 CLIENT_REFERENCE_MAX_LENGTH = 256
 CLIENT_REFERENCE_PATTERN = rf"^[^{CONTROL}]{{1,{CLIENT_REFERENCE_MAX_LENGTH}}}$"  # stored and echoed: no control
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
@@ -285,7 +302,11 @@ def _track(payload: dict[str, Any], graph_origin: str, errors: list[FieldError])
     if not _URL_SAFE.fullmatch(url):  # urlsplit would silently drop a tab or line feed inside (bpo-43882)
         errors.append(FieldError("operationUrl", "must be an encoded URL (ASCII, no spaces or control characters)"))
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an IPv6 host bracket opened and never closed ("https://[::1/...")
+        errors.append(FieldError("operationUrl", "must be a URL (its host could not be read)"))
+        return None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.fragment:
         errors.append(FieldError("operationUrl", "must be an absolute http(s) URL without credentials"))
         return None
@@ -319,6 +340,9 @@ def _callback_url(
         check_url(value, policy)
     except Refused as exc:
         errors.append(FieldError("callbackUrl", exc.reason))
+        return None
+    except ValueError:  # urlsplit: an IPv6 host bracket opened and never closed ("https://[::1/...")
+        errors.append(FieldError("callbackUrl", "must be a URL (its host could not be read)"))
         return None
     if not webhooks_configured:
         errors.append(FieldError("callbackUrl", "webhooks are not configured on this bridge (WEBHOOK_SECRET)"))

@@ -173,3 +173,26 @@ def test_a_poll_of_a_url_that_cannot_be_sent_ends_at_once(clock: FakeClock) -> N
     polls = [r for r in runs if r.queue == rt.settings.poll_queue]
     assert len(polls) == 1 and polls[0].error is None  # one poll, not retried
     assert [c for c in f.graph.calls if c.method == "GET"] == []
+
+
+# --- found by the fuzz run: a bracket that opens an IPv6 host and never closes (urlsplit raises ValueError) ----
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"operationUrl": f"https://[::1/v1.0{WORKBOOK}/workbook/operations/op1"}, "operationUrl"),
+        ({"workbook": WORKBOOK, "action": "createSession", "callbackUrl": "https://[::1/x"}, "callbackUrl"),
+        ({"workbook": WORKBOOK, "action": "createSession", "callbackUrl": "https://a]b/x"}, "callbackUrl"),
+    ],
+)
+def test_an_unparseable_url_is_a_400_naming_its_field(payload: dict[str, Any], field: str) -> None:
+    assert refused_field(payload) == field
+
+
+def test_an_unparseable_subscription_callback_is_a_400() -> None:
+    with pytest.raises(Problem) as caught:
+        parse_subscription_request(
+            {"callbackUrl": "https://[::1/x"}, allow_private_callbacks=False, webhooks_configured=True
+        )
+    assert caught.value.errors[0].field == "callbackUrl"

@@ -44,7 +44,7 @@ def _resolve(node: Any, schemas: dict[str, Any]) -> Any:
 
 
 def request_schema(path: str, timeout: float = TIMEOUT) -> Any:
-    doc = openapi.build_spec("/api", operation_timeout=timeout)
+    doc = openapi.build_spec("/api", operation_timeout=timeout, graph_origin=ORIGIN)
     schemas = doc["components"]["schemas"]
     body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
     return jsonschema_rs.Draft4Validator(_resolve(copy.deepcopy(body), schemas))
@@ -109,6 +109,10 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("track, callbackFormat alone", {"operationUrl": TRACK, "callbackFormat": "binary"}, False),
     ("track with parameters", {"operationUrl": TRACK, "parameters": {}}, False),
     ("both workbook and operationUrl", {"operationUrl": TRACK, "workbook": WB, "action": "createSession"}, False),
+    ("track, another origin", {"operationUrl": TRACK.replace("graph.microsoft.com", "graph.example.com")}, False),
+    ("track, not an operation", {"operationUrl": f"{ORIGIN}/v1.0{WB}/workbook/tables"}, False),
+    ("track, a fragment", {"operationUrl": TRACK + "#x"}, False),
+    ("track, a query", {"operationUrl": TRACK + "?sessionId=a%3Db"}, True),
 ]
 
 
