@@ -196,3 +196,17 @@ def test_an_unparseable_subscription_callback_is_a_400() -> None:
             {"callbackUrl": "https://[::1/x"}, allow_private_callbacks=False, webhooks_configured=True
         )
     assert caught.value.errors[0].field == "callbackUrl"
+
+
+# --- the list's `status` query parameter: exactly one of the statuses, or a 400 naming it ---------------------
+
+
+@pytest.mark.parametrize("status", ["running\n", "Running", "\ud800", "run\x00ning", "", "running "])
+def test_a_status_query_that_is_not_exactly_a_status_is_refused(status: str) -> None:
+    from shared.operations import reads
+
+    rt, _ = fake_runtime()
+    with pytest.raises(Problem) as caught:
+        asyncio.run(reads.list_page(rt, status, None, None))
+    assert caught.value.status == 400 and caught.value.errors[0].field == "status"
+    json.dumps(caught.value.body("https://b/api/operations"), ensure_ascii=False).encode()  # sendable as UTF-8
