@@ -34,7 +34,7 @@ from shared.operations import poll_step as poller
 from shared.operations import purge
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
-from shared.runtime.settings import SettingsError
+from shared.runtime.settings import SettingsError, load_settings
 from shared.runtime.worker import Runtime, get_runtime, queue_client
 from shared.storage import poison
 from shared.storage.messages import LANE_KIND, message_kind, trace_context
@@ -228,8 +228,19 @@ def _message_attributes(msg: func.QueueMessage) -> dict[str, str | int]:
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-    """The OpenAPI 3 document of every route (shared/api/openapi.py; tests keep it in step with this file)."""
-    return json_response(200, build_spec(api_base(req, "openapi.json")))
+    """The OpenAPI 3 document of every route (shared/api/openapi.py; tests keep it in step with this file), with
+    this deployment's bounds; a misconfigured bridge still describes its routes (with the widest bounds)."""
+    try:
+        settings = load_settings()
+    except SettingsError:
+        return json_response(200, build_spec(api_base(req, "openapi.json")))
+    spec = build_spec(
+        api_base(req, "openapi.json"),
+        operation_timeout=settings.operation_timeout,
+        http_callbacks=settings.webhook_allow_private_networks,
+        graph_origin=settings.graph_origin,
+    )
+    return json_response(200, spec)
 
 
 # Subscriptions: "an operation of mine finished" (shared/subscriptions/api.py); the connector's webhook trigger.

@@ -18,7 +18,7 @@ from shared.crypto.keyring import UnsealError
 from shared.delivery.fanout import queue_fanout, subscriptions
 from shared.delivery.operation_webhooks import queue_next_attempt
 from shared.graph.answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
-from shared.graph.client import TransportFailure, UntrustedOrigin
+from shared.graph.client import RequestNotSendable, TransportFailure, UntrustedOrigin
 from shared.graph.lro import (
     Finish,
     Reschedule,
@@ -204,6 +204,8 @@ async def _get(
                 "message": f"Graph pointed at {exc.origin}, which is not GRAPH_BASE_URL's origin; not followed.",
             },
         ), b""
+    except RequestNotSendable as exc:  # the same every time: not transient
+        return Answer(Kind.REJECTED, own=True, error={"code": "requestNotSendable", "message": str(exc)}), b""
     except TransportFailure as exc:
         return Answer(Kind.TRANSIENT, reason=str(exc)), b""
     return classify(response.status, response.headers, response.body, now), response.body

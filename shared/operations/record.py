@@ -45,7 +45,7 @@ def new_operation_id(now: float) -> str:
 
 
 def is_operation_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 def iso(ts: float) -> str:

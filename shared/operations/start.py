@@ -89,6 +89,7 @@ async def start(
         webhooks_configured=bool(rt.settings.webhook_secrets),
         allowed_callback_hosts=rt.settings.webhook_allowed_hosts,
         max_expected_duration=rt.timing.timeout,
+        body_bytes=len(body),
     )
     if request.callback_url:
         try:

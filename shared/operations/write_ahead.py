@@ -20,8 +20,9 @@ from shared.api.problems import FieldError, Problem, invalid
 from shared.crypto.sealing import seal
 from shared.delivery.fanout import queue_fanout
 from shared.delivery.operation_webhooks import queue_next_attempt
+from shared.graph.actions import table as action_table
 from shared.graph.answers import innermost_code
-from shared.graph.client import TransportFailure
+from shared.graph.client import RequestNotSendable, TransportFailure
 from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start, whole_seconds
 from shared.graph.tokens import DelegatedCredentialError, delegated_tokens
 from shared.lanes import slots as lane_slots
@@ -185,7 +186,11 @@ async def send_start(
     operation_id = intent.id
     async with delegated_tokens(rt.settings, assertion) as tokens:  # closed when the request is answered
         try:
-            response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
+            response = await rt.graph.start(action_table.request_for(rt.settings.graph_base_url, request), tokens)
+        except RequestNotSendable as exc:  # never sent, and never sendable: ends now, not retried, not a 500
+            log.error("start of operation %s cannot be sent: %s", operation_id, exc)
+            error = {"code": "requestNotSendable", "message": f"{exc}; Graph was not called."}
+            return await record_outcome(rt, terminal_state(intent, FAILED, time.time(), error=error), key_hash)
         except TransportFailure as exc:
             if not _reached_graph(exc):
                 raise NotSent(

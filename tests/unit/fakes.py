@@ -752,6 +752,9 @@ class _Response:
         return None
 
 
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # aiohttp 3.x http_writer._FORBIDDEN_HEADER_CHARS_RE
+
+
 class FakeHTTP:
     """The `aiohttp.ClientSession` methods GraphClient (`request`) and webhooks.deliver (`post`) use. Each URL
     answers from its own script in order; `always(url, answer)` answers every further call alike."""
@@ -777,6 +780,11 @@ class FakeHTTP:
     def _answer(self, method: str, url: Any, **kwargs: Any) -> _Response:
         text = str(url)
         data = kwargs.get("data")
+        headers = dict(kwargs.get("headers") or {})
+        if any(_FORBIDDEN_IN_HEADERS.search(v) for v in (f"{method} {text}", *headers, *headers.values())):
+            # aiohttp refuses before anything is sent: http_writer._safe_header checks the request line and
+            # every header name and value (RFC 9110 section 5.5: CR, LF and NUL are invalid in a field value)
+            raise ValueError("Forbidden control character detected in headers. Potential header injection attack.")
         self.calls.append(Call(method, text, kwargs.get("json"), dict(kwargs.get("headers") or {}), data))
         queue = self.scripts.get((method, text))
         if queue:
