@@ -324,9 +324,9 @@ _NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
 _CALLBACK_FORMAT: dict[str, Any] = {
     "type": "string",
     "enum": list(CALLBACK_FORMATS),
-    "default": BINARY,
-    "description": "CloudEvents HTTP content mode of the webhook (only with callbackUrl): binary = the record as "
-    "application/json with ce-* headers; structured = application/cloudevents+json",
+    # No "default": a generated client sends every declared default, and this field is refused without callbackUrl
+    "description": f"CloudEvents HTTP content mode of the webhook (only with callbackUrl; {BINARY} when omitted): "
+    "binary = the record as application/json with ce-* headers; structured = application/cloudevents+json",
 }
 
 _EXPECTED_DURATION: dict[str, Any] = {
@@ -485,15 +485,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Problem": {
         "type": "object",
-        "description": "RFC 9457 problem details",
+        "description": "RFC 9457 problem details, also readable as an OData v4 error (code, message, target)",
         "properties": {
             "type": {"type": "string"},
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "code": {"type": "string"},
             "detail": {"type": "string"},
+            "message": {"type": "string", "description": "`detail` (or `title` without one), for OData readers"},
             "instance": {"type": "string"},
             "field": {"type": "string"},
+            "target": {"type": "string", "description": "`field`, for OData readers"},
             "errors": {
                 "type": "array",
                 "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
