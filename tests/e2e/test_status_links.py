@@ -78,3 +78,26 @@ def test_delete_on_the_signed_url_cancels(bridge: Bridge, emulator: Emulator) ->
     assert canceled.status_code == 200, canceled.text
     assert canceled.json()["status"] == "canceled"
     assert httpx.get(location, timeout=10).json()["status"] == "canceled"
+
+
+def test_a_url_read_two_ways_is_refused(bridge: Bridge, emulator: Emulator) -> None:
+    # Issue 18 item 9b: `se` with leading zeros (the same signature for a second spelling of the URL), and a second
+    # `se` or `sig` (the first was taken, so a URL could carry a valid pair plus anything): each is a 403 now.
+    response = _start(bridge, emulator, running_polls=50)
+    location = response.headers["location"]
+    query = parse_qs(urlsplit(location).query)
+    se, sig = query["se"][0], query["sig"][0]
+    base = location.split("?", 1)[0]
+    bare = httpx.Client(timeout=10)
+    assert bare.get(location).status_code == 202  # the URL as given still opens
+    for spelled in (
+        f"{base}?se=0{se}&sig={sig}",
+        f"{base}?se={se}&sig={sig}&sig=k1.forged",
+        f"{base}?se={se}&se=9{se}&sig={sig}",
+        f"{base}?se={se}&sig={sig}&se={se}",
+    ):
+        for method in ("GET", "DELETE"):
+            answer = bare.request(method, spelled)
+            assert answer.status_code == 403, (spelled, answer.text)
+            assert answer.json()["code"] == "statusLinkRefused"
+    assert bare.get(location).json()["status"] != "canceled"  # no refused DELETE canceled it
