@@ -7,13 +7,17 @@ such as x-functions-key are dropped: Azure/logicapps#611); Power Automate sends 
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContainerClient
 
+from devhost.services import AzuritePorts
 from tests.support import wait_for
 
-from .harness import Bridge, Emulator, new_item
+from .harness import Bridge, BridgeFactory, Emulator, new_item
 
 
 def _start(bridge: Bridge, emulator: Emulator, running_polls: int = 2) -> httpx.Response:
@@ -101,3 +105,24 @@ def test_a_url_read_two_ways_is_refused(bridge: Bridge, emulator: Emulator) -> N
             assert answer.status_code == 403, (spelled, answer.text)
             assert answer.json()["code"] == "statusLinkRefused"
     assert bare.get(location).json()["status"] != "canceled"  # no refused DELETE canceled it
+
+
+def test_a_bridge_whose_stored_key_is_damaged_is_red_and_never_hands_out_an_unsigned_location(
+    make_bridge: BridgeFactory, azurite: AzuritePorts
+) -> None:
+    # Without STATUS_LINK_KEYS the key lives in the storage account (shared/runtime/link_key.py). If that blob is not a
+    # key, the bridge must not fall back to the keyed route (which Logic Apps and Power Automate cannot poll): its
+    # health is red and names the blob, and requests are refused as misconfigured.
+    with ContainerClient.from_connection_string(azurite.connection_string, "excel-bridge-secrets") as container:
+        with contextlib.suppress(ResourceExistsError):
+            container.create_container()
+        container.upload_blob("damagedkeyops/status-link-key.json", b'{"keyId": "g1", "key": "c2hvcnQ="}')
+    damaged = make_bridge("damagedkey", STATUS_LINK_KEYS="")
+    health = damaged.client.get(f"{damaged.api}/health")
+    assert health.status_code == 503, health.text
+    assert health.json()["code"] == "misconfigured"
+    assert "excel-bridge-secrets/damagedkeyops/status-link-key.json is damaged" in health.json()["detail"]
+    start = damaged.start({"workbook": "/me/drive/items/01DAMAGED", "action": "createSession"})
+    assert start.status_code == 500 and start.json()["code"] == "misconfigured", start.text
+    assert "location" not in start.headers
+    assert "could not get the status-link key" in damaged.service.output()
