@@ -92,7 +92,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "graph.tokens",
                 "lanes.store",
                 "observability.telemetry",
+                "operations.listing",
                 "operations.store",
+                "runtime.link_key",
                 "runtime.settings",
                 "runtime.worker",
                 "schedule.history_store",
@@ -113,6 +115,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             {
                 "api.problems",
                 "crypto.keyring",
+                "crypto.page_tokens",
                 "crypto.sealing",
                 "crypto.status_links",
                 "crypto.webhook_keys",

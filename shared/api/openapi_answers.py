@@ -43,9 +43,8 @@ def record(description: str, *, location: bool = False, retry_after: bool = Fals
     headers: dict[str, Any] = {}
     if location:
         headers["Location"] = {
-            "description": "Absolute status URL to poll: GET /status/{id}?se=&sig= (signed, "
-            "no other credential needed) or, without STATUS_LINK_KEYS, "
-            "GET /operations/{id}",
+            "description": "Absolute status URL to poll: GET /status/{id}?se=&sig= (signed: no other "
+            "credential needed; always signed, with STATUS_LINK_KEYS or the key the bridge keeps in its storage)",
             "schema": {"type": "string", "format": "uri"},
         }
     if retry_after:

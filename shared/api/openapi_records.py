@@ -114,15 +114,17 @@ def record_schemas() -> dict[str, dict[str, Any]]:
         },
         "Problem": {
             "type": "object",
-            "description": "RFC 9457 problem details",
+            "description": "RFC 9457 problem details, also readable as an OData v4 error (code, message, target)",
             "properties": {
                 "type": {"type": "string"},
                 "title": {"type": "string"},
                 "status": {"type": "integer"},
                 "code": {"type": "string"},
                 "detail": {"type": "string"},
+                "message": {"type": "string", "description": "`detail` (or `title` without one), for OData readers"},
                 "instance": {"type": "string"},
                 "field": {"type": "string"},
+                "target": {"type": "string", "description": "`field`, for OData readers"},
                 "errors": {
                     "type": "array",
                     "items": {

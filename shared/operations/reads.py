@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.api.identity import Caller
 from shared.api.problems import FieldError, Problem, invalid, not_found
+from shared.crypto.page_tokens import TokenRefused, page_tokens, scope
+from shared.crypto.status_links import EXPIRY_PARAM, SIGNATURE_PARAM, LinkRefused, link_expiry, link_params
 from shared.crypto.status_links import ROUTE as STATUS_ROUTE
-from shared.crypto.status_links import LinkRefused, link_expiry
 from shared.graph.answers import innermost_code
 from shared.graph.lro import status_retry_after
 from shared.lanes import slots as lane_slots
@@ -28,14 +30,13 @@ from shared.operations.record import (  # Reply lives with the record: shared/ap
     is_operation_id,
     iso,
     parse_iso,
-    status_url,
     to_json,
 )
 from shared.operations.requests import (
     LIST_TOP_DEFAULT,
     LIST_TOP_MAX,
 )
-from shared.operations.store import BadContinuation, Conflict, Page
+from shared.operations.store import Conflict
 from shared.operations.write_ahead import (
     resume_start,
 )
@@ -54,16 +55,28 @@ class StatusLink:
 
     expires: str | None
     sig: str | None
+    refused: str | None = None  # why the query itself is refused (se or sig given twice)
+
+    @classmethod
+    def from_query(cls, query: str, params: Mapping[str, str]) -> StatusLink:
+        """From the URL's raw query (every value, so a repeated `se` or `sig` is seen); `params` (the host's parsed
+        query) only when the URL the host passed carries no query."""
+        try:
+            expires, sig = link_params(query)
+        except LinkRefused as exc:
+            return cls(None, None, exc.reason)
+        if expires is None and sig is None:
+            return cls(params.get(EXPIRY_PARAM), params.get(SIGNATURE_PARAM))
+        return cls(expires, sig)
 
 
 Access = Caller | StatusLink
 
 
 def status_link(rt: Runtime, op: Operation) -> str:
-    """The operation's status URL for pollers: signed when STATUS_LINK_KEYS is set, else the keyed route."""
+    """The operation's status URL for pollers, always signed: the runtime always has a key (STATUS_LINK_KEYS, or
+    the one kept in the storage account: shared/runtime/link_key.py)."""
     signer = rt.settings.status_links
-    if not signer.configured:
-        return status_url(op)
     expires = link_expiry(parse_iso(op.created_at), rt.timing.timeout)
     return f"{op.base_url}/{STATUS_ROUTE}/{op.id}?{signer.query(op.id, expires)}"
 
@@ -111,9 +124,11 @@ def _check_link(rt: Runtime, operation_id: str, link: StatusLink) -> None:
     if not is_operation_id(operation_id):
         raise not_found(operation_id)
     try:
+        if link.refused:
+            raise LinkRefused(link.refused)
         rt.settings.status_links.verify(operation_id, link.expires, link.sig, time.time())
     except LinkRefused as exc:
-        status = 401 if not (link.expires or link.sig) else 403
+        status = 401 if not (link.expires or link.sig or link.refused) else 403
         raise Problem(
             status,
             "statusLinkRefused",
@@ -155,9 +170,19 @@ def parse_top(top: str | None, default: int | None = LIST_TOP_DEFAULT) -> int | 
     return int(top)
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A page of the list as the caller sees it: the records and the signed token of the next page."""
+
+    operations: list[Operation]
+    continuation: str | None
+
+
 async def list_page(
     rt: Runtime, status: str | None, top: str | None, token: str | None, caller: Caller | None = None
-) -> Page:
+) -> Listed:
+    """One page, newest first: the caller's own operations (their index), or everyone's with the read-all role.
+    The continuation token is signed and bound to this caller and this filter (shared/crypto/page_tokens.py)."""
     caller = caller or Caller(rt.settings.default_owner)
     errors: list[FieldError] = []
     if status is not None and status not in STATUSES:
@@ -167,15 +192,20 @@ async def list_page(
         errors.append(FieldError("top", f"must be a whole number from 1 to {LIST_TOP_MAX}"))
     if errors or count is None:
         raise invalid(errors)
+    tokens = page_tokens(rt.settings.status_links.keys)
+    list_scope = scope(reads_all=caller.reads_all, owner=caller.owner, status=status)
     try:
-        return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
-    except BadContinuation:
+        position = tokens.open(token, list_scope) if token else None
+    except TokenRefused:
         raise Problem(
             400,
             "invalidRequest",
             "The continuation token is not valid",
+            "Only the continuationToken of this list's own nextLink continues it (same caller, same status filter).",
             errors=[FieldError("continuationToken", "use the value from a previous page's nextLink")],
         ) from None
+    page = await rt.store.list(status, count, position, None if caller.reads_all else caller.owner)
+    return Listed(page.operations, tokens.issue(page.continuation, list_scope) if page.continuation else None)
 
 
 FAILURE_STATUS = {FAILED: 422, TIMED_OUT: 422, CANCELED: 409}

@@ -857,6 +857,8 @@ BASE_ENV = {
     "GRAPH_BASE_URL": GRAPH,
     "WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode(),
     "WORKBOOK_CONCURRENCY": "0",
+    # the runtime always has a status-link key (shared/runtime/link_key.py gives build_runtime one from storage)
+    "STATUS_LINK_KEYS": "t1:" + base64.b64encode(b"unit-test-status-link-key-32-byt").decode(),
 }
 
 
