@@ -4,7 +4,6 @@ named here too)."""
 from __future__ import annotations
 
 import json
-
 import threading
 import time
 import uuid
