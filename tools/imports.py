@@ -38,6 +38,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "lanes.admission",
                 "lanes.slots",
                 "operations.changes",
+                "operations.finish",
+                "operations.outcome",
                 "operations.poll_step",
                 "operations.purge",
                 "operations.reads",

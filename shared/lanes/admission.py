@@ -14,8 +14,6 @@ from typing import Any
 
 from shared.api.problems import Problem
 from shared.crypto.keyring import UnsealError
-from shared.delivery.fanout import queue_fanout
-from shared.delivery.operation_webhooks import queue_next_attempt
 from shared.graph.lro import transient_backoff, whole_seconds
 from shared.lanes.line import (
     LaneFull,
@@ -27,18 +25,18 @@ from shared.lanes.line import (
     throttle,
     throttle_wait,
 )
-from shared.lanes.slots import enabled, lanes_of, note_throttle, on_terminal, release_slot, send_recheck
+from shared.lanes.slots import enabled, lanes_of, note_throttle, release_slot, send_recheck
 from shared.lanes.store import lane_key
 from shared.observability import telemetry
 from shared.operations import write_ahead as start_flow
-from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
+from shared.operations.finish import Ending, finish, guarded
+from shared.operations.outcome import end_start, resume_start
 from shared.operations.record import (
     FAILED,
     NOT_STARTED,
     STARTING,
     TIMED_OUT,
     WAITING,
-    WEBHOOK_PENDING,
     Operation,
     iso,
     parse_iso,
@@ -115,7 +113,7 @@ async def admit_start(
         existing = await rt.store.get(operation_id)
         if existing is None:
             raise
-        return await start_flow.resume_start(rt, existing, now, retry=True)
+        return await resume_start(rt, existing, now, retry=True)
     except Exception:
         raise await start_flow.unstored(rt, operation_id, key_hash) from None
     concurrency, lease = rt.settings.workbook_concurrency, rt.settings.lane_lease_seconds
@@ -232,22 +230,13 @@ async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: start_flow.Not
         f"(last: {exc.graph_status or 'not reached'}).",
     }
     log.warning("deferred start of %s failed (Graph %s)", intent.id, exc.graph_status)
-    return await start_flow.record_outcome(rt, terminal_state(intent, FAILED, now, error=error), None)
+    return await end_start(rt, intent, Ending(FAILED, error=error), now, None)
 
 
 async def _end_unsent(rt: Runtime, op: Operation, status: str, error: dict[str, Any]) -> Operation:
-    """End a waiting record that was never sent (nothing reached Graph), and free its slot."""
-    ended = terminal_state(op, status, time.time(), error=error)
-    await queue_fanout(rt, ended)  # before the write, as poller.finish does
-    try:
-        done = await rt.store.update(ended, TERMINAL_FIELDS)
-    except Conflict:
-        return op
-    telemetry.operation_finished(done.action, done.status, done.poll_count)
-    if done.webhook_state == WEBHOOK_PENDING:
-        await queue_next_attempt(rt, done)
-    await on_terminal(rt, done)
-    return done
+    """End a waiting record that was never sent (nothing reached Graph), and free its slot. A record that moved
+    meanwhile is left to what moved it."""
+    return await finish(rt, op, Ending(status, error=error), time.time(), guarded(rt)) or op
 
 
 async def start_deferred(rt: Runtime, op: Operation) -> Operation:
@@ -342,4 +331,4 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
         elif op.status == WAITING:
             await start_deferred(rt, op)
         elif op.start_phase:  # a start that died half way: finish it as a GET would (never sent twice)
-            await start_flow.resume_start(rt, op, time.time(), retry=False)
+            await resume_start(rt, op, time.time(), retry=False)

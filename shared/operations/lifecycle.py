@@ -1,6 +1,7 @@
 """How an operation record moves to its end: the terminal state, the fields that write it, and (with
-shared/schedule/plans.py) the poll schedule a record carries. Pure: no clock reads, no I/O. Used by both the HTTP
-side (operations.py, purge.py) and the poll chain (poller.py), which therefore do not import each other."""
+shared/schedule/plans.py) the poll schedule a record carries. Pure: no clock reads, no I/O. The finish use case
+(shared/operations/finish.py) makes every terminal state with it; the HTTP side's reads and the poll chain read the
+schedule, so neither imports the other."""
 
 from __future__ import annotations
 

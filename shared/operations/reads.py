@@ -18,6 +18,7 @@ from shared.graph.answers import innermost_code
 from shared.graph.lro import status_retry_after
 from shared.lanes import slots as lane_slots
 from shared.operations.lifecycle import schedule_for
+from shared.operations.outcome import resume_start
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     ACTIVE,
     CANCELED,
@@ -37,9 +38,6 @@ from shared.operations.requests import (
     LIST_TOP_MAX,
 )
 from shared.operations.store import Conflict
-from shared.operations.write_ahead import (
-    resume_start,
-)
 from shared.runtime.worker import Runtime
 from shared.storage.messages import PollState
 

@@ -15,6 +15,7 @@ from shared.delivery.targets import Refused
 from shared.lanes import admission as lane_flow
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
+from shared.operations.outcome import IDEMPOTENCY_IN_FLIGHT_SECONDS, first_poll_delay, resume_start
 from shared.operations.reads import rearm_if_stalled, reply_for
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     STARTING,
@@ -31,14 +32,11 @@ from shared.operations.requests import (
 )
 from shared.operations.store import Conflict
 from shared.operations.write_ahead import (
-    IDEMPOTENCY_IN_FLIGHT_SECONDS,
     Acting,
     NotSent,
     abandon,
-    first_poll_delay,
     idempotency_key_hash,
     record_for,
-    resume_start,
     send_start,
     store_and_enqueue,
     unstored,

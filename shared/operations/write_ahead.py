@@ -1,12 +1,11 @@
 """The start's write-ahead pieces that the HTTP side (shared/operations/start.py) and the lane's deferred start
-(shared/lanes/admission.py) share: the intent record, sending the Excel request, recording its outcome, abandoning
-an intent. Both use cases import this module, so neither imports the other (see docs/design.md, "Write-ahead
-at start").
+(shared/lanes/admission.py) share: the intent record, sending the Excel request, abandoning an intent (Graph's
+answer and what follows it are shared/operations/outcome.py's). Both use cases import this module, so neither
+imports the other (see docs/design.md, "Write-ahead at start").
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -18,30 +17,22 @@ import aiohttp
 from shared.api.identity import Caller
 from shared.api.problems import FieldError, Problem, invalid
 from shared.crypto.sealing import seal
-from shared.delivery.fanout import queue_fanout
-from shared.delivery.operation_webhooks import queue_next_attempt
 from shared.graph.actions import table as action_table
 from shared.graph.answers import innermost_code
 from shared.graph.client import RequestNotSendable, TransportFailure
 from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start, whole_seconds
 from shared.graph.tokens import DelegatedCredentialError, delegated_tokens
 from shared.lanes import slots as lane_slots
-from shared.observability import telemetry
-from shared.operations.lifecycle import OUTCOME_FIELDS, schedule_for, terminal_state
+from shared.operations.finish import Ending
+from shared.operations.outcome import end_start, record_outcome, unknown_error
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
-    ACTIVE,
-    ANSWERED,
     FAILED,
-    FANOUT_PENDING,
     NOT_STARTED,
-    STARTING,
     SUCCEEDED,
     WEBHOOK_NONE,
     WEBHOOK_PENDING,
     Operation,
     iso,
-    parse_iso,
-    status_url,
 )
 from shared.operations.requests import IDEMPOTENCY_KEY_MAX_LENGTH, StartRequest, TrackRequest
 from shared.operations.store import Conflict
@@ -50,8 +41,6 @@ from shared.schedule.learning import plan_for
 from shared.storage.messages import PollState
 
 log = logging.getLogger("shared.operations.start")  # the start's log lines keep the category they had
-
-IDEMPOTENCY_IN_FLIGHT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -123,20 +112,6 @@ async def store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation
     return op
 
 
-OUTCOME_UNKNOWN = "graphOutcomeUnknown"
-
-
-FOLLOW_UP_GRACE_SECONDS = 10.0  # a GET finishes an `answered` start left this long (its request died)
-
-
-def _unknown_error(detail: str) -> dict[str, Any]:
-    return {
-        "code": OUTCOME_UNKNOWN,
-        "message": f"The request was sent to Graph but its outcome is unknown ({detail}); the bridge will not send "
-        "it again. Check the workbook before repeating it with a new Idempotency-Key.",
-    }
-
-
 def _reached_graph(exc: TransportFailure) -> bool:
     """Whether a failed request may have reached Graph: only a connection that was never made proves not."""
     return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
@@ -190,7 +165,7 @@ async def send_start(
         except RequestNotSendable as exc:  # never sent, and never sendable: ends now, not retried, not a 500
             log.error("start of operation %s cannot be sent: %s", operation_id, exc)
             error = {"code": "requestNotSendable", "message": f"{exc}; Graph was not called."}
-            return await record_outcome(rt, terminal_state(intent, FAILED, time.time(), error=error), key_hash)
+            return await end_start(rt, intent, Ending(FAILED, error=error), time.time(), key_hash)
         except TransportFailure as exc:
             if not _reached_graph(exc):
                 raise NotSent(
@@ -203,9 +178,7 @@ async def send_start(
                     )
                 ) from None
             log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
-            return await record_outcome(
-                rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))), key_hash
-            )
+            return await end_start(rt, intent, Ending(FAILED, error=unknown_error(str(exc))), time.time(), key_hash)
         except DelegatedCredentialError as exc:
             raise NotSent(
                 Problem(
@@ -233,159 +206,10 @@ async def send_start(
     if isinstance(decision, Ended):
         if decision.status == SUCCEEDED:
             log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, response.status)
-        return await record_outcome(
-            rt,
-            terminal_state(intent, decision.status, answered, result=decision.result, error=decision.error),
-            key_hash,
-        )
+        ending = Ending(decision.status, error=decision.error, result=decision.result)
+        return await end_start(rt, intent, ending, answered, key_hash)
     # Graph refused: it did not do the work
     raise NotSent(_graph_problem(decision), decision.status, decision.retry_after, decision.error)
-
-
-OUTCOME_WRITE_BACKOFF = (0.5, 1.0, 2.0)  # then give up: 4 writes, each with the SDK's own retries inside
-
-
-async def _store_outcome(rt: Runtime, outcome: Operation) -> Operation:
-    """Write Graph's answer, retrying a storage failure a few times: it is the one write that stands between a
-    side effect Graph already did and losing it. Conflict (the entity changed) is the caller's to read."""
-    for pause in (*OUTCOME_WRITE_BACKOFF, None):
-        try:
-            return await rt.store.update(outcome, OUTCOME_FIELDS)
-        except Conflict:
-            raise
-        except Exception as exc:
-            if pause is None:
-                raise
-            log.warning(
-                "storing Graph's answer for operation %s failed (%s); trying again in %s s",
-                outcome.id,
-                type(exc).__name__,
-                pause,
-            )
-            await asyncio.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _after_conflict(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
-    """The answer's write met a changed entity: a write of ours whose reply was lost, a keyed retry that took
-    over, or a cancel. If the stored record holds an answer, finish it (re-armed: one chain whoever else is
-    finishing it); otherwise it was resolved elsewhere."""
-    try:
-        current = await rt.store.get(outcome.id)
-    except Exception:
-        log.exception("could not read operation %s after a conflict", outcome.id)
-        raise _reached_problem(outcome, key_hash, "its outcome could not be confirmed") from None
-    if current is not None and current.start_phase == ANSWERED:
-        return await complete_start(rt, current, retry=True, key_hash=key_hash)
-    return current or outcome
-
-
-async def record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
-    """Store Graph's answer (before anything else can fail), then queue what follows."""
-    outcome = outcome.with_(start_phase=ANSWERED)
-    if outcome.terminal:
-        try:
-            await queue_fanout(rt, outcome)  # before the write, as in poller.finish; duplicates are harmless
-        except Exception:
-            log.exception("could not queue the fan-out of operation %s (a retry or GET queues it)", outcome.id)
-    try:
-        op = await _store_outcome(rt, outcome)
-    except Conflict:
-        return await _after_conflict(rt, outcome, key_hash)
-    except Exception:
-        log.exception("could not store Graph's answer for operation %s", outcome.id)
-        if outcome.result is None:
-            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
-        # Perhaps only the result could not be stored (its blob): keep the outcome, say the result is lost.
-        bare = outcome.with_(
-            result=None,
-            error={
-                "code": "resultNotStored",
-                "message": "Graph did the work, but the bridge could not store its result; read it from the workbook.",
-            },
-        )
-        try:
-            op = await rt.store.update(bare, OUTCOME_FIELDS)
-        except Conflict:
-            return await _after_conflict(rt, outcome, key_hash)
-        except Exception:
-            log.exception("could not store Graph's answer for operation %s, even without its result", outcome.id)
-            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
-    if op.terminal:  # it ended at once (synchronous answer, or outcome unknown)
-        telemetry.operation_finished(op.action, op.status, op.poll_count)
-    return await complete_start(rt, op, retry=False, key_hash=key_hash)
-
-
-def _reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
-    how = (
-        "Retry with the same Idempotency-Key: the bridge finishes it without calling Graph again."
-        if key_hash
-        else f"Do not send it again: read {status_url(op)} (it finishes, or ends failed with {OUTCOME_UNKNOWN} "
-        "if the outcome stays unknown)."
-    )
-    return Problem(
-        503,
-        "storageUnavailable",
-        "The request reached Graph but the bridge could not finish it",
-        f"The Excel request was sent to Graph as operation {op.id}; {what}. {how}",
-        extra={"operationId": op.id, "reachedGraph": True},
-        headers={"Retry-After": "5"},
-    )
-
-
-def first_poll_delay(rt: Runtime, op: Operation, now: float) -> int:
-    """Whole seconds from `now` to the record's first planned poll (its schedule_for; cold: 2 s after creation)."""
-    return whole_seconds(schedule_for(op, rt.timing).next_poll(max(0.0, now - parse_iso(op.created_at))))
-
-
-async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: str | None = None) -> Operation:
-    """Queue what follows Graph's stored answer: the first poll, or the webhook (the fan-out was queued before
-    the write; a retry queues it again, harmlessly). Idempotent: a retry re-arms the chain with a new
-    generation so that a message the first attempt may have sent is stale (exactly one chain)."""
-    if op.start_phase != ANSWERED:
-        return op
-    try:
-        if op.status in ACTIVE:
-            if retry:
-                op = await rt.store.update(
-                    op.with_(generation=op.generation + 1, chain_message=None), {"generation", "chain_message"}
-                )
-            await rt.polls.send(
-                PollState(op.id, op.generation, op.poll_count), 0 if retry else first_poll_delay(rt, op, time.time())
-            )
-        else:
-            if retry and op.fanout_state == FANOUT_PENDING:
-                await queue_fanout(rt, op)
-            if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
-                await queue_next_attempt(rt, op)  # the deliverer sends attempt 1 once, however often queued
-        op = await rt.store.update(op.with_(start_phase=None), {"start_phase"})
-    except Conflict:
-        return await rt.store.get(op.id) or op
-    except Exception:
-        log.exception("could not queue the follow-up of operation %s", op.id)
-        raise _reached_problem(op, key_hash, "its outcome is stored but what follows could not be queued") from None
-    if op.terminal:
-        await lane_slots.on_terminal(rt, op)  # a start that ended at once frees its workbook's lane
-    return op
-
-
-async def resume_start(rt: Runtime, op: Operation, now: float, *, retry: bool) -> Operation:
-    """Finish a start its request left undone. `starting` past the in-flight window: the request died after
-    (maybe) sending the Excel request, so the outcome is unknown: it ends failed, never re-sent. `answered`:
-    queue the follow-up (at once for a retry with the key; after a grace period for a GET)."""
-    if op.start_phase == STARTING and now - parse_iso(op.updated_at) >= IDEMPOTENCY_IN_FLIGHT_SECONDS:
-        unknown = terminal_state(op, FAILED, now, error=_unknown_error("the request that sent it did not finish"))
-        unknown = unknown.with_(start_phase=ANSWERED)
-        await queue_fanout(rt, unknown)
-        try:
-            op = await rt.store.update(unknown, OUTCOME_FIELDS)
-        except Conflict:
-            return await rt.store.get(op.id) or op
-        log.warning("operation %s: the start's outcome is unknown; ended as failed", op.id)
-        return await complete_start(rt, op, retry=True)
-    if op.start_phase == ANSWERED and (retry or now - parse_iso(op.updated_at) >= FOLLOW_UP_GRACE_SECONDS):
-        return await complete_start(rt, op, retry=True)
-    return op
 
 
 def _graph_problem(refused: GraphRefused) -> Problem:

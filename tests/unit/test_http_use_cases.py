@@ -19,6 +19,7 @@ from shared.api.problems import Problem
 from shared.graph import tokens as auth
 from shared.graph.tokens import DelegatedCredentialError
 from shared.operations import changes as operation_changes
+from shared.operations import outcome as start_outcome
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
 from shared.operations import write_ahead as start_flow
@@ -94,7 +95,7 @@ def kinds(f: Fakes) -> list[str]:
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """The outcome write's retry pauses (0.5, 1, 2 s) cost wall time, not behaviour: no pauses here."""
-    monkeypatch.setattr(start_flow, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(start_outcome, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
 
 
 # ------------------------------------------------------------------------------------------ start
@@ -173,9 +174,9 @@ def test_a_replay_while_the_first_request_is_in_flight_is_a_429_and_later_ends_u
     assert first.status == 503 and first.extra["reachedGraph"] is True
     busy = problem(lambda: start(rt, key="key-1"))
     assert (busy.status, busy.code, busy.headers["Retry-After"]) == (429, "requestInProgress", "1")
-    clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
     later = start(rt, key="key-1")
-    assert later.operation.status == "failed" and later.operation.error["code"] == start_flow.OUTCOME_UNKNOWN
+    assert later.operation.status == "failed" and later.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
     assert len(f.graph.calls) == 1  # never sent twice
 
 
@@ -186,7 +187,7 @@ def test_a_key_whose_first_request_died_before_its_intent_is_taken_over(clock: F
         start(rt, key="key-1")
     busy = problem(lambda: start(rt, key="key-1"))
     assert busy.status == 429
-    clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
     f.graph.script("POST", SESSION, accepted(LOC))
     taken = start(rt, key="key-1")
     claim = [e for (p, _), e in f.table.entities.items() if p.startswith("idem-")]
@@ -207,7 +208,7 @@ def test_an_intent_whose_id_is_already_stored_resumes_that_record(clock: FakeClo
     f.table.fail("create_entity", asyncio.CancelledError(), match=lambda e: e["RowKey"] == "operation")
     with pytest.raises(asyncio.CancelledError):
         start(rt, key="key-1")
-    clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
     [claim] = [e for (p, _), e in f.table.entities.items() if p.startswith("idem-")]
 
     def first_attempt_wrote_it_meanwhile() -> None:
@@ -276,7 +277,7 @@ def test_a_start_whose_answer_was_lost_ends_failed_as_unknown(clock: FakeClock) 
     rt, f = fake_runtime()
     f.graph.script("POST", SESSION, transport_error(TimeoutError()))
     answer = start(rt, body(callbackUrl=CALLBACK))
-    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_flow.OUTCOME_UNKNOWN
+    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
     assert "webhook" in kinds(f)
 
 
@@ -503,7 +504,7 @@ def test_get_finishes_an_answered_start_its_request_left(clock: FakeClock) -> No
     rt, f = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=ANSWERED)
     assert run(operation_reads.get(rt, op.id)).operation.start_phase == ANSWERED  # within the grace period
-    clock.advance(start_flow.FOLLOW_UP_GRACE_SECONDS + 1)
+    clock.advance(start_outcome.FOLLOW_UP_GRACE_SECONDS + 1)
     assert run(operation_reads.get(rt, op.id)).operation.start_phase is None
     assert len(poll_messages(f)) == 1
 
@@ -511,15 +512,15 @@ def test_get_finishes_an_answered_start_its_request_left(clock: FakeClock) -> No
 def test_get_ends_a_start_left_starting_as_unknown(clock: FakeClock) -> None:
     rt, _ = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=STARTING, operation_url=None)
-    clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
     answer = run(operation_reads.get(rt, op.id))
-    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_flow.OUTCOME_UNKNOWN
+    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
 
 
 def test_an_unknown_outcome_write_that_conflicts_answers_the_fresh_record(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=STARTING, operation_url=None)
-    clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
     f.table.before("update_entity", lambda: f.table.touch(op.id, "operation", Status="canceled", StartPhase=""))
     assert run(operation_reads.get(rt, op.id)).operation.status == "canceled"
 
@@ -792,7 +793,7 @@ def test_a_bare_outcome_write_that_conflicts_answers_the_stored_record(clock: Fa
 def test_complete_start_of_a_record_without_a_pending_follow_up_does_nothing(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     op = stored(rt)
-    assert run(start_flow.complete_start(rt, op, retry=True)) == op and f.polls.sent == []
+    assert run(start_outcome.complete_start(rt, op, retry=True)) == op and f.polls.sent == []
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from shared.api.problems import Problem
+from shared.operations import outcome as start_outcome
 from shared.operations import start as operations
-from shared.operations import write_ahead as start_flow
 from shared.operations.record import ANSWERED, STARTING
 from tests.unit.fakes import (
     FakeClock,
@@ -39,7 +39,7 @@ LOCATION = workbook_url() + "/operations/o1"
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """The outcome write's retry pauses cost wall time, not behaviour."""
-    monkeypatch.setattr(start_flow, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(start_outcome, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
 
 
 def sync_row() -> Any:
@@ -120,7 +120,7 @@ def test_an_intent_left_starting_ends_unknown_on_a_keyed_retry_after_the_in_flig
     with pytest.raises(Problem) as busy:
         start(rt)  # within the window: the first request may still be running
     assert busy.value.status == 429
-    clock.advance(start_flow.IDEMPOTENCY_IN_FLIGHT_SECONDS)  # the window has passed
+    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS)  # the window has passed
     late = start(rt)
     assert late.operation.status == "failed" and late.operation.error is not None
     assert late.operation.error["code"] == "graphOutcomeUnknown" and len(f.graph.calls) == 1
