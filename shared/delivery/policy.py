@@ -42,6 +42,13 @@ class GiveUp:
 Verdict = Delivered | Retry | GiveUp
 
 
+def jitter(webhook_id: str, attempt: int) -> random.Random:
+    """The jitter of one attempt's backoff: seeded by the webhook and the attempt, so every delivery of the same
+    attempt (a copy, a take-over after a crash) plans the same retry, and different webhooks spread out."""
+    # bandit B311 (random): retry jitter, not a secret
+    return random.Random(f"{webhook_id}/{attempt}")  # nosec B311
+
+
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
     """Delay after the attempt-th failed attempt (1-based)."""
     base = policy.initial * float(4 ** max(attempt - 1, 0))
