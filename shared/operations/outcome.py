@@ -140,7 +140,8 @@ async def _finish_answered(
 
 async def end_start(rt: Runtime, intent: Operation, ending: Ending, now: float, key_hash: str | None) -> Operation:
     """A start that ended at once (Graph's synchronous answer, an untrusted or missing Location, an unknown
-    outcome, a deferred start Graph refused): finished with the start's own write, then the phase cleared."""
+    outcome, a request that cannot be sent, a deferred start Graph refused): finished with the start's own write,
+    then the phase cleared."""
 
     async def answer(done: Operation) -> Operation:
         return await _write_answer(rt, done, key_hash)

@@ -194,6 +194,15 @@ def deferred_start_refused(w: World) -> str:
     return op.id
 
 
+def deferred_start_not_sendable(w: World) -> str:
+    """A stored request no Graph request can carry (a session id with a line feed, written by an older version)."""
+    request = {"workbook": WORKBOOK, "action": "createSession", "parameters": PARAMETERS, "sessionId": "abc\n"}
+    op = w.holding(WAITING, lane_request=request)
+    run(lane_flow.handle_message(w.rt, encode_lane(LANE)))
+    assert w.f.graph.calls == []
+    return op.id
+
+
 def cancel(w: World) -> str:
     op = w.holding(RUNNING)
     run(changes.cancel(w.rt, op.id))
@@ -224,6 +233,7 @@ CASES = {
     "start: resumed by a GET": Case(resumed_start, FAILED),
     "lane: waiter timed out": Case(waiter_times_out, TIMED_OUT),
     "lane: deferred start refused": Case(deferred_start_refused, FAILED),
+    "start: request not sendable": Case(deferred_start_not_sendable, FAILED),
     "cancel": Case(cancel, CANCELED, webhook=False),
     "purge: stranded": Case(purge_strands, FAILED),
 }
