@@ -79,10 +79,11 @@ def client(client_package: Path, generated_bridge: Bridge) -> Any:
 
 
 def start(client_package: Path, client: Any, item: str, **fields: Any) -> Any:
-    """POST /api/operations with the generated StartRequest (createSession), through the generated call."""
+    """POST /api/operations with the generated createSession start (one start schema per action, chosen by
+    `action`), through the generated call."""
     models = gen(client_package, "models")
-    request = models.StartRequest(
-        workbook=f"/me/drive/items/{item}", action=models.StartRequestAction.CREATESESSION, **fields
+    request = models.StartCreateSession(
+        workbook=f"/me/drive/items/{item}", action=models.StartCreateSessionAction.CREATESESSION, **fields
     )
     return gen(client_package, "api.default.start_operation").sync_detailed(client=client, body=request)
 
