@@ -23,7 +23,7 @@ latency added to every gap. The 15 % verdict uses the latter: the latency is a p
 from the poll times alone (not fitted to the lag), and without it the comparison would measure the host's
 queue polling rather than whether the schedule the bridge runs is the one simulated.
 
-Policy (`--policy`): `doubling` is today's `shared.graph.lro.next_regular_poll`; `cold` is `shared.schedule.plans`'s
+Policy (`--policy`): `doubling` is the schedule before issue 10 (bench/doubling.py); `cold` is `shared.schedule.plans`'s
 cold schedule; `plan` reads each operation's stored plan from its record (a `poll_plan`/`PollPlan` property,
 `shared.schedule.plans.Plan.decode`; missing = cold), which is what a poller driven by `shared.schedule.plans` runs
 (with a learned history, too). `auto` (default): `plan` if shared/operations/poll_step.py uses shared.schedule.plans,
@@ -46,8 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import doubling as doubling_schedule
 from shared.graph.answers import Answer, Kind
-from shared.graph.lro import NextPoll, PollState, Reschedule, decide, timed_out, whole_seconds
+from shared.graph.lro import PollState, Reschedule, decide
+from shared.schedule.clock import NextPoll, timed_out
 from shared.schedule.history import sample_quantile
 from shared.schedule.plans import COLD, Plan, Schedule
 from shared.schedule.timing import Timing
@@ -76,15 +78,15 @@ def scaled_timing(scale: float) -> Timing:
 
 @dataclass(frozen=True)
 class Planned:
-    """One operation's schedule: `next_poll` for decide (None: the doubling one) and the first poll's delay."""
+    """One operation's schedule: `next_poll` for decide and the first poll's delay."""
 
-    next_poll: NextPoll | None
+    next_poll: NextPoll
     first: float
 
 
 def doubling(timing: Timing) -> Planned:
-    # shared.operations.write_ahead.complete_start queues the first poll after whole_seconds(POLL_INITIAL_DELAY_SECONDS)
-    return Planned(None, float(whole_seconds(timing.initial)))
+    """The schedule before issue 10 (bench/doubling.py): the first poll after POLL_INITIAL_DELAY_SECONDS."""
+    return Planned(doubling_schedule.next_poll(timing), doubling_schedule.first_delay(timing))
 
 
 def from_plan(plan: Plan, timing: Timing) -> Planned:
@@ -104,7 +106,7 @@ SCHEDULE_MARKS = (
 
 def detect_policy(poller_source: str) -> str:
     """`plan` when the poller is driven by shared.schedule.plans (imports it, passes decide a `next_poll`, or reads
-    the record's `poll_plan`), else `doubling` (today: decide without `next_poll` = next_regular_poll)."""
+    the record's `poll_plan`), else `doubling` (bench/doubling.py)."""
     return "plan" if any(mark in poller_source for mark in SCHEDULE_MARKS) else "doubling"
 
 
@@ -369,7 +371,7 @@ def run(config: RunConfig) -> dict[str, Any]:
 
     policy = config.policy
     if policy == "auto":
-        policy = detect_policy((ROOT / "shared" / "poller.py").read_text())
+        policy = detect_policy((ROOT / "shared" / "operations" / "poll_step.py").read_text())
     timing = scaled_timing(config.scale)
     low, high = 1.0 * config.scale, 600.0 * config.scale
     settings = {

@@ -19,20 +19,12 @@ from shared.delivery.fanout import queue_fanout, subscriptions
 from shared.delivery.operation_webhooks import queue_next_attempt
 from shared.graph.answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from shared.graph.client import TransportFailure, UntrustedOrigin
-from shared.graph.lro import (
-    Finish,
-    Reschedule,
-    decide,
-    decide_result,
-    timed_out,
-    timeout_error,
-    whole_seconds,
-)
+from shared.graph.lro import Finish, Reschedule, decide, decide_result, timeout_error
 from shared.graph.tokens import DelegatedCredentialError, TokenSource, delegated_tokens
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
 from shared.operations.chain import Verdict, is_last_delivery, judge
-from shared.operations.lifecycle import TERMINAL_FIELDS, detection_lag, schedule_for, terminal_state
+from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
 from shared.operations.record import (
     FANOUT_PENDING,
     WEBHOOK_PENDING,
@@ -44,6 +36,7 @@ from shared.operations.record import (
 )
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import detection_lag, schedule_for, timed_out, whole_seconds
 from shared.schedule.learning import learn
 from shared.storage.messages import BadMessage, PollState, decode
 

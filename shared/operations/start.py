@@ -35,7 +35,6 @@ from shared.operations.write_ahead import (
     Acting,
     NotSent,
     abandon,
-    first_poll_delay,
     idempotency_key_hash,
     record_for,
     resume_start,
@@ -44,6 +43,7 @@ from shared.operations.write_ahead import (
     unstored,
 )
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import first_poll_delay
 from shared.wire.strict_json import dumps
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ async def _track(
 ) -> Operation:
     op = await record_for(rt, request, operation_id, now, base_url, acting)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
-    return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
+    return await store_and_enqueue(rt, op, first_poll_delay(op, rt.timing, time.time()))
 
 
 # What the bridge writes when it cannot know whether Graph applied the request (it was sent, no answer came

@@ -22,11 +22,11 @@ from shared.delivery.fanout import queue_fanout
 from shared.delivery.operation_webhooks import queue_next_attempt
 from shared.graph.answers import innermost_code
 from shared.graph.client import TransportFailure
-from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start, whole_seconds
+from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start
 from shared.graph.tokens import DelegatedCredentialError, delegated_tokens
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
-from shared.operations.lifecycle import OUTCOME_FIELDS, schedule_for, terminal_state
+from shared.operations.lifecycle import OUTCOME_FIELDS, terminal_state
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     ACTIVE,
     ANSWERED,
@@ -45,6 +45,7 @@ from shared.operations.record import (  # Reply lives with the record: shared/ap
 from shared.operations.requests import IDEMPOTENCY_KEY_MAX_LENGTH, StartRequest, TrackRequest
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import first_poll_delay, whole_seconds
 from shared.schedule.learning import plan_for
 from shared.storage.messages import PollState
 
@@ -328,11 +329,6 @@ def _reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
     )
 
 
-def first_poll_delay(rt: Runtime, op: Operation, now: float) -> int:
-    """Whole seconds from `now` to the record's first planned poll (its schedule_for; cold: 2 s after creation)."""
-    return whole_seconds(schedule_for(op, rt.timing).next_poll(max(0.0, now - parse_iso(op.created_at))))
-
-
 async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: str | None = None) -> Operation:
     """Queue what follows Graph's stored answer: the first poll, or the webhook (the fan-out was queued before
     the write; a retry queues it again, harmlessly). Idempotent: a retry re-arms the chain with a new
@@ -346,7 +342,8 @@ async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: s
                     op.with_(generation=op.generation + 1, chain_message=None), {"generation", "chain_message"}
                 )
             await rt.polls.send(
-                PollState(op.id, op.generation, op.poll_count), 0 if retry else first_poll_delay(rt, op, time.time())
+                PollState(op.id, op.generation, op.poll_count),
+                0 if retry else first_poll_delay(op, rt.timing, time.time()),
             )
         else:
             if retry and op.fanout_state == FANOUT_PENDING:
