@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench import real_run as rr
+from bench import real_run_sim as rr
 from bench import schedule as sim
 from shared.schedule.plans import COLD, Plan, Schedule
 
