@@ -78,6 +78,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "operations.chain",
                 "operations.lifecycle",
                 "operations.requests",
+                "schedule.clock",
+                "schedule.learned",
                 "schedule.plans",
                 "subscriptions.rules",
             }

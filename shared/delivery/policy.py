@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from shared.graph.lro import whole_seconds
+from shared.schedule.clock import whole_seconds
 
 HONOURS_RETRY_AFTER = frozenset({429, 502, 503, 504})
 CLIENT_ERROR_ATTEMPTS = 3

@@ -14,7 +14,6 @@ from typing import Any
 
 from shared.api.problems import Problem
 from shared.crypto.keyring import UnsealError
-from shared.graph.lro import transient_backoff, whole_seconds
 from shared.lanes.line import (
     LaneFull,
     LaneState,
@@ -45,6 +44,7 @@ from shared.operations.record import (
 from shared.operations.requests import StartRequest
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import backoff_delay, timed_out, whole_seconds
 from shared.storage.messages import BadMessage, decode_lane
 from shared.wire.strict_json import dumps, loads_stored
 
@@ -211,7 +211,7 @@ async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: start_flow.Not
             back = await rt.store.update(back, {"status", "start_phase", "lane_attempts", "updated_at"})
         except Conflict:
             return await rt.store.get(intent.id) or intent
-        delay = max(exc.retry_after or 0.0, transient_backoff(attempts, rt.timing))
+        delay = backoff_delay(attempts, exc.retry_after, rt.timing)
         lease = rt.settings.lane_lease_seconds
         # Keep the slot (renewed) and hold the whole lane until then: the advance step starts it again.
         await lanes_of(rt).change(lane, lambda s: (throttle(renew(s, intent.id, now, lease), now + delay), None))
@@ -242,7 +242,7 @@ async def _end_unsent(rt: Runtime, op: Operation, status: str, error: dict[str, 
 async def start_deferred(rt: Runtime, op: Operation) -> Operation:
     """Start a `waiting` record that holds its slot (the advance step). One that waited past
     OPERATION_TIMEOUT_SECONDS ends `timedOut` unsent: it would be timed out right after Graph took it."""
-    if time.time() - parse_iso(op.created_at) >= rt.timing.timeout:
+    if timed_out(time.time() - parse_iso(op.created_at), rt.timing):
         return await _end_unsent(
             rt,
             op,

@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from shared.api.problems import Problem
-from shared.graph.lro import whole_seconds
 from shared.operations.finish import Ending, Write, finish, guarded, settle
-from shared.operations.lifecycle import OUTCOME_FIELDS, schedule_for
+from shared.operations.lifecycle import OUTCOME_FIELDS
 from shared.operations.record import ACTIVE, ANSWERED, FAILED, STARTING, Operation, parse_iso, status_url
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import first_poll_delay
 from shared.storage.messages import PollState
 
 log = logging.getLogger("shared.operations.start")  # the start's log lines keep the category they had
@@ -170,11 +170,6 @@ def reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
     )
 
 
-def first_poll_delay(rt: Runtime, op: Operation, now: float) -> int:
-    """Whole seconds from `now` to the record's first planned poll (its schedule_for; cold: 2 s after creation)."""
-    return whole_seconds(schedule_for(op, rt.timing).next_poll(max(0.0, now - parse_iso(op.created_at))))
-
-
 async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: str | None = None) -> Operation:
     """Queue what follows Graph's stored answer, then clear the `answered` phase: the first poll of an active
     operation; for one that ended, what its finish queued (again, idempotently, on a retry: settle). Idempotent: a
@@ -189,7 +184,8 @@ async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: s
                     op.with_(generation=op.generation + 1, chain_message=None), {"generation", "chain_message"}
                 )
             await rt.polls.send(
-                PollState(op.id, op.generation, op.poll_count), 0 if retry else first_poll_delay(rt, op, time.time())
+                PollState(op.id, op.generation, op.poll_count),
+                0 if retry else first_poll_delay(op, rt.timing, time.time()),
             )
         elif retry:
             await settle(rt, op)  # its webhook, fan-out and lane slot, if the request that ended it died before

@@ -17,21 +17,13 @@ from typing import Any
 from shared.crypto.keyring import UnsealError
 from shared.graph.answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
 from shared.graph.client import RequestNotSendable, TransportFailure, UntrustedOrigin
-from shared.graph.lro import (
-    Finish,
-    Reschedule,
-    decide,
-    decide_result,
-    timed_out,
-    timeout_error,
-    whole_seconds,
-)
+from shared.graph.lro import Finish, Reschedule, decide, decide_result, timeout_error
 from shared.graph.tokens import DelegatedCredentialError, TokenSource, delegated_tokens
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
 from shared.operations import finish as ending
 from shared.operations.chain import Verdict, is_last_delivery, judge
-from shared.operations.lifecycle import TERMINAL_FIELDS, detection_lag, schedule_for
+from shared.operations.lifecycle import TERMINAL_FIELDS
 from shared.operations.record import (
     Operation,
     is_operation_id,
@@ -41,6 +33,7 @@ from shared.operations.record import (
 )
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import detection_lag, schedule_for, timed_out, whole_seconds
 from shared.storage.messages import BadMessage, PollState, decode
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,7 @@ from shared.crypto.page_tokens import TokenRefused, page_tokens, scope
 from shared.crypto.status_links import EXPIRY_PARAM, SIGNATURE_PARAM, LinkRefused, link_expiry, link_params
 from shared.crypto.status_links import ROUTE as STATUS_ROUTE
 from shared.graph.answers import innermost_code
-from shared.graph.lro import status_retry_after
 from shared.lanes import slots as lane_slots
-from shared.operations.lifecycle import schedule_for
 from shared.operations.outcome import resume_start
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     ACTIVE,
@@ -39,12 +37,10 @@ from shared.operations.requests import (
 )
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import retry_after_for, stalled
 from shared.storage.messages import PollState
 
 log = logging.getLogger("shared.operations.start")  # the reads' log lines keep their category
-
-
-STALL_GRACE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -82,11 +78,7 @@ def status_link(rt: Runtime, op: Operation) -> str:
 def reply_for(rt: Runtime, op: Operation, now: float, *, created: bool = False) -> Reply:
     """Retry-After while active: the time to the poll the record's schedule plans next (the poller follows the
     same schedule_for, so nothing is written per poll to keep them agreeing)."""
-    retry = (
-        status_retry_after(now - parse_iso(op.created_at), rt.timing, next_poll=schedule_for(op, rt.timing).next_poll)
-        if op.status in ACTIVE
-        else None
-    )
+    retry = retry_after_for(op, rt.timing, now) if op.status in ACTIVE else None
     return Reply(op, retry, status_link(rt, op), created)
 
 
@@ -140,8 +132,7 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     """Self-healing: an active record long past its deadline has lost its queue message; start a new chain."""
     if op.status not in ACTIVE or op.status == WAITING:  # a waiting record has no chain: its lane starts it
         return op
-    grace = max(STALL_GRACE_SECONDS, 2 * rt.timing.maximum)
-    if now - parse_iso(op.created_at) < rt.timing.timeout + grace or now - parse_iso(op.updated_at) < grace:
+    if not stalled(op, rt.timing, now):
         return op  # within its life, or re-armed a moment ago
     try:
         op = await rt.store.update(

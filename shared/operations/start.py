@@ -15,7 +15,7 @@ from shared.delivery.targets import Refused
 from shared.lanes import admission as lane_flow
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
-from shared.operations.outcome import IDEMPOTENCY_IN_FLIGHT_SECONDS, first_poll_delay, resume_start
+from shared.operations.outcome import IDEMPOTENCY_IN_FLIGHT_SECONDS, resume_start
 from shared.operations.reads import rearm_if_stalled, reply_for
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     STARTING,
@@ -42,6 +42,7 @@ from shared.operations.write_ahead import (
     unstored,
 )
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import first_poll_delay
 from shared.wire.strict_json import dumps
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ async def _track(
 ) -> Operation:
     op = await record_for(rt, request, operation_id, now, base_url, acting)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
-    return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
+    return await store_and_enqueue(rt, op, first_poll_delay(op, rt.timing, time.time()))
 
 
 # What the bridge writes when it cannot know whether Graph applied the request (it was sent, no answer came

@@ -20,7 +20,7 @@ from shared.crypto.sealing import seal
 from shared.graph.actions import table as action_table
 from shared.graph.answers import innermost_code
 from shared.graph.client import RequestNotSendable, TransportFailure
-from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start, whole_seconds
+from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start
 from shared.graph.tokens import DelegatedCredentialError, delegated_tokens
 from shared.lanes import slots as lane_slots
 from shared.operations.finish import Ending
@@ -37,6 +37,7 @@ from shared.operations.record import (  # Reply lives with the record: shared/ap
 from shared.operations.requests import IDEMPOTENCY_KEY_MAX_LENGTH, StartRequest, TrackRequest
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import whole_seconds
 from shared.schedule.learning import plan_for
 from shared.storage.messages import PollState
 
