@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tools.imports import LAYERS, ROOT, backwards, cycles, graph, impure, layer_of, markdown, packages, pieces
+from tools.imports import LAYERS, ROOT, backwards, cycles, graph, impure, layer_of, markdown, modules, packages, pieces
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
@@ -84,3 +84,12 @@ def test_the_entry_points_do_not_reach_into_an_adapters_client() -> None:
         and node.value.value.id == "rt"
     ]
     assert reached == []
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_every_module_of_the_app_is_at_most_400_lines() -> None:
+    # A module past this is doing more than one job (issue 16): split it by role before it grows further.
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, long
