@@ -37,6 +37,7 @@ import asyncio
 import base64
 import copy
 import inspect
+import ipaddress
 import itertools
 import json
 import re
@@ -56,6 +57,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableEntity, UpdateMode
+from yarl import URL
 
 from shared.delivery import operation_webhooks as deliverer
 from shared.delivery.resolver import PinnedResolver
@@ -752,11 +754,35 @@ class _Response:
         return None
 
 
+class _Resolving:
+    """A POST through a session whose connector resolves names with a resolver (the webhook session's
+    PinnedResolver): aiohttp's TCPConnector asks the resolver for every host that is not an IP literal before
+    connecting, and a refusal there means nothing was sent (so no call is recorded)."""
+
+    def __init__(self, http: FakeHTTP, url: Any, kwargs: dict[str, Any]) -> None:
+        self._http, self._url, self._kwargs = http, url, kwargs
+        self._response: _Response | None = None
+
+    async def __aenter__(self) -> _Response:
+        target = URL(str(self._url), encoded=True)
+        try:
+            ipaddress.ip_address((target.host or "").strip("[]"))
+        except ValueError:
+            await self._http.resolver.resolve(target.host or "", target.port or 443)
+        self._response = self._http._answer("POST", self._url, **self._kwargs)
+        return await self._response.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class FakeHTTP:
     """The `aiohttp.ClientSession` methods GraphClient (`request`) and webhooks.deliver (`post`) use. Each URL
-    answers from its own script in order; `always(url, answer)` answers every further call alike."""
+    answers from its own script in order; `always(url, answer)` answers every further call alike. With a
+    `resolver` (the webhook session's), a POST first resolves its host through it, as the real connector does."""
 
     def __init__(self) -> None:
+        self.resolver: Any = None
         self.scripts: dict[tuple[str, str], list[Reply]] = {}
         self.sticky: dict[tuple[str, str], Reply] = {}
         self.calls: list[Call] = []
@@ -792,7 +818,9 @@ class FakeHTTP:
     def request(self, method: str, url: Any, **kwargs: Any) -> _Response:
         return self._answer(method, url, **kwargs)
 
-    def post(self, url: Any, **kwargs: Any) -> _Response:
+    def post(self, url: Any, **kwargs: Any) -> _Response | _Resolving:
+        if self.resolver is not None:
+            return _Resolving(self, url, kwargs)
         return self._answer("POST", url, **kwargs)
 
     async def close(self) -> None:
@@ -889,6 +917,7 @@ def fake_runtime(**env: str) -> tuple[Runtime, Fakes]:
         history=HistoryStore(fakes.history),  # type: ignore[arg-type]
         lanes=LaneStore(fakes.table) if settings.workbook_concurrency > 0 else None,  # type: ignore[arg-type]
     )
+    fakes.webhooks.resolver = rt.resolver  # as build_runtime's webhook session resolves through it
     return rt, fakes
 
 
