@@ -34,6 +34,7 @@ from shared.operations import poll_step as poller
 from shared.operations import purge
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
+from shared.operations.record import DamagedRecord
 from shared.runtime.settings import SettingsError
 from shared.runtime.worker import Runtime, get_runtime, queue_client
 from shared.storage import poison
@@ -72,6 +73,8 @@ async def _run(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
         return problem_response(problem, req.url.split("?", 1)[0])
     except SettingsError as exc:
         return problem_response(Problem(500, "misconfigured", "The bridge is misconfigured", str(exc)))
+    except DamagedRecord as exc:  # met by a path that did not expect it (a keyed retry): named, never internalError
+        return problem_response(operation_reads.damaged_problem(exc), req.url.split("?", 1)[0])
     except Exception as exc:
         return unexpected_response(exc)
 

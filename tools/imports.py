@@ -82,6 +82,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "graph.tokens",
                 "lanes.store",
                 "observability.telemetry",
+                "operations.damaged",
                 "operations.store",
                 "runtime.settings",
                 "runtime.worker",

@@ -47,6 +47,8 @@ def reply_response(
 
 def page_response(page: Page, list_url: str, status: str | None, top: int | None) -> func.HttpResponse:
     body: dict[str, Any] = {"value": [to_json(op) for op in page.operations]}
+    if page.damaged:  # records of this page that cannot be read: named, left out, the rest answered
+        body["damaged"] = [{"id": d.operation_id, "code": "recordDamaged", "property": d.prop} for d in page.damaged]
     if page.continuation:
         query = {k: v for k, v in (("status", status), ("top", top)) if v is not None}
         query["continuationToken"] = page.continuation

@@ -40,7 +40,7 @@ from shared.delivery.policy import Delivered, GiveUp, Retry, decide
 from shared.delivery.sender import DeliveryOutcome, deliver
 from shared.delivery.targets import Refused, check_url
 from shared.observability import telemetry
-from shared.operations.record import FANOUT_PENDING, Operation, is_operation_id, iso
+from shared.operations.record import FANOUT_PENDING, DamagedRecord, Operation, is_operation_id, iso
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
 from shared.storage.messages import (
@@ -77,6 +77,8 @@ async def handle_message(rt: Runtime, text: str) -> None:
             await _attempt(rt, decode_subscription_attempt(text))
     except BadMessage as exc:
         log.error("dropping unreadable subscription message: %s", exc)
+    except DamagedRecord as exc:  # reported where it was read; retrying cannot make it readable
+        log.error("dropping subscription message for %s: its record is damaged", exc.operation_id)
 
 
 async def _fanout(rt: Runtime, task: FanoutTask) -> None:

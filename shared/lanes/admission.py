@@ -39,6 +39,7 @@ from shared.operations.record import (
     TIMED_OUT,
     WAITING,
     WEBHOOK_PENDING,
+    DamagedRecord,
     Operation,
     iso,
     parse_iso,
@@ -290,13 +291,22 @@ async def handle_message(rt: Runtime, text: str) -> None:
     await advance_lane(rt, lane)
 
 
+async def _member(rt: Runtime, operation_id: str) -> Operation | None:
+    """A lane member's record; one that cannot be read (reported) counts as gone: it will never be started or
+    end by itself, so it must not hold the workbook."""
+    try:
+        return await rt.store.get(operation_id)
+    except DamagedRecord:
+        return None
+
+
 async def _gone(rt: Runtime, state: LaneState, now: float) -> tuple[frozenset[str], dict[str, Operation]]:
     """Holders and the first waiters (as many as could take a free slot) whose record is terminal or missing."""
     gone: set[str] = set()
     seen: dict[str, Operation] = {}
     live = 0
     for holder in state.holders:
-        op = await rt.store.get(holder.operation_id)
+        op = await _member(rt, holder.operation_id)
         if op is None or op.terminal:
             gone.add(holder.operation_id)
         else:
@@ -306,7 +316,7 @@ async def _gone(rt: Runtime, state: LaneState, now: float) -> tuple[frozenset[st
     for waiter in state.waiting:
         if free <= 0:
             break
-        op = await rt.store.get(waiter.operation_id)
+        op = await _member(rt, waiter.operation_id)
         if op is None or op.terminal:
             gone.add(waiter.operation_id)
         else:
@@ -336,7 +346,7 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
     if throttle_wait(state, now) > 0:
         return
     for holder in state.holders:
-        op = await rt.store.get(holder.operation_id)
+        op = await _member(rt, holder.operation_id)
         if op is None or op.terminal:
             await release_slot(rt, lane, holder.operation_id)
         elif op.status == WAITING:

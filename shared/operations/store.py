@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core import MatchConditions
@@ -23,7 +23,8 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.operations.record import ROW_KEY, Operation, from_entity, iso, to_entity
+from shared.operations.damaged import decoded
+from shared.operations.record import ROW_KEY, DamagedRecord, Operation, iso, to_entity
 from shared.operations.result_size import needs_blob
 from shared.operations.retention import DAY, DEFAULT_RETENTION_DAYS, expires_at
 from shared.storage.result_blobs import ResultBlobs
@@ -54,6 +55,7 @@ class IdempotencyClaim:
 class Page:
     operations: list[Operation]
     continuation: str | None
+    damaged: list[DamagedRecord] = field(default_factory=list)  # left out of `operations`, flagged in the answer
 
 
 def _is_precondition_failure(exc: HttpResponseError) -> bool:
@@ -197,12 +199,19 @@ class OperationStore:
             raise Conflict(op.id) from None
         return op.with_(etag=meta.get("etag"))
 
-    async def get(self, operation_id: str) -> Operation | None:
+    async def get(self, operation_id: str, *, read: str = "get") -> Operation | None:
+        """The record, None if absent; DamagedRecord (reported) if it cannot be read."""
         try:
             entity = await self._table.get_entity(operation_id, ROW_KEY)
         except ResourceNotFoundError:
             return None
-        return await self._hydrated(from_entity(dict(entity), entity.metadata.get("etag")))
+        return await self._hydrated(decoded(entity, entity.metadata.get("etag"), read))
+
+    async def _listed(self, operation_id: str) -> Operation | DamagedRecord | None:
+        try:
+            return await self.get(operation_id, read="list")
+        except DamagedRecord as exc:
+            return exc
 
     async def update(self, op: Operation, changed: set[str]) -> Operation:
         """Merge `changed` fields, only if the entity is still the one `op` was read as (its ETag)."""
@@ -228,10 +237,14 @@ class OperationStore:
 
     async def delete(self, operation_id: str) -> None:
         """Delete the record, then its index entry (a crash in between leaves an entry that is skipped)."""
-        op = await self.get(operation_id)
+        try:
+            op = await self.get(operation_id)
+            owner = None if op is None else op.owner or ""
+        except DamagedRecord as exc:
+            owner = exc.owner or ""
         await self._table.delete_entity(operation_id, ROW_KEY)
-        if op is not None:
-            await self.delete_index(op.owner or "", operation_id)
+        if owner is not None:
+            await self.delete_index(owner, operation_id)
 
     async def list(self, status: str | None, top: int, continuation: str | None, owner: str | None = None) -> Page:
         """Newest first; only `owner`'s operations (their index partition) unless owner is None (read-all)."""
@@ -254,11 +267,15 @@ class OperationStore:
             continuation_token=decode_continuation(continuation) if continuation else None  # type: ignore[arg-type]
         )
         operations: list[Operation] = []
+        damaged: list[DamagedRecord] = []
         async for page in pages:
             async for entity in page:
-                operations.append(from_entity(dict(entity), entity.metadata.get("etag")))
+                try:
+                    operations.append(decoded(entity, entity.metadata.get("etag"), "list"))
+                except DamagedRecord as exc:
+                    damaged.append(exc)
             break
-        return Page(operations, encode_continuation(getattr(pages, "continuation_token", None)))
+        return Page(operations, encode_continuation(getattr(pages, "continuation_token", None)), damaged)
 
     async def list_indexed(self, owner: str, status: str | None, top: int, continuation: str | None) -> Page:
         """One owner's operations from their index partition, newest first, the records read by id.
@@ -266,19 +283,23 @@ class OperationStore:
         The entry's Status narrows a status filter inside the partition; the record read decides (a stale
         entry, left by a crash between the record's write and the entry's, is skipped and repaired). At most
         INDEX_MAX_SCANNED entries are examined per page, then the page ends early with a continuation.
-        Entries whose record is missing are skipped (and removed once old)."""
+        Entries whose record is missing are skipped (and removed once old); damaged records are flagged."""
         after = decode_continuation(continuation).get("after") if continuation else None
         partition = index_partition(owner)
         found: list[Operation] = []
+        damaged: list[DamagedRecord] = []
         scanned = 0
         last: str | None = after
         while len(found) < top and scanned < INDEX_MAX_SCANNED:
             want = min(top - len(found), INDEX_MAX_SCANNED - scanned)
             entries = await self._index_entries(partition, status, last, want)
             scanned += len(entries)
-            records = await asyncio.gather(*(self.get(str(e["RowKey"])) for e in entries))
+            records = await asyncio.gather(*(self._listed(str(e["RowKey"])) for e in entries))
             for entry, op in zip(entries, records, strict=True):
                 last = str(entry["RowKey"])
+                if isinstance(op, DamagedRecord):
+                    damaged.append(op)  # in the owner's partition: theirs, whatever its Owner now says
+                    continue
                 if op is None:
                     await self._drop_orphan(entry)
                     continue
@@ -289,8 +310,8 @@ class OperationStore:
                     if len(found) == top:
                         break
             if len(entries) < want and (not entries or last == str(entries[-1]["RowKey"])):
-                return Page(found, None)  # the partition is exhausted and every entry was examined
-        return Page(found, encode_continuation({"after": last}) if last else None)
+                return Page(found, None, damaged)  # the partition is exhausted and every entry was examined
+        return Page(found, encode_continuation({"after": last}) if last else None, damaged)
 
     async def _index_entries(
         self, partition: str, status: str | None, after: str | None, count: int
@@ -325,7 +346,9 @@ class OperationStore:
                 pass
 
     # Purge (shared/operations/purge.py decides; these read and delete).
-    async def expired_records(self, now: float, limit: int) -> builtins.list[Operation]:
+    async def expired_records(
+        self, now: float, limit: int, damaged: builtins.list[DamagedRecord] | None = None
+    ) -> builtins.list[Operation]:
         """Terminal records whose ExpiresAt has passed; older records without one: CompletedAt + retention."""
         cutoff = iso(now - self.retention_seconds)
         # the SDK substitutes @names between spaces only: keep them apart from the parentheses
@@ -333,20 +356,30 @@ class OperationStore:
             "RowKey eq @rk and ((ExpiresAt ge '2' and ExpiresAt le @now ) or "
             "(CompletedAt ge '2' and CompletedAt le @cutoff ))"
         )
-        return await self._records(query, {"rk": ROW_KEY, "now": iso(now), "cutoff": cutoff}, limit)
+        return await self._records(query, {"rk": ROW_KEY, "now": iso(now), "cutoff": cutoff}, limit, damaged)
 
-    async def stale_active_records(self, created_before: float, limit: int) -> builtins.list[Operation]:
+    async def stale_active_records(
+        self, created_before: float, limit: int, damaged: builtins.list[DamagedRecord] | None = None
+    ) -> builtins.list[Operation]:
         """Active records created before `created_before` (candidates for the stranded check)."""
         query = (
             "RowKey eq @rk and (Status eq 'notStarted' or Status eq 'running' or Status eq 'waiting' )"
             " and CreatedAt lt @before"
         )  # waiting: a lane that lost every message (shared/lanes/admission.py)
-        return await self._records(query, {"rk": ROW_KEY, "before": iso(created_before)}, limit)
+        return await self._records(query, {"rk": ROW_KEY, "before": iso(created_before)}, limit, damaged)
 
-    async def _records(self, query: str, parameters: dict[str, Any], limit: int) -> builtins.list[Operation]:
+    async def _records(
+        self, query: str, parameters: dict[str, Any], limit: int, damaged: builtins.list[DamagedRecord] | None
+    ) -> builtins.list[Operation]:
+        """Up to `limit` records; the damaged ones met on the way go to `damaged` (when given), not counted."""
         found: builtins.list[Operation] = []
         async for entity in self._table.query_entities(query, parameters=parameters, results_per_page=limit):
-            found.append(from_entity(dict(entity), entity.metadata.get("etag")))
+            try:
+                found.append(decoded(entity, entity.metadata.get("etag"), "purge"))
+            except DamagedRecord as exc:
+                if damaged is not None and len(damaged) < limit:
+                    damaged.append(exc)
+                continue
             if len(found) >= limit:
                 break
         return found
