@@ -21,6 +21,7 @@ from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
 from shared.operations.record import FAILED, ROW_KEY, WEBHOOK_PENDING, DamagedRecord, Operation
 from shared.operations.retention import DELETE, RETIRE, STRANDED_AFTER_SECONDS, damaged_fate, is_expired, is_stranded
 from shared.operations.store import IDEMPOTENCY_ROW_KEY, Conflict
+from shared.operations.sweeps import Swept, sweep
 from shared.runtime.worker import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,11 @@ class PurgeReport:
     skipped: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # records met that could not be read (deleted, retired or kept)
     retired: int = 0  # damaged active records ended `failed` (recordDamaged)
+    swept: list[Swept] = field(default_factory=list)  # per round: durations, lanes, orphaned index entries
 
     @property
     def total(self) -> int:
-        return self.records + self.keys + self.stranded + self.retired
+        return self.records + self.keys + self.stranded + self.retired + sum(s.total for s in self.swept)
 
 
 async def run(
@@ -55,6 +57,7 @@ async def run(
         await _fail_stranded(rt, now, batch, report)
         await _purge_records(rt, now, batch, report)
         await _purge_keys(rt, now, batch, report)
+        report.swept.append(await sweep(rt, now, batch))  # what carries no expiry of its own (sweeps.py)
         if report.total - before < batch:
             break  # nothing more (or less than a batch) this run
     log.info(

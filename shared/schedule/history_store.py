@@ -42,6 +42,11 @@ class HistoryStore:
     async def close(self) -> None:
         await self._table.close()
 
+    @property
+    def table(self) -> TableClient:
+        """The history table (the purge deletes summaries no finish touched for long: shared/operations/sweeps.py)."""
+        return self._table
+
     async def _entity(self, key: Key) -> tuple[dict[str, Any] | None, str | None]:
         try:
             entity = await self._table.get_entity(*key)

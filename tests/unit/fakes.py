@@ -45,6 +45,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -363,6 +364,10 @@ class FakeTable(Faults):
         self.table_name = name
         self.entities: dict[tuple[str, str], dict[str, Any]] = {}
         self.etags: dict[tuple[str, str], str] = {}
+        # The service's own `Timestamp` of each entity: the time of its last write ("Understanding the Table service
+        # data model", system properties). Not a property of the stored dict: the SDK hands it back as metadata,
+        # and a filter may compare it (`Timestamp lt @before`, a datetime parameter).
+        self.stamps: dict[tuple[str, str], datetime] = {}
         self.created = False
         self.closed = False
         self.calls: list[tuple[str, str, str]] = []  # (method, PartitionKey, RowKey)
@@ -385,6 +390,7 @@ class FakeTable(Faults):
     def _stamp(self, key: tuple[str, str]) -> dict[str, Any]:
         etag = f"W/\"datetime'{next(self._versions)}'\""
         self.etags[key] = etag
+        self.stamps[key] = datetime.fromtimestamp(time.time(), UTC)
         return {"etag": etag, "date": time.time()}
 
     def _entity(self, key: tuple[str, str], select: list[str] | None = None) -> TableEntity:
@@ -392,7 +398,7 @@ class FakeTable(Faults):
         entity = TableEntity(
             **{k: copy.deepcopy(v) for k, v in stored.items() if select is None or k in select or k in key}
         )
-        entity._metadata = {"etag": self.etags[key], "timestamp": None}
+        entity._metadata = {"etag": self.etags[key], "timestamp": self.stamps.get(key)}
         return entity
 
     @staticmethod
@@ -489,6 +495,7 @@ class FakeTable(Faults):
         self._condition(key, etag, match_condition)
         del self.entities[key]
         del self.etags[key]
+        self.stamps.pop(key, None)
 
     def query_entities(
         self,
@@ -502,7 +509,11 @@ class FakeTable(Faults):
         if self.check("query_entities", query_filter) is not None:
             raise NotImplementedError("query_entities is not async: give it sync `before` actions only")
         where = _Filter(query_filter, parameters or {})
-        rows = [self._entity(k, select) for k in sorted(self.entities) if where.matches(self.entities[k])]
+        rows = [
+            self._entity(k, select)
+            for k in sorted(self.entities)
+            if where.matches({**self.entities[k], "Timestamp": self.stamps.get(k)})
+        ]
         return _Pages(rows, results_per_page)
 
 
