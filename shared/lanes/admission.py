@@ -3,7 +3,7 @@
 Decisions are in shared/lanes/line.py (pure), the entity in shared/lanes/store.py; this module applies them around
 the operation records. A start that must wait is stored `waiting` with its validated request; the lane's
 advance step (a `lane` message on the poll queue) starts it later with the same write-ahead start as the HTTP
-path (start_flow.send_start). See docs/design.md, "The lane per workbook".
+path (shared/operations/sending.py send_start). See docs/design.md, "The lane per workbook".
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from shared.lanes.line import (
 from shared.lanes.slots import enabled, lanes_of, note_throttle, on_terminal, release_slot, send_recheck
 from shared.lanes.store import lane_key
 from shared.observability import telemetry
+from shared.operations import sending
 from shared.operations import write_ahead as start_flow
 from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
 from shared.operations.record import (
     FAILED,
     NOT_STARTED,
-    STARTING,
+    PREPARED,
     TIMED_OUT,
     WAITING,
     WEBHOOK_PENDING,
@@ -163,13 +164,13 @@ async def _begin(
     rt: Runtime, op: Operation, request: StartRequest, assertion: str | None, key_hash: str | None, *, http: bool
 ) -> Operation:
     """The write-ahead start of a slot holder: `waiting` -> `starting` (ETag-guarded: a duplicate advance never
-    sends twice), then start_flow.send_start. Graph not doing the work: the HTTP path abandons (the caller
+    sends twice), then sending.send_start. Graph not doing the work: the HTTP path abandons (the caller
     retries); a deferred start waits out the throttle and tries again (bounded), or fails with Graph's error."""
     now = time.time()
     try:
         intent = await rt.store.update(
             with_event(
-                op.with_(status=NOT_STARTED, start_phase=STARTING, updated_at=iso(now), started_at=iso(now)),
+                op.with_(status=NOT_STARTED, start_phase=PREPARED, updated_at=iso(now), started_at=iso(now)),
                 iso(now),
                 "status",
                 status=NOT_STARTED,
@@ -192,10 +193,11 @@ async def _begin(
         return op.with_(lane_position=0)
     telemetry.lane_wait(now - parse_iso(op.created_at))  # once: the write above succeeds once per record
     try:
-        return await start_flow.send_start(rt, request, intent, assertion, key_hash)
-    except start_flow.NotSent as exc:
+        return await sending.send_start(rt, request, intent, assertion, key_hash)
+    except sending.NotSent as exc:
         if exc.graph_status == 429:
             await note_throttle(rt, intent, exc.retry_after, time.time())
+        intent = exc.intent or intent  # as this request last wrote it (`starting` once marked)
         if http:
             await start_flow.abandon(rt, intent, key_hash)  # frees the slot too (on_terminal)
             if exc.problem is None:
@@ -204,7 +206,7 @@ async def _begin(
         return await _deferred_not_sent(rt, intent, exc)
 
 
-async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: start_flow.NotSent) -> Operation:
+async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: sending.NotSent) -> Operation:
     now = time.time()
     attempts = intent.lane_attempts + 1
     lane = intent.lane or ""
@@ -352,4 +354,6 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
         elif op.status == WAITING:
             await start_deferred(rt, op)
         elif op.start_phase:  # a start that died half way: finish it as a GET would (never sent twice)
-            await start_flow.resume_start(rt, op, time.time(), retry=False)
+            op = await start_flow.resume_start(rt, op, time.time(), retry=False)
+            if op.status == WAITING:  # it died before sending: send it now
+                await start_deferred(rt, op)

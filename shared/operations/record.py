@@ -16,7 +16,10 @@ CALLBACK_FORMATS = (BINARY, STRUCTURED)
 
 NOT_STARTED, RUNNING = "notStarted", "running"
 WAITING = "waiting"  # accepted, in its workbook's lane, not sent to Graph yet (shared/lanes/line.py)
-STARTING, ANSWERED = "starting", "answered"  # Operation.start_phase
+# Operation.start_phase (shared/operations/phases.py): the intent is stored `prepared` (nothing sent yet), marked
+# `starting` just before the Excel request goes out (it may have reached Graph from then on), `answered` once
+# Graph's answer is stored. Records from before `prepared` existed were stored `starting`, which stays "maybe sent".
+PREPARED, STARTING, ANSWERED = "prepared", "starting", "answered"
 SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
 ACTIVE = frozenset({NOT_STARTED, RUNNING, WAITING})
 TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
@@ -90,8 +93,9 @@ class Operation:
     callback_format: str | None = None  # BINARY | STRUCTURED; None on older records: structured
     fanout_state: str | None = None  # "pending" from the terminal write on (done: a marker entity, fanout.py)
     expires_at: str | None = None  # terminal: when the purge may delete it (stamped by the store, retention.py)
-    # Write-ahead of the start (operations.py): "starting" from before the Excel request until Graph's answer is
-    # stored, "answered" from then until the follow-up (first poll, or webhook and fan-out) is queued; else None.
+    # Write-ahead of the start (shared/operations/write_ahead.py): "prepared" from the intent's write until just
+    # before the Excel request, "starting" from then until Graph's answer is stored, "answered" from then until the
+    # follow-up (first poll, or webhook and fan-out) is queued; else None.
     start_phase: str | None = None
     result_blob: str | None = None  # the result is in this blob of RESULTS_CONTAINER (shared/storage/result_blobs.py)
     chain_message: str | None = None  # the queue message id that last claimed the poll chain (poller.py)
@@ -200,7 +204,7 @@ class DamagedRecord(ValueError):
         self.raw: dict[str, Any] = {}
 
 
-START_PHASES = (STARTING, ANSWERED)
+START_PHASES = (PREPARED, STARTING, ANSWERED)
 _REQUIRED = ("status", "created_at", "updated_at")
 _COUNTS = ("poll_count", "generation", "webhook_attempts", "lane_attempts")
 _NUMBERS = (*_COUNTS, "webhook_last_status", "webhook_claimed_attempt")

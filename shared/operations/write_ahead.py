@@ -1,7 +1,7 @@
 """The start's write-ahead pieces that the HTTP side (shared/operations/start.py) and the lane's deferred start
-(shared/lanes/admission.py) share: the intent record, sending the Excel request, recording its outcome, abandoning
-an intent. Both use cases import this module, so neither imports the other (see docs/design.md, "Write-ahead
-at start").
+(shared/lanes/admission.py) share: the intent record, recording Graph's answer and what follows it, finishing a
+start its request left undone, abandoning an intent (sending is shared/operations/sending.py). Both use cases
+import this module, so neither imports the other (see docs/design.md, "Write-ahead at start").
 """
 
 from __future__ import annotations
@@ -13,28 +13,24 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from shared.api.identity import Caller
 from shared.api.problems import FieldError, Problem, invalid
 from shared.crypto.sealing import seal
 from shared.delivery.fanout import queue_fanout
 from shared.delivery.operation_webhooks import queue_next_attempt
-from shared.graph.answers import innermost_code
-from shared.graph.client import TransportFailure
-from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start, whole_seconds
-from shared.graph.tokens import DelegatedCredentialError, delegated_tokens
+from shared.graph.lro import whole_seconds
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
 from shared.operations.lifecycle import OUTCOME_FIELDS, schedule_for, terminal_state
+from shared.operations.phases import Phase, judge
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     ACTIVE,
     ANSWERED,
     FAILED,
     FANOUT_PENDING,
     NOT_STARTED,
-    STARTING,
-    SUCCEEDED,
+    ROW_KEY,
+    WAITING,
     WEBHOOK_NONE,
     WEBHOOK_PENDING,
     Operation,
@@ -49,8 +45,6 @@ from shared.schedule.learning import plan_for
 from shared.storage.messages import PollState
 
 log = logging.getLogger("shared.operations.start")  # the start's log lines keep the category they had
-
-IDEMPOTENCY_IN_FLIGHT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ OUTCOME_UNKNOWN = "graphOutcomeUnknown"
 FOLLOW_UP_GRACE_SECONDS = 10.0  # a GET finishes an `answered` start left this long (its request died)
 
 
-def _unknown_error(detail: str) -> dict[str, Any]:
+def unknown_error(detail: str) -> dict[str, Any]:
     return {
         "code": OUTCOME_UNKNOWN,
         "message": f"The request was sent to Graph but its outcome is unknown ({detail}); the bridge will not send "
@@ -136,105 +130,20 @@ def _unknown_error(detail: str) -> dict[str, Any]:
     }
 
 
-def _reached_graph(exc: TransportFailure) -> bool:
-    """Whether a failed request may have reached Graph: only a connection that was never made proves not."""
-    return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
-
-
 async def abandon(rt: Runtime, intent: Operation, key_hash: str | None) -> None:
-    """Graph refused (or was never reached): remove the intent and free the key, so a retry starts afresh."""
+    """Graph refused (or was never reached): remove the intent and free the key, so a retry starts afresh. Only if
+    the record is still the one this request wrote (its ETag): one a retry took over, or a cancel ended, stays."""
     try:
-        await rt.store.delete(intent.id)
-    except Exception:  # left as `starting`: a retry with the key then ends it as graphOutcomeUnknown (safe side)
+        if not await rt.store.delete_row(intent.id, ROW_KEY, intent.etag):
+            log.info("operation %s changed since its intent was written (taken over or ended): kept", intent.id)
+            return
+        await rt.store.delete_index(intent.owner or "", intent.id)
+    except Exception:  # left as it is: a retry with the key, a GET or the purge ends it (safe side)
         log.exception("could not remove the intent of operation %s", intent.id)
         return
     if key_hash:
         await rt.store.release_idempotency(key_hash)
     await lane_slots.on_terminal(rt, intent)  # its lane slot, if it held one
-
-
-class NotSent(Exception):
-    """Graph did not do the work: it refused (`graph_status`), was provably never reached (None), or the call
-    failed before a request went out (`problem` None: the original exception is the cause). The HTTP start
-    abandons the intent and answers `problem`; a deferred start (shared/lanes/admission.py) retries or fails it."""
-
-    def __init__(
-        self,
-        problem: Problem | None,
-        graph_status: int | None = None,
-        retry_after: float | None = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(problem.title if problem else "not sent")
-        self.problem = problem
-        self.graph_status = graph_status
-        self.retry_after = retry_after
-        self.error = error
-
-    @property
-    def retryable(self) -> bool:
-        """Nothing was done and trying later may work: never reached, throttled, or Graph's own 5xx/408."""
-        return self.graph_status is None or self.graph_status in (408, 429) or self.graph_status >= 500
-
-
-async def send_start(
-    rt: Runtime, request: StartRequest, intent: Operation, assertion: str | None, key_hash: str | None
-) -> Operation:
-    """Send the Excel request of a stored intent (`starting`) and record Graph's answer: the one start path of
-    the HTTP request and of a deferred start from the workbook's lane. NotSent when Graph did not do the work."""
-    operation_id = intent.id
-    async with delegated_tokens(rt.settings, assertion) as tokens:  # closed when the request is answered
-        try:
-            response = await rt.graph.start(rt.settings.graph_base_url, request, tokens)
-        except TransportFailure as exc:
-            if not _reached_graph(exc):
-                raise NotSent(
-                    Problem(
-                        503,
-                        "graphUnavailable",
-                        "Graph did not answer",
-                        f"{exc}; the request never reached Graph and nothing was stored; retry.",
-                        headers={"Retry-After": "5"},
-                    )
-                ) from None
-            log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
-            return await record_outcome(
-                rt, terminal_state(intent, FAILED, time.time(), error=_unknown_error(str(exc))), key_hash
-            )
-        except DelegatedCredentialError as exc:
-            raise NotSent(
-                Problem(
-                    401 if exc.code == "delegatedCredentialExpired" else 403,
-                    exc.code,
-                    "Graph cannot be called on your behalf",
-                    str(exc),
-                ),
-                401,
-                error={"code": exc.code, "message": str(exc)},
-            ) from None
-        except Exception as exc:
-            # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
-            # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
-            raise NotSent(None) from exc
-    answered = time.time()
-    decision = decide_start(
-        response.status, response.headers, response.body, request.action, rt.graph.trusted, rt.settings.graph_origin
-    )
-    if isinstance(decision, Accepted):
-        log.info("started %s as operation %s", request.action, intent.id)
-        return await record_outcome(
-            rt, intent.with_(operation_url=decision.location, updated_at=iso(answered)), key_hash
-        )
-    if isinstance(decision, Ended):
-        if decision.status == SUCCEEDED:
-            log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, response.status)
-        return await record_outcome(
-            rt,
-            terminal_state(intent, decision.status, answered, result=decision.result, error=decision.error),
-            key_hash,
-        )
-    # Graph refused: it did not do the work
-    raise NotSent(_graph_problem(decision), decision.status, decision.retry_after, decision.error)
 
 
 OUTCOME_WRITE_BACKOFF = (0.5, 1.0, 2.0)  # then give up: 4 writes, each with the SDK's own retries inside
@@ -365,51 +274,55 @@ async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: s
 
 
 async def resume_start(rt: Runtime, op: Operation, now: float, *, retry: bool) -> Operation:
-    """Finish a start its request left undone. `starting` past the in-flight window: the request died after
-    (maybe) sending the Excel request, so the outcome is unknown: it ends failed, never re-sent. `answered`:
-    queue the follow-up (at once for a retry with the key; after a grace period for a GET)."""
-    if op.start_phase == STARTING and now - parse_iso(op.updated_at) >= IDEMPOTENCY_IN_FLIGHT_SECONDS:
-        unknown = terminal_state(op, FAILED, now, error=_unknown_error("the request that sent it did not finish"))
-        unknown = unknown.with_(start_phase=ANSWERED)
-        await queue_fanout(rt, unknown)
+    """Finish a start its request left undone (shared/operations/phases.py says what a stale phase means).
+    `prepared` past its window: never sent, nothing was done; a lane's request goes back in line, any other ends
+    `failed` / startNotSent (a keyed retry sends it instead: shared/operations/start.py). `starting` past its
+    window: maybe sent, the outcome is unknown: it ends failed, never re-sent. `answered`: queue the follow-up
+    (at once for a retry with the key; after a grace period for a GET)."""
+    verdict, _ = judge(op.start_phase, now - parse_iso(op.updated_at), rt.settings.graph_timeout)
+    if verdict is Phase.NOT_SENT and op.lane_request is not None:
+        return await _back_in_line(rt, op, now)
+    if verdict in (Phase.NOT_SENT, Phase.UNKNOWN):
+        error = (
+            _not_sent_error() if verdict is Phase.NOT_SENT else unknown_error("the request that sent it did not finish")
+        )
+        ended = terminal_state(op, FAILED, now, error=error).with_(start_phase=ANSWERED)
+        await queue_fanout(rt, ended)
         try:
-            op = await rt.store.update(unknown, OUTCOME_FIELDS)
+            op = await rt.store.update(ended, OUTCOME_FIELDS)
         except Conflict:
             return await rt.store.get(op.id) or op
-        log.warning("operation %s: the start's outcome is unknown; ended as failed", op.id)
+        log.warning(
+            "operation %s: its start %s; ended as failed",
+            op.id,
+            "was never sent" if error["code"] == NOT_SENT else "has an unknown outcome",
+        )
         return await complete_start(rt, op, retry=True)
     if op.start_phase == ANSWERED and (retry or now - parse_iso(op.updated_at) >= FOLLOW_UP_GRACE_SECONDS):
         return await complete_start(rt, op, retry=True)
     return op
 
 
-def _graph_problem(refused: GraphRefused) -> Problem:
-    error = refused.error
-    code = innermost_code(error)
-    if refused.retryable:
-        return Problem(
-            503,
-            code,
-            "Graph is busy or unavailable",
-            "Nothing was stored; retry the request.",
-            extra={"graphStatus": refused.status, "graphError": error},
-            headers={"Retry-After": str(max(1, whole_seconds(refused.retry_after or 5)))},
-        )
-    if refused.status == 401:
-        return Problem(
-            502,
-            code,
-            "Graph refused the bridge's credentials",
-            "The bridge's token was rejected even after a refresh.",
-            extra={"graphStatus": refused.status, "graphError": error},
-        )
-    return Problem(
-        refused.status if 400 <= refused.status < 500 else 502,
-        code,
-        "Graph rejected the request",
-        str(error.get("message") or ""),
-        extra={"graphStatus": refused.status, "graphError": error},
-    )
+NOT_SENT = "startNotSent"
+
+
+def _not_sent_error() -> dict[str, Any]:
+    return {
+        "code": NOT_SENT,
+        "message": "The bridge stopped before the Excel request was sent to Graph, so nothing was done. Send the "
+        "request again (with a new Idempotency-Key).",
+    }
+
+
+async def _back_in_line(rt: Runtime, op: Operation, now: float) -> Operation:
+    """A lane's request that was never sent: `waiting` again, holding its slot, for the lane to send."""
+    back = op.with_(status=WAITING, start_phase=None, updated_at=iso(now))
+    try:
+        back = await rt.store.update(back, {"status", "start_phase", "updated_at"})
+    except Conflict:
+        return await rt.store.get(op.id) or op
+    log.warning("operation %s: its deferred start was never sent; waiting again", op.id)
+    return back
 
 
 def idempotency_key_hash(key: str, caller: Caller) -> str:
