@@ -98,7 +98,9 @@ bench: install
 	$(PY) -m bench.poll_cost
 	$(PY) -m bench.list_latency
 	$(PY) -m bench.schedule --plot docs/schedule.png
+	$(PY) -m bench.history_burst
 	$(PY) -m bench.real_run
+	$(PY) -m bench.real_run --prior 64
 	$(PY) -m bench.lane
 
 bench-list: install

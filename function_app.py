@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import azure.functions as func
 from azure.storage.queue.aio import QueueClient
@@ -25,7 +26,6 @@ from shared.api.responses import (
 )
 from shared.console import api as console_api
 from shared.console import assets as console_assets
-from shared.crypto.status_links import EXPIRY_PARAM, SIGNATURE_PARAM
 from shared.delivery import operation_webhooks as deliverer
 from shared.lanes import admission as lane_flow
 from shared.observability import telemetry
@@ -35,7 +35,7 @@ from shared.operations import purge
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
 from shared.operations.record import DamagedRecord
-from shared.runtime.settings import SettingsError
+from shared.runtime.settings import SettingsError, load_settings
 from shared.runtime.worker import Runtime, get_runtime, queue_client
 from shared.storage import poison
 from shared.storage.messages import LANE_KIND, message_kind, trace_context
@@ -110,7 +110,10 @@ async def list_operations(req: func.HttpRequest) -> func.HttpResponse:
     async def handle(rt: Runtime) -> func.HttpResponse:
         status, top = req.params.get("status"), req.params.get("top")
         page = await operation_reads.list_page(rt, status, top, req.params.get("continuationToken"), caller(rt, req))
-        return page_response(page, req.url.split("?", 1)[0], status, operation_reads.parse_top(top, default=None))
+        top_given = operation_reads.parse_top(top, default=None)
+        return page_response(
+            page.operations, page.continuation, req.url.split("?", 1)[0], status, top_given, page.damaged
+        )
 
     return await _answer(req, handle, "GET /api/operations")
 
@@ -143,10 +146,10 @@ async def redeliver_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def status_link(req: func.HttpRequest) -> operation_reads.StatusLink:
-    return operation_reads.StatusLink(req.params.get(EXPIRY_PARAM), req.params.get(SIGNATURE_PARAM))
+    return operation_reads.StatusLink.from_query(urlsplit(req.url).query, req.params)
 
 
-# Signed status URLs (the Location given to every caller when STATUS_LINK_KEYS is set): anonymous at the host,
+# Signed status URLs (the Location given to every caller; the key: shared/runtime/link_key.py): anonymous at the host,
 # because pollers such as Logic Apps (custom headers dropped on follow-ups) and Power Automate (no credential)
 # cannot send a function key; the URL's own signature opens this one operation's status and cancel only.
 @app.route(route="status/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -174,6 +177,9 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
             await rt.store.ping()
             await rt.polls.ping()
             poisoned = await poison.counts(rt.settings, _poison_clients(rt))
+    except SettingsError as exc:  # e.g. a damaged status-link key (shared/runtime/link_key.py): say which
+        log.warning("health check failed: %s", exc)
+        return problem_response(Problem(503, "misconfigured", "The bridge is misconfigured", str(exc)))
     except Exception as exc:
         log.warning("health check failed: %s", type(exc).__name__)
         return problem_response(Problem(503, "unhealthy", "Storage is not reachable", type(exc).__name__))
@@ -231,8 +237,19 @@ def _message_attributes(msg: func.QueueMessage) -> dict[str, str | int]:
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-    """The OpenAPI 3 document of every route (shared/api/openapi.py; tests keep it in step with this file)."""
-    return json_response(200, build_spec(api_base(req, "openapi.json")))
+    """The OpenAPI 3 document of every route (shared/api/openapi.py; tests keep it in step with this file), with
+    this deployment's bounds; a misconfigured bridge still describes its routes (with the widest bounds)."""
+    try:
+        settings = load_settings()
+    except SettingsError:
+        return json_response(200, build_spec(api_base(req, "openapi.json")))
+    spec = build_spec(
+        api_base(req, "openapi.json"),
+        operation_timeout=settings.operation_timeout,
+        http_callbacks=settings.webhook_allow_private_networks,
+        graph_origin=settings.graph_origin,
+    )
+    return json_response(200, spec)
 
 
 # Subscriptions: "an operation of mine finished" (shared/subscriptions/api.py); the connector's webhook trigger.

@@ -25,8 +25,9 @@ from pathlib import Path
 from azure.data.tables.aio import TableClient
 
 from devhost.services import AzuritePorts, free_port, start_azurite
+from shared.operations.listing import Page
 from shared.operations.record import FAILED, SUCCEEDED, Operation, iso, new_operation_id
-from shared.operations.store import OperationStore, Page
+from shared.operations.store import OperationStore
 
 WRITERS = 32
 

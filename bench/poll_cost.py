@@ -4,7 +4,7 @@ Runs the real start (shared.operations.start) and poll step (shared.operations.p
 emulator, doing the host's part (receive, then delete) itself so every storage request is seen: the operations table,
 the duration history table, the poll queue and the deliveries queue (the fan-out message of the terminal event).
 Two operations of one kind on one workbook: the first cold (the history is empty: its reads find nothing, its
-merges insert), the second with history (its reads find the entities, its merges replace them).
+finish inserts both entities by upsert), the second with history (its reads find them, its upserts merge a slot).
 
 Per whole operation = the start + (polls - 1) uneventful polls + the finishing poll step, where the number of
 polls for a given duration comes from the real schedule (shared.schedule.plans) at production settings: cold, and
@@ -42,7 +42,8 @@ from shared.runtime.settings import load_settings
 from shared.runtime.worker import Runtime, build_runtime
 from shared.schedule.history import DurationHistory
 from shared.schedule.history_store import HistoryStore
-from shared.schedule.plans import COLD, Plan, Schedule, learned_plan
+from shared.schedule.learned import learned_plan
+from shared.schedule.plans import COLD, Plan, Schedule
 from shared.schedule.timing import Timing
 from shared.storage.queues import DeliveryQueue, PollQueue
 
@@ -63,6 +64,8 @@ LABELS = {
     "history GET": "history read",
     "history POST": "history insert",
     "history PUT": "history replace",
+    "history PATCH": "history upsert (merge)",
+    "history MERGE": "history upsert (merge)",
     "deliveries POST": "fan-out message send",
     "table POST": "table insert",
     "table GET": "table read (entity)",
@@ -227,7 +230,7 @@ async def measure(polls: int, storage: AzuritePorts, emulator_url: str, item: st
         history = sum(v for k, v in start.items() if k.startswith("history")) + sum(
             v for k, v in final.items() if k.startswith("history")
         )
-        print(f"{name}: of which the duration history {history} (reads at the start, read + write per key at the end)")
+        print(f"{name}: of which the duration history {history} (reads at the start, one upsert per key at the end)")
     fixed = sum(warm["start"].values()) + sum(warm["final"].values())
     print()
     print("per whole operation at production settings (start + (polls - 1) uneventful polls + the finishing step):")

@@ -57,8 +57,82 @@ class Emulator:
         """The request log (oldest first), optionally one item's and/or one kind's."""
         return self.admin("GET", "/requests", params={"item": item or "", "kind": kind or ""})  # type: ignore[no-any-return]
 
-    def rows(self, item: str, table: str) -> list[list[Any]]:
-        return self.admin("GET", f"/tables/{item}/{table}")["rows"]  # type: ignore[no-any-return]
+    def patch_scenario(self, item: str, scenario: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        """PATCH /_emulator/scenarios/{item}: set some scenario fields (switches), keep the others and what is left
+        of the fault queues."""
+        return self.admin("PATCH", f"/scenarios/{item}", {**(scenario or {}), **fields})  # type: ignore[no-any-return]
+
+    def rows(self, item: str, table: str, offset: int | None = None, limit: int | None = None) -> list[list[Any]]:
+        """A table's rows exactly as stored (all of them, or `limit` from `offset`)."""
+        return self.table(item, table, offset, limit)["rows"]  # type: ignore[no-any-return]
+
+    def table(self, item: str, table: str, offset: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        """GET /_emulator/tables/{item}/{table}: ``{"rows", "count" (all rows), "offset"}``."""
+        params = {"offset": "" if offset is None else str(offset), "limit": "" if limit is None else str(limit)}
+        return self.admin("GET", f"/tables/{item}/{table}", params=params)  # type: ignore[no-any-return]
+
+    def row_count(self, item: str, table: str) -> int:
+        return int(self.table(item, table, 0, 0)["count"])
+
+    def declare_table(
+        self,
+        item: str,
+        table: str,
+        columns: list[str],
+        *,
+        table_id: str | None = None,
+        rows: list[list[Any]] | None = None,
+        sheet: str | None = None,
+        origin: str | None = None,
+    ) -> dict[str, Any]:
+        """PUT /_emulator/tables/{item}/{table}: declare (replace) a table with its column names (and optionally
+        its id, rows, sheet and top-left cell); its description."""
+        body: dict[str, Any] = {"columns": columns}
+        for name, value in (("id", table_id), ("rows", rows), ("sheet", sheet), ("origin", origin)):
+            if value is not None:
+                body[name] = value
+        return self.admin("PUT", f"/tables/{item}/{table}", body)["table"]  # type: ignore[no-any-return]
+
+    def tables(self, item: str) -> list[dict[str, Any]]:
+        """The item's tables: name, id, columns, declared, rowCount, sheet, address."""
+        return self.admin("GET", f"/tables/{item}")  # type: ignore[no-any-return]
+
+    def drop_table(self, item: str, table: str) -> None:
+        self.admin("DELETE", f"/tables/{item}/{table}", expect=204)
+
+    def inject_write_fault(
+        self,
+        item: str,
+        fault: str,
+        count: int = 1,
+        action: str | None = None,
+        error: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Queue a write fault for the item's next `count` writes (of `action`, or any): ``applyThen504``,
+        ``applyThen500``, ``applyThenDrop`` (applied, then that answer) or ``insertDeleteConflict`` (409, nothing
+        applied). The item's queue after it."""
+        body: dict[str, Any] = {"fault": fault, "count": count, "action": action}
+        if error is not None:
+            body["error"] = dict(error)
+        return self.admin("POST", f"/scenarios/{item}/write-faults", body)["writeFaults"]  # type: ignore[no-any-return]
+
+    def sessions(self, item: str | None = None) -> list[dict[str, Any]]:
+        """Every workbook session (item, id, persistChanges, state, createdAt, lastUsedAt, expiresAt)."""
+        return self.admin("GET", "/sessions", params={"item": item or ""})  # type: ignore[no-any-return]
+
+    def expire_sessions(self, item: str, session_id: str | None = None) -> list[str]:
+        """Expire one session of the item (or all of them) now; the ids expired."""
+        body = {} if session_id is None else {"sessionId": session_id}
+        return self.admin("POST", f"/sessions/{item}/expire", body)["expired"]  # type: ignore[no-any-return]
+
+    def counters(self, item: str | None = None) -> dict[str, Any]:
+        """Requests, bytesIn/bytesOut, dropped, rows/cells written and read, faults fired: one item's, or
+        ``{"total", "items"}``."""
+        return self.admin("GET", "/counters", params={"item": item or ""})  # type: ignore[no-any-return]
+
+    def faults(self, item: str | None = None) -> list[dict[str, Any]]:
+        """Every fault the emulator fired (seq of the request, time, item, action, fault), oldest first."""
+        return self.admin("GET", "/faults", params={"item": item or ""})  # type: ignore[no-any-return]
 
     def operations(self, item: str | None = None) -> list[dict[str, Any]]:
         return self.admin("GET", "/operations", params={"item": item or ""})  # type: ignore[no-any-return]

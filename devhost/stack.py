@@ -22,6 +22,57 @@ from .services import (
     start_process,
 )
 
+DEMO_WORKBOOK = "/me/drive/items/01DEMOITEM"
+
+
+def start_body(callback_url: str | None = None) -> str:
+    """The demo start request's JSON (a createSession; with a callback when `callback_url` is given)."""
+    body: dict[str, object] = {
+        "workbook": DEMO_WORKBOOK,
+        "action": "createSession",
+        "parameters": {"persistChanges": True},
+    }
+    if callback_url:
+        body.update(callbackUrl=callback_url, clientReference="demo")
+    return json.dumps(body)
+
+
+def banner(api: str, emulator: str, receiver: str, storage: AzuritePorts) -> str:
+    """What `make run` prints: where everything is and commands that work when pasted as they are (a test runs them:
+    tests/e2e/test_first_screen.py). Without a callbackUrl the start answers 202 and its Location (the signed status
+    URL) is polled; with one it answers 201: a subscription, whose webhook the receiver prints."""
+    post = f"curl -i -X POST {api}/operations -H 'content-type: application/json'"
+    follow = (
+        f"L=$(curl -s -o /dev/null -D - -X POST {api}/operations -H 'content-type: application/json' "
+        f"-d '{start_body()}' | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); echo \"$L\"; "
+        'for i in $(seq 120); do [ "$(curl -s -o /dev/null -w \'%{http_code}\' "$L")" = 200 ] && break; sleep 1; done; '
+        'curl -i "$L"'
+    )
+    return f"""
+Excel Async Bridge is running (logs in .run/logs/).
+  function app      {api}   (health: {api}/health)
+  console           {api}/console   (the operations console: docs/console.md)
+  Graph emulator    {emulator}/v1.0   (admin: /_emulator/...)
+  webhook receiver  {receiver}   (verified webhooks are printed below)
+  Azurite           blob {storage.blob}, queue {storage.queue}, table {storage.table} (data in .azurite/)
+
+Start an operation. It answers 202 Accepted; its Location header is the signed status URL
+({api}/status/<id>?se=...&sig=...), which needs no key:
+  {post} \\
+       -d '{start_body()}'
+Then GET that Location exactly as it was printed: 202 while it runs, 200 with the session as "result" when done:
+  curl -i '<the Location printed above>'
+Or both in one line (it prints the Location, polls it until 200, at most 2 minutes, then prints the answer):
+  {follow}
+
+With a callbackUrl the start answers 201 Created instead (a webhook subscription: wait for the call, do not poll),
+and a few seconds later the receiver prints "webhook verified: type=workbook.operation.succeeded ...":
+  {post} \\
+       -d '{start_body(f"{receiver}/hooks/demo")}'
+
+Press Ctrl-C to stop everything.
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Excel Async Bridge locally")
@@ -62,30 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             service.stop()
         return 1
     api = f"http://127.0.0.1:{args.port}/api"
-    body = {
-        "workbook": "/me/drive/items/01DEMOITEM",
-        "action": "createSession",
-        "parameters": {"persistChanges": True},
-        "callbackUrl": f"http://127.0.0.1:{args.receiver_port}/hooks/demo",
-        "clientReference": "demo",
-    }
     print(
-        f"""
-Excel Async Bridge is running (logs in .run/logs/).
-  function app      {api}   (health: {api}/health)
-  console           {api}/console   (the operations console: docs/console.md)
-  Graph emulator    http://127.0.0.1:{args.emulator_port}/v1.0   (admin: /_emulator/...)
-  webhook receiver  http://127.0.0.1:{args.receiver_port}   (verified webhooks are printed below)
-  Azurite           blob {blob}, queue {queue}, table {table} (data in .azurite/)
-
-Start an operation:
-  curl -i -X POST {api}/operations -H 'content-type: application/json' \\
-       -d '{json.dumps(body)}'
-Then follow the Location it returns (202 while running, 200 when done):
-  curl -i {api}/operations/<id>
-
-Press Ctrl-C to stop everything.
-""",
+        banner(api, f"http://127.0.0.1:{args.emulator_port}", f"http://127.0.0.1:{args.receiver_port}", storage),
         flush=True,
     )
     stop = False

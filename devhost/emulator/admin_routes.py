@@ -3,25 +3,22 @@ configuration, token revocation, the request log, statistics, operations and tab
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
+from .admin_json import admin_json
 from .scenarios import ScenarioError, ScenarioState, parse_config, parse_scenario
 from .server import ADMIN_PREFIX, graph_error, not_found
 from .state import Emulator
 
+__all__ = ["AdminRoutes", "admin_json"]
 
-async def admin_json(request: web.Request) -> Any:
-    """An admin request's JSON body ({} when empty); ScenarioError when it is not JSON."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ScenarioError(f"body is not valid JSON: {exc}") from exc
+# The queues a PATCH keeps (what is left of them) unless it gives the field anew.
+_QUEUES = (
+    ("startFaults", "start_faults"),
+    ("operationFaults", "operation_faults"),
+    ("resultFaults", "result_faults"),
+    ("writeFaults", "write_faults"),
+)
 
 
 class AdminRoutes:
@@ -32,12 +29,12 @@ class AdminRoutes:
         router.add_put(f"{ADMIN_PREFIX}/scenarios/{{item}}", self.put_scenario)
         router.add_get(f"{ADMIN_PREFIX}/scenarios/{{item}}", self.get_scenario)
         router.add_delete(f"{ADMIN_PREFIX}/scenarios/{{item}}", self.delete_scenario)
+        router.add_patch(f"{ADMIN_PREFIX}/scenarios/{{item}}", self.patch_scenario)
         router.add_post(f"{ADMIN_PREFIX}/reset", self.reset)
         router.add_put(f"{ADMIN_PREFIX}/config", self.put_config)
         router.add_get(f"{ADMIN_PREFIX}/config", self.get_config, allow_head=False)
         router.add_post(f"{ADMIN_PREFIX}/tokens/revoke", self.revoke_tokens)
         router.add_get(f"{ADMIN_PREFIX}/requests", self.requests, allow_head=False)
-        router.add_get(f"{ADMIN_PREFIX}/tables/{{item}}/{{table}}", self.table, allow_head=False)
         router.add_get(f"{ADMIN_PREFIX}/stats", self.stats, allow_head=False)
         router.add_get(f"{ADMIN_PREFIX}/operations", self.list_operations, allow_head=False)
 
@@ -53,6 +50,34 @@ class AdminRoutes:
         except ScenarioError as exc:
             return graph_error(400, "invalidArgument", str(exc))
         state = ScenarioState.create(scenario)
+        self.emulator.scenarios[item_id] = state
+        return web.json_response({"item": item_id, "scenario": state.to_json()})
+
+    async def patch_scenario(self, request: web.Request) -> web.StreamResponse:
+        """Change some fields of the item's scenario (the default one when it has none), keep the rest: what is
+        left of its fault queues, its generators' draws so far (unless the field that seeds them is given)."""
+        item_id = request.match_info["item"]
+        old = self.emulator.scenarios.get(item_id)
+        try:
+            changes = await admin_json(request)
+            if not isinstance(changes, dict):
+                raise ScenarioError("a scenario patch must be a JSON object")
+            base = old.scenario.to_json() if old is not None else {}
+            merged = {**base, **changes}
+            if merged.get("runningSeconds") is not None and ("duration" in changes or "actionDurations" in changes):
+                merged.pop("runningSeconds")  # the patch's duration replaces the old runningSeconds
+            scenario = parse_scenario(merged)
+        except ScenarioError as exc:
+            return graph_error(400, "invalidArgument", str(exc))
+        state = ScenarioState.create(scenario)
+        if old is not None:
+            for name, attr in _QUEUES:
+                if name not in changes:
+                    setattr(state, attr, getattr(old, attr))
+            if not {"duration", "actionDurations"} & set(changes):
+                state.rngs = old.rngs
+            if "writeFaultRate" not in changes:
+                state.fault_rng = old.fault_rng
         self.emulator.scenarios[item_id] = state
         return web.json_response({"item": item_id, "scenario": state.to_json()})
 
@@ -107,8 +132,3 @@ class AdminRoutes:
         operations = self.emulator.operations
         operations.settle()
         return web.json_response([op.to_json() for op in operations.all(request.query.get("item"))])
-
-    async def table(self, request: web.Request) -> web.StreamResponse:
-        self.emulator.operations.settle()
-        rows = self.emulator.workbooks.peek_rows(request.match_info["item"], request.match_info["table"])
-        return web.json_response({"rows": rows})

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from . import DEFAULT_IDENTITY_HEADER, DEFAULT_TOKEN_LIFETIME
 from .admin_routes import AdminRoutes
+from .admin_workbook_routes import AdminWorkbookRoutes
 from .entra import DEFAULT_TENANT_ID
 from .entra_routes import EntraRoutes
 from .graph_routes import GraphRoutes
@@ -23,6 +24,11 @@ __all__ = ["ADMIN_PREFIX", "EMULATOR_KEY", "Emulator", "build_app", "fault_respo
 
 EMULATOR_KEY = web.AppKey("emulator", Emulator)
 
+# The largest body the emulator reads (aiohttp's default is 1 MiB). Graph's own request limit (about 5 MB on Excel
+# for the web) is modelled by the scenario's requestPayloadLimitBytes, off by default; this bound only keeps the
+# emulator from reading without end, and lets benches append ~4 MiB chunks and seed large tables.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
 
 def build_app(
     identity_header: str = DEFAULT_IDENTITY_HEADER,
@@ -31,7 +37,9 @@ def build_app(
 ) -> web.Application:
     """Build the emulator application (state lives in ``app[EMULATOR_KEY]``)."""
     emulator = Emulator(identity_header, token_lifetime, tenant_id)
-    app = web.Application(middlewares=[middleware(emulator.recorder)])
+    app = web.Application(
+        middlewares=[middleware(emulator.recorder, emulator.finished)], client_max_size=MAX_BODY_BYTES
+    )
     app[EMULATOR_KEY] = emulator
     router = app.router
     identity = IdentityRoutes(emulator)
@@ -39,6 +47,7 @@ def build_app(
     # Order matters: the admin API first (with its own 404), then the fixed Entra and identity paths, and
     # Graph last, since it takes every path no other group claimed.
     AdminRoutes(emulator).add_to(router)
+    AdminWorkbookRoutes(emulator).add_to(router)
     entra.add_admin_to(router)
     AdminRoutes.add_fallback(router)
     identity.add_to(router)

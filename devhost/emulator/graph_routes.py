@@ -1,5 +1,5 @@
 """The Graph API's front door (``/v1.0`` and ``/beta``): which workbook request a path is, the bearer token
-check, and the hand-off to the workbook writes or the operation answers."""
+check, and the hand-off to the workbook writes, the table reads, session control or the operation answers."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from .graph_errors import api_not_found
 from .identity_routes import IdentityRoutes
 from .operation_routes import OperationRoutes
 from .operations import Action
-from .server import current_record, graph_error, inner_error
+from .read_routes import ReadRoutes, bad_segment
+from .server import chain_error, current_record, graph_error, inner_error
+from .session_routes import SessionRoutes
 from .state import Emulator
 from .workbook_routes import WorkbookRoutes
 
@@ -30,11 +33,13 @@ _ROW_RE = re.compile(
     r"^/tables/(?P<table>[^/]+)/rows/(?:(?P<index>\d+)|itemAt\(index=(?P<at>\d+)\))(?P<delete>/delete)?/?$",
     re.IGNORECASE,
 )
+_ROWS_COUNT_RE = re.compile(r"^/tables/(?P<table>[^/]+)/rows/count(?:\(\))?/?$", re.IGNORECASE)
+_TABLE_RANGE_RE = re.compile(r"^/tables/(?P<table>[^/]+)/(?P<kind>range|dataBodyRange)(?:\(\))?/?$", re.IGNORECASE)
 _OPERATION_RE = re.compile(r"^/operations/(?P<op>[^/]+)/?$", re.IGNORECASE)
 _RESULT_RE = re.compile(
     r"^/(?P<kind>sessionInfoResource|tableRowOperationResult)\(key=(?P<key>[^)]*)\)/?$", re.IGNORECASE
 )
-_SESSION_CONTROL_RE = re.compile(r"^/(?:refreshSession|closeSession)/?$", re.IGNORECASE)
+_SESSION_CONTROL_RE = re.compile(r"^/(?P<verb>refreshSession|closeSession)/?$", re.IGNORECASE)
 
 _UNAUTHENTICATED = {
     "none": "Access token is empty.",
@@ -73,6 +78,8 @@ class GraphRoutes:
         self.identity = identity
         self.workbook = WorkbookRoutes(emulator)
         self.operations = OperationRoutes(emulator)
+        self.reads = ReadRoutes(emulator)
+        self.sessions = SessionRoutes(emulator)
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_route("*", "/{tail:.*}", self.graph)  # last: everything no other group claimed
@@ -122,10 +129,10 @@ class GraphRoutes:
             return start("createTableRow", m["table"], None)
         if method == "POST" and (m := _ROWS_ADD_RE.match(rest)):
             return start("createTableRow", m["table"], None, never_async=True)
-        if (m := _ROW_RE.match(rest)) and (
-            (method == "DELETE" and not m["delete"]) or (method == "POST" and m["delete"])
-        ):
-            return start("deleteTableRow", m["table"], int(m["index"] if m["index"] is not None else m["at"]))
+        if m := _ROW_RE.match(rest):
+            row = self._row(request, item_id, m, start)
+            if row is not None:
+                return row
         if method == "GET" and (m := _OPERATION_RE.match(rest)):
             op_id = m["op"]
             record.kind = "operation"
@@ -143,7 +150,50 @@ class GraphRoutes:
             return _ready(lambda: self.operations.result(item_id, key, action))
         if method == "GET" and (m := _ROWS_RE.match(rest)):
             table = m["table"]
-            return _ready(lambda: self.workbook.list_rows(item_id, table))
-        if method == "POST" and _SESSION_CONTROL_RE.match(rest):
-            return _ready(lambda: web.Response(status=204))
+            return lambda: self.reads.rows(request, item_id, table)
+        if method == "GET" and (m := _ROWS_COUNT_RE.match(rest)):
+            table = m["table"]
+            return lambda: self.reads.count(request, item_id, table)
+        if method == "GET" and (m := _TABLE_RANGE_RE.match(rest)):
+            table, body_only = m["table"], m["kind"].lower() == "databodyrange"
+            return lambda: self.reads.range(request, item_id, table, body_only=body_only)
+        if method == "POST" and (m := _SESSION_CONTROL_RE.match(rest)):
+            close = m["verb"].lower() == "closesession"
+            return lambda: self.sessions.control(request, item_id, close=close)
         return None
+
+    def _row(
+        self,
+        request: web.Request,
+        item_id: str,
+        m: re.Match[str],
+        start: Callable[[Action, str | None, int | None], Route],
+    ) -> Route | None:
+        """``rows/{index}`` and ``rows/itemAt(index=n)``, with or without ``/delete``. Lenient row addressing (the
+        default) deletes by any of the four forms, as the emulator always did; ``rowAddressing: "graph"`` answers as
+        users report real Graph does: only ``DELETE rows/itemAt(index=n)`` deletes (microsoft-graph-docs-contrib
+        #460, #8828; microsoft-graph-docs #14158), ``rows/{index}`` is ``ApiNotFound`` (#3425, #8599, #3940) and
+        ``…/delete`` is an unknown segment (#4500; no bound delete on workbookTableRow in v1.0's schema). ``GET
+        rows/itemAt(index=n)`` reads the row in both modes."""
+        record = current_record()
+        method = request.method
+        table = m["table"]
+        index = int(m["index"] if m["index"] is not None else m["at"])
+        by_index = m["index"] is not None
+        _, scenario = self.emulator.scenario(item_id)
+        graph = scenario.row_addressing == "graph"
+        if method == "GET" and not m["delete"]:
+            if not by_index:
+                return lambda: self.reads.item_at(request, item_id, table, index)
+            return _ready(lambda: chain_error(404, api_not_found())) if graph else None
+        if not ((method == "DELETE" and not m["delete"]) or (method == "POST" and m["delete"])):
+            return None
+        if graph and m["delete"]:
+            record.kind = "start"
+            record.action = "deleteTableRow"
+            return _ready(lambda: bad_segment("delete"))
+        if graph and by_index:
+            record.kind = "start"
+            record.action = "deleteTableRow"
+            return _ready(lambda: chain_error(404, api_not_found()))
+        return start("deleteTableRow", table, index)

@@ -54,6 +54,9 @@ class Operation:
     fail_with: dict[str, Any] | None = None
     completed_wall: float | None = None
     first_terminal_poll_wall: float | None = None
+    completed_monotonic: float | None = None
+    on_finish: Callable[[Operation], None] | None = None
+    """Runs once the operation reached its outcome (the workbook renews the session the write ran in)."""
 
     @property
     def completes_wall(self) -> float | None:
@@ -91,10 +94,19 @@ class Operation:
         }
 
     def expired(self, now: float | None = None) -> bool:
+        """The operation URL stopped answering: ``operationTtlSeconds`` after it was created, or
+        ``operationTtlAfterEndSeconds`` after it reached its outcome (the write stays applied). How long an
+        operation id stays valid is undocumented (graph-get-workbookoperation.md says nothing of it)."""
+        at = now if now is not None else time.monotonic()
         ttl = self.scenario.operation_ttl_seconds
-        if ttl is None:
-            return False
-        return ((now if now is not None else time.monotonic()) - self.created_monotonic) >= ttl
+        if ttl is not None and at - self.created_monotonic >= ttl:
+            return True
+        after_end = self.scenario.operation_ttl_after_end_seconds
+        return (
+            after_end is not None
+            and self.completed_monotonic is not None
+            and at - self.completed_monotonic >= after_end
+        )
 
     @property
     def terminal(self) -> bool:
@@ -135,6 +147,14 @@ class Operation:
 
     def _finish(self) -> None:
         self.completed_wall = self.completes_wall if self.completes_wall is not None else time.time()
+        self.completed_monotonic = (
+            self.created_monotonic + self.duration if self.duration is not None else time.monotonic()
+        )
+        self._outcome()
+        if self.on_finish is not None:
+            self.on_finish(self)
+
+    def _outcome(self) -> None:
         if self.fail_with is not None:
             self.phase = "failed"
             self.error = copy.deepcopy(self.fail_with)
@@ -147,7 +167,7 @@ class Operation:
             self.result = self.apply()
         except WorkbookError as exc:
             self.phase = "failed"
-            self.error = {"code": exc.code, "message": exc.message}
+            self.error = exc.to_error()
             return
         self.phase = "succeeded"
 
@@ -165,6 +185,7 @@ class OperationStore:
         apply: Callable[[], dict[str, Any] | None],
         duration: float | None = None,
         fail_with: dict[str, Any] | None = None,
+        on_finish: Callable[[Operation], None] | None = None,
     ) -> Operation:
         op = Operation(
             id=str(uuid.uuid4()),
@@ -175,6 +196,7 @@ class OperationStore:
             apply=apply,
             duration=duration,
             fail_with=fail_with,
+            on_finish=on_finish,
         )
         self._ops[op.id] = op
         return op

@@ -20,6 +20,18 @@ from .scenario_parts import (
     parse_fault,
     parse_faults,
 )
+from .scenario_realism import (
+    ROW_ADDRESSING,
+    Latency,
+    SessionExpiry,
+    WriteFault,
+    WriteFaultRate,
+    parse_latency,
+    parse_limit,
+    parse_session_expiry,
+    parse_write_fault_rate,
+    parse_write_faults,
+)
 
 __all__ = ["Fault", "Scenario", "ScenarioError", "ScenarioState", "parse_config", "parse_scenario"]
 
@@ -28,6 +40,7 @@ Outcome = Literal["succeeded", "failed"]
 StatusCase = Literal["camel", "pascal"]
 Contention = Literal["off", "throttle", "conflict", "merge"]
 CONTENTION_MODES = ("off", "throttle", "conflict", "merge")
+RowAddressing = Literal["lenient", "graph"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,18 @@ class Scenario:
     action_durations: tuple[tuple[str, Duration], ...] = ()
     contention: Contention = "off"
     contention_retry_after_seconds: float = 1.0
+    # Issue 19, Graph as it misbehaves: every one off by default (scenario_realism, graph_errors).
+    strict_tables: bool = False
+    row_addressing: RowAddressing = "lenient"
+    write_faults: tuple[WriteFault, ...] = ()
+    write_fault_rate: WriteFaultRate | None = None
+    request_payload_limit_bytes: int | None = None
+    response_payload_limit_bytes: int | None = None
+    max_request_cells: int | None = None
+    latency: Latency | None = None
+    session_expiry: SessionExpiry | None = None
+    session_limit: int | None = None
+    operation_ttl_after_end_seconds: float | None = None
 
     def duration_for(self, action: str) -> Duration | None:
         """The action's own distribution, else the item's, else None (the poll-count state machine)."""
@@ -87,6 +112,17 @@ class Scenario:
             "actionDurations": {action: d.to_json() for action, d in self.action_durations},
             "contention": self.contention,
             "contentionRetryAfterSeconds": self.contention_retry_after_seconds,
+            "strictTables": self.strict_tables,
+            "rowAddressing": self.row_addressing,
+            "writeFaults": [f.to_json() for f in self.write_faults],
+            "writeFaultRate": self.write_fault_rate.to_json() if self.write_fault_rate else None,
+            "requestPayloadLimitBytes": self.request_payload_limit_bytes,
+            "responsePayloadLimitBytes": self.response_payload_limit_bytes,
+            "maxRequestCells": self.max_request_cells,
+            "latency": self.latency.to_json() if self.latency else None,
+            "sessionExpiry": self.session_expiry.to_json() if self.session_expiry else None,
+            "sessionLimit": self.session_limit,
+            "operationTtlAfterEndSeconds": self.operation_ttl_after_end_seconds,
         }
         return out
 
@@ -115,6 +151,17 @@ _SCENARIO_FIELDS = {
     "actionDurations",
     "contention",
     "contentionRetryAfterSeconds",
+    "strictTables",
+    "rowAddressing",
+    "writeFaults",
+    "writeFaultRate",
+    "requestPayloadLimitBytes",
+    "responsePayloadLimitBytes",
+    "maxRequestCells",
+    "latency",
+    "sessionExpiry",
+    "sessionLimit",
+    "operationTtlAfterEndSeconds",
 }
 
 
@@ -193,6 +240,15 @@ def parse_scenario(obj: Any) -> Scenario:
         or not (math.isfinite(retry_after) and retry_after >= 0)
     ):
         raise ScenarioError("'contentionRetryAfterSeconds' must be a non-negative number")
+    strict_tables = obj.get("strictTables", False)
+    if not isinstance(strict_tables, bool):
+        raise ScenarioError("'strictTables' must be a boolean")
+    row_addressing = obj.get("rowAddressing", "lenient")
+    if row_addressing not in ROW_ADDRESSING:
+        raise ScenarioError(f"'rowAddressing' must be one of {', '.join(ROW_ADDRESSING)}")
+    rate = obj.get("writeFaultRate")
+    latency = obj.get("latency")
+    expiry = obj.get("sessionExpiry")
     return Scenario(
         mode=mode,
         start_faults=tuple(parse_faults(obj.get("startFaults", []), "startFaults")),
@@ -217,6 +273,17 @@ def parse_scenario(obj: Any) -> Scenario:
         action_durations=action_durations,
         contention=contention,
         contention_retry_after_seconds=float(retry_after),
+        strict_tables=strict_tables,
+        row_addressing=row_addressing,
+        write_faults=parse_write_faults(obj.get("writeFaults", [])),
+        write_fault_rate=parse_write_fault_rate(rate) if rate is not None else None,
+        request_payload_limit_bytes=parse_limit(obj, "requestPayloadLimitBytes"),
+        response_payload_limit_bytes=parse_limit(obj, "responsePayloadLimitBytes"),
+        max_request_cells=parse_limit(obj, "maxRequestCells"),
+        latency=parse_latency(latency) if latency is not None else None,
+        session_expiry=parse_session_expiry(expiry) if expiry is not None else None,
+        session_limit=parse_limit(obj, "sessionLimit"),
+        operation_ttl_after_end_seconds=_seconds(obj, "operationTtlAfterEndSeconds"),
     )
 
 
@@ -229,15 +296,43 @@ class ScenarioState:
     operation_faults: deque[Fault] = field(default_factory=deque)
     result_faults: deque[Fault] = field(default_factory=deque)
     rngs: dict[str, random.Random] = field(default_factory=dict)
+    write_faults: list[list[Any]] = field(default_factory=list)
+    """[WriteFault, writes it still fires for], in order (the scenario's, then any injected through the admin API)."""
+    fault_rng: random.Random | None = None
 
     @classmethod
     def create(cls, scenario: Scenario) -> ScenarioState:
+        rate = scenario.write_fault_rate
         return cls(
             scenario=scenario,
             start_faults=deque(scenario.start_faults),
             operation_faults=deque(scenario.operation_faults),
             result_faults=deque(scenario.result_faults),
+            write_faults=[[f, f.count] for f in scenario.write_faults],
+            fault_rng=random.Random(rate.seed) if rate is not None else None,  # nosec B311: a test double's draws
         )
+
+    def add_write_faults(self, faults: tuple[WriteFault, ...]) -> None:
+        self.write_faults.extend([f, f.count] for f in faults)
+
+    def next_write_fault(self, action: str) -> WriteFault | None:
+        """The fault the next `action` write gets: the first queued one that matches (consumed), else a draw of
+        the scenario's rate, else None."""
+        for entry in self.write_faults:
+            fault: WriteFault = entry[0]
+            if entry[1] > 0 and fault.matches(action):
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self.write_faults.remove(entry)
+                return fault
+        rate = self.scenario.write_fault_rate
+        if rate is None or self.fault_rng is None or action not in rate.actions:
+            return None
+        if self.fault_rng.random() >= rate.probability:
+            return None
+        kind = rate.faults[self.fault_rng.randrange(len(rate.faults))]
+        candidate = WriteFault(kind, action)
+        return candidate if candidate.matches(action) else None
 
     def draw_duration(self, action: str) -> float | None:
         """Draw the running time of a new operation of `action` (None: no distribution configured). Each
@@ -257,6 +352,7 @@ class ScenarioState:
             "startFaults": len(self.start_faults),
             "operationFaults": len(self.operation_faults),
             "resultFaults": len(self.result_faults),
+            "writeFaults": [{**entry[0].to_json(), "count": entry[1]} for entry in self.write_faults],
         }
         return out
 

@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,8 @@ class RequestContext:
     request_id: str
     client_request_id: str
     record: RequestRecord | None = None
+    drop: bool = False
+    """Close the connection without an answer (an injected apply-then-drop fault)."""
 
 
 _CONTEXT: ContextVar[RequestContext] = ContextVar("emulator_request_context")
@@ -75,10 +78,29 @@ def inner_error() -> dict[str, Any]:
     }
 
 
-def graph_error(status: int, code: str, message: str) -> web.Response:
-    """A response in Graph's error envelope."""
-    body = {"error": {"code": code, "message": message, "innerError": inner_error()}}
+def drop_connection() -> web.Response:
+    """Mark the request being served to end with its connection closed and no answer (the middleware aborts the
+    transport); the response returned here is never sent."""
+    _context().drop = True
+    return web.Response(status=499)
+
+
+def graph_error(status: int, code: str, message: str, inner: Mapping[str, Any] | None = None) -> web.Response:
+    """A response in Graph's error envelope. `inner`: the second level of the chain (``code``, ``message`` and any
+    deeper ``innerError``); the request ids and date are added to it, where real answers carry them."""
+    second: dict[str, Any] = {}
+    if inner is not None:
+        second.update({k: copy.deepcopy(v) for k, v in inner.items() if k != "innerError"})
+    second.update(inner_error())
+    if inner is not None and "innerError" in inner:
+        second["innerError"] = copy.deepcopy(inner["innerError"])
+    body = {"error": {"code": code, "message": message, "innerError": second}}
     return web.json_response(body, status=status)
+
+
+def chain_error(status: int, error: Mapping[str, Any]) -> web.Response:
+    """Answer an error chain (graph_errors.Chain): its top code and message, its second level with the ids."""
+    return graph_error(status, str(error["code"]), str(error["message"]), error.get("innerError"))
 
 
 def fault_response(fault: Fault) -> web.Response:
@@ -124,9 +146,14 @@ async def not_found(request: web.Request) -> web.StreamResponse:
     return graph_error(404, "notFound", f"No such resource: {request.path}")
 
 
-def middleware(recorder: Recorder) -> Middleware:
+Finished = Callable[[web.Request, RequestRecord, web.StreamResponse | None], None]
+
+
+def middleware(recorder: Recorder, finished: Finished | None = None) -> Middleware:
     """Per request: a context (request ids), a log record (not for the admin API), Graph's error envelope for
-    any exception, and the headers Graph puts on every answer."""
+    any exception, and the headers Graph puts on every answer. A request marked to drop (drop_connection) has its
+    transport aborted: the client sees the connection close with no answer, and its record has no status.
+    `finished(request, record, response)` runs after every logged request (response None when dropped)."""
 
     @web.middleware
     async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -161,8 +188,17 @@ def middleware(recorder: Recorder) -> Middleware:
             response.headers["client-request-id"] = ctx.client_request_id
         if "x-ms-ags-diagnostic" not in response.headers:
             response.headers["x-ms-ags-diagnostic"] = _DIAGNOSTIC
+        if ctx.drop:
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            if record is not None and finished is not None:
+                finished(request, record, None)
+            return response
         if record is not None:
             record.status = response.status
+            if finished is not None:
+                finished(request, record, response)
         return response
 
     return handle

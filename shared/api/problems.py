@@ -1,4 +1,11 @@
-"""RFC 9457 problem details: every client-facing error is one of these."""
+"""RFC 9457 problem details: every client-facing error is one of these.
+
+The body is RFC 9457 (`type`, `title`, `status`, `detail`, `instance`, plus the bridge's `code`, `field`, `errors`)
+and also reads as an OData v4 error, which Azure SDK clients parse (azure-core's `ODataV4Format` takes `code`,
+`message` and `target` from the top-level object when it has no `error` member): `message` repeats `detail` (or
+`title` when there is none) and `target` repeats `field`. Without `message`, azure-core's `HttpResponseError` says
+"Message: None" although `detail` holds the text.
+"""
 
 from __future__ import annotations
 
@@ -39,11 +46,12 @@ class Problem(Exception):
         }
         if self.detail:
             out["detail"] = self.detail
+        out["message"] = self.detail or self.title  # OData v4 readers (azure-core): the human-readable text
         if instance:
             out["instance"] = instance
         if self.errors:
             out["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
-            out["field"] = self.errors[0].field
+            out["field"] = out["target"] = self.errors[0].field  # OData v4's `target`: the field at fault
         out.update(self.extra)
         return out
 

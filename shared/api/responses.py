@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import azure.functions as func
 
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem
-from shared.operations.record import Reply, status_url, to_json
-from shared.operations.store import Page
+from shared.operations.record import DamagedRecord, Operation, Reply, status_url, to_json
 from shared.wire.strict_json import dumps
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,22 @@ def reply_response(
     return json_response(status_code or reply.status_code, to_json(op, link=reply.location), headers)
 
 
-def page_response(page: Page, list_url: str, status: str | None, top: int | None) -> func.HttpResponse:
-    body: dict[str, Any] = {"value": [to_json(op) for op in page.operations]}
-    if page.damaged:  # records of this page that cannot be read: named, left out, the rest answered
-        body["damaged"] = [{"id": d.operation_id, "code": "recordDamaged", "property": d.prop} for d in page.damaged]
-    if page.continuation:
+def page_response(
+    operations: list[Operation],
+    continuation: str | None,
+    list_url: str,
+    status: str | None,
+    top: int | None,
+    damaged: Sequence[DamagedRecord] = (),
+) -> func.HttpResponse:
+    """A page of the list; `nextLink` carries the (signed) continuation token and the same filter. Records of the
+    page that cannot be read are named in `damaged`, left out of `value`: the rest of the page still answers."""
+    body: dict[str, Any] = {"value": [to_json(op) for op in operations]}
+    if damaged:
+        body["damaged"] = [{"id": d.operation_id, "code": "recordDamaged", "property": d.prop} for d in damaged]
+    if continuation:
         query = {k: v for k, v in (("status", status), ("top", top)) if v is not None}
-        query["continuationToken"] = page.continuation
+        query["continuationToken"] = continuation
         body["nextLink"] = f"{list_url}?{urlencode(query)}"
     return json_response(200, body)
 

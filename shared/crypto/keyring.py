@@ -95,7 +95,7 @@ def parse_keyring(raw: str, setting: str = "TOKEN_SEALING_KEYS") -> Keyring:
         if len(key) != 32:
             raise KeyringError(f"{setting} entry {position} must be 32 bytes")
         kid = kid or hashlib.sha256(key).hexdigest()[:12]
-        if not _KID.match(kid) or any(kid == known for known, _ in keys):
+        if not _KID.fullmatch(kid) or any(kid == known for known, _ in keys):
             raise KeyringError(f"{setting} entry {position} has a bad or repeated key id")
         keys.append((kid, key))
     return Keyring(tuple(keys))

@@ -9,7 +9,12 @@ cancel (DELETE), until it expires, and nothing else. The route is anonymous at t
 
 STATUS_LINK_KEYS holds space-separated keys, newest first, each `<key id>:<base64 of 32 bytes>`. The first
 signs; every listed key verifies, so rotation is: prepend a new key, wait until links signed with the old one
-are no longer used, drop it. Pure: no I/O, no clock reads (callers pass `now`).
+are no longer used, drop it. Without the setting the bridge generates a key once and keeps it in its storage
+account (shared/runtime/link_key.py): a bridge always signs its status URLs. Pure: no I/O, no clock reads
+(callers pass `now`).
+
+A URL is read strictly: `se` in canonical digits (no leading zero: `se=0176...` and `se=176...` would otherwise be
+one signature for two URLs), and `se` and `sig` each at most once (a second value is refused, not ignored).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from shared.crypto.keyring import parse_keyring
 
@@ -27,7 +33,8 @@ LINK_LIFETIME_SECONDS = 30 * 24 * 3600  # past the operation's own deadline; see
 _VERSION = "status-link-v1"
 EXPIRY_PARAM, SIGNATURE_PARAM = "se", "sig"  # the signed URL's query: ?se=<expiry>&sig=<key id>.<signature>
 EXPIRY_MAX_DIGITS = 12
-EXPIRY_PATTERN = rf"^[0-9]{{1,{EXPIRY_MAX_DIGITS}}}$"
+EXPIRY_PATTERN = rf"^[1-9][0-9]{{0,{EXPIRY_MAX_DIGITS - 1}}}$"  # canonical: no leading zero
+_EXPIRY = re.compile(EXPIRY_PATTERN.strip("^$"))
 
 
 class LinkRefused(Exception):
@@ -47,6 +54,8 @@ class LinkSigner:
         return bool(self.keys)
 
     def signature(self, operation_id: str, expires: int) -> str:
+        if not self.keys:  # the runtime always has a key (shared/runtime/link_key.py); never a silent fallback
+            raise LinkRefused("no status-link key")
         kid, key = self.keys[0]
         return f"{kid}.{_mac(key, operation_id, expires)}"
 
@@ -56,17 +65,27 @@ class LinkSigner:
     def verify(self, operation_id: str, expires: str | None, sig: str | None, now: float) -> None:
         """Raise LinkRefused unless `se`/`sig` open `operation_id` at `now`."""
         if not self.keys:
-            raise LinkRefused("signed status URLs are not enabled on this bridge (STATUS_LINK_KEYS)")
+            raise LinkRefused("no status-link key")
         if not expires or not sig:
             raise LinkRefused("the URL carries no credential (se and sig)")
-        if not (expires.isascii() and expires.isdigit()) or len(expires) > EXPIRY_MAX_DIGITS:
-            raise LinkRefused("se must be a whole number of seconds")
+        if not _EXPIRY.fullmatch(expires):
+            raise LinkRefused("se must be a whole number of seconds, without leading zeros")
         kid, _, mac = sig.partition(".")
         key = dict(self.keys).get(kid)
         if key is None or not hmac.compare_digest(mac.encode(), _mac(key, operation_id, int(expires)).encode()):
             raise LinkRefused("the signature does not match this operation")
         if int(expires) <= now:
             raise LinkRefused("this status URL has expired")
+
+
+def link_params(query: str) -> tuple[str | None, str | None]:
+    """`se` and `sig` from a URL's raw query; LinkRefused when either is given more than once (which one would be
+    meant? hosts differ: devhost takes the first, the Functions host joins them with a comma)."""
+    values = parse_qs(query, keep_blank_values=True)
+    expires, sig = values.get(EXPIRY_PARAM, []), values.get(SIGNATURE_PARAM, [])
+    if len(expires) > 1 or len(sig) > 1:
+        raise LinkRefused("se and sig may each appear once")
+    return (expires[0] if expires else None), (sig[0] if sig else None)
 
 
 def _mac(key: bytes, operation_id: str, expires: int) -> str:

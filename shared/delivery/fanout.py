@@ -1,15 +1,14 @@
 """Subscription events: fan a finished operation out to its owner's subscriptions, and deliver each one.
 
 Both run from the webhook queue (the `deliver_webhook` function, dispatched by message kind):
-- `fanout` message: queued *before* the terminal write (poller.finish, the synchronous-success path,
-  a caller's cancel), so a crash after the write cannot lose it; the poll handler re-queues it for a
-  terminal record whose fan-out is still pending. It lists the owner's subscriptions (one partition
-  query), creates one delivery entity per matching subscription (insert-if-absent) and queues its first
-  attempt, then writes the fan-out marker (a separate entity: the record's ETag is left alone).
-- `subscription` message: one attempt, signed and checked like operation webhooks (same retry policy,
-  same SSRF checks at delivery time). The next attempt's message is queued before the attempt is claimed
-  (an ETag-guarded write of the attempt counter), and only the claimer POSTs; the `webhook-id` is
-  deterministic per (event, subscription). A subscription deleted before an attempt gets nothing more.
+- `fanout` message: queued *before* the terminal write (shared/operations/finish.py), so a crash after the write
+  cannot lose it; the poll handler re-queues it for a terminal record whose fan-out is still pending. It lists the
+  owner's subscriptions (one partition query), creates one delivery entity per matching subscription
+  (insert-if-absent) and queues its first attempt, then writes the fan-out marker (a separate entity: the record's
+  ETag is left alone).
+- `subscription` message: one attempt of the one webhook attempt of shared/delivery/attempt.py (the same claim
+  protocol, retry policy and SSRF checks as operation webhooks), its ledger the delivery entity; the `webhook-id`
+  is deterministic per (event, subscription). A subscription deleted before an attempt gets nothing more.
 
 Guarantee: every subscription active when the fan-out runs gets the event (at least once; more than one
 POST only if the bridge dies between a POST and recording it, always with the same `webhook-id`), and
@@ -20,26 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from opentelemetry.trace import SpanKind
-
-from shared.crypto.sealing import SealingError, unseal
-from shared.delivery.attempt import retry_policy
-from shared.delivery.events import event_message
-from shared.delivery.fanout_rules import (
-    Drop,
-    Wait,
-    attempt_verdict,
-    fanout_verdict,
-    jitter,
-    needs_first_attempt,
-    planned_delay,
-)
-from shared.delivery.formats import webhook_headers
-from shared.delivery.policy import Delivered, GiveUp, Retry, decide
-from shared.delivery.sender import DeliveryOutcome, deliver
-from shared.delivery.targets import Refused, check_url
-from shared.observability import telemetry
+from shared.delivery.attempt import Attempted, Delivery, Target, run
+from shared.delivery.claims import Drop, Ledger, Wait
+from shared.delivery.fanout_rules import fanout_verdict, needs_first_attempt, subscription_ledger
+from shared.delivery.policy import Delivered, GiveUp, Retry
 from shared.operations.record import FANOUT_PENDING, DamagedRecord, Operation, is_operation_id, iso
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
@@ -107,108 +92,108 @@ async def _fanout(rt: Runtime, task: FanoutTask) -> None:
     log.info("operation %s fanned out to %s subscription(s)", op.id, fired)
 
 
+class SubscriptionWebhook(Delivery):
+    """One event on its way to one subscription: its ledger is the delivery entity, its messages `subscription`
+    tasks. Its subscription and operation are read once the attempt may run (`ready`)."""
+
+    kind = "subscription"
+    span = "subscription POST"
+
+    def __init__(
+        self,
+        rt: Runtime,
+        delivery: SubscriptionDelivery,
+        subscription: Subscription | None = None,
+        op: Operation | None = None,
+    ) -> None:
+        self.rt, self.delivery, self.subscription, self.op = rt, delivery, subscription, op
+        self.operation_id = delivery.operation_id
+
+    def _with(self, delivery: SubscriptionDelivery) -> SubscriptionWebhook:
+        return SubscriptionWebhook(self.rt, delivery, self.subscription, self.op)
+
+    @property
+    def ledger(self) -> Ledger:
+        return subscription_ledger(self.delivery)
+
+    @property
+    def since(self) -> float:
+        return self.delivery.since
+
+    def target(self) -> Target:
+        if self.subscription is None or self.op is None:  # not `assert`: -O
+            raise RuntimeError("a subscription attempt's target is read before it is ready")
+        subscription = self.subscription
+        return Target(
+            self.op,
+            subscription.callback_sealed,
+            subscription.id,
+            self.delivery.webhook_id,
+            subscription.callback_format,
+        )
+
+    def attributes(self, attempt: int) -> dict[str, Any]:
+        return {
+            "bridge.operation.id": self.delivery.operation_id,
+            "bridge.subscription.id": self.delivery.subscription_id,
+            "bridge.webhook.attempt": attempt,
+            "http.request.method": "POST",
+        }
+
+    async def ready(self) -> bool:
+        store = subscriptions(self.rt)
+        self.subscription = await store.get(self.delivery.subscription_id)
+        self.op = await self.rt.store.get(self.delivery.operation_id)
+        if self.subscription is not None and self.op is not None:
+            return True
+        try:  # unsubscribed before this attempt: nothing more is sent for it
+            await store.update_delivery(self.delivery.with_(state=UNSUBSCRIBED, next_attempt_at=None))
+        except Conflict:
+            pass
+        log.info(
+            "subscription %s is gone; its delivery of %s stopped", self.delivery.subscription_id, self.operation_id
+        )
+        return False
+
+    async def claim(self, attempt: int, now: float) -> Delivery:
+        claimed = self.delivery.with_(claimed_attempt=attempt, last_attempt_at=iso(now))
+        return self._with(await subscriptions(self.rt).update_delivery(claimed))
+
+    async def record(self, attempted: Attempted) -> None:
+        outcome, verdict = attempted.outcome, attempted.verdict
+        recorded = self.delivery.with_(
+            attempts=attempted.attempt,
+            last_status=outcome.status_code,
+            last_error=outcome.error,
+            last_attempt_at=iso(attempted.at),
+            next_attempt_at=None,
+            claimed_attempt=None,
+        )
+        if isinstance(verdict, Delivered):
+            recorded = recorded.with_(state=DELIVERED, last_error=None)
+        elif isinstance(verdict, Retry):
+            recorded = recorded.with_(next_attempt_at=attempted.at + verdict.delay)
+        elif isinstance(verdict, GiveUp):
+            recorded = recorded.with_(state=GAVE_UP, last_error=verdict.reason)
+        await subscriptions(self.rt).update_delivery(recorded)
+
+    async def reload(self) -> Delivery | None:
+        fresh = await subscriptions(self.rt).get_delivery(self.delivery.operation_id, self.delivery.subscription_id)
+        return self._with(fresh) if fresh is not None else None
+
+    async def queue(self, attempt: int, delay: int) -> None:
+        d = self.delivery
+        await self.rt.deliveries.send_subscription_attempt(
+            SubscriptionAttempt(d.operation_id, d.subscription_id, d.event_id, attempt), delay
+        )
+
+
 async def _attempt(rt: Runtime, task: SubscriptionAttempt) -> None:
     if not is_operation_id(task.operation_id) or not is_subscription_id(task.subscription_id):
         log.error("dropping subscription attempt with malformed ids")
         return
-    store = subscriptions(rt)
-    delivery = await store.get_delivery(task.operation_id, task.subscription_id)
-    verdict = attempt_verdict(delivery, task, time.time())
-    if isinstance(verdict, Wait):
-        await rt.deliveries.send_subscription_attempt(task, verdict.delay)
+    delivery = await subscriptions(rt).get_delivery(task.operation_id, task.subscription_id)
+    if delivery is None:
+        log.info("subscription attempt %s for %s not sent: no such delivery", task.attempt, task.operation_id)
         return
-    if isinstance(verdict, Drop) or delivery is None:
-        log.info(
-            "subscription attempt %s for %s not sent: %s",
-            task.attempt,
-            task.operation_id,
-            getattr(verdict, "reason", "gone"),
-        )
-        return
-    subscription = await store.get(task.subscription_id)
-    op = await rt.store.get(task.operation_id)
-    if subscription is None or op is None:
-        try:  # unsubscribed before this attempt: nothing more is sent for it
-            await store.update_delivery(delivery.with_(state=UNSUBSCRIBED, next_attempt_at=None))
-        except Conflict:
-            pass
-        log.info("subscription %s is gone; its delivery of %s stopped", task.subscription_id, task.operation_id)
-        return
-    policy = retry_policy(rt)
-    # The safety net first: if this run dies after claiming the attempt, the chain goes on from there.
-    await rt.deliveries.send_subscription_attempt(
-        SubscriptionAttempt(task.operation_id, task.subscription_id, task.event_id, task.attempt + 1),
-        planned_delay(delivery, task.attempt, policy),
-    )
-    now = time.time()
-    try:
-        delivery = await store.update_delivery(
-            delivery.with_(attempts=task.attempt, last_attempt_at=iso(now), next_attempt_at=None)
-        )
-    except Conflict:
-        log.info("subscription attempt %s for %s was claimed by another copy", task.attempt, task.operation_id)
-        return
-    attributes = {
-        "bridge.operation.id": op.id,
-        "bridge.subscription.id": subscription.id,
-        "bridge.webhook.attempt": task.attempt,
-        "http.request.method": "POST",
-    }
-    with telemetry.span("subscription POST", attributes, SpanKind.CLIENT) as span:
-        outcome = await _post(rt, op, subscription, delivery)
-        now = time.time()
-        decided = decide(
-            status=outcome.status_code,
-            retry_after=outcome.retry_after,
-            error=outcome.error,
-            refused=outcome.refused,
-            attempt=task.attempt,
-            elapsed=now - delivery.since,
-            policy=policy,
-            rng=jitter(delivery, task.attempt),
-        )
-        outcome_name = type(decided).__name__.lower()  # delivered | retry | giveup
-        telemetry.set_attributes(
-            span, {"http.response.status_code": outcome.status_code, "bridge.webhook.outcome": outcome_name}
-        )
-    recorded = delivery.with_(last_status=outcome.status_code, last_error=outcome.error)
-    if isinstance(decided, Delivered):
-        recorded = recorded.with_(state=DELIVERED, last_error=None)
-    elif isinstance(decided, Retry):
-        recorded = recorded.with_(next_attempt_at=now + decided.delay)
-    elif isinstance(decided, GiveUp):
-        recorded = recorded.with_(state=GAVE_UP, last_error=decided.reason)
-    try:
-        await store.update_delivery(recorded)
-    except Conflict:
-        log.info("subscription delivery of %s changed while attempt %s ran", task.operation_id, task.attempt)
-        return
-    telemetry.webhook_attempt(outcome_name, outcome.status_code, "subscription")
-    if isinstance(decided, GiveUp):
-        telemetry.webhook_dead_lettered("subscription")
-    log.info(
-        "subscription attempt %s for %s: %s (%s)",
-        task.attempt,
-        op.id,
-        type(decided).__name__.lower(),
-        outcome.status_code or outcome.error,
-    )
-
-
-async def _post(
-    rt: Runtime, op: Operation, subscription: Subscription, delivery: SubscriptionDelivery
-) -> DeliveryOutcome:
-    """One signed POST after the SSRF checks, exactly like an operation webhook; nothing sent if one fails."""
-    try:
-        url = unseal(subscription.callback_sealed, rt.settings.webhook_secrets, subscription.id)
-        check_url(url, rt.outbound)
-    except SealingError as exc:
-        return DeliveryOutcome(None, str(exc), refused=True)
-    except Refused as exc:
-        return DeliveryOutcome(None, exc.reason, refused=True)
-    message = event_message(op, subscription.callback_format, event_id=delivery.webhook_id)
-    headers = webhook_headers(
-        rt.settings.webhook_secrets, delivery.webhook_id, int(time.time()), message.body, message.headers
-    )
-    headers.update(telemetry.trace_headers())  # the receiver may continue the trace (not signed: body only)
-    return await deliver(rt.webhook_http, url, headers, message.body, rt.settings.webhook_timeout)
+    await run(rt, SubscriptionWebhook(rt, delivery), task.event_id, task.attempt)

@@ -1,46 +1,23 @@
-"""When a fan-out or a subscription attempt runs, waits or is dropped. Pure: no clock reads, no I/O.
+"""When a fan-out runs, waits or is dropped, and a subscription delivery as the attempt protocol reads it. Pure: no
+clock reads, no I/O.
 
 The at-least-once rules (shared/delivery/fanout.py does the I/O):
 - A fan-out message runs only for the operation's current, terminal event whose fan-out is not done; it
   waits (bounded) while the record is not yet terminal, because it is queued before the terminal write.
 - Each (event, subscription) delivery is created insert-if-absent, so duplicated fan-outs create nothing
   new; its first attempt is queued while it still has no attempts.
-- An attempt runs only if the delivery is pending with exactly `attempt - 1` attempts recorded; it is
-  claimed (ETag-guarded) before anything is sent, so two copies of one message send one POST.
+- Its attempts follow the one webhook attempt protocol of shared/delivery/claims.py, over `subscription_ledger`.
 """
 
 from __future__ import annotations
 
-import math
-import random
-from dataclasses import dataclass
-
-from shared.delivery.policy import RetryPolicy, backoff
-from shared.operations.record import Operation
-from shared.storage.messages import FanoutTask, SubscriptionAttempt
+from shared.delivery.claims import Drop, Go, Ledger, Verdict, Wait
+from shared.operations.record import Operation, parse_iso
+from shared.storage.messages import FanoutTask
 from shared.subscriptions.record import PENDING, SubscriptionDelivery
 
 FANOUT_WAIT_SECONDS = 5
 FANOUT_MAX_TRIES = 24  # two minutes: the terminal write follows its fan-out message within one function run
-
-
-@dataclass(frozen=True)
-class Go:
-    pass
-
-
-@dataclass(frozen=True)
-class Wait:
-    delay: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Drop:
-    reason: str
-
-
-Verdict = Go | Wait | Drop
 
 
 def fanout_verdict(op: Operation | None, task: FanoutTask, done: bool) -> Verdict:
@@ -57,28 +34,19 @@ def fanout_verdict(op: Operation | None, task: FanoutTask, done: bool) -> Verdic
 
 
 def needs_first_attempt(delivery: SubscriptionDelivery) -> bool:
-    """A delivery that no attempt has claimed yet: (re)queue attempt 1. Its copies are harmless (claims)."""
+    """A delivery that no attempt has been recorded for yet: (re)queue attempt 1. Its copies are harmless (claims)."""
     return delivery.state == PENDING and delivery.attempts == 0
 
 
-def attempt_verdict(delivery: SubscriptionDelivery | None, task: SubscriptionAttempt, now: float) -> Verdict:
-    if delivery is None or delivery.event_id != task.event_id:
-        return Drop("no such delivery")
-    if delivery.state != PENDING:
-        return Drop(f"the delivery is {delivery.state}")
-    if delivery.attempts != task.attempt - 1:
-        return Drop(f"attempt {task.attempt} is stale (attempts so far: {delivery.attempts})")
-    if delivery.next_attempt_at is not None and now < delivery.next_attempt_at - 1:
-        return Wait(max(1, math.ceil(delivery.next_attempt_at - now)), "the retry is not due yet (Retry-After)")
-    return Go()
-
-
-def jitter(delivery: SubscriptionDelivery, attempt: int) -> random.Random:
-    """The same jitter for the safety-net message and the verdict of one attempt."""
-    # bandit B311 (random): retry jitter, not a secret; seeded so the safety net and the verdict agree
-    return random.Random(f"{delivery.webhook_id}/{attempt}")  # nosec B311
-
-
-def planned_delay(delivery: SubscriptionDelivery, attempt: int, policy: RetryPolicy) -> int:
-    """When attempt + 1 is due if this one fails without a Retry-After (delivery_policy's backoff)."""
-    return max(1, math.ceil(backoff(attempt, policy, jitter(delivery, attempt)) - 1e-9))
+def subscription_ledger(delivery: SubscriptionDelivery) -> Ledger:
+    """One subscription delivery, as shared/delivery/claims.py reads a webhook's delivery state. Entities written
+    before claims had their own field (`ClaimedAttempt`) decode without a claim: their attempt counter counted
+    claimed attempts, and the message queued ahead of each claim carries their chain on."""
+    return Ledger(
+        event_id=delivery.event_id,
+        state=delivery.state,
+        attempts=delivery.attempts,
+        claimed_attempt=delivery.claimed_attempt,
+        claimed_at=parse_iso(delivery.last_attempt_at) if delivery.last_attempt_at else None,
+        next_attempt_at=delivery.next_attempt_at,
+    )

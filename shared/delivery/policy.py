@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from shared.graph.lro import whole_seconds
+from shared.schedule.clock import whole_seconds
 
 HONOURS_RETRY_AFTER = frozenset({429, 502, 503, 504})
 CLIENT_ERROR_ATTEMPTS = 3
@@ -40,6 +40,13 @@ class GiveUp:
 
 
 Verdict = Delivered | Retry | GiveUp
+
+
+def jitter(webhook_id: str, attempt: int) -> random.Random:
+    """The jitter of one attempt's backoff: seeded by the webhook and the attempt, so every delivery of the same
+    attempt (a copy, a take-over after a crash) plans the same retry, and different webhooks spread out."""
+    # bandit B311 (random): retry jitter, not a secret
+    return random.Random(f"{webhook_id}/{attempt}")  # nosec B311
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from shared.graph.actions import table as actions
 from shared.wire.retry_after import parse_retry_after
 from shared.wire.strict_json import JsonRefused, loads
 
@@ -137,26 +138,11 @@ def classify_result(status: int, headers: dict[str, str], body: bytes, now: floa
 
 
 def result_from(action: str | None, body: bytes) -> Any:
-    """The record's `result` for an action, from a resourceLocation or synchronous body."""
-    parsed = _json(body)
-    if action == "deleteTableRow":
-        return None
-    if not isinstance(parsed, dict):
-        return None
-    if action == "createSession":
-        return {"id": parsed.get("id"), "persistChanges": parsed.get("persistChanges")}
-    if action == "createTableRow":
-        return {"index": parsed.get("index"), "values": parsed.get("values")}
-    return {k: v for k, v in parsed.items() if not k.startswith("@odata")}
+    """The record's `result` for an action, from a resourceLocation or synchronous body (its shape: the action
+    table's entry, shared/graph/actions/)."""
+    return actions.result_of(action, _json(body))
 
 
 def infer_action(resource_location: str | None) -> str | None:
-    """For tracked operations without an action: guess it from the result URL."""
-    if not resource_location:
-        return None
-    lowered = resource_location.lower()
-    if "/sessioninforesource(" in lowered:
-        return "createSession"
-    if "/tablerowoperationresult(" in lowered:
-        return "createTableRow"
-    return None
+    """For tracked operations without an action: the action its result URL names (the action table's markers)."""
+    return actions.infer(resource_location)

@@ -1,16 +1,20 @@
-"""The Graph client: builds the three Excel requests and sends every request with a bearer token.
+"""The Graph client: sends every request with a bearer token (an action's request is built by the action table,
+shared/graph/actions/, and handed over as an `OutgoingRequest`).
 
 Only URLs whose origin equals GRAPH_BASE_URL's get a request (and so a token); others raise
-UntrustedOrigin before any I/O. Transport failures become TransportFailure, never escape as aiohttp errors.
+UntrustedOrigin before any I/O. A request HTTP cannot carry (a control character in its URL or a header value)
+raises RequestNotSendable before any I/O. Transport failures become TransportFailure, never escape as aiohttp
+errors.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import aiohttp
 from opentelemetry.trace import SpanKind
@@ -33,6 +37,27 @@ class TransportFailure(Exception):
     """No HTTP answer: timeout, connection reset, DNS failure."""
 
 
+class RequestNotSendable(Exception):
+    """The request cannot be put on the wire (nothing was sent): a URL or header value with a character HTTP
+    forbids. Not transient: the same request fails the same way every time."""
+
+
+# RFC 9110 section 5.5: CR, LF and NUL are invalid in a field value; aiohttp refuses these (http_writer's
+# _FORBIDDEN_HEADER_CHARS_RE) with a ValueError. A URL (RFC 3986) has no space or control character at all.
+_BAD_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_BAD_URL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def unsendable(url: str, headers: Mapping[str, str]) -> str | None:
+    """Why HTTP cannot carry this request (naming the part, never its value), or None."""
+    if _BAD_URL.search(url):
+        return "the URL holds a space or a control character"
+    for name, value in headers.items():
+        if _BAD_HEADER.search(name) or _BAD_HEADER.search(value):
+            return f"the {name} header holds a control character"
+    return None
+
+
 @dataclass(frozen=True)
 class GraphResponse:
     status: int
@@ -40,42 +65,18 @@ class GraphResponse:
     body: bytes
 
 
-@dataclass(frozen=True)
-class GraphRequest:
-    method: str
-    url: str
-    json: dict[str, Any] | None
-    headers: dict[str, str]
-
-
-class WorkbookAction(Protocol):
-    """What an Excel request is built from (shared/validation.StartRequest is one): the adapter names only the
-    fields it reads instead of importing the request validation above it."""
+class OutgoingRequest(Protocol):
+    """An Excel request as built by the action table (shared/graph/actions/spec.GraphRequest is one): the
+    adapter names only the fields it reads instead of importing the decisions above it."""
 
     @property
-    def workbook(self) -> str: ...
+    def method(self) -> str: ...
     @property
-    def action(self) -> str: ...
+    def url(self) -> str: ...
     @property
-    def parameters(self) -> dict[str, Any]: ...
+    def json(self) -> dict[str, Any] | None: ...
     @property
-    def session_id(self) -> str | None: ...
-
-
-def start_request(base_url: str, start: WorkbookAction) -> GraphRequest:
-    """The Graph request for an action, asking for the asynchronous answer."""
-    headers = {"Prefer": "respond-async"}
-    if start.session_id:
-        headers["Workbook-Session-Id"] = start.session_id
-    workbook = f"{base_url}{start.workbook}/workbook"
-    params = start.parameters
-    if start.action == "createSession":
-        return GraphRequest("POST", f"{workbook}/createSession", {"persistChanges": params["persistChanges"]}, headers)
-    table = quote(str(params["table"]), safe="")
-    if start.action == "createTableRow":
-        body = {"index": params.get("index"), "values": params["values"]}
-        return GraphRequest("POST", f"{workbook}/tables/{table}/rows", body, headers)
-    return GraphRequest("DELETE", f"{workbook}/tables/{table}/rows/itemAt(index={int(params['index'])})", None, headers)
+    def headers(self) -> dict[str, str]: ...
 
 
 class GraphClient:
@@ -100,6 +101,9 @@ class GraphClient:
         """Send once; on 401 fetch one fresh token and send again."""
         if not self.trusted(url):
             raise UntrustedOrigin(url, self._origin)
+        reason = unsendable(url, headers or {})
+        if reason is not None:
+            raise RequestNotSendable(f"the request to Graph cannot be sent: {reason}")
         source = tokens or self._tokens
         response = await self._send(method, url, json, headers or {}, source, refresh=False)
         if response.status == 401:
@@ -172,12 +176,16 @@ class GraphClient:
         except TimeoutError as exc:
             telemetry.graph_answer(method, None)
             raise TransportFailure("Graph did not answer in time") from exc
+        except aiohttp.InvalidURL as exc:  # refused before sending (a ValueError too, but a ClientError first)
+            raise RequestNotSendable(f"the request to Graph cannot be sent: {type(exc).__name__}") from exc
         except aiohttp.ClientError as exc:
             telemetry.graph_answer(method, None)
             raise TransportFailure(f"connection to Graph failed: {type(exc).__name__}") from exc
+        except ValueError as exc:  # aiohttp refuses a request it cannot write (a header value) before sending
+            raise RequestNotSendable(f"the request to Graph cannot be sent: {type(exc).__name__}") from exc
 
-    async def start(self, base_url: str, start: WorkbookAction, tokens: TokenSource | None = None) -> GraphResponse:
-        request = start_request(base_url, start)
+    async def start(self, request: OutgoingRequest, tokens: TokenSource | None = None) -> GraphResponse:
+        """Send an action's request (built by shared/graph/actions/table.request_for)."""
         return await self.send(request.method, request.url, json=request.json, headers=request.headers, tokens=tokens)
 
 

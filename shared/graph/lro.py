@@ -1,24 +1,24 @@
-"""When to poll next and what to do with a Graph answer. Pure: no clock reads, no I/O.
+"""What Graph's long-running-operation answers mean for the next step: the start's answer, the status, the result.
+Pure: no clock reads, no I/O.
 
-The regular schedule is a function of time since the operation was created: polls fall at
-T0 = initial, then gaps that double up to the cap (1, 2, 4, 8, ... 240, 240 s). Because it depends only
-on the creation time, the status endpoint can tell a caller when the next poll will be without the
-poller writing anything per poll. Graph's Retry-After always wins when it asks for longer.
+How long to wait is the clock's (shared/schedule/clock.py): a decision asks it for the delay of a "still running"
+answer (`poll_delay`, from the operation's `next_poll`) and of a transient one (`backoff_delay`), and never reads
+the schedule itself.
 """
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.graph.answers import Answer, Kind, graph_error, header, parse_retry_after, result_from
+from shared.schedule.clock import NextPoll, backoff_delay, poll_delay, until_deadline
 from shared.schedule.timing import Timing
 from shared.storage.messages import MAX_REASON_LENGTH, MAX_VISIBILITY_SECONDS, PollState
 
-__all__ = ["MAX_REASON_LENGTH", "MAX_VISIBILITY_SECONDS", "PollState"]  # the message format's old home
+__all__ = ["MAX_REASON_LENGTH", "MAX_VISIBILITY_SECONDS", "NextPoll", "PollState"]  # the message format's old home
 
 
 @dataclass(frozen=True)
@@ -42,56 +42,6 @@ class Finish:
 
 
 Decision = Reschedule | Finish
-NextPoll = Callable[
-    [float], float
-]  # seconds since creation -> seconds to the next planned poll (shared.schedule.plans)
-
-
-def _schedule(timing: Timing) -> Iterator[float]:
-    """Offsets from creation of the regular polls: initial, then gaps doubling up to the cap."""
-    offset = max(timing.initial, 0.0)
-    step = max(offset, 1.0)
-    while True:
-        yield offset
-        offset += step
-        step = min(step * 2, timing.maximum)
-
-
-def next_regular_poll(elapsed: float, timing: Timing) -> float:
-    """Seconds from now to the first regular poll strictly after `elapsed` seconds since creation."""
-    return next(offset for offset in _schedule(timing) if offset > elapsed) - elapsed
-
-
-def whole_seconds(delay: float) -> int:
-    """Queue visibility is whole seconds: round up so a Retry-After of 2.128 s waits 3 s, never 2."""
-    return max(0, min(MAX_VISIBILITY_SECONDS, math.ceil(delay - 1e-9)))
-
-
-def status_retry_after(elapsed: float, timing: Timing, next_poll: NextPoll | None = None) -> int:
-    """The Retry-After the status endpoint gives while the operation runs: time to our next poll.
-    `next_poll` is the operation's schedule (shared.schedule.plans.Schedule.next_poll); None: the doubling one."""
-    delay = next_poll(elapsed) if next_poll is not None else next_regular_poll(elapsed, timing)
-    return max(1, whole_seconds(delay))
-
-
-def transient_backoff(failures: int, timing: Timing, rng: random.Random | None = None) -> float:
-    """Exponential backoff with jitter for the failures-th consecutive transient answer (1-based)."""
-    base = max(timing.initial, 1.0) * float(2 ** max(failures - 1, 0))
-    ceiling = min(base, timing.maximum)
-    jitter: float = (rng or random).uniform(0.5, 1.0)
-    return max(1.0, ceiling * jitter)
-
-
-def _bounded(delay: float, elapsed: float, timing: Timing) -> int:
-    remaining = timing.timeout - elapsed
-    seconds = whole_seconds(delay)
-    if remaining > 0 and seconds > remaining:
-        seconds = max(1, whole_seconds(remaining))
-    return max(1, seconds)
-
-
-def timed_out(elapsed: float, timing: Timing) -> bool:
-    return elapsed >= timing.timeout
 
 
 def timeout_error(timing: Timing, state: PollState | None = None) -> dict[str, Any]:
@@ -116,18 +66,16 @@ def decide(
     elapsed: float,
     timing: Timing,
     rng: random.Random | None = None,
-    next_poll: NextPoll | None = None,
+    *,
+    next_poll: NextPoll,
 ) -> Decision:
     """Turn one classified answer to `GET <operation>` into the next step. `next_poll` is the operation's
-    schedule (shared.schedule.plans.Schedule.next_poll); None: the doubling one (next_regular_poll)."""
+    schedule (shared/schedule/clock.py `schedule_for(op, timing).next_poll`)."""
     polled = replace(state, polls=state.polls + 1)
     if answer.kind in (Kind.RUNNING, Kind.NOT_STARTED):
-        regular = next_poll(elapsed) if next_poll is not None else next_regular_poll(elapsed, timing)
-        delay = max(regular, answer.retry_after or 0.0)
+        delay = poll_delay(next_poll(elapsed), answer.retry_after, elapsed, timing)
         status = "running" if answer.kind is Kind.RUNNING else "notStarted"
-        return Reschedule(
-            _bounded(delay, elapsed, timing), replace(polled, transient_failures=0, last_transient=""), status
-        )
+        return Reschedule(delay, replace(polled, transient_failures=0, last_transient=""), status)
     if answer.kind is Kind.SUCCEEDED:
         return Finish("succeeded", polled, result_url=answer.resource_location)
     if answer.kind is Kind.FAILED:
@@ -172,8 +120,8 @@ def transient(
                 "message": f"Graph answered {failures} transient failures in a row; last: {answer.reason}.",
             },
         )
-    delay = max(transient_backoff(failures, timing, rng), answer.retry_after or 0.0)
-    return Reschedule(_bounded(delay, elapsed, timing), polled, None)
+    delay = backoff_delay(failures, answer.retry_after, timing, rng)
+    return Reschedule(until_deadline(delay, elapsed, timing), polled, None)
 
 
 def decide_result(

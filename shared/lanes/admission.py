@@ -3,7 +3,7 @@
 Decisions are in shared/lanes/line.py (pure), the entity in shared/lanes/store.py; this module applies them around
 the operation records. A start that must wait is stored `waiting` with its validated request; the lane's
 advance step (a `lane` message on the poll queue) starts it later with the same write-ahead start as the HTTP
-path (shared/operations/sending.py send_start). See docs/design.md, "The lane per workbook".
+path (start_flow.send_start). See docs/design.md, "The lane per workbook".
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from typing import Any
 
 from shared.api.problems import Problem
 from shared.crypto.keyring import UnsealError
-from shared.delivery.fanout import queue_fanout
-from shared.delivery.operation_webhooks import queue_next_attempt
-from shared.graph.lro import transient_backoff, whole_seconds
 from shared.lanes.line import (
     LaneFull,
     LaneState,
@@ -27,19 +24,18 @@ from shared.lanes.line import (
     throttle,
     throttle_wait,
 )
-from shared.lanes.slots import enabled, lanes_of, note_throttle, on_terminal, release_slot, send_recheck
+from shared.lanes.slots import enabled, lanes_of, note_throttle, release_slot, send_recheck
 from shared.lanes.store import lane_key
 from shared.observability import telemetry
-from shared.operations import sending
 from shared.operations import write_ahead as start_flow
-from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
+from shared.operations.finish import Ending, finish, guarded
+from shared.operations.outcome import end_start, resume_start
 from shared.operations.record import (
     FAILED,
     NOT_STARTED,
     PREPARED,
     TIMED_OUT,
     WAITING,
-    WEBHOOK_PENDING,
     DamagedRecord,
     Operation,
     iso,
@@ -49,6 +45,7 @@ from shared.operations.record import (
 from shared.operations.requests import StartRequest
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import backoff_delay, timed_out, whole_seconds
 from shared.storage.messages import BadMessage, decode_lane
 from shared.wire.strict_json import dumps, loads_stored
 
@@ -117,7 +114,7 @@ async def admit_start(
         existing = await rt.store.get(operation_id)
         if existing is None:
             raise
-        return await start_flow.resume_start(rt, existing, now, retry=True)
+        return await resume_start(rt, existing, now, retry=True)
     except Exception:
         raise await start_flow.unstored(rt, operation_id, key_hash) from None
     concurrency, lease = rt.settings.workbook_concurrency, rt.settings.lane_lease_seconds
@@ -164,7 +161,7 @@ async def _begin(
     rt: Runtime, op: Operation, request: StartRequest, assertion: str | None, key_hash: str | None, *, http: bool
 ) -> Operation:
     """The write-ahead start of a slot holder: `waiting` -> `starting` (ETag-guarded: a duplicate advance never
-    sends twice), then sending.send_start. Graph not doing the work: the HTTP path abandons (the caller
+    sends twice), then start_flow.send_start. Graph not doing the work: the HTTP path abandons (the caller
     retries); a deferred start waits out the throttle and tries again (bounded), or fails with Graph's error."""
     now = time.time()
     try:
@@ -193,8 +190,8 @@ async def _begin(
         return op.with_(lane_position=0)
     telemetry.lane_wait(now - parse_iso(op.created_at))  # once: the write above succeeds once per record
     try:
-        return await sending.send_start(rt, request, intent, assertion, key_hash)
-    except sending.NotSent as exc:
+        return await start_flow.send_start(rt, request, intent, assertion, key_hash)
+    except start_flow.NotSent as exc:
         if exc.graph_status == 429:
             await note_throttle(rt, intent, exc.retry_after, time.time())
         intent = exc.intent or intent  # as this request last wrote it (`starting` once marked)
@@ -206,7 +203,7 @@ async def _begin(
         return await _deferred_not_sent(rt, intent, exc)
 
 
-async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: sending.NotSent) -> Operation:
+async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: start_flow.NotSent) -> Operation:
     now = time.time()
     attempts = intent.lane_attempts + 1
     lane = intent.lane or ""
@@ -216,7 +213,7 @@ async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: sending.NotSen
             back = await rt.store.update(back, {"status", "start_phase", "lane_attempts", "updated_at"})
         except Conflict:
             return await rt.store.get(intent.id) or intent
-        delay = max(exc.retry_after or 0.0, transient_backoff(attempts, rt.timing))
+        delay = backoff_delay(attempts, exc.retry_after, rt.timing)
         lease = rt.settings.lane_lease_seconds
         # Keep the slot (renewed) and hold the whole lane until then: the advance step starts it again.
         await lanes_of(rt).change(lane, lambda s: (throttle(renew(s, intent.id, now, lease), now + delay), None))
@@ -235,28 +232,19 @@ async def _deferred_not_sent(rt: Runtime, intent: Operation, exc: sending.NotSen
         f"(last: {exc.graph_status or 'not reached'}).",
     }
     log.warning("deferred start of %s failed (Graph %s)", intent.id, exc.graph_status)
-    return await start_flow.record_outcome(rt, terminal_state(intent, FAILED, now, error=error), None)
+    return await end_start(rt, intent, Ending(FAILED, error=error), now, None)
 
 
 async def _end_unsent(rt: Runtime, op: Operation, status: str, error: dict[str, Any]) -> Operation:
-    """End a waiting record that was never sent (nothing reached Graph), and free its slot."""
-    ended = terminal_state(op, status, time.time(), error=error)
-    await queue_fanout(rt, ended)  # before the write, as poller.finish does
-    try:
-        done = await rt.store.update(ended, TERMINAL_FIELDS)
-    except Conflict:
-        return op
-    telemetry.operation_finished(done.action, done.status, done.poll_count)
-    if done.webhook_state == WEBHOOK_PENDING:
-        await queue_next_attempt(rt, done)
-    await on_terminal(rt, done)
-    return done
+    """End a waiting record that was never sent (nothing reached Graph), and free its slot. A record that moved
+    meanwhile is left to what moved it."""
+    return await finish(rt, op, Ending(status, error=error), time.time(), guarded(rt)) or op
 
 
 async def start_deferred(rt: Runtime, op: Operation) -> Operation:
     """Start a `waiting` record that holds its slot (the advance step). One that waited past
     OPERATION_TIMEOUT_SECONDS ends `timedOut` unsent: it would be timed out right after Graph took it."""
-    if time.time() - parse_iso(op.created_at) >= rt.timing.timeout:
+    if timed_out(time.time() - parse_iso(op.created_at), rt.timing):
         return await _end_unsent(
             rt,
             op,
@@ -354,6 +342,6 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
         elif op.status == WAITING:
             await start_deferred(rt, op)
         elif op.start_phase:  # a start that died half way: finish it as a GET would (never sent twice)
-            op = await start_flow.resume_start(rt, op, time.time(), retry=False)
+            op = await resume_start(rt, op, time.time(), retry=False)
             if op.status == WAITING:  # it died before sending: send it now
                 await start_deferred(rt, op)

@@ -10,11 +10,8 @@ from collections.abc import Awaitable, Callable
 from shared.api.identity import Caller
 from shared.api.problems import Problem
 from shared.delivery.claims import claim_lease, redelivery_wait
-from shared.delivery.fanout import queue_fanout
 from shared.delivery.operation_webhooks import queue_next_attempt
-from shared.lanes import slots as lane_slots
-from shared.observability import telemetry
-from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
+from shared.operations.finish import Ending, finish, guarded
 from shared.operations.reads import Access, load_for, reply_for
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     ACTIVE,
@@ -46,32 +43,30 @@ async def cancel(rt: Runtime, operation_id: str, caller: Access | None = None) -
     async def step() -> Reply | None:
         op = await load_for(rt, operation_id, caller)
         now = time.time()
-        if op.status in ACTIVE:
-            changed = terminal_state(
-                op, CANCELED, now, error={"code": "canceled", "message": "Tracking was canceled by the caller."}
-            )
-            changed = changed.with_(generation=op.generation + 1, webhook_state=WEBHOOK_NONE)
-            fields = TERMINAL_FIELDS
-            await queue_fanout(rt, changed)  # only subscriptions that asked for "canceled" get it
-        elif op.webhook_state == WEBHOOK_PENDING:
-            changed = op.with_(
-                webhook_state=WEBHOOK_FAILED,
-                webhook_next_attempt_at=None,
-                webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)",
-            )
-            changed = with_event(changed, iso(now), "webhookStopped")
-            fields = {"webhook_state", "webhook_next_attempt_at", "webhook_last_error", "history"}
-        else:
+        if op.status in ACTIVE:  # ended through the finish use case: a record that moved is read and decided again
+            ending = Ending(CANCELED, error={"code": "canceled", "message": "Tracking was canceled by the caller."})
+            done = await finish(
+                rt, op, ending, now, guarded(rt), generation=op.generation + 1, webhook_state=WEBHOOK_NONE
+            )  # only subscriptions that asked for "canceled" get its fan-out
+            if done is None:
+                return None
+            log.info("operation %s canceled by the caller", op.id)
+            return reply_for(rt, done, now)
+        if op.webhook_state != WEBHOOK_PENDING:
             return reply_for(rt, op, now)
+        changed = op.with_(
+            webhook_state=WEBHOOK_FAILED,
+            webhook_next_attempt_at=None,
+            webhook_last_error="deliveries stopped: the caller canceled (unsubscribed)",
+        )
+        changed = with_event(changed, iso(now), "webhookStopped")
         try:
-            changed = await rt.store.update(changed, fields)
+            changed = await rt.store.update(
+                changed, {"webhook_state", "webhook_next_attempt_at", "webhook_last_error", "history"}
+            )
         except Conflict:
             return None
         log.info("operation %s canceled by the caller", op.id)
-        if op.status in ACTIVE:
-            telemetry.operation_finished(changed.action, changed.status, changed.poll_count)
-        if changed.terminal:
-            await lane_slots.on_terminal(rt, changed)  # frees its lane slot at once, or its place in line
         return reply_for(rt, changed, now)
 
     return await _until_written(step)

@@ -15,27 +15,16 @@ from dataclasses import replace
 from typing import Any
 
 from shared.crypto.keyring import UnsealError
-from shared.delivery.fanout import queue_fanout, subscriptions
-from shared.delivery.operation_webhooks import queue_next_attempt
 from shared.graph.answers import Answer, Kind, classify_operation, classify_result, infer_action, result_from
-from shared.graph.client import TransportFailure, UntrustedOrigin
-from shared.graph.lro import (
-    Finish,
-    Reschedule,
-    decide,
-    decide_result,
-    timed_out,
-    timeout_error,
-    whole_seconds,
-)
+from shared.graph.client import RequestNotSendable, TransportFailure, UntrustedOrigin
+from shared.graph.lro import Finish, Reschedule, decide, decide_result, timeout_error
 from shared.graph.tokens import DelegatedCredentialError, TokenSource, delegated_tokens
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
+from shared.operations import finish as ending
 from shared.operations.chain import Verdict, is_last_delivery, judge
-from shared.operations.lifecycle import TERMINAL_FIELDS, detection_lag, schedule_for, terminal_state
+from shared.operations.lifecycle import TERMINAL_FIELDS
 from shared.operations.record import (
-    FANOUT_PENDING,
-    WEBHOOK_PENDING,
     DamagedRecord,
     Operation,
     is_operation_id,
@@ -45,7 +34,7 @@ from shared.operations.record import (
 )
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
-from shared.schedule.learning import learn
+from shared.schedule.clock import detection_lag, schedule_for, timed_out, whole_seconds
 from shared.storage.messages import BadMessage, PollState, decode
 
 log = logging.getLogger(__name__)
@@ -95,11 +84,7 @@ async def _own_chain(
             log.error("dropping poll message for unknown operation %s", state.operation_id)
             return None
         if op.terminal:
-            if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
-                await queue_next_attempt(rt, op)  # the finishing step may have died before queuing it
-            if op.fanout_state == FANOUT_PENDING and not await subscriptions(rt).fanned_out(op.id, op.event_id or ""):
-                await queue_fanout(rt, op)  # duplicates are harmless (fanout.py); a lost one is not
-            await lane_slots.on_terminal(rt, op)  # the finishing step may have died before releasing its lane
+            await ending.settle(rt, op)  # its ending step may have died before its webhook, fan-out or lane release
             log.info("operation %s is %s; poll message dropped", op.id, op.status)
             return None
         verdict = judge(op.generation, op.chain_message, state.generation, message_id, dequeue_count)
@@ -215,6 +200,8 @@ async def _get(
                 "message": f"Graph pointed at {exc.origin}, which is not GRAPH_BASE_URL's origin; not followed.",
             },
         ), b""
+    except RequestNotSendable as exc:  # the same every time: not transient
+        return Answer(Kind.REJECTED, own=True, error={"code": "requestNotSendable", "message": str(exc)}), b""
     except TransportFailure as exc:
         return Answer(Kind.TRANSIENT, reason=str(exc)), b""
     return classify(response.status, response.headers, response.body, now), response.body
@@ -253,33 +240,21 @@ async def _still_ours(rt: Runtime, op: Operation, state: PollState) -> Operation
 async def finish(
     rt: Runtime, op: Operation, decision: Finish, now: float, result: Any = None, lag: float | None = None
 ) -> None:
-    """The terminal write (and what follows it), as its own span of the operation's trace; `lag`: the detection
-    lag when a poll saw Graph's end (the metric)."""
-    with telemetry.span("finish operation", {"bridge.operation.id": op.id, "bridge.operation.status": decision.status}):
-        await _finish(rt, op, decision, now, result, lag)
+    """The poll chain's ending (shared/operations/finish.py): its conflict rule re-applies the same terminal write on
+    a fresh record the chain still owns (same generation, still active), so an unrelated write (the start's
+    follow-up marker) never ends a chain; a cancel, a terminal record or another chain's claim stops it. `lag`: the
+    detection lag when a poll saw Graph's end (the metric); a succeeded one is learned from."""
 
-
-async def _finish(rt: Runtime, op: Operation, decision: Finish, now: float, result: Any, lag: float | None) -> None:
-    done = terminal_state(
-        op, decision.status, now, result=result, error=decision.error, poll_count=decision.state.polls
-    )
-    await queue_fanout(rt, done)  # before the write: a crash after it cannot lose the subscriptions' event
-    for _ in range(5):
-        try:
-            done = await rt.store.update(done, TERMINAL_FIELDS)
-            break
-        except Conflict:
-            fresh = await _still_ours(rt, op, decision.state)
-            if fresh is None:
-                return
-            # Something else changed the record (the start's follow-up marker): same terminal write on it.
-            done = fresh.with_(**{name: getattr(done, name) for name in TERMINAL_FIELDS})
-    else:
+    async def while_owned(done: Operation) -> Operation | None:
+        for _ in range(5):
+            try:
+                return await rt.store.update(done, TERMINAL_FIELDS)
+            except Conflict:
+                fresh = await _still_ours(rt, op, decision.state)
+                if fresh is None:
+                    return None
+                done = fresh.with_(**{name: getattr(done, name) for name in TERMINAL_FIELDS})
         raise RuntimeError(f"operation {op.id} kept changing while it was finished")
-    log.info("operation %s %s after %s polls", op.id, done.status, done.poll_count)
-    telemetry.operation_finished(done.action, done.status, done.poll_count, lag)
-    if done.webhook_state == WEBHOOK_PENDING:
-        await queue_next_attempt(rt, done)
-    # Last, after the terminal write and the webhook: it never raises, and a redelivered finish merges as a no-op.
-    await learn(rt.history, rt.timing, done, done.owner or rt.settings.default_owner)
-    await lane_slots.on_terminal(rt, done)  # after the terminal write: the next one in its workbook's lane
+
+    end = ending.Ending(decision.status, decision.error, result, decision.state.polls, lag, learn=True)
+    await ending.finish(rt, op, end, now, while_owned)

@@ -13,14 +13,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from shared.delivery.fanout import queue_fanout
-from shared.delivery.operation_webhooks import queue_next_attempt
 from shared.lanes import slots as lane_slots
 from shared.operations.damaged import retire
-from shared.operations.lifecycle import TERMINAL_FIELDS, terminal_state
-from shared.operations.record import FAILED, ROW_KEY, WEBHOOK_PENDING, DamagedRecord, Operation
+from shared.operations.finish import Ending, finish, guarded
+from shared.operations.record import FAILED, ROW_KEY, DamagedRecord, Operation
 from shared.operations.retention import DELETE, RETIRE, STRANDED_AFTER_SECONDS, damaged_fate, is_expired, is_stranded
-from shared.operations.store import IDEMPOTENCY_ROW_KEY, Conflict
+from shared.operations.store import IDEMPOTENCY_ROW_KEY
 from shared.operations.sweeps import Swept, sweep
 from shared.runtime.worker import Runtime
 
@@ -74,32 +72,21 @@ async def run(
 
 
 async def _fail_stranded(rt: Runtime, now: float, batch: int, report: PurgeReport) -> None:
-    """An active record long past its deadline lost its chain: fail it visibly (webhook, fan-out) and
-    erase its sealed credential, as the poller's finish would."""
+    """An active record long past its deadline lost its chain: fail it visibly through the finish use case (its
+    webhook, fan-out, metric and lane slot, its sealed credential erased), as the poller's finish would. One that
+    moved meanwhile was not stranded after all: skipped."""
     created_before = now - rt.timing.timeout - STRANDED_AFTER_SECONDS
     damaged: list[DamagedRecord] = []
     for op in await rt.store.stale_active_records(created_before, batch, damaged):
         if not is_stranded(op, rt.timing.timeout, now):
             continue
-        done = terminal_state(
-            op,
-            FAILED,
-            now,
-            error={
-                "code": "operationStranded",
-                "message": "The operation was still active long after its deadline with nothing polling it.",
-            },
-        )
-        done = done.with_(generation=op.generation + 1)
-        await queue_fanout(rt, done)
-        try:
-            done = await rt.store.update(done, TERMINAL_FIELDS | {"generation"})
-        except Conflict:
-            continue  # it moved meanwhile: not stranded after all
-        report.stranded += 1
-        log.warning("operation %s was stranded; failed by the purge", op.id)
-        if done.webhook_state == WEBHOOK_PENDING:
-            await queue_next_attempt(rt, done)
+        error = {
+            "code": "operationStranded",
+            "message": "The operation was still active long after its deadline with nothing polling it.",
+        }
+        if await finish(rt, op, Ending(FAILED, error=error), now, guarded(rt), generation=op.generation + 1):
+            report.stranded += 1
+            log.warning("operation %s was stranded; failed by the purge", op.id)
     await _damaged(rt, damaged, now, report)
 
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from shared.api.identity import Caller
 from shared.api.problems import FieldError, Problem, invalid, not_found
+from shared.crypto.page_tokens import TokenRefused, page_tokens, scope
+from shared.crypto.status_links import EXPIRY_PARAM, SIGNATURE_PARAM, LinkRefused, link_expiry, link_params
 from shared.crypto.status_links import ROUTE as STATUS_ROUTE
-from shared.crypto.status_links import LinkRefused, link_expiry
 from shared.graph.answers import innermost_code
-from shared.graph.lro import status_retry_after
 from shared.lanes import slots as lane_slots
-from shared.operations.lifecycle import schedule_for
+from shared.operations.outcome import resume_start
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     ACTIVE,
     CANCELED,
@@ -29,24 +30,18 @@ from shared.operations.record import (  # Reply lives with the record: shared/ap
     is_operation_id,
     iso,
     parse_iso,
-    status_url,
     to_json,
 )
 from shared.operations.requests import (
     LIST_TOP_DEFAULT,
     LIST_TOP_MAX,
 )
-from shared.operations.store import BadContinuation, Conflict, Page
-from shared.operations.write_ahead import (
-    resume_start,
-)
+from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import retry_after_for, stalled
 from shared.storage.messages import PollState
 
 log = logging.getLogger("shared.operations.start")  # the reads' log lines keep their category
-
-
-STALL_GRACE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -55,16 +50,28 @@ class StatusLink:
 
     expires: str | None
     sig: str | None
+    refused: str | None = None  # why the query itself is refused (se or sig given twice)
+
+    @classmethod
+    def from_query(cls, query: str, params: Mapping[str, str]) -> StatusLink:
+        """From the URL's raw query (every value, so a repeated `se` or `sig` is seen); `params` (the host's parsed
+        query) only when the URL the host passed carries no query."""
+        try:
+            expires, sig = link_params(query)
+        except LinkRefused as exc:
+            return cls(None, None, exc.reason)
+        if expires is None and sig is None:
+            return cls(params.get(EXPIRY_PARAM), params.get(SIGNATURE_PARAM))
+        return cls(expires, sig)
 
 
 Access = Caller | StatusLink
 
 
 def status_link(rt: Runtime, op: Operation) -> str:
-    """The operation's status URL for pollers: signed when STATUS_LINK_KEYS is set, else the keyed route."""
+    """The operation's status URL for pollers, always signed: the runtime always has a key (STATUS_LINK_KEYS, or
+    the one kept in the storage account: shared/runtime/link_key.py)."""
     signer = rt.settings.status_links
-    if not signer.configured:
-        return status_url(op)
     expires = link_expiry(parse_iso(op.created_at), rt.timing.timeout)
     return f"{op.base_url}/{STATUS_ROUTE}/{op.id}?{signer.query(op.id, expires)}"
 
@@ -72,11 +79,7 @@ def status_link(rt: Runtime, op: Operation) -> str:
 def reply_for(rt: Runtime, op: Operation, now: float, *, created: bool = False) -> Reply:
     """Retry-After while active: the time to the poll the record's schedule plans next (the poller follows the
     same schedule_for, so nothing is written per poll to keep them agreeing)."""
-    retry = (
-        status_retry_after(now - parse_iso(op.created_at), rt.timing, next_poll=schedule_for(op, rt.timing).next_poll)
-        if op.status in ACTIVE
-        else None
-    )
+    retry = retry_after_for(op, rt.timing, now) if op.status in ACTIVE else None
     return Reply(op, retry, status_link(rt, op), created)
 
 
@@ -135,9 +138,11 @@ def _check_link(rt: Runtime, operation_id: str, link: StatusLink) -> None:
     if not is_operation_id(operation_id):
         raise not_found(operation_id)
     try:
+        if link.refused:
+            raise LinkRefused(link.refused)
         rt.settings.status_links.verify(operation_id, link.expires, link.sig, time.time())
     except LinkRefused as exc:
-        status = 401 if not (link.expires or link.sig) else 403
+        status = 401 if not (link.expires or link.sig or link.refused) else 403
         raise Problem(
             status,
             "statusLinkRefused",
@@ -151,8 +156,7 @@ async def rearm_if_stalled(rt: Runtime, op: Operation, now: float) -> Operation:
     """Self-healing: an active record long past its deadline has lost its queue message; start a new chain."""
     if op.status not in ACTIVE or op.status == WAITING:  # a waiting record has no chain: its lane starts it
         return op
-    grace = max(STALL_GRACE_SECONDS, 2 * rt.timing.maximum)
-    if now - parse_iso(op.created_at) < rt.timing.timeout + grace or now - parse_iso(op.updated_at) < grace:
+    if not stalled(op, rt.timing, now):
         return op  # within its life, or re-armed a moment ago
     try:
         op = await rt.store.update(
@@ -179,9 +183,20 @@ def parse_top(top: str | None, default: int | None = LIST_TOP_DEFAULT) -> int | 
     return int(top)
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A page of the list as the caller sees it: the records and the signed token of the next page."""
+
+    operations: list[Operation]
+    continuation: str | None
+    damaged: list[DamagedRecord] = field(default_factory=list)  # records of the page that cannot be read
+
+
 async def list_page(
     rt: Runtime, status: str | None, top: str | None, token: str | None, caller: Caller | None = None
-) -> Page:
+) -> Listed:
+    """One page, newest first: the caller's own operations (their index), or everyone's with the read-all role.
+    The continuation token is signed and bound to this caller and this filter (shared/crypto/page_tokens.py)."""
     caller = caller or Caller(rt.settings.default_owner)
     errors: list[FieldError] = []
     if status is not None and status not in STATUSES:
@@ -191,15 +206,21 @@ async def list_page(
         errors.append(FieldError("top", f"must be a whole number from 1 to {LIST_TOP_MAX}"))
     if errors or count is None:
         raise invalid(errors)
+    tokens = page_tokens(rt.settings.status_links.keys)
+    list_scope = scope(reads_all=caller.reads_all, owner=caller.owner, status=status)
     try:
-        return await rt.store.list(status, count, token, None if caller.reads_all else caller.owner)
-    except BadContinuation:
+        position = tokens.open(token, list_scope) if token else None
+    except TokenRefused:
         raise Problem(
             400,
             "invalidRequest",
             "The continuation token is not valid",
+            "Only the continuationToken of this list's own nextLink continues it (same caller, same status filter).",
             errors=[FieldError("continuationToken", "use the value from a previous page's nextLink")],
         ) from None
+    page = await rt.store.list(status, count, position, None if caller.reads_all else caller.owner)
+    continuation = tokens.issue(page.continuation, list_scope) if page.continuation else None
+    return Listed(page.operations, continuation, page.damaged)
 
 
 FAILURE_STATUS = {FAILED: 422, TIMED_OUT: 422, CANCELED: 409}

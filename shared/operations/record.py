@@ -48,7 +48,7 @@ def new_operation_id(now: float) -> str:
 
 
 def is_operation_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 def iso(ts: float) -> str:
@@ -103,7 +103,7 @@ class Operation:
     # records written before plans existed). Internal: the public record shows it only as Retry-After.
     poll_plan: str | None = None
     # When the Excel request was sent, if later than creation (it waited in its workbook's lane): the poll
-    # schedule counts from here (lifecycle.schedule_for). None: at creation.
+    # schedule counts from here (shared/schedule/clock.py schedule_for). None: at creation.
     started_at: str | None = None
     # The workbook lane (shared/lanes/admission.py): its key, the validated request kept until it is sent (or
     # {"blob": name} when too big for a property), failed deferred attempts, and (read, not stored) the place in line.

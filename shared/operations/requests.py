@@ -5,20 +5,20 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.api.problems import FieldError, Problem, invalid
 from shared.delivery.targets import MAX_URL_LENGTH, OutboundPolicy, Refused, check_url
+from shared.graph.actions import table as actions
+from shared.graph.actions.params import CONTROL, has_control
 from shared.operations.record import BINARY, CALLBACK_FORMATS
 from shared.wire.origins import origin_of
-from shared.wire.strict_json import JsonRefused, dumps, loads
-
-Action = Literal["createSession", "createTableRow", "deleteTableRow"]
-ACTIONS: tuple[Action, ...] = ("createSession", "createTableRow", "deleteTableRow")
+from shared.wire.strict_json import JsonRefused, loads, lone_surrogate_at
 
 # The patterns are written so that they read the same as Python and as ECMA-262 regular expressions: the
-# OpenAPI document (shared/api/openapi.py) publishes them as they are.
+# OpenAPI document (shared/api/openapi.py) publishes them as they are. Python matches them with `fullmatch`:
+# its `$` also matches before a trailing line feed, which would let "id\n" through.
 SEGMENT = r"[A-Za-z0-9!._,:@=$'()~-]{1,400}"  # one path segment of a drive or item id
 _DRIVE = rf"(?:me/drive|drives/{SEGMENT}|users/{SEGMENT}/drive|sites/{SEGMENT}/drive|groups/{SEGMENT}/drive)"
 WORKBOOK_PATTERN = rf"^/{_DRIVE}/items/{SEGMENT}$"
@@ -26,13 +26,32 @@ WORKBOOK_RE = re.compile(WORKBOOK_PATTERN)
 OPERATION_PATH_RE = re.compile(rf"^/(?:v1\.0|beta)(/{_DRIVE}/items/{SEGMENT})/workbook/operations/{SEGMENT}$")
 SESSION_ID_PATTERN = r"^[!-~]{1,2048}$"  # printable ASCII without spaces: it is sent as a header value
 _HEADER_SAFE = re.compile(SESSION_ID_PATTERN)
+# An encoded URL: ASCII letters, digits and URL punctuation (check_url's characters for callbacks), no space or control
+URL_PATTERN = r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$"
+_URL_SAFE = re.compile(URL_PATTERN)
+_QUERY = r"(?:\?[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*)?"  # any query, no fragment
+_OPERATION_PATH = rf"/(?:v1\.0|beta)/{_DRIVE}/items/{SEGMENT}/workbook/operations/{SEGMENT}"
+
+
+def operation_url_pattern(graph_origin: str | None = None) -> str:
+    """An operationUrl as the validator reads it: on `graph_origin` (any http(s) host when None), a workbook
+    operation path, any query. Dot segments are refused too, which a pattern cannot say without look-ahead."""
+    if graph_origin is None:
+        origin = r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?"
+    else:
+        default = {"https": ":443", "http": ":80"}.get(graph_origin.split(":", 1)[0], "")
+        origin = re.sub(r"([.^$|?*+()\[\]{}\\])", r"\\\1", graph_origin)
+        if default and graph_origin.count(":") == 1:
+            origin += f"(?:{default})?"
+    return f"^{origin}{_OPERATION_PATH}{_QUERY}$"
+
+
 CLIENT_REFERENCE_MAX_LENGTH = 256
+CLIENT_REFERENCE_PATTERN = rf"^[^{CONTROL}]{{1,{CLIENT_REFERENCE_MAX_LENGTH}}}$"  # stored and echoed: no control
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = rf"^[!-~]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"  # printable ASCII, no spaces
 LIST_TOP_MAX = 100  # GET /operations?top=: 1 to this
 LIST_TOP_DEFAULT = 20
-MAX_VALUES_BYTES = 32 * 1024
-MAX_BODY_BYTES = 1024 * 1024  # the largest valid request is far smaller (values <= 32 KiB); bounds parse work
 _START_FIELDS = {
     "workbook",
     "action",
@@ -58,7 +77,7 @@ _TRACK_FIELDS = {
 @dataclass(frozen=True)
 class StartRequest:
     workbook: str
-    action: Action
+    action: str  # a name in the action table (shared/graph/actions/table.py)
     parameters: dict[str, Any]
     session_id: str | None
     callback_url: str | None
@@ -72,7 +91,7 @@ class StartRequest:
 class TrackRequest:
     operation_url: str
     workbook: str
-    action: Action | None
+    action: str | None
     callback_url: str | None
     client_reference: str | None
     fail_on_error: bool = False
@@ -100,22 +119,35 @@ def check_json_content_type(content_type: str | None) -> None:
     )
 
 
-def parse_json_body(body: bytes, content_type: str | None = None) -> Any:
+def too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "bodyTooLarge",
+        "The body is too large",
+        f"At most {limit} bytes.",
+        [FieldError("body", f"must be at most {limit} bytes")],
+    )
+
+
+def parse_json_body(body: bytes, content_type: str | None = None, limit: int | None = None) -> Any:
+    """Strict JSON of at most `limit` bytes (default: the largest any action accepts), every string Unicode text
+    (a lone surrogate is refused naming its field: RFC 7493 I-JSON)."""
     check_json_content_type(content_type)
-    if len(body) > MAX_BODY_BYTES:
-        raise Problem(
-            413,
-            "bodyTooLarge",
-            "The body is too large",
-            f"At most {MAX_BODY_BYTES} bytes.",
-            [FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes")],
-        )
+    limit = limit if limit is not None else actions.body_limit()
+    if len(body) > limit:
+        raise too_large(limit)
     if not body.strip():
         raise invalid([FieldError("body", "a JSON object is required")])
     try:
-        return loads(body)
+        payload = loads(body)
     except JsonRefused as exc:  # also NaN/Infinity, over-deep nesting, huge numbers, duplicate keys
         raise invalid([FieldError("body", str(exc))]) from None
+    where = lone_surrogate_at(payload)
+    if where is not None:
+        raise invalid(
+            [FieldError(where, "must be Unicode text: a lone surrogate (such as \\ud800) is not a character")]
+        )
+    return payload
 
 
 def parse_operation_request(
@@ -126,8 +158,10 @@ def parse_operation_request(
     webhooks_configured: bool,
     allowed_callback_hosts: tuple[str, ...] = (),
     max_expected_duration: float | None = None,
+    body_bytes: int | None = None,
 ) -> StartRequest | TrackRequest:
-    """`max_expected_duration`: the operation timeout (OPERATION_TIMEOUT_SECONDS), the largest hint accepted."""
+    """`max_expected_duration`: the operation timeout (OPERATION_TIMEOUT_SECONDS), the largest hint accepted;
+    `body_bytes`: the body's size, held to the action's own limit (413)."""
     if not isinstance(payload, dict):
         raise invalid([FieldError("body", "must be a JSON object")])
     errors: list[FieldError] = []
@@ -137,15 +171,25 @@ def parse_operation_request(
         result: StartRequest | TrackRequest | None = _track(payload, graph_origin, errors)
     elif "workbook" in payload:
         result = _start(payload, errors)
+        action = actions.find(payload.get("action"))
+        if action is not None and body_bytes is not None and body_bytes > action.max_body_bytes:
+            raise too_large(action.max_body_bytes)
     else:
         raise invalid([FieldError("workbook", "required (or operationUrl to track an existing operation)")])
     policy = OutboundPolicy(allow_private_callbacks, allowed_callback_hosts)
     callback = _callback_url(payload.get("callbackUrl"), policy, webhooks_configured, errors)
     reference = payload.get("clientReference")
     if reference is not None and (
-        not isinstance(reference, str) or not 1 <= len(reference) <= CLIENT_REFERENCE_MAX_LENGTH
+        not isinstance(reference, str)
+        or not 1 <= len(reference) <= CLIENT_REFERENCE_MAX_LENGTH
+        or has_control(reference)
     ):
-        errors.append(FieldError("clientReference", f"must be a string of 1-{CLIENT_REFERENCE_MAX_LENGTH} characters"))
+        errors.append(
+            FieldError(
+                "clientReference",
+                f"must be a string of 1-{CLIENT_REFERENCE_MAX_LENGTH} characters without control characters",
+            )
+        )
     fail_on_error = payload.get("failOnError", False)
     if not isinstance(fail_on_error, bool):
         errors.append(FieldError("failOnError", "must be true or false"))
@@ -212,19 +256,20 @@ def _unknown_fields(payload: dict[str, Any], allowed: set[str], errors: list[Fie
         errors.append(FieldError(name, "unknown field"))
 
 
-def _action(value: Any, errors: list[FieldError], required: bool) -> Action | None:
+def _action(value: Any, errors: list[FieldError], required: bool) -> str | None:
     if value is None and not required:
         return None
-    if value not in ACTIONS:
-        errors.append(FieldError("action", "must be one of " + ", ".join(ACTIONS)))
+    action = actions.find(value)
+    if action is None:
+        errors.append(FieldError("action", "must be one of " + ", ".join(actions.names())))
         return None
-    return value  # type: ignore[no-any-return]
+    return action.name
 
 
 def _start(payload: dict[str, Any], errors: list[FieldError]) -> StartRequest | None:
     _unknown_fields(payload, _START_FIELDS, errors)
     workbook = payload.get("workbook")
-    if not isinstance(workbook, str) or not WORKBOOK_RE.match(workbook) or _has_dot_segment(workbook):
+    if not isinstance(workbook, str) or not WORKBOOK_RE.fullmatch(workbook) or _has_dot_segment(workbook):
         errors.append(
             FieldError(
                 "workbook",
@@ -235,63 +280,16 @@ def _start(payload: dict[str, Any], errors: list[FieldError]) -> StartRequest | 
         workbook = None
     action = _action(payload.get("action"), errors, required=True)
     session_id = payload.get("sessionId")
-    if session_id is not None and (not isinstance(session_id, str) or not _HEADER_SAFE.match(session_id)):
+    if session_id is not None and (not isinstance(session_id, str) or not _HEADER_SAFE.fullmatch(session_id)):
         errors.append(FieldError("sessionId", "must be a workbook session id (printable ASCII, no spaces)"))
-    parameters = payload.get("parameters", {} if action == "createSession" else None)
-    checked = _parameters(action, parameters, errors) if action else None
+    entry = actions.find(action)
+    checked = None
+    if entry is not None:
+        parameters = payload.get("parameters", None if entry.parameters_required else {})
+        checked = entry.check(parameters, errors)
     if workbook is None or action is None or checked is None:
         return None
     return StartRequest(workbook, action, checked, session_id, None, None)
-
-
-def _parameters(action: Action, value: Any, errors: list[FieldError]) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        errors.append(FieldError("parameters", f"an object is required for {action}"))
-        return None
-    before = len(errors)
-    allowed = {
-        "createSession": {"persistChanges"},
-        "createTableRow": {"table", "values", "index"},
-        "deleteTableRow": {"table", "index"},
-    }[action]
-    for name in sorted(set(value) - allowed):
-        errors.append(FieldError(f"parameters.{name}", f"unknown parameter for {action}"))
-    out: dict[str, Any] = {}
-    if action == "createSession":
-        persist = value.get("persistChanges", True)
-        if not isinstance(persist, bool):
-            errors.append(FieldError("parameters.persistChanges", "must be true or false"))
-        out["persistChanges"] = persist
-        return out if len(errors) == before else None
-    table = value.get("table")
-    if not isinstance(table, str) or not 1 <= len(table) <= 255 or not table.strip():
-        errors.append(FieldError("parameters.table", "a table id or name (1-255 characters) is required"))
-    out["table"] = table
-    index = value.get("index")
-    if action == "deleteTableRow" and index is None:
-        errors.append(FieldError("parameters.index", "the zero-based index of the row to delete is required"))
-    elif index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
-        errors.append(FieldError("parameters.index", "must be a whole number >= 0"))
-    out["index"] = index
-    if action == "createTableRow":
-        values = value.get("values")
-        if not _is_rows(values):
-            errors.append(FieldError("parameters.values", "must be a non-empty array of non-empty arrays of scalars"))
-        elif len(dumps(values)) > MAX_VALUES_BYTES:
-            errors.append(FieldError("parameters.values", f"must be at most {MAX_VALUES_BYTES} bytes as JSON"))
-        out["values"] = values
-    return out if len(errors) == before else None
-
-
-def _is_rows(values: Any) -> bool:
-    if not isinstance(values, list) or not values:
-        return False
-    for row in values:
-        if not isinstance(row, list) or not row:
-            return False
-        if not all(cell is None or isinstance(cell, str | int | float | bool) for cell in row):
-            return False
-    return True
 
 
 def _track(payload: dict[str, Any], graph_origin: str, errors: list[FieldError]) -> TrackRequest | None:
@@ -301,7 +299,14 @@ def _track(payload: dict[str, Any], graph_origin: str, errors: list[FieldError])
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
         errors.append(FieldError("operationUrl", "must be a URL string"))
         return None
-    parts = urlsplit(url)
+    if not _URL_SAFE.fullmatch(url):  # urlsplit would silently drop a tab or line feed inside (bpo-43882)
+        errors.append(FieldError("operationUrl", "must be an encoded URL (ASCII, no spaces or control characters)"))
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an IPv6 host bracket opened and never closed ("https://[::1/...")
+        errors.append(FieldError("operationUrl", "must be a URL (its host could not be read)"))
+        return None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.fragment:
         errors.append(FieldError("operationUrl", "must be an absolute http(s) URL without credentials"))
         return None
@@ -313,7 +318,7 @@ def _track(payload: dict[str, Any], graph_origin: str, errors: list[FieldError])
             f"Only {graph_origin} receives Graph tokens; this URL's origin is {origin_of(url)}.",
             [FieldError("operationUrl", f"origin must be {graph_origin}")],
         )
-    match = OPERATION_PATH_RE.match(parts.path)
+    match = OPERATION_PATH_RE.fullmatch(parts.path)
     if not match or _has_dot_segment(parts.path):
         errors.append(
             FieldError("operationUrl", "must be a workbook operation URL: .../items/{id}/workbook/operations/{id}")
@@ -335,6 +340,9 @@ def _callback_url(
         check_url(value, policy)
     except Refused as exc:
         errors.append(FieldError("callbackUrl", exc.reason))
+        return None
+    except ValueError:  # urlsplit: an IPv6 host bracket opened and never closed ("https://[::1/...")
+        errors.append(FieldError("callbackUrl", "must be a URL (its host could not be read)"))
         return None
     if not webhooks_configured:
         errors.append(FieldError("callbackUrl", "webhooks are not configured on this bridge (WEBHOOK_SECRET)"))

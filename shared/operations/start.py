@@ -15,6 +15,7 @@ from shared.delivery.targets import Refused
 from shared.lanes import admission as lane_flow
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
+from shared.operations.outcome import resume_start
 from shared.operations.phases import Phase, claim_left, judge, retry_after
 from shared.operations.reads import rearm_if_stalled, reply_for
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
@@ -31,19 +32,19 @@ from shared.operations.requests import (
     parse_json_body,
     parse_operation_request,
 )
-from shared.operations.sending import NotSent, send_start
 from shared.operations.store import Conflict
 from shared.operations.write_ahead import (
     Acting,
+    NotSent,
     abandon,
-    first_poll_delay,
     idempotency_key_hash,
     record_for,
-    resume_start,
+    send_start,
     store_and_enqueue,
     unstored,
 )
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import first_poll_delay
 from shared.wire.strict_json import dumps
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ async def start(
         webhooks_configured=bool(rt.settings.webhook_secrets),
         allowed_callback_hosts=rt.settings.webhook_allowed_hosts,
         max_expected_duration=rt.timing.timeout,
+        body_bytes=len(body),
     )
     if request.callback_url:
         try:
@@ -164,7 +166,7 @@ async def _track(
 ) -> Operation:
     op = await record_for(rt, request, operation_id, now, base_url, acting)
     log.info("tracking operation %s (%s)", op.id, op.action or "action unknown")
-    return await store_and_enqueue(rt, op, first_poll_delay(rt, op, time.time()))
+    return await store_and_enqueue(rt, op, first_poll_delay(op, rt.timing, time.time()))
 
 
 # What the bridge writes when it cannot know whether Graph applied the request (it was sent, no answer came

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import builtins
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
@@ -23,20 +19,20 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from shared.crypto.page_tokens import Position
+from shared.operations import listing
 from shared.operations.damaged import decoded
+from shared.operations.listing import Page
 from shared.operations.record import ROW_KEY, DamagedRecord, Operation, iso, to_entity
 from shared.operations.result_size import needs_blob
 from shared.operations.retention import DAY, DEFAULT_RETENTION_DAYS, expires_at
 from shared.storage.result_blobs import ResultBlobs
-from shared.wire.strict_json import dumps, loads, loads_stored
+from shared.wire.strict_json import loads_stored
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_ROW_KEY = "idempotency"
 IDEMPOTENCY_PREFIX = "idem-"
-INDEX_PREFIX = "owner-"  # the owner index: PK owner-<sha256(owner)[:32]>, RK the operation id (newest first)
-INDEX_ORPHAN_SECONDS = 300.0  # an index entry this old whose record is missing is a crash's leftover
-INDEX_MAX_SCANNED = 1000  # per page: a rare status filter answers a short page with a continuation instead
 
 
 class Conflict(Exception):
@@ -51,44 +47,11 @@ class IdempotencyClaim:
     existing: bool
 
 
-@dataclass(frozen=True)
-class Page:
-    operations: list[Operation]
-    continuation: str | None
-    damaged: list[DamagedRecord] = field(default_factory=list)  # left out of `operations`, flagged in the answer
-
-
 def _is_precondition_failure(exc: HttpResponseError) -> bool:
     return isinstance(exc, ResourceModifiedError) or exc.status_code == 412
 
 
 is_precondition_failure = _is_precondition_failure
-
-
-def encode_continuation(token: Any) -> str | None:
-    if not token:
-        return None
-    return base64.urlsafe_b64encode(dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-class BadContinuation(ValueError):
-    """A continuation token this store did not issue (a storage error: the HTTP side answers it with a 400)."""
-
-
-def decode_continuation(value: str) -> dict[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        token = loads(raw)
-    except (binascii.Error, ValueError):  # JsonRefused is a ValueError
-        token = None
-    if not isinstance(token, dict) or not all(isinstance(v, str | None) for v in token.values()):
-        raise BadContinuation("the continuation token is not one this store issued")
-    return token
-
-
-def index_partition(owner: str) -> str:
-    """The owner's index partition (a hash: owners may contain any character, keys may not)."""
-    return INDEX_PREFIX + hashlib.sha256(owner.encode()).hexdigest()[:32]
 
 
 def _stamped(op: Operation, changed: set[str] | None, retention_seconds: float) -> tuple[Operation, set[str] | None]:
@@ -160,34 +123,11 @@ class OperationStore:
             break
 
     async def write_index(self, op: Operation, now: float | None = None) -> None:
-        """The owner index entry, written before the record: a crash in between leaves an entry without a
-        record (skipped when listing), never a record missing from its owner's list. Idempotent."""
-        await self._table.upsert_entity(
-            {
-                "PartitionKey": index_partition(op.owner or ""),
-                "RowKey": op.id,
-                "IndexedAt": time.time() if now is None else now,
-                "Status": op.status,
-            },
-            mode=UpdateMode.REPLACE,
-        )
-
-    async def _index_status(self, op: Operation) -> None:
-        """Keep the entry's Status (a hint for the status filter) in step, after the record's write; a failure
-        here only leaves a stale hint, which the list repairs when it reads the record."""
-        try:
-            await self._table.upsert_entity(
-                {"PartitionKey": index_partition(op.owner or ""), "RowKey": op.id, "Status": op.status},
-                mode=UpdateMode.MERGE,
-            )
-        except HttpResponseError:
-            log.warning("could not update the index entry of %s; the list will repair it", op.id)
+        """The owner index entry, written before the record (shared/operations/listing.py)."""
+        await listing.write_index(self._table, op, now)
 
     async def delete_index(self, owner: str, operation_id: str) -> None:
-        try:
-            await self._table.delete_entity(index_partition(owner), operation_id)
-        except ResourceNotFoundError:
-            pass
+        await listing.delete_index(self._table, owner, operation_id)
 
     async def create(self, op: Operation) -> Operation:
         op, _ = _stamped(op, None, self.retention_seconds)
@@ -232,7 +172,7 @@ class OperationStore:
                 raise Conflict(op.id) from None
             raise
         if "status" in changed and op.owner:
-            await self._index_status(op)
+            await listing.index_status(self._table, op)
         return op.with_(etag=meta.get("etag"))
 
     async def delete(self, operation_id: str) -> None:
@@ -246,104 +186,18 @@ class OperationStore:
         if owner is not None:
             await self.delete_index(owner, operation_id)
 
-    async def list(self, status: str | None, top: int, continuation: str | None, owner: str | None = None) -> Page:
-        """Newest first; only `owner`'s operations (their index partition) unless owner is None (read-all)."""
+    async def list(self, status: str | None, top: int, continuation: Position | None, owner: str | None = None) -> Page:
+        """Newest first; only `owner`'s operations (their index partition) unless owner is None (read-all).
+        The pages and the index are shared/operations/listing.py's."""
         if owner is None:
             return await self.scan(status, top, continuation, None)
         return await self.list_indexed(owner, status, top, continuation)
 
-    async def scan(self, status: str | None, top: int, continuation: str | None, owner: str | None) -> Page:
-        """The list as a filter over the whole table: read-all callers (every record matches, so each page is
-        one read of `top` records), and, with `owner`, the query owners used before the index (the bench)."""
-        query = "RowKey eq @rk"
-        parameters: dict[str, Any] = {"rk": ROW_KEY}
-        if owner is not None:
-            query += " and Owner eq @owner"
-            parameters["owner"] = owner
-        if status:
-            query += " and Status eq @status"
-            parameters["status"] = status
-        pages = self._table.query_entities(query, parameters=parameters, results_per_page=top).by_page(
-            continuation_token=decode_continuation(continuation) if continuation else None  # type: ignore[arg-type]
-        )
-        operations: list[Operation] = []
-        damaged: list[DamagedRecord] = []
-        async for page in pages:
-            async for entity in page:
-                try:
-                    operations.append(decoded(entity, entity.metadata.get("etag"), "list"))
-                except DamagedRecord as exc:
-                    damaged.append(exc)
-            break
-        return Page(operations, encode_continuation(getattr(pages, "continuation_token", None)), damaged)
+    async def scan(self, status: str | None, top: int, continuation: Position | None, owner: str | None) -> Page:
+        return await listing.scan(self._table, status, top, continuation, owner)
 
-    async def list_indexed(self, owner: str, status: str | None, top: int, continuation: str | None) -> Page:
-        """One owner's operations from their index partition, newest first, the records read by id.
-
-        The entry's Status narrows a status filter inside the partition; the record read decides (a stale
-        entry, left by a crash between the record's write and the entry's, is skipped and repaired). At most
-        INDEX_MAX_SCANNED entries are examined per page, then the page ends early with a continuation.
-        Entries whose record is missing are skipped (and removed once old); damaged records are flagged."""
-        after = decode_continuation(continuation).get("after") if continuation else None
-        partition = index_partition(owner)
-        found: list[Operation] = []
-        damaged: list[DamagedRecord] = []
-        scanned = 0
-        last: str | None = after
-        while len(found) < top and scanned < INDEX_MAX_SCANNED:
-            want = min(top - len(found), INDEX_MAX_SCANNED - scanned)
-            entries = await self._index_entries(partition, status, last, want)
-            scanned += len(entries)
-            records = await asyncio.gather(*(self._listed(str(e["RowKey"])) for e in entries))
-            for entry, op in zip(entries, records, strict=True):
-                last = str(entry["RowKey"])
-                if isinstance(op, DamagedRecord):
-                    damaged.append(op)  # in the owner's partition: theirs, whatever its Owner now says
-                    continue
-                if op is None:
-                    await self._drop_orphan(entry)
-                    continue
-                if entry.get("Status") != op.status and op.owner == owner:
-                    await self._index_status(op)  # repair the hint
-                if op.owner == owner and (not status or op.status == status):
-                    found.append(op)
-                    if len(found) == top:
-                        break
-            if len(entries) < want and (not entries or last == str(entries[-1]["RowKey"])):
-                return Page(found, None, damaged)  # the partition is exhausted and every entry was examined
-        return Page(found, encode_continuation({"after": last}) if last else None, damaged)
-
-    async def _index_entries(
-        self, partition: str, status: str | None, after: str | None, count: int
-    ) -> builtins.list[dict[str, Any]]:
-        query = "PartitionKey eq @pk"
-        parameters: dict[str, Any] = {"pk": partition}
-        if after:
-            query += " and RowKey gt @after"
-            parameters["after"] = after
-        if status:
-            query += " and Status eq @status"
-            parameters["status"] = status
-        entries: builtins.list[dict[str, Any]] = []
-        pages = self._table.query_entities(
-            query,
-            parameters=parameters,
-            results_per_page=count,
-            select=["PartitionKey", "RowKey", "IndexedAt", "Status"],
-        ).by_page()
-        async for page in pages:
-            async for entity in page:
-                entries.append(dict(entity))
-            break
-        return entries
-
-    async def _drop_orphan(self, entry: dict[str, Any]) -> None:
-        indexed = entry.get("IndexedAt")
-        if isinstance(indexed, int | float) and time.time() - float(indexed) > INDEX_ORPHAN_SECONDS:
-            try:
-                await self._table.delete_entity(str(entry["PartitionKey"]), str(entry["RowKey"]))
-            except (ResourceNotFoundError, HttpResponseError):
-                pass
+    async def list_indexed(self, owner: str, status: str | None, top: int, continuation: Position | None) -> Page:
+        return await listing.list_indexed(self._table, self._listed, owner, status, top, continuation)
 
     # Purge (shared/operations/purge.py decides; these read and delete).
     async def expired_records(

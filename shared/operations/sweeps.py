@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 
 from shared.lanes.store import LANE_PREFIX
+from shared.operations.listing import INDEX_PREFIX
 from shared.operations.record import DamagedRecord
-from shared.operations.store import INDEX_PREFIX
 from shared.runtime.worker import Runtime
 from shared.storage.aged import delete_unchanged, untouched
 

@@ -1,7 +1,8 @@
 """The start's write-ahead pieces that the HTTP side (shared/operations/start.py) and the lane's deferred start
-(shared/lanes/admission.py) share: the intent record, recording Graph's answer and what follows it, finishing a
-start its request left undone, abandoning an intent (sending is shared/operations/sending.py). Both use cases
-import this module, so neither imports the other (see docs/design.md, "Write-ahead at start").
+(shared/lanes/admission.py) share: the intent record, sending the Excel request (after its ETag-guarded `starting`
+mark: shared/operations/phases.py), abandoning an intent (Graph's answer and what follows it are
+shared/operations/outcome.py's). Both use cases import this module, so neither
+imports the other (see docs/design.md, "Write-ahead at start").
 """
 
 from __future__ import annotations
@@ -13,34 +14,35 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from shared.api.identity import Caller
 from shared.api.problems import FieldError, Problem, invalid
 from shared.crypto.sealing import seal
-from shared.delivery.fanout import queue_fanout
-from shared.delivery.operation_webhooks import queue_next_attempt
-from shared.graph.lro import whole_seconds
+from shared.graph.actions import table as action_table
+from shared.graph.answers import innermost_code
+from shared.graph.client import RequestNotSendable, TransportFailure
+from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start
+from shared.graph.tokens import DelegatedCredentialError, TokenSource, delegated_tokens
 from shared.lanes import slots as lane_slots
-from shared.observability import telemetry
-from shared.operations.lifecycle import OUTCOME_FIELDS, schedule_for, terminal_state
-from shared.operations.phases import Phase, judge
+from shared.operations.finish import Ending
+from shared.operations.outcome import end_start, record_outcome, unknown_error
+from shared.operations.phases import send_deadline
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
-    ACTIVE,
-    ANSWERED,
     FAILED,
-    FANOUT_PENDING,
     NOT_STARTED,
     ROW_KEY,
-    WAITING,
+    STARTING,
+    SUCCEEDED,
     WEBHOOK_NONE,
     WEBHOOK_PENDING,
     Operation,
     iso,
-    parse_iso,
-    status_url,
 )
 from shared.operations.requests import IDEMPOTENCY_KEY_MAX_LENGTH, StartRequest, TrackRequest
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
+from shared.schedule.clock import whole_seconds
 from shared.schedule.learning import plan_for
 from shared.storage.messages import PollState
 
@@ -66,7 +68,7 @@ async def record_for(
 ) -> Operation:
     """A new operation's record (`notStarted`) from its request, with the poll plan its kind has learned
     (shared/schedule/learning.py: plan_for). Each caller sets its own phase on it: tracked as is, the start's intent
-    `starting`, a lane's `waiting`."""
+    `prepared`, a lane's `waiting`."""
     plan = await plan_for(
         rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
     )
@@ -116,18 +118,9 @@ async def store_and_enqueue(rt: Runtime, op: Operation, delay: int) -> Operation
     return op
 
 
-OUTCOME_UNKNOWN = "graphOutcomeUnknown"
-
-
-FOLLOW_UP_GRACE_SECONDS = 10.0  # a GET finishes an `answered` start left this long (its request died)
-
-
-def unknown_error(detail: str) -> dict[str, Any]:
-    return {
-        "code": OUTCOME_UNKNOWN,
-        "message": f"The request was sent to Graph but its outcome is unknown ({detail}); the bridge will not send "
-        "it again. Check the workbook before repeating it with a new Idempotency-Key.",
-    }
+def _reached_graph(exc: TransportFailure) -> bool:
+    """Whether a failed request may have reached Graph: only a connection that was never made proves not."""
+    return not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
 
 
 async def abandon(rt: Runtime, intent: Operation, key_hash: str | None) -> None:
@@ -146,183 +139,167 @@ async def abandon(rt: Runtime, intent: Operation, key_hash: str | None) -> None:
     await lane_slots.on_terminal(rt, intent)  # its lane slot, if it held one
 
 
-OUTCOME_WRITE_BACKOFF = (0.5, 1.0, 2.0)  # then give up: 4 writes, each with the SDK's own retries inside
+class NotSent(Exception):
+    """Graph did not do the work: it refused (`graph_status`), was provably never reached (None), or the call
+    failed before a request went out (`problem` None: the original exception is the cause). The HTTP start
+    abandons the intent and answers `problem`; a deferred start (shared/lanes/admission.py) retries or fails it."""
+
+    def __init__(
+        self,
+        problem: Problem | None,
+        graph_status: int | None = None,
+        retry_after: float | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(problem.title if problem else "not sent")
+        self.problem = problem
+        self.graph_status = graph_status
+        self.retry_after = retry_after
+        self.error = error
+        self.intent: Operation | None = None  # the record as this request last wrote it (to abandon it by its ETag)
+
+    @property
+    def retryable(self) -> bool:
+        """Nothing was done and trying later may work: never reached, throttled, or Graph's own 5xx/408."""
+        return self.graph_status is None or self.graph_status in (408, 429) or self.graph_status >= 500
 
 
-async def _store_outcome(rt: Runtime, outcome: Operation) -> Operation:
-    """Write Graph's answer, retrying a storage failure a few times: it is the one write that stands between a
-    side effect Graph already did and losing it. Conflict (the entity changed) is the caller's to read."""
-    for pause in (*OUTCOME_WRITE_BACKOFF, None):
+async def send_start(
+    rt: Runtime, request: StartRequest, intent: Operation, assertion: str | None, key_hash: str | None
+) -> Operation:
+    """Send the Excel request of a stored intent (`prepared`) and record Graph's answer: the one start path of
+    the HTTP request, of a keyed retry that takes a dead one over, and of a deferred start from the workbook's
+    lane. NotSent when Graph did not do the work (its `intent` is the record as this request last wrote it). When
+    the `starting` mark loses to another writer (a retry took it over, a cancel or a GET ended it) nothing is
+    sent and the record is answered as it is."""
+    async with delegated_tokens(rt.settings, assertion) as tokens:  # closed when the request is answered
         try:
-            return await rt.store.update(outcome, OUTCOME_FIELDS)
-        except Conflict:
+            claimed = await _claim_sending(rt, intent, tokens)
+        except NotSent as exc:
+            exc.intent = intent
             raise
-        except Exception as exc:
-            if pause is None:
-                raise
-            log.warning(
-                "storing Graph's answer for operation %s failed (%s); trying again in %s s",
-                outcome.id,
-                type(exc).__name__,
-                pause,
-            )
-            await asyncio.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _after_conflict(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
-    """The answer's write met a changed entity: a write of ours whose reply was lost, a keyed retry that took
-    over, or a cancel. If the stored record holds an answer, finish it (re-armed: one chain whoever else is
-    finishing it); otherwise it was resolved elsewhere."""
-    try:
-        current = await rt.store.get(outcome.id)
-    except Exception:
-        log.exception("could not read operation %s after a conflict", outcome.id)
-        raise _reached_problem(outcome, key_hash, "its outcome could not be confirmed") from None
-    if current is not None and current.start_phase == ANSWERED:
-        return await complete_start(rt, current, retry=True, key_hash=key_hash)
-    return current or outcome
-
-
-async def record_outcome(rt: Runtime, outcome: Operation, key_hash: str | None) -> Operation:
-    """Store Graph's answer (before anything else can fail), then queue what follows."""
-    outcome = outcome.with_(start_phase=ANSWERED)
-    if outcome.terminal:
+        if claimed is None:
+            return await rt.store.get(intent.id) or intent
         try:
-            await queue_fanout(rt, outcome)  # before the write, as in poller.finish; duplicates are harmless
-        except Exception:
-            log.exception("could not queue the fan-out of operation %s (a retry or GET queues it)", outcome.id)
+            return await _exchange(rt, request, claimed, tokens, key_hash)
+        except NotSent as exc:
+            exc.intent = claimed
+            raise
+
+
+def _delegated(exc: DelegatedCredentialError) -> NotSent:
+    """The caller's credential cannot give a Graph token: Graph was not called (or answered 401)."""
+    status = 401 if exc.code == "delegatedCredentialExpired" else 403
+    problem = Problem(status, exc.code, "Graph cannot be called on your behalf", str(exc))
+    return NotSent(problem, 401, error={"code": exc.code, "message": str(exc)})
+
+
+async def _claim_sending(rt: Runtime, intent: Operation, tokens: TokenSource | None) -> Operation | None:
+    """The token first (failing there sends nothing), then `starting`: the ETag-guarded mark that from now on the
+    request may reach Graph. None when another writer got there first: this request must not send."""
     try:
-        op = await _store_outcome(rt, outcome)
-    except Conflict:
-        return await _after_conflict(rt, outcome, key_hash)
-    except Exception:
-        log.exception("could not store Graph's answer for operation %s", outcome.id)
-        if outcome.result is None:
-            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
-        # Perhaps only the result could not be stored (its blob): keep the outcome, say the result is lost.
-        bare = outcome.with_(
-            result=None,
-            error={
-                "code": "resultNotStored",
-                "message": "Graph did the work, but the bridge could not store its result; read it from the workbook.",
-            },
+        await (tokens or rt.tokens).token()
+    except DelegatedCredentialError as exc:
+        raise _delegated(exc) from None
+    except Exception as exc:  # azure-identity fails before any request to Graph
+        raise NotSent(None) from exc
+    try:
+        return await rt.store.update(
+            intent.with_(start_phase=STARTING, updated_at=iso(time.time())), {"start_phase", "updated_at"}
         )
-        try:
-            op = await rt.store.update(bare, OUTCOME_FIELDS)
-        except Conflict:
-            return await _after_conflict(rt, outcome, key_hash)
-        except Exception:
-            log.exception("could not store Graph's answer for operation %s, even without its result", outcome.id)
-            raise _reached_problem(outcome, key_hash, "its outcome could not be stored") from None
-    if op.terminal:  # it ended at once (synchronous answer, or outcome unknown)
-        telemetry.operation_finished(op.action, op.status, op.poll_count)
-    return await complete_start(rt, op, retry=False, key_hash=key_hash)
+    except Conflict:
+        log.info("operation %s: its start was taken over or ended meanwhile; this request sends nothing", intent.id)
+        return None
+    except Exception as exc:
+        log.warning("operation %s: could not mark its start (%s); nothing was sent", intent.id, type(exc).__name__)
+        problem = Problem(
+            503,
+            "storageUnavailable",
+            "The operation could not be stored",
+            "Nothing was sent to Graph; retry the request.",
+            headers={"Retry-After": "5"},
+        )
+        raise NotSent(problem) from None
 
 
-def _reached_problem(op: Operation, key_hash: str | None, what: str) -> Problem:
-    how = (
-        "Retry with the same Idempotency-Key: the bridge finishes it without calling Graph again."
-        if key_hash
-        else f"Do not send it again: read {status_url(op)} (it finishes, or ends failed with {OUTCOME_UNKNOWN} "
-        "if the outcome stays unknown)."
-    )
-    return Problem(
-        503,
-        "storageUnavailable",
-        "The request reached Graph but the bridge could not finish it",
-        f"The Excel request was sent to Graph as operation {op.id}; {what}. {how}",
-        extra={"operationId": op.id, "reachedGraph": True},
-        headers={"Retry-After": "5"},
-    )
-
-
-def first_poll_delay(rt: Runtime, op: Operation, now: float) -> int:
-    """Whole seconds from `now` to the record's first planned poll (its schedule_for; cold: 2 s after creation)."""
-    return whole_seconds(schedule_for(op, rt.timing).next_poll(max(0.0, now - parse_iso(op.created_at))))
-
-
-async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: str | None = None) -> Operation:
-    """Queue what follows Graph's stored answer: the first poll, or the webhook (the fan-out was queued before
-    the write; a retry queues it again, harmlessly). Idempotent: a retry re-arms the chain with a new
-    generation so that a message the first attempt may have sent is stale (exactly one chain)."""
-    if op.start_phase != ANSWERED:
-        return op
+async def _exchange(
+    rt: Runtime, request: StartRequest, intent: Operation, tokens: TokenSource | None, key_hash: str | None
+) -> Operation:
+    """The Excel request of a marked intent, cut at `send_deadline` (past it the outcome is unknown), and Graph's
+    answer stored."""
+    operation_id = intent.id
     try:
-        if op.status in ACTIVE:
-            if retry:
-                op = await rt.store.update(
-                    op.with_(generation=op.generation + 1, chain_message=None), {"generation", "chain_message"}
+        async with asyncio.timeout(send_deadline(rt.settings.graph_timeout)):
+            response = await rt.graph.start(action_table.request_for(rt.settings.graph_base_url, request), tokens)
+    except RequestNotSendable as exc:  # never sent, and never sendable: ends now, not retried, not a 500
+        log.error("start of operation %s cannot be sent: %s", operation_id, exc)
+        error = {"code": "requestNotSendable", "message": f"{exc}; Graph was not called."}
+        return await end_start(rt, intent, Ending(FAILED, error=error), time.time(), key_hash)
+    except (TransportFailure, TimeoutError) as exc:
+        if isinstance(exc, TransportFailure) and not _reached_graph(exc):
+            raise NotSent(
+                Problem(
+                    503,
+                    "graphUnavailable",
+                    "Graph did not answer",
+                    f"{exc}; the request never reached Graph and nothing was stored; retry.",
+                    headers={"Retry-After": "5"},
                 )
-            await rt.polls.send(
-                PollState(op.id, op.generation, op.poll_count), 0 if retry else first_poll_delay(rt, op, time.time())
-            )
-        else:
-            if retry and op.fanout_state == FANOUT_PENDING:
-                await queue_fanout(rt, op)
-            if op.webhook_state == WEBHOOK_PENDING and op.webhook_attempts == 0:
-                await queue_next_attempt(rt, op)  # the deliverer sends attempt 1 once, however often queued
-        op = await rt.store.update(op.with_(start_phase=None), {"start_phase"})
-    except Conflict:
-        return await rt.store.get(op.id) or op
-    except Exception:
-        log.exception("could not queue the follow-up of operation %s", op.id)
-        raise _reached_problem(op, key_hash, "its outcome is stored but what follows could not be queued") from None
-    if op.terminal:
-        await lane_slots.on_terminal(rt, op)  # a start that ended at once frees its workbook's lane
-    return op
-
-
-async def resume_start(rt: Runtime, op: Operation, now: float, *, retry: bool) -> Operation:
-    """Finish a start its request left undone (shared/operations/phases.py says what a stale phase means).
-    `prepared` past its window: never sent, nothing was done; a lane's request goes back in line, any other ends
-    `failed` / startNotSent (a keyed retry sends it instead: shared/operations/start.py). `starting` past its
-    window: maybe sent, the outcome is unknown: it ends failed, never re-sent. `answered`: queue the follow-up
-    (at once for a retry with the key; after a grace period for a GET)."""
-    verdict, _ = judge(op.start_phase, now - parse_iso(op.updated_at), rt.settings.graph_timeout)
-    if verdict is Phase.NOT_SENT and op.lane_request is not None:
-        return await _back_in_line(rt, op, now)
-    if verdict in (Phase.NOT_SENT, Phase.UNKNOWN):
-        error = (
-            _not_sent_error() if verdict is Phase.NOT_SENT else unknown_error("the request that sent it did not finish")
+            ) from None
+        detail = str(exc) or "no answer in time"
+        log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, detail)
+        return await end_start(rt, intent, Ending(FAILED, error=unknown_error(detail)), time.time(), key_hash)
+    except DelegatedCredentialError as exc:  # a refresh after Graph answered 401: Graph did not do the work
+        raise _delegated(exc) from None
+    except Exception as exc:
+        # Anything else fails before a request is sent, or after Graph answered 401 to it: either way Graph did
+        # not do the work.
+        raise NotSent(None) from exc
+    answered = time.time()
+    decision = decide_start(
+        response.status, response.headers, response.body, request.action, rt.graph.trusted, rt.settings.graph_origin
+    )
+    if isinstance(decision, Accepted):
+        log.info("started %s as operation %s", request.action, intent.id)
+        return await record_outcome(
+            rt, intent.with_(operation_url=decision.location, updated_at=iso(answered)), key_hash
         )
-        ended = terminal_state(op, FAILED, now, error=error).with_(start_phase=ANSWERED)
-        await queue_fanout(rt, ended)
-        try:
-            op = await rt.store.update(ended, OUTCOME_FIELDS)
-        except Conflict:
-            return await rt.store.get(op.id) or op
-        log.warning(
-            "operation %s: its start %s; ended as failed",
-            op.id,
-            "was never sent" if error["code"] == NOT_SENT else "has an unknown outcome",
+    if isinstance(decision, Ended):
+        if decision.status == SUCCEEDED:
+            log.info("%s for operation %s finished synchronously (%s)", request.action, intent.id, response.status)
+        ending = Ending(decision.status, error=decision.error, result=decision.result)
+        return await end_start(rt, intent, ending, answered, key_hash)
+    # Graph refused: it did not do the work
+    raise NotSent(_graph_problem(decision), decision.status, decision.retry_after, decision.error)
+
+
+def _graph_problem(refused: GraphRefused) -> Problem:
+    error = refused.error
+    code = innermost_code(error)
+    if refused.retryable:
+        return Problem(
+            503,
+            code,
+            "Graph is busy or unavailable",
+            "Nothing was stored; retry the request.",
+            extra={"graphStatus": refused.status, "graphError": error},
+            headers={"Retry-After": str(max(1, whole_seconds(refused.retry_after or 5)))},
         )
-        return await complete_start(rt, op, retry=True)
-    if op.start_phase == ANSWERED and (retry or now - parse_iso(op.updated_at) >= FOLLOW_UP_GRACE_SECONDS):
-        return await complete_start(rt, op, retry=True)
-    return op
-
-
-NOT_SENT = "startNotSent"
-
-
-def _not_sent_error() -> dict[str, Any]:
-    return {
-        "code": NOT_SENT,
-        "message": "The bridge stopped before the Excel request was sent to Graph, so nothing was done. Send the "
-        "request again (with a new Idempotency-Key).",
-    }
-
-
-async def _back_in_line(rt: Runtime, op: Operation, now: float) -> Operation:
-    """A lane's request that was never sent: `waiting` again, holding its slot, for the lane to send."""
-    back = op.with_(status=WAITING, start_phase=None, updated_at=iso(now))
-    try:
-        back = await rt.store.update(back, {"status", "start_phase", "updated_at"})
-    except Conflict:
-        return await rt.store.get(op.id) or op
-    log.warning("operation %s: its deferred start was never sent; waiting again", op.id)
-    return back
+    if refused.status == 401:
+        return Problem(
+            502,
+            code,
+            "Graph refused the bridge's credentials",
+            "The bridge's token was rejected even after a refresh.",
+            extra={"graphStatus": refused.status, "graphError": error},
+        )
+    return Problem(
+        refused.status if 400 <= refused.status < 500 else 502,
+        code,
+        "Graph rejected the request",
+        str(error.get("message") or ""),
+        extra={"graphStatus": refused.status, "graphError": error},
+    )
 
 
 def idempotency_key_hash(key: str, caller: Caller) -> str:

@@ -20,6 +20,8 @@ from shared.graph.client import GraphClient
 from shared.graph.tokens import CredentialTokenSource, TokenSource
 from shared.lanes.store import LaneStore
 from shared.operations.store import OperationStore
+from shared.runtime.link_key import CONTAINER as LINK_KEY_CONTAINER
+from shared.runtime.link_key import with_link_key
 from shared.runtime.settings import Settings, SettingsError, StorageConnection, load_settings
 from shared.schedule.history_store import HistoryStore
 from shared.schedule.timing import Timing
@@ -130,6 +132,16 @@ def table_client(settings: Settings, name: str) -> TableClient:
     return TableClient(endpoint=conn.table_service_uri, table_name=name, credential=_storage_credential(conn))
 
 
+def container_client(settings: Settings, name: str) -> ContainerClient:
+    """Another blob container of the app's account (the status-link key's), reached as the results are."""
+    conn = settings.storage
+    if conn.connection_string:
+        return ContainerClient.from_connection_string(conn.connection_string, name)
+    if not conn.blob_service_uri:  # a real check: `assert` is gone under -O
+        raise SettingsError("AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__blobServiceUri")
+    return ContainerClient(conn.blob_service_uri, name, credential=_storage_credential(conn))
+
+
 def outbound_policy(settings: Settings) -> OutboundPolicy:
     return OutboundPolicy(settings.webhook_allow_private_networks, settings.webhook_allowed_hosts)
 
@@ -178,6 +190,13 @@ async def build_runtime(settings: Settings | None = None) -> Runtime:
         log.warning(
             "could not create the table, queues or container (they may already exist or lack permission)", exc_info=True
         )
+    try:  # the status-link key is never absent (shared/runtime/link_key.py): no key, no runtime
+        async with container_client(settings, LINK_KEY_CONTAINER) as keys:
+            runtime.settings = await with_link_key(settings, keys)
+    except BaseException:
+        log.error("could not get the status-link key (STATUS_LINK_KEYS or the storage account); not starting")
+        await runtime.close()
+        raise
     return runtime
 
 

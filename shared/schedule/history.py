@@ -1,28 +1,35 @@
-"""How long finished operations of one kind took: a small bounded summary, its entity encoding and the pure
-ETag-merge decision. No I/O, no clock reads: the caller reads and writes the entity.
+"""How long finished operations of one kind took: a small bounded sample, its entity encoding and its keys. No
+I/O, no clock reads: the caller reads the entity and writes one slot per finish.
 
-The summary is the last `SAMPLE_SIZE` durations of the kind (a ring: newest last), each tagged with a short
-hash of its operation id so that merging the same finish twice (a redelivered message, a retried write) is a
-no-op, plus `count`, how many finishes were ever merged. Quantiles are the exact (linear-interpolation,
-"inclusive") quantiles of that sample. A window of recent runs rather than a reservoir over all history: a
-kind whose workbook grows gets slower, and the schedule should follow the recent runs.
+The sample is at most `SAMPLE_SIZE` durations, one per *slot*. A finished operation goes into the slot its id
+hashes to (`slot_of`), replacing what that slot held. The sampling rule depends only on the operation's id and
+on the order of the finishes, never on the duration. So the sample is unbiased, and it leans to the recent
+runs: a slot keeps the latest finish that hashed to it (about the last 64-300 finishes of a busy kind).
+Quantiles are the exact (linear-interpolation, "inclusive") quantiles of that sample. The learned plan reads the
+runs in the order they finished (`Entry.at`, whole Unix seconds).
+
+Writing a slot is one Insert Or Merge (upsert) of two properties, `Version` and `S<slot>`. It is unconditional: no
+read first, no ETag, so two finishes at once never conflict and none is dropped. Merge leaves the other
+properties alone (learn.microsoft.com, "Insert Or Merge Entity": it "updates an existing entity, or inserts a new
+entity if it doesn't exist"; "Merge Entity": it "does not replace the existing entity"). Finishing the same
+operation twice writes the same value to the same slot. When two finishes land in one slot at once, the one
+written last stays, and that says nothing about either duration.
+
+Version 1 entities are still read. Before this format each key held one ring, `Recent` ("<seconds>:<tag>,...",
+oldest first, the last 64 finishes) with a `Count`, written read-then-replace with an ETag. Its entries are read as
+older than any slot, in their order, and drop out of the sample as the slots fill. `Count` is kept as a lower
+bound of the runs ever counted. The first slot written to such an entity sets `Version` 2. Code from before this
+format reads a version 2 entity as empty, so it plans cold, which is always safe. Its replace would also drop
+the slots. The history is only a hint.
 
 Keys (Table Storage forbids `/ \\ # ?` and control characters in keys, and the workbook path is the
 caller's): PartitionKey = hash of the owner, RowKey = action + "." + (hash of the workbook | "*"). The
-specific key (owner + action + workbook) is read first; the general one (owner + action) is the fallback for a
-workbook with too few runs. A finish merges into both.
+specific key (owner + action + workbook) is the operation's own kind; the general one (owner + action) is the
+pool of every workbook's runs. A finish writes a slot of both.
 
-Entity size: at most `SAMPLE_SIZE` entries of "<seconds with one decimal>:<8 hex>" (≤ 18 characters each),
-so `Recent` stays under 1.2 K characters, far inside Table Storage's 32 K UTF-16 characters (64 KiB) per
-string property (learn.microsoft.com, "Understanding the Table service data model", property types).
-
-Concurrency: a finish reads the entity (with its ETag), merges its duration, and writes with If-Match that
-ETag (or inserts when there was none). On 412/409 it reads again and re-merges: `merge_step` is the whole
-decision. Two finishes merged in either order give the same multiset of entries (eviction takes the oldest
-entries, which both orders agree on), so the quantiles do not depend on the order. What a lost race costs:
-after `MAX_MERGE_ATTEMPTS` conflicts the duration is dropped (one point missing from a sample of 64); a
-crash between the read and the write drops it too. Nothing else is lost, and a finish merged again (a
-redelivered message) is not counted twice while its entry is still among the last SAMPLE_SIZE.
+Entity size: at most 64 slot properties of "<seconds>:<8 hex>:<unix seconds>" (<= 30 characters each) plus a
+version 1 ring (<= 1.2 K characters): far inside Table Storage's 255 properties and 64 KiB per string property
+(learn.microsoft.com, "Understanding the Table service data model").
 """
 
 from __future__ import annotations
@@ -33,40 +40,52 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-SAMPLE_SIZE = 64
+SAMPLE_SIZE = 64  # also the number of slots
 DECIMALS = 1  # durations are kept to a tenth of a second
 MAX_DURATION = 7 * 24 * 3600.0
-MAX_MERGE_ATTEMPTS = 3
-FORMAT_VERSION = 1
+LEGACY_VERSION = 1  # the ring written read-then-replace (Recent, Count)
+FORMAT_VERSION = 2  # one property per slot, each written by an upsert (merge)
 MAX_STRING_CHARS = 32 * 1024  # Table Storage: a string property holds at most 64 KiB (UTF-16)
 TAG_CHARS = 8
+SLOT_PREFIX = "S"
+TRACKED_KIND = "tracked"  # the history kind of a tracked operation whose action is unknown
 
 
 @dataclass(frozen=True)
 class Entry:
     seconds: float
-    tag: str  # TAG_CHARS hex of the operation id's hash: makes merging one finish idempotent
+    tag: str  # TAG_CHARS hex of the operation id's hash: the same finish written twice is one entry
+    at: int = 0  # when it finished, whole Unix seconds; 0: unknown (a version 1 entry)
+    slot: int | None = None  # None: a version 1 entry (no slot)
+
+
+def _order(entry: Entry) -> int:
+    return entry.at
 
 
 @dataclass(frozen=True)
 class DurationHistory:
-    entries: tuple[Entry, ...] = ()  # oldest first, at most SAMPLE_SIZE
-    count: int = 0  # finishes ever merged (>= len(entries))
+    entries: tuple[Entry, ...] = ()  # in the order they finished, oldest first, at most SAMPLE_SIZE
+    count: int = 0  # runs counted (>= len(entries)); a lower bound once version 2 slots replace each other
 
     @property
     def size(self) -> int:
         return len(self.entries)
 
     def durations(self) -> list[float]:
+        """The sample, oldest first."""
         return [e.seconds for e in self.entries]
 
-    def add(self, seconds: float, operation_id: str) -> DurationHistory:
-        """Merge one finished operation's duration. Merging the same operation again changes nothing."""
-        entry = Entry(_clean(seconds), operation_tag(operation_id))
-        if any(e.tag == entry.tag for e in self.entries):
+    def add(self, seconds: float, operation_id: str, at: int = 0) -> DurationHistory:
+        """The history after one more finish, as the store keeps it: the finish takes its slot (replacing
+        what was there). Adding the same operation again changes nothing."""
+        tag = operation_tag(operation_id)
+        if any(e.tag == tag for e in self.entries):
             return self
-        entries = (*self.entries, entry)[-SAMPLE_SIZE:]
-        return DurationHistory(entries, self.count + 1)
+        entry = Entry(_clean(seconds), tag, max(0, int(at)), slot_of(tag))
+        kept = [e for e in self.entries if e.slot != entry.slot]
+        entries = sorted([*kept, entry], key=_order)[-SAMPLE_SIZE:]  # stable: ties keep their order
+        return DurationHistory(tuple(entries), self.count + 1)
 
     def quantile(self, p: float) -> float:
         """Exact quantile of the sample (linear interpolation between order statistics, like
@@ -91,6 +110,11 @@ def operation_tag(operation_id: str) -> str:
     return hashlib.sha256(operation_id.encode()).hexdigest()[:TAG_CHARS]
 
 
+def slot_of(tag: str) -> int:
+    """The slot a finish goes into: from its operation's tag only (never from its duration)."""
+    return int(tag, 16) % SAMPLE_SIZE
+
+
 def _clean(seconds: float) -> float:
     if not math.isfinite(seconds):
         seconds = 0.0
@@ -109,10 +133,11 @@ def owner_partition(owner: str) -> str:
     return _digest(owner)
 
 
-def history_keys(owner: str, action: str, workbook: str | None) -> list[tuple[str, str]]:
-    """(PartitionKey, RowKey) to read, most specific first: owner + action + workbook, then owner + action."""
+def history_keys(owner: str, action: str | None, workbook: str | None) -> list[tuple[str, str]]:
+    """(PartitionKey, RowKey) to read, most specific first: owner + action + workbook (the operation's own kind),
+    then owner + action (the pool). A tracked operation without an action is its own kind, `tracked`."""
     partition = owner_partition(owner)
-    safe_action = "".join(c for c in action if c.isalnum())[:64] or "unknown"
+    safe_action = "".join(c for c in (action or TRACKED_KIND) if c.isalnum())[:64] or "unknown"
     keys = [(partition, f"{safe_action}.*")]
     if workbook:
         keys.insert(0, (partition, f"{safe_action}.{_digest(workbook)}"))
@@ -122,74 +147,83 @@ def history_keys(owner: str, action: str, workbook: str | None) -> list[tuple[st
 # --- entity encoding ---------------------------------------------------------------------------------
 
 
+def slot_name(slot: int) -> str:
+    return f"{SLOT_PREFIX}{slot:02d}"
+
+
+def _slot_value(entry: Entry) -> str:
+    return f"{entry.seconds:.1f}:{entry.tag}:{entry.at}"
+
+
+def finish_properties(seconds: float, operation_id: str, at: float) -> dict[str, Any]:
+    """What one finish upserts (merge) into each of its keys: the version and its slot, nothing else."""
+    tag = operation_tag(operation_id)
+    entry = Entry(_clean(seconds), tag, max(0, int(at)), slot_of(tag))
+    return {"Version": FORMAT_VERSION, slot_name(slot_of(tag)): _slot_value(entry)}
+
+
 def encode(history: DurationHistory) -> dict[str, Any]:
-    """Entity properties (without keys). Every value is small: see the module docstring."""
-    recent = ",".join(f"{e.seconds:.1f}:{e.tag}" for e in history.entries)
-    if len(recent) > MAX_STRING_CHARS:  # a real check (not `assert`, gone under -O): the sample is bounded
-        raise ValueError(f"duration history of {len(recent)} characters exceeds {MAX_STRING_CHARS}")
-    return {"Version": FORMAT_VERSION, "Count": history.count, "Recent": recent}
+    """A whole entity's properties (without keys) holding this history: its slots, and its version 1 entries
+    (if any) as the `Recent` ring. The store never writes a whole entity; tests and tools do."""
+    legacy = [e for e in history.entries if e.slot is None]
+    properties: dict[str, Any] = {"Version": FORMAT_VERSION, "Count": history.count}
+    if legacy:
+        properties["Recent"] = ",".join(f"{e.seconds:.1f}:{e.tag}" for e in legacy)
+    for entry in history.entries:
+        if entry.slot is not None:
+            properties[slot_name(entry.slot)] = _slot_value(entry)
+    return properties
 
 
-def decode(properties: Mapping[str, Any] | None) -> DurationHistory:
-    """The summary an entity holds. An entity this code cannot read (newer version, damage) counts as empty:
-    the schedule then falls back to the cold one, which is always safe."""
-    if not properties or properties.get("Version") != FORMAT_VERSION:
-        return DurationHistory()
-    text = properties.get("Recent")
+def _legacy_entries(text: Any) -> list[Entry] | None:
+    """A version 1 `Recent` ring; None: unreadable."""
+    if text is None or text == "":
+        return []
     if not isinstance(text, str) or len(text) > MAX_STRING_CHARS:
-        return DurationHistory()
-    entries: list[Entry] = []
-    for item in text.split(",") if text else []:
+        return None
+    entries = []
+    for item in text.split(","):
         seconds, _, tag = item.partition(":")
         try:
             value = float(seconds)
         except ValueError:
-            return DurationHistory()
+            return None
         if not math.isfinite(value) or len(tag) != TAG_CHARS:
-            return DurationHistory()
+            return None
         entries.append(Entry(_clean(value), tag))
-    entries = entries[-SAMPLE_SIZE:]
+    return entries[-SAMPLE_SIZE:]
+
+
+def _slot_entry(slot: int, text: Any) -> Entry | None:
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    parts = text.split(":")
+    if len(parts) != 3 or len(parts[1]) != TAG_CHARS:
+        return None
+    try:
+        value, at = float(parts[0]), int(parts[2])
+    except ValueError:
+        return None
+    if not math.isfinite(value) or at < 0:
+        return None
+    return Entry(_clean(value), parts[1], at, slot)
+
+
+def decode(properties: Mapping[str, Any] | None) -> DurationHistory:
+    """The sample an entity holds (either version). An entity this code cannot read (a newer version, damage)
+    counts as empty: the schedule then falls back to the cold one, which is always safe."""
+    if not properties or properties.get("Version") not in (LEGACY_VERSION, FORMAT_VERSION):
+        return DurationHistory()
+    legacy = _legacy_entries(properties.get("Recent"))
+    if legacy is None:
+        return DurationHistory()
+    slots = [
+        entry
+        for slot in range(SAMPLE_SIZE)
+        if (text := properties.get(slot_name(slot))) is not None
+        if (entry := _slot_entry(slot, text)) is not None
+    ]
+    entries = sorted([*legacy, *slots], key=_order)[-SAMPLE_SIZE:]  # version 1 entries (at 0) first
     count = properties.get("Count")
     count = count if isinstance(count, int) and count >= len(entries) else len(entries)
     return DurationHistory(tuple(entries), count)
-
-
-# --- the ETag merge ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Write:
-    """What to send: insert when `etag` is None (fails with 409 if someone inserted first), else a
-    replace with If-Match `etag` (fails with 412 if someone wrote in between). None from merge_step: nothing
-    to write (this finish is already in the summary)."""
-
-    properties: dict[str, Any]
-    etag: str | None
-
-
-def merge_step(current: Mapping[str, Any] | None, etag: str | None, seconds: float, operation_id: str) -> Write | None:
-    """One attempt: from the entity as read (None: absent) to the conditional write to make."""
-    history = decode(current)
-    merged = history.add(seconds, operation_id)
-    if merged is history:
-        return None
-    return Write(encode(merged), etag if current is not None else None)
-
-
-def retry_after_conflict(attempt: int) -> bool:
-    """After the attempt-th (1-based) write failed on 409/412: read again and retry, or drop this point."""
-    return attempt < MAX_MERGE_ATTEMPTS
-
-
-PREFERRED_RUNS = 3  # a workbook's own history is used once it has this many runs
-
-
-def pick_history(specific: DurationHistory | None, general: DurationHistory | None) -> DurationHistory | None:
-    """Which summary plans a new operation: the workbook's own (owner + action + workbook) once it has
-    PREFERRED_RUNS runs, else whichever of it and the owner + action one has more runs; None: no history."""
-    candidates = [h for h in (specific, general) if h is not None and h.size > 0]
-    if not candidates:
-        return None
-    if specific is not None and specific.size >= PREFERRED_RUNS:
-        return specific
-    return max(candidates, key=lambda h: h.size)

@@ -1,6 +1,7 @@
 """When to poll: pure schedules. A schedule is fixed when the operation is created (a `Plan`, a few numbers
 the record keeps) and maps the time since creation to the next poll offset, so the poller and the status
-endpoint agree without any write per poll. No clock reads, no I/O.
+endpoint agree without any write per poll. No clock reads, no I/O. Which plan a new operation gets is
+shared/schedule/learned.py's; the front door to all of it is shared/schedule/clock.py.
 
 Offsets are whole seconds from creation (queue visibility is whole seconds). From one poll offset `t` the
 next is `t + gap(t)` with
@@ -13,13 +14,16 @@ r * max(duration, 10 s): the relative lag is bounded by r by construction (the 1
 
 - Cold (no history): first poll at `floor(r * 10 s)`, then the gaps above. Graph's guidance is kept: never
   more than `timing.maximum` (240 s) between polls, counting from creation.
-- Learned (a duration summary, or a caller's `expectedDurationSeconds` hint): no polls where completion is
-  unlikely, then dense polls (small r) from a low predicted quantile to a high one, then the cold gaps.
-  If the window starts later than `timing.maximum`, filler polls every `timing.maximum` seconds lead to it.
+- Learned: a window [start, end) of dense polls (small r) where the operation is expected to end, and before it
+  the plan's `early` offset: filler polls every `timing.maximum` seconds lead from creation to `early`, then the
+  cold gaps lead from `early` to the window. `early` = start: only fillers before the window (a kind with
+  enough runs of its own); `early` = 0: the cold gaps from creation (a plan shaped by a pooled prior, never
+  later than the cold schedule); in between: a guard band of cold gaps just before the window (a kind with
+  few runs). After the window, the cold gaps.
 - Deadline: no offset past `timing.timeout`; the last poll is at the deadline.
 - Earliest: no poll before `timing.initial` (POLL_INITIAL_DELAY_SECONDS, default 1 s, below the cold plan's first
   poll at 2 s, so by default it changes nothing); planned polls before it are merged into one at it.
-- Graph's Retry-After always wins when it asks for longer (`shared.graph.lro.decide` takes the max).
+- Graph's Retry-After always wins when it asks for longer (shared/schedule/clock.py `poll_delay`).
 """
 
 from __future__ import annotations
@@ -28,14 +32,13 @@ import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from statistics import NormalDist
 
-from shared.schedule.history import DurationHistory, sample_quantile
 from shared.schedule.timing import Timing
 
 FLOOR_ELAPSED = 10.0  # relative lag is measured against max(duration, 10 s): shorter ones get 10 s worth
 MIN_GAP = 1  # whole seconds
 MIN_RELATIVE_GAP = 0.01  # a stored plan asking for denser polls than this is not ours: cold
+MAX_OFFSET = 10 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -44,42 +47,44 @@ class ColdPolicy:
 
 
 @dataclass(frozen=True)
-class LearnedPolicy:
-    relative_gap: float = 0.12  # gaps inside the predicted window
-    low_quantile: float = 0.13  # the window opens here ...
-    high_quantile: float = 0.999  # ... and closes here (then the cold gaps)
-    prior_spread: float = 0.5  # log-sd assumed for a kind before its runs say otherwise
-    prior_weight: float = 2.0  # how many runs' worth that assumption weighs
-    min_samples: int = 1  # fewer runs than this: cold (unless hinted)
-    widening: float = 1.0  # multiplies z * s / sqrt(n), the allowance for the quantiles' sampling error
-
-
-@dataclass(frozen=True)
 class Plan:
-    """What the operation record stores at creation (3 numbers). start == end: the cold schedule."""
+    """What the operation record stores at creation (3 or 4 numbers). start == end: the cold schedule."""
 
-    start: int = 0  # offset of the first poll of the learned window
+    start: int = 0  # offset of the window's first poll (the window opens here)
     end: int = 0  # the learned gaps apply to offsets in [start, end)
     relative_gap: float = 0.0  # r inside the window
+    early: int | None = None  # the cold gaps lead from here to the window, fillers before; None: = start
 
     @property
     def cold(self) -> bool:
         return self.end <= self.start
 
+    @property
+    def early_from(self) -> int:
+        return self.start if self.early is None else self.early
+
     def encode(self) -> str:
-        return "" if self.cold else f"{self.start},{self.end},{self.relative_gap:g}"
+        """ "" (cold), "start,end,gap" (only fillers before the window: the format every version reads) or
+        "start,end,gap,early". Code that knows only three numbers reads four as cold, which is safe."""
+        if self.cold:
+            return ""
+        text = f"{self.start},{self.end},{self.relative_gap:g}"
+        return text if self.early_from == self.start else f"{text},{self.early_from}"
 
     @staticmethod
     def decode(text: str | None) -> Plan:
         """A record's plan; anything unreadable is the cold plan (always safe)."""
+        parts = (text or "").split(",")
         try:
-            start, end, gap = (text or "").split(",")
-            plan = Plan(int(start), int(end), float(gap))
+            if len(parts) not in (3, 4):
+                return COLD
+            start, end, gap = int(parts[0]), int(parts[1]), float(parts[2])
+            early = int(parts[3]) if len(parts) == 4 else start
         except ValueError:
             return COLD
-        if plan.start < 1 or plan.end > 10 * 365 * 86400 or not MIN_RELATIVE_GAP <= plan.relative_gap <= 1.0:
+        if start < 1 or end > MAX_OFFSET or not MIN_RELATIVE_GAP <= gap <= 1.0 or not 0 <= early <= start:
             return COLD
-        return plan
+        return Plan(start, end, gap, None if early == start else early)
 
 
 COLD = Plan()
@@ -115,16 +120,20 @@ class Schedule:
         cap = max(MIN_GAP, math.floor(self.timing.maximum))
         deadline = self.timing.timeout
         plan = self.plan
-        if plan.cold:
-            offset = _gap(0, self.cold.relative_gap, self.timing)
+        cold_gap = self.cold.relative_gap
+        early = 0 if plan.cold else plan.early_from
+        if early <= 0:
+            offset = _gap(0, cold_gap, self.timing)
         else:
-            offset = plan.start - cap * ((plan.start - 1) // cap)  # fillers: never more than `cap` apart
+            offset = early - cap * ((early - 1) // cap)  # fillers: never more than `cap` apart
         while offset < deadline:
             yield offset
-            in_window = not plan.cold and plan.start <= offset < plan.end
-            gap = _gap(offset, plan.relative_gap if in_window else self.cold.relative_gap, self.timing)
-            if not plan.cold and offset < plan.start:
-                gap = min(cap, plan.start - offset)
+            if offset < early:
+                gap = min(cap, early - offset)  # fillers, landing on `early`
+            elif not plan.cold and plan.start <= offset < plan.end:
+                gap = _gap(offset, plan.relative_gap, self.timing)
+            else:  # the guard band before the window, or past its end
+                gap = _gap(offset, cold_gap, self.timing)
             offset += gap
         yield math.ceil(deadline)
 
@@ -157,53 +166,9 @@ class Schedule:
         return (self.previous_offset(elapsed) + elapsed) / 2
 
     def next_poll(self, elapsed: float) -> float:
-        """Seconds from now (`elapsed` since creation) to the next planned poll: the hook `polling.decide` and
-        `polling.status_retry_after` take as `next_poll`."""
+        """Seconds from now (`elapsed` since creation) to the next planned poll: the `next_poll` hook that
+        shared.graph.lro.decide and shared/schedule/clock.py's Retry-After take."""
         return self.next_offset(elapsed) - elapsed
-
-
-# --- the learned plan ---------------------------------------------------------------------------------
-
-
-_STANDARD = NormalDist()
-
-
-def learned_plan(
-    history: DurationHistory | None, timing: Timing, hint: float | None = None, policy: LearnedPolicy | None = None
-) -> Plan:
-    """The plan for a new operation of a kind with this history (and the caller's expectedDurationSeconds).
-
-    The window runs from the predicted `low_quantile` to the predicted `high_quantile` of the next run's
-    duration. Prediction: the sample's own quantiles, widened in log space by `widening` * z * s / sqrt(n) (z of
-    that quantile), an allowance of the order of the estimate's sampling error that shrinks as runs accumulate;
-    s is the sample's log-sd pooled with `prior_spread` (worth `prior_weight` runs) so that a few similar runs
-    do not make the window collapse. With fewer than 3 runs the window is at least mean(log) -/+ z * s. A hint alone is
-    treated as one run of that duration. No history and no hint: the cold plan.
-    """
-    policy = policy or LearnedPolicy()
-    durations = history.durations() if history is not None else []
-    if hint is not None and math.isfinite(hint) and hint > 0 and len(durations) < policy.min_samples:
-        durations = [*durations, hint]
-    durations = [max(d, 0.5) for d in durations]
-    n = len(durations)
-    if n < max(policy.min_samples, 1):
-        return COLD
-    logs = [math.log(d) for d in durations]
-    mean = sum(logs) / n
-    squares = sum((x - mean) ** 2 for x in logs)
-    spread = math.sqrt((policy.prior_weight * policy.prior_spread**2 + squares) / (policy.prior_weight + n - 1))
-    z_low = -_STANDARD.inv_cdf(policy.low_quantile)
-    z_high = _STANDARD.inv_cdf(policy.high_quantile)
-    low = math.log(sample_quantile(durations, policy.low_quantile)) - policy.widening * z_low * spread / math.sqrt(n)
-    high = math.log(sample_quantile(durations, policy.high_quantile)) + policy.widening * z_high * spread / math.sqrt(n)
-    if n < 3:  # one or two runs say nothing about the tails: centre on them with the pooled spread
-        low = min(low, mean - z_low * spread)
-        high = max(high, mean + z_high * spread)
-    start = max(1, math.floor(math.exp(low)))
-    end = min(math.ceil(math.exp(high)), math.ceil(timing.timeout))
-    if end <= start:
-        return COLD
-    return Plan(start, end, policy.relative_gap)
 
 
 def next_poll_offset(elapsed: float, plan: Plan, timing: Timing, cold: ColdPolicy | None = None) -> float:

@@ -97,7 +97,8 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Subscription
 
 @dataclass(frozen=True)
 class SubscriptionDelivery:
-    """One event on its way to one subscription: the attempt counter is what makes retries at-most-once."""
+    """One event on its way to one subscription: its attempts recorded, and the attempt a delivery claimed and has
+    not recorded yet (the claim's time is `last_attempt_at`; shared/delivery/claims.py)."""
 
     operation_id: str
     subscription_id: str
@@ -109,6 +110,7 @@ class SubscriptionDelivery:
     last_error: str | None = None
     last_attempt_at: str | None = None
     next_attempt_at: float | None = None  # set while a retry waits (Retry-After may push it out)
+    claimed_attempt: int | None = None  # absent from entities written before claims had their own field
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -131,6 +133,7 @@ def delivery_to_entity(d: SubscriptionDelivery) -> dict[str, Any]:
         "LastError": d.last_error or "",
         "LastAttemptAt": d.last_attempt_at or "",
         "NextAttemptAt": d.next_attempt_at if d.next_attempt_at is not None else "",
+        "ClaimedAttempt": d.claimed_attempt if d.claimed_attempt is not None else "",
     }
     return entity
 
@@ -140,7 +143,7 @@ def delivery_from_entity(entity: dict[str, Any], etag: str | None = None) -> Sub
         value = entity.get(name)
         return None if value in ("", None) else value
 
-    last_status, next_at = optional("LastStatus"), optional("NextAttemptAt")
+    last_status, next_at, claimed = optional("LastStatus"), optional("NextAttemptAt"), optional("ClaimedAttempt")
     return SubscriptionDelivery(
         operation_id=str(entity["PartitionKey"]),
         subscription_id=str(entity["RowKey"])[len(DELIVERY_ROW_PREFIX) :],
@@ -152,5 +155,6 @@ def delivery_from_entity(entity: dict[str, Any], etag: str | None = None) -> Sub
         last_error=optional("LastError"),
         last_attempt_at=optional("LastAttemptAt"),
         next_attempt_at=None if next_at is None else float(next_at),
+        claimed_attempt=None if claimed is None else int(claimed),
         etag=etag,
     )

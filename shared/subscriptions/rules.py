@@ -25,8 +25,9 @@ from typing import Any
 
 from shared.api.problems import FieldError, invalid
 from shared.delivery.targets import OutboundPolicy
+from shared.graph.actions import table as action_table
 from shared.operations.record import BINARY, Operation
-from shared.operations.requests import ACTIONS, parse_callback_format, parse_callback_url
+from shared.operations.requests import parse_callback_format, parse_callback_url
 from shared.subscriptions.record import (
     DEFAULT_STATUSES,
     EVENT_STATUSES,
@@ -45,7 +46,7 @@ def new_subscription_id(owner: str) -> str:
 
 
 def is_subscription_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def parse_subscription_request(
             webhooks_configured,
             errors,
         )
-    actions = _choices(payload, "actions", ACTIONS, (), errors)
+    actions = _choices(payload, "actions", action_table.names(), (), errors)
     statuses = _choices(payload, "statuses", EVENT_STATUSES, DEFAULT_STATUSES, errors)
     callback_format = parse_callback_format(payload, errors) if callback else BINARY
     if errors or callback is None:

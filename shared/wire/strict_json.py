@@ -9,6 +9,10 @@ Python's `json` accepts more than RFC 8259 JSON and fails in ways that are not `
   receivers differ on which one wins, so the bridge refuses the ambiguity).
 `loads` refuses all of these with `JsonRefused` (a ValueError), whatever the cause; `dumps` never writes
 NaN or Infinity (`allow_nan=False`: a ValueError instead of invalid JSON).
+
+JSON's `\\ud800` escape reads as a lone surrogate, which is not a Unicode scalar value: such text is not I-JSON
+(RFC 7493 section 2.1) and cannot be encoded as UTF-8. `lone_surrogate_at` finds one, so the edge can refuse it
+naming its field.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ MAX_DEPTH = 64  # arrays and objects nested in each other
 MAX_NUMBER_CHARS = 64  # characters of one number literal (sign, digits, fraction, exponent)
 
 _TOKEN = re.compile(r'[\[\]{}"]')
+_SURROGATE = re.compile("[\ud800-\udfff]")  # after parsing, a proper pair is one character: only lone ones remain
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
@@ -116,3 +121,24 @@ def loads_stored(text: str) -> Any:
 def dumps(value: Any, **options: Any) -> str:
     """json.dumps that refuses (ValueError) rather than writes NaN or Infinity."""
     return json.dumps(value, allow_nan=False, **options)
+
+
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """Where the first string holding a lone surrogate is, as a field path (`clientReference`,
+    `parameters.values[3][1]`), or None when every string is Unicode text. A bad object key names the object it
+    is in (`body` at the top)."""
+    if isinstance(value, str):
+        return (path or "body") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _SURROGATE.search(key):
+                return path or "body"
+            found = lone_surrogate_at(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = lone_surrogate_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

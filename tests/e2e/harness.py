@@ -3,6 +3,7 @@ named here too)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -198,6 +199,13 @@ class Bridge:
     def queued(self) -> int:
         with self.queue as queue:
             return int(queue.get_queue_properties().approximate_message_count)
+
+    def webhook_messages(self) -> list[dict[str, Any]]:
+        """The webhook queue's visible messages, decoded (peeked: nothing is received or hidden)."""
+        with QueueClient.from_connection_string(
+            self.storage.connection_string, self.env["WEBHOOK_QUEUE"], message_decode_policy=TextBase64DecodePolicy()
+        ) as queue:
+            return [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
 
 
 BridgeFactory = Callable[..., Bridge]

@@ -11,8 +11,8 @@ import time
 from devhost.services import AzuritePorts, bridge_environment
 from shared.lanes.store import LANE_ROW_KEY, lane_key
 from shared.operations import purge
+from shared.operations.listing import index_partition
 from shared.operations.record import NOT_STARTED, Operation, iso, new_operation_id
-from shared.operations.store import index_partition
 from shared.runtime.settings import load_settings
 from shared.runtime.worker import build_runtime
 from shared.schedule.history import history_keys
@@ -41,8 +41,7 @@ def test_what_no_write_touched_for_retention_days_is_swept_and_nothing_younger(
         try:
             now = time.time()
             keys = history_keys("default", "createSession", "/me/drive/items/SWEEP")
-            for key in keys:
-                assert await rt.history.merge(key, 3.5, new_operation_id(now))
+            await rt.history.record(keys, 3.5, new_operation_id(now), now)
             lane = lane_key("/me/drive/items/SWEEP", "default")
             await rt.store.table.upsert_entity(
                 {"PartitionKey": lane, "RowKey": LANE_ROW_KEY, "Holders": '[["x", 1, 0.0]]', "Waiting": "[]"}

@@ -103,22 +103,33 @@ def test_async_polling_sample_succeeds_with_the_key_in_the_header_or_the_uri(
         assert [r.status for r in follow_ups][-1] == 200 and set(r.status for r in follow_ups[:-1]) <= {202}
 
 
-def test_without_signed_status_urls_the_polls_get_401(
+def test_a_bridge_without_status_link_keys_signs_its_location_and_the_polls_reach_the_end(
     make_bridge: BridgeFactory, keys_file: Path, emulator: Emulator, engine: LogicAppsEngine
 ) -> None:
-    # The product as it was: Location = the keyed route. Logic Apps drops the key header on follow-ups.
-    unsigned = make_bridge("unsigned", DEVHOST_KEYS_FILE=str(keys_file), STATUS_LINK_KEYS="")
+    # Issue 17: without STATUS_LINK_KEYS (a portal deployment, an empty Bicep parameter, a copied settings list) the
+    # Location was the keyed route, which Logic Apps cannot poll once keys are enforced: its follow-ups got 401 and
+    # the sample's failure branch ran, while health said healthy. The bridge now keeps a generated key in its
+    # storage account (shared/runtime/link_key.py) and signs the Location with it.
+    unset = make_bridge("unsetkeys", DEVHOST_KEYS_FILE=str(keys_file), STATUS_LINK_KEYS="")
     item = rows_scenario(emulator)
     result = engine.run(
         sample("async-polling.workflow.json"),
-        parameters=parameters(unsigned, f"/me/drive/items/{item}"),
+        parameters=parameters(unset, f"/me/drive/items/{item}"),
         trigger_body={"table": "Table1", "values": [[1]]},
         timeout=120,
     )
-    session = result.actions["Create_workbook_session"]
-    assert session.status == "Failed"
-    assert session.outputs["statusCode"] == 401
-    assert result.response is not None and result.response[0] == 502  # the sample's failure branch ran
+    assert result.status == "Succeeded", result
+    assert result.response == (200, {"index": 0, "values": [[1]]})
+    for action in ("Create_workbook_session", "Add_table_row"):
+        follow_ups = polls(result, action)
+        assert follow_ups, f"{action} was answered at once; the test needs the asynchronous pattern"
+        assert all("/api/status/" in r.url and "sig=" in r.url for r in follow_ups)  # the signed Location
+        assert all("x-functions-key" not in {k.lower() for k in r.headers} for r in follow_ups)
+        assert [r.status for r in follow_ups][-1] == 200
+    assert unset.client.get(f"{unset.api}/health").status_code == 200
+    assert "STATUS_LINK_KEYS is not set: status URLs are signed with the key kept in the storage account" in (
+        unset.service.output()
+    )
 
 
 @pytest.mark.parametrize("reading", ["accept", "poll"])

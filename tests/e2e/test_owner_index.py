@@ -1,4 +1,4 @@
-"""Listing per owner reads the owner's index partition (shared/operations/store.py), against Azurite.
+"""Listing per owner reads the owner's index partition (shared/operations/listing.py), against Azurite.
 
 Table Storage docs (table-storage-design-for-query.md): a query on PartitionKey and a RowKey range is a
 range query inside one partition; a filter on other properties "results in a table scan". So the list of one
@@ -17,8 +17,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from devhost.services import AzuritePorts
+from shared.operations.listing import index_partition
 from shared.operations.record import FAILED, RUNNING, SUCCEEDED, Operation, iso, new_operation_id
-from shared.operations.store import OperationStore, index_partition
+from shared.operations.store import OperationStore
 
 
 class Recording:

@@ -186,6 +186,13 @@ def test_crash_between_storing_the_result_and_sending_the_webhook(
     stored = bridge.wait_done(record["id"])
     assert stored["status"] == "succeeded" and stored["webhook"]["state"] == "pending"
     assert stored["webhook"]["attempts"] == 0 and receiver.for_path(hook) == []
+    # The terminal write comes before the attempt's message is queued: kill only once it is in the queue, so the
+    # crash falls where this test means it to (a kill before it is the poll message's case, redelivered later).
+    wait_for(
+        lambda: any(m.get("kind") == "webhook" and m.get("id") == record["id"] for m in bridge.webhook_messages()),
+        30,
+        "the webhook attempt's message to be queued",
+    )
     bridge.service.kill()
     del bridge.env["AzureWebJobs.deliver_webhook.Disabled"]
     restart(bridge)

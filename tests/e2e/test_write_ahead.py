@@ -26,7 +26,7 @@ TABLE_STRING_LIMIT = 32 * 1024
 
 def _values_near_limit() -> list[list[str]]:
     """One row whose values' JSON is 32,760 characters: under the bridge's request limit (32 KiB of JSON,
-    shared/operations/requests.py MAX_VALUES_BYTES), while the stored result ({"index": 0, "values": ...}) is over
+    shared/graph/actions/params.py MAX_VALUES_BYTES), while the stored result ({"index": 0, "values": ...}) is over
     the Table property limit."""
     cells = ["x" * 8000] * 3
     overhead = len(json.dumps([[*cells, ""]]))

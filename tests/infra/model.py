@@ -290,7 +290,7 @@ def load_template(path: Path = RESOURCES_BICEP, text: str | None = None) -> Temp
 
 
 def _python_files() -> list[Path]:
-    return [*sorted(SHARED.glob("*.py")), FUNCTION_APP]
+    return [*sorted(SHARED.rglob("*.py")), FUNCTION_APP]
 
 
 def _is_env(node: ast.expr) -> bool:

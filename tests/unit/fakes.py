@@ -765,6 +765,9 @@ class _Response:
         return None
 
 
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # aiohttp 3.x http_writer._FORBIDDEN_HEADER_CHARS_RE
+
+
 class _Resolving:
     """A POST through a session whose connector resolves names with a resolver (the webhook session's
     PinnedResolver): aiohttp's TCPConnector asks the resolver for every host that is not an IP literal before
@@ -814,6 +817,11 @@ class FakeHTTP:
     def _answer(self, method: str, url: Any, **kwargs: Any) -> _Response:
         text = str(url)
         data = kwargs.get("data")
+        headers = dict(kwargs.get("headers") or {})
+        if any(_FORBIDDEN_IN_HEADERS.search(v) for v in (f"{method} {text}", *headers, *headers.values())):
+            # aiohttp refuses before anything is sent: http_writer._safe_header checks the request line and
+            # every header name and value (RFC 9110 section 5.5: CR, LF and NUL are invalid in a field value)
+            raise ValueError("Forbidden control character detected in headers. Potential header injection attack.")
         self.calls.append(Call(method, text, kwargs.get("json"), dict(kwargs.get("headers") or {}), data))
         queue = self.scripts.get((method, text))
         if queue:
@@ -888,6 +896,8 @@ BASE_ENV = {
     "GRAPH_BASE_URL": GRAPH,
     "WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode(),
     "WORKBOOK_CONCURRENCY": "0",
+    # the runtime always has a status-link key (shared/runtime/link_key.py gives build_runtime one from storage)
+    "STATUS_LINK_KEYS": "t1:" + base64.b64encode(b"unit-test-status-link-key-32-byt").decode(),
 }
 
 

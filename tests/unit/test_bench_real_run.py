@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench import real_run as rr
+from bench import real_run_sim as rr
 from bench import schedule as sim
 from shared.schedule.plans import COLD, Plan, Schedule
 
@@ -14,10 +14,11 @@ from shared.schedule.plans import COLD, Plan, Schedule
 @pytest.mark.parametrize("duration", [0.5, 1.0, 5.0, 37.0, 250.0, 3000.0])
 def test_simulation_without_latency_is_bench_schedules_for_doubling_and_cold(duration):
     doubling = rr.simulate_op(duration, rr.doubling(rr.PRODUCTION), rr.PRODUCTION)
-    expected = sim.run_job(sim.Job(0, duration), sim.Doubling())
+    job = sim.Job(0, duration)
+    expected = sim.run_job(job, sim.Doubling().schedule(job))
     assert (doubling.polls, doubling.lag) == (expected.polls, expected.lag)
     cold = rr.simulate_op(duration, rr.from_plan(COLD, sim.TIMING), sim.TIMING)
-    expected = sim.run_job(sim.Job(0, duration), sim.Cold())
+    expected = sim.run_job(job, sim.Cold().schedule(job))
     assert (cold.polls, cold.lag) == (expected.polls, expected.lag)
 
 

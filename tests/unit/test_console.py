@@ -108,7 +108,8 @@ def test_each_webhook_attempt_is_recorded_with_its_status_and_time(clock: FakeCl
     f.webhooks.script("POST", CALLBACK, reply(503), reply(200))
     since = clock.now
     asyncio.run(deliverer.handle_message(rt, encode_delivery(DeliveryTask(OP_ID, "event-1", 1, since))))
-    clock.advance(2)
+    [(_, delay)] = f.deliveries.sent  # attempt 2, queued for when the retry is due
+    clock.advance(delay)
     asyncio.run(deliverer.handle_message(rt, encode_delivery(DeliveryTask(OP_ID, "event-1", 2, since))))
     op = stored(rt)
     events = op.history or []

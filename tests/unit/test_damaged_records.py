@@ -27,6 +27,7 @@ from shared.observability import telemetry
 from shared.operations import purge
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
+from shared.operations.listing import index_partition
 from shared.operations.record import (
     FAILED,
     NOT_STARTED,
@@ -39,7 +40,6 @@ from shared.operations.record import (
     to_entity,
 )
 from shared.operations.retention import DAY
-from shared.operations.store import index_partition
 from shared.storage.messages import DeliveryTask, PollState, encode, encode_delivery
 from tests.unit.fakes import GRAPH, FakeClock, accepted, drain, fake_runtime, running, workbook_url
 
@@ -169,7 +169,8 @@ def test_the_list_answer_flags_it(clock: FakeClock) -> None:
     good, bad = started(rt, f, 2)
     f.table.touch(bad, "operation", Status="paused")
     page = run(operation_reads.list_page(rt, None, None, None, Caller("default")))
-    body = json.loads(page_response(page, BASE + "/operations", None, None).get_body())
+    answer = page_response(page.operations, page.continuation, BASE + "/operations", None, None, page.damaged)
+    body = json.loads(answer.get_body())
     assert [op["id"] for op in body["value"]] == [good]
     assert body["damaged"] == [{"id": bad, "code": "recordDamaged", "property": "Status"}]
 

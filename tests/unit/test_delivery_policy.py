@@ -97,9 +97,10 @@ def test_a_whole_schedule_fits_the_window() -> None:
 
 
 def test_retry_delays_round_like_the_poll_step() -> None:
-    """One rounding rule (shared.graph.lro.whole_seconds): up to whole seconds, at most the queue's 7-day
+    """One rounding rule (shared.schedule.clock.whole_seconds): up to whole seconds, at most the queue's 7-day
     visibility limit (azure-functions-facts: `send_message(visibility_timeout=0..604800)`)."""
-    from shared.graph.lro import MAX_VISIBILITY_SECONDS, whole_seconds
+    from shared.schedule.clock import whole_seconds
+    from shared.storage.messages import MAX_VISIBILITY_SECONDS
 
     policy = RetryPolicy(window=30 * 86_400.0)
     for attempt, seed in [(1, 1), (2, 2), (4, 3)]:

@@ -1,35 +1,50 @@
-"""The bounded per-kind duration summary: quantiles, bounds, encoding, keys and the ETag-merge decision."""
+"""The bounded per-kind duration sample (shared/schedule/history.py): quantiles, bounds, the slot a finish takes,
+the entity encoding (version 2 slots, and version 1 rings as they were written before) and the keys."""
 
 from __future__ import annotations
 
 import random
 import statistics
-from collections import Counter
 
 import pytest
 
 from shared.schedule.history import (
-    MAX_MERGE_ATTEMPTS,
-    MAX_STRING_CHARS,
     SAMPLE_SIZE,
     DurationHistory,
     Entry,
     decode,
     encode,
+    finish_properties,
     history_keys,
-    merge_step,
     operation_tag,
-    pick_history,
-    retry_after_conflict,
     sample_quantile,
+    slot_name,
+    slot_of,
 )
 
 
+def ids_in_distinct_slots(count: int, prefix: str = "op") -> list[str]:
+    """Operation ids whose finishes take different slots (count <= SAMPLE_SIZE)."""
+    found: dict[int, str] = {}
+    n = 0
+    while len(found) < count:
+        found.setdefault(slot_of(operation_tag(f"{prefix}-{n}")), f"{prefix}-{n}")
+        n += 1
+    return list(found.values())
+
+
 def history_of(durations: list[float]) -> DurationHistory:
+    """Each duration its own slot (ids chosen so), in this order."""
     history = DurationHistory()
-    for i, seconds in enumerate(durations):
-        history = history.add(seconds, f"op-{i}")
+    for i, (seconds, op) in enumerate(zip(durations, ids_in_distinct_slots(len(durations)), strict=True)):
+        history = history.add(seconds, op, at=i)
     return history
+
+
+def legacy(durations: list[float], count: int | None = None) -> dict[str, object]:
+    """A version 1 entity as the store wrote it before slots: one ring, oldest first."""
+    recent = ",".join(f"{d:.1f}:{operation_tag(f'old-{i}')}" for i, d in enumerate(durations))
+    return {"Version": 1, "Count": len(durations) if count is None else count, "Recent": recent}
 
 
 # --- quantiles ------------------------------------------------------------------------------------
@@ -57,12 +72,16 @@ def test_quantile_of_one_run_is_that_run_and_of_none_an_error():
         sample_quantile([1.0], 1.5)
 
 
-def test_quantiles_follow_the_recent_runs_only():
-    old = [1000.0] * SAMPLE_SIZE
-    recent = [10.0 + i for i in range(SAMPLE_SIZE)]
-    history = history_of(old + recent)
-    assert sorted(history.durations()) == recent
-    assert history.quantile(0.5) == statistics.median(recent)
+def test_a_finish_replaces_what_its_slot_held_so_the_sample_follows_the_recent_runs():
+    old = DurationHistory()
+    for i in range(5000):
+        old = old.add(1000.0, f"old-{i}", at=i)
+    assert old.size == SAMPLE_SIZE  # every slot filled
+    history = old
+    for i in range(2000):
+        history = history.add(10.0, f"new-{i}", at=5000 + i)
+    assert history.durations() == [10.0] * SAMPLE_SIZE  # 2000 finishes over 64 slots: none of the old is left
+    assert [e.at for e in history.entries] == sorted(e.at for e in history.entries)  # in the order they finished
 
 
 # --- bounds -----------------------------------------------------------------------------------------
@@ -71,17 +90,25 @@ def test_quantiles_follow_the_recent_runs_only():
 def test_stays_bounded_under_a_hundred_thousand_updates():
     rng = random.Random(7)
     history = DurationHistory()
-    longest = 0
     for i in range(100_000):
-        history = history.add(rng.uniform(0, 10 * 86400), f"op-{i}")
-        if i % 997 == 0:
-            longest = max(longest, len(encode(history)["Recent"]))
+        history = history.add(rng.uniform(0, 10 * 86400), f"op-{i}", at=1_767_225_600 + i)
     assert history.size == SAMPLE_SIZE
     assert history.count == 100_000
     encoded = encode(history)
-    assert len(encoded["Recent"]) <= SAMPLE_SIZE * 18 and longest <= SAMPLE_SIZE * 18
-    assert len(encoded["Recent"]) < MAX_STRING_CHARS
-    assert len(encoded) == 3  # Version, Count, Recent: far from Table Storage's 255 properties
+    assert len(encoded) == 2 + SAMPLE_SIZE  # Version, Count and the slots: far from Table Storage's 255 properties
+    assert all(len(str(v)) <= 30 for k, v in encoded.items() if k.startswith("S"))
+
+
+def test_which_finishes_stay_does_not_depend_on_their_durations():
+    """The sampling rule is the operation id's hash: two runs of the same finishes with the durations swapped
+    around keep the same operations."""
+    rng = random.Random(8)
+    ops = [f"op-{i}" for i in range(500)]
+    a, b = DurationHistory(), DurationHistory()
+    for i, op in enumerate(ops):
+        a = a.add(rng.uniform(1, 10), op, at=i)
+        b = b.add(rng.uniform(100, 1000), op, at=i)
+    assert [e.tag for e in a.entries] == [e.tag for e in b.entries]
 
 
 def test_durations_are_clamped_and_kept_to_a_tenth_of_a_second():
@@ -95,8 +122,38 @@ def test_durations_are_clamped_and_kept_to_a_tenth_of_a_second():
 @pytest.mark.parametrize("seed", range(10))
 def test_encode_decode_round_trip(seed):
     rng = random.Random(seed)
-    history = history_of([rng.uniform(0, 5000) for _ in range(rng.randint(0, 2 * SAMPLE_SIZE))])
+    history = DurationHistory()
+    for i in range(rng.randint(0, 3 * SAMPLE_SIZE)):
+        history = history.add(rng.uniform(0, 5000), f"op-{seed}-{i}", at=1_767_225_600 + i)
     assert decode(encode(history)) == history
+
+
+def test_a_finish_writes_the_version_and_its_own_slot_only():
+    properties = finish_properties(12.34, "op-1", 1_767_225_600.7)
+    slot = slot_of(operation_tag("op-1"))
+    assert properties == {"Version": 2, slot_name(slot): f"12.3:{operation_tag('op-1')}:1767225600"}
+    assert "op-1" not in str(properties)
+
+
+def test_a_version_1_entity_is_still_read():
+    old = legacy([10.0, 20.0, 30.0], count=250)
+    history = decode(old)
+    assert history.durations() == [10.0, 20.0, 30.0] and history.count == 250
+    assert all(e.slot is None and e.at == 0 for e in history.entries)
+
+
+def test_slots_written_into_a_version_1_entity_come_after_its_ring_and_push_it_out():
+    """The first finish after the upgrade merges its slot into the old entity (Version becomes 2, the ring stays):
+    the old runs count as older than any new one, and leave the sample as the slots fill."""
+    entity: dict[str, object] = legacy([100.0 + i for i in range(SAMPLE_SIZE)])
+    for i, op in enumerate(ids_in_distinct_slots(10)):
+        entity.update(finish_properties(5.0, op, 1_767_225_600 + i))
+    history = decode(entity)
+    assert history.size == SAMPLE_SIZE
+    assert history.durations() == [100.0 + i for i in range(10, SAMPLE_SIZE)] + [5.0] * 10
+    for i, op in enumerate(ids_in_distinct_slots(SAMPLE_SIZE)):
+        entity.update(finish_properties(7.0, op, 1_767_225_700 + i))
+    assert decode(entity).durations() == [7.0] * SAMPLE_SIZE
 
 
 @pytest.mark.parametrize(
@@ -104,7 +161,7 @@ def test_encode_decode_round_trip(seed):
     [
         None,
         {},
-        {"Version": 2, "Count": 1, "Recent": "1.0:abcdef01"},
+        {"Version": 3, "Count": 1, "Recent": "1.0:abcdef01"},  # a newer format: not ours to read
         {"Version": 1, "Count": 1, "Recent": "x:abcdef01"},
         {"Version": 1, "Count": 1, "Recent": "1.0:short"},
         {"Version": 1, "Count": 1, "Recent": "inf:abcdef01"},
@@ -121,6 +178,13 @@ def test_decode_repairs_a_count_smaller_than_the_sample():
     assert decoded.count == 2 and decoded.durations() == [1.0, 2.0]
 
 
+def test_a_damaged_slot_is_skipped_and_the_others_read():
+    good = finish_properties(4.0, "op-1", 1_767_225_600)
+    bad_slot = slot_name((slot_of(operation_tag("op-1")) + 1) % SAMPLE_SIZE)
+    for damage in ("x:abcdef01:1", "4.0:short:1", "4.0:abcdef01", "inf:abcdef01:1", "4.0:abcdef01:-5", 7):
+        assert decode({**good, bad_slot: damage}).durations() == [4.0]
+
+
 # --- keys -------------------------------------------------------------------------------------------
 
 
@@ -135,113 +199,12 @@ def test_keys_specific_first_then_owner_and_action_and_nothing_in_clear():
         assert "SECRETNAME" not in key and "user" not in key
     assert history_keys(owner, "createSession", None) == [keys[1]]
     assert history_keys("other", "createSession", workbook)[0][0] != pk1
+    assert history_keys(owner, None, None) == [(pk1, "tracked.*")]  # a tracked operation without an action
 
 
-def test_pick_history_prefers_the_workbooks_own_runs_once_there_are_enough():
-    few, many = history_of([5.0, 6.0]), history_of([50.0] * 10)
-    enough = history_of([5.0, 6.0, 7.0])
-    assert pick_history(enough, many) is enough
-    assert pick_history(few, many) is many
-    assert pick_history(few, None) is few
-    assert pick_history(None, many) is many
-    assert pick_history(DurationHistory(), DurationHistory()) is None
-
-
-# --- the ETag merge -----------------------------------------------------------------------------------
-
-
-class TableModel:
-    """One entity's worth of Table Storage with its concurrency rules. Table service error codes
-    (learn.microsoft.com rest/api/storageservices/table-service-error-codes): "EntityAlreadyExists |
-    Conflict (409) | The specified entity already exists." and "UpdateConditionNotSatisfied | Precondition
-    Failed (412) | The update condition specified in the request was not satisfied." Every write changes
-    the ETag."""
-
-    def __init__(self) -> None:
-        self.properties: dict | None = None
-        self.etag: str | None = None
-        self.version = 0
-
-    def read(self) -> tuple[dict | None, str | None]:
-        return (dict(self.properties) if self.properties is not None else None), self.etag
-
-    def write(self, properties: dict, etag: str | None) -> int:
-        if etag is None and self.properties is not None:
-            return 409
-        if etag is not None and etag != self.etag:
-            return 412
-        self.version += 1
-        self.properties, self.etag = dict(properties), f'W/"{self.version}"'
-        return 204
-
-
-def finish(table: TableModel, seconds: float, op_id: str, interleave=None) -> bool:
-    """The finish-time merge as the integration will run it: read, merge_step, conditional write, retry."""
-    attempt = 0
-    while True:
-        attempt += 1
-        current, etag = table.read()
-        write = merge_step(current, etag, seconds, op_id)
-        if write is None:
-            return True
-        if interleave is not None:
-            interleave()  # someone else writes between our read and our write
-        if table.write(write.properties, write.etag) == 204:
-            return True
-        if not retry_after_conflict(attempt):
-            return False
-
-
-def test_concurrent_first_finishes_both_land():
-    table = TableModel()
-    assert finish(table, 10.0, "a", interleave=lambda: finish(table, 20.0, "b"))  # b inserts first: a gets 409
-    assert sorted(decode(table.properties).durations()) == [10.0, 20.0]
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_racing_finishes_give_the_same_sample_whichever_wins(seed):
-    """Pairs of finishes race (both read the same ETag); in table a the first of each pair wins the write and
-    the other retries, in table b the reverse. Both end with the same multiset of entries and count, even
-    past the window size, because both orders evict the same older entries."""
-    rng = random.Random(seed)
-    finishes = [(rng.uniform(1, 600), f"op-{i}") for i in range(2 * SAMPLE_SIZE + 10)]
-    pairs = [(finishes[i], finishes[i + 1]) for i in range(0, len(finishes) - 1, 2)]
-    a, b = TableModel(), TableModel()
-    for (s1, o1), (s2, o2) in pairs:
-        assert finish(a, s1, o1, interleave=lambda s2=s2, o2=o2: finish(a, s2, o2))
-        assert finish(b, s2, o2, interleave=lambda s1=s1, o1=o1: finish(b, s1, o1))
-    merged_a, merged_b = decode(a.properties), decode(b.properties)
-    assert merged_a.count == merged_b.count == len(finishes)
-    assert merged_a.size == SAMPLE_SIZE
-    assert Counter(merged_a.entries) == Counter(merged_b.entries)
-    assert merged_a.entries != merged_b.entries  # the order differs; the quantiles cannot tell
-    assert merged_a.quantile(0.9) == merged_b.quantile(0.9)
-
-
-def test_merging_one_finish_twice_counts_it_once():
-    table = TableModel()
-    assert finish(table, 30.0, "op-1")
-    version = table.version
-    assert finish(table, 30.0, "op-1")  # a redelivered poll message finishes the same operation again
-    assert table.version == version and decode(table.properties).count == 1
-    assert merge_step(table.properties, table.etag, 99.0, "op-1") is None
-
-
-def test_a_finish_that_keeps_losing_drops_only_its_own_point():
-    table = TableModel()
-    finish(table, 5.0, "first")
-    others = iter(range(100))
-
-    def someone_else() -> None:
-        finish(table, 7.0, f"other-{next(others)}")
-
-    assert not finish(table, 99.0, "loser", interleave=someone_else)
-    kept = decode(table.properties)
-    assert 99.0 not in kept.durations()
-    assert kept.count == 1 + MAX_MERGE_ATTEMPTS and kept.durations() == [5.0] + [7.0] * MAX_MERGE_ATTEMPTS
-
-
-def test_entries_carry_a_short_tag_of_the_operation_id():
-    history = history_of([1.0])
-    assert history.entries == (Entry(1.0, operation_tag("op-0")),)
-    assert len(operation_tag("op-0")) == 8 and "op-0" not in encode(history)["Recent"]
+def test_entries_carry_a_short_tag_of_the_operation_id_and_one_finish_counts_once():
+    history = DurationHistory().add(1.0, "op-0", at=5)
+    tag = operation_tag("op-0")
+    assert history.entries == (Entry(1.0, tag, 5, slot_of(tag)),)
+    assert len(tag) == 8 and "op-0" not in str(encode(history))
+    assert history.add(99.0, "op-0", at=6) is history  # a redelivered finish

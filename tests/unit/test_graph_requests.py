@@ -1,4 +1,4 @@
-"""The three Graph requests built by shared.graph.client.start_request."""
+"""The three Graph requests the action table builds (shared/graph/actions/table.request_for)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.graph.client import start_request
+from shared.graph.actions.table import request_for as start_request
 from shared.operations.requests import StartRequest, parse_operation_request
 
 BASE = "https://graph.microsoft.com/v1.0"

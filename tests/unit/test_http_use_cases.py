@@ -20,7 +20,8 @@ from shared.api.problems import Problem
 from shared.graph import tokens as auth
 from shared.graph.tokens import DelegatedCredentialError
 from shared.operations import changes as operation_changes
-from shared.operations import phases, sending
+from shared.operations import outcome as start_outcome
+from shared.operations import phases
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
 from shared.operations import write_ahead as start_flow
@@ -101,7 +102,7 @@ def kinds(f: Fakes) -> list[str]:
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """The outcome write's retry pauses (0.5, 1, 2 s) cost wall time, not behaviour: no pauses here."""
-    monkeypatch.setattr(start_flow, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(start_outcome, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
 
 
 # ------------------------------------------------------------------------------------------ start
@@ -183,7 +184,7 @@ def test_a_replay_while_the_first_request_is_in_flight_is_a_429_and_later_ends_u
     assert (busy.status, busy.code, busy.headers["Retry-After"]) == (429, "requestInProgress", window)
     clock.advance(phases.sending_window(rt.settings.graph_timeout) + 1)
     later = start(rt, key="key-1")
-    assert later.operation.status == "failed" and later.operation.error["code"] == start_flow.OUTCOME_UNKNOWN
+    assert later.operation.status == "failed" and later.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
     assert len(f.graph.calls) == 1  # never sent twice
 
 
@@ -284,7 +285,7 @@ def test_a_start_whose_answer_was_lost_ends_failed_as_unknown(clock: FakeClock) 
     rt, f = fake_runtime()
     f.graph.script("POST", SESSION, transport_error(TimeoutError()))
     answer = start(rt, body(callbackUrl=CALLBACK))
-    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_flow.OUTCOME_UNKNOWN
+    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
     assert "webhook" in kinds(f)
 
 
@@ -511,7 +512,7 @@ def test_get_finishes_an_answered_start_its_request_left(clock: FakeClock) -> No
     rt, f = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=ANSWERED)
     assert run(operation_reads.get(rt, op.id)).operation.start_phase == ANSWERED  # within the grace period
-    clock.advance(start_flow.FOLLOW_UP_GRACE_SECONDS + 1)
+    clock.advance(start_outcome.FOLLOW_UP_GRACE_SECONDS + 1)
     assert run(operation_reads.get(rt, op.id)).operation.start_phase is None
     assert len(poll_messages(f)) == 1
 
@@ -521,7 +522,7 @@ def test_get_ends_a_start_left_starting_as_unknown(clock: FakeClock) -> None:
     op = stored(rt, status="notStarted", start_phase=STARTING, operation_url=None)
     clock.advance(phases.sending_window(rt.settings.graph_timeout) + 1)
     answer = run(operation_reads.get(rt, op.id))
-    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_flow.OUTCOME_UNKNOWN
+    assert answer.operation.status == "failed" and answer.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
 
 
 def test_an_unknown_outcome_write_that_conflicts_answers_the_fresh_record(clock: FakeClock) -> None:
@@ -800,14 +801,14 @@ def test_a_bare_outcome_write_that_conflicts_answers_the_stored_record(clock: Fa
 def test_complete_start_of_a_record_without_a_pending_follow_up_does_nothing(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     op = stored(rt)
-    assert run(start_flow.complete_start(rt, op, retry=True)) == op and f.polls.sent == []
+    assert run(start_outcome.complete_start(rt, op, retry=True)) == op and f.polls.sent == []
 
 
 @pytest.mark.parametrize(
     ("status", "retryable"), [(None, True), (408, True), (429, True), (503, True), (400, False), (401, False)]
 )
 def test_not_sent_is_retryable_only_when_trying_later_may_work(status: int | None, retryable: bool) -> None:
-    assert sending.NotSent(None, status).retryable is retryable
+    assert start_flow.NotSent(None, status).retryable is retryable
 
 
 def test_get_of_a_waiting_operation_gives_its_place_in_the_lane(clock: FakeClock) -> None:

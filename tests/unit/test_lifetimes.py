@@ -14,9 +14,10 @@ from typing import Any
 
 from shared.lanes.store import LANE_PREFIX, LANE_ROW_KEY, lane_key
 from shared.operations import purge
+from shared.operations.listing import INDEX_PREFIX, index_partition
 from shared.operations.record import NOT_STARTED, Operation, iso, new_operation_id
 from shared.operations.retention import DAY
-from shared.operations.store import IDEMPOTENCY_PREFIX, INDEX_PREFIX, index_partition
+from shared.operations.store import IDEMPOTENCY_PREFIX
 from shared.schedule.history import history_keys
 from shared.subscriptions.record import DELIVERY_ROW_PREFIX, FANOUT_ROW_KEY, PARTITION_PREFIX
 from tests.unit.fakes import FakeClock, FakeQueue, fake_runtime
@@ -32,11 +33,9 @@ def test_a_duration_summary_untouched_for_retention_days_is_deleted_and_a_used_o
     rt, f = fake_runtime(RETENTION_DAYS="30")
     assert rt.history is not None
     old, used = history_keys("default", "createSession", "/me/drive/items/A"), history_keys("default", "x", None)
-    for key in (*old, *used):
-        assert run(rt.history.merge(key, 12.5, new_operation_id(clock.now)))
+    run(rt.history.record([*old, *used], 12.5, new_operation_id(clock.now), clock.now))
     clock.advance(20 * DAY)
-    for key in used:  # a finish 20 days later touches these again
-        assert run(rt.history.merge(key, 9.0, new_operation_id(clock.now)))
+    run(rt.history.record(used, 9.0, new_operation_id(clock.now), clock.now))  # a finish 20 days later
     clock.advance(11 * DAY)  # 31 days after the first, 11 after the second
     report = run(purge.run(rt, clock.now))
     assert {k for k in f.history.entities} == {*used}

@@ -25,12 +25,14 @@ from shared.graph.lro import (
     decide_result,
     decide_start,
 )
+from shared.schedule.plans import COLD, Schedule
 from shared.schedule.timing import Timing
 
 TIMING = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=3)
 STATE = PollState("op-1", generation=1, polls=2)
 SUCCEEDED = Finish("succeeded", PollState("op-1", generation=1, polls=3), result_url="https://graph/result")
 GRAPH_ERROR = {"code": "itemNotFound", "message": "gone"}
+PLANNED = Schedule(COLD, TIMING).next_poll  # the schedule plays no part in what an answer means
 
 
 class MaxRng:
@@ -40,14 +42,16 @@ class MaxRng:
 
 @pytest.mark.parametrize(("kind", "status"), [(Kind.RUNNING, "running"), (Kind.NOT_STARTED, "notStarted")])
 def test_status_running_reschedules_with_graphs_status(kind: Kind, status: str) -> None:
-    decision = decide(Answer(kind, 200), STATE, 10.0, TIMING)
+    decision = decide(Answer(kind, 200), STATE, 10.0, TIMING, next_poll=PLANNED)
     assert isinstance(decision, Reschedule) and decision.status == status and decision.state.polls == 3
 
 
 def test_status_succeeded_asks_for_the_result_get() -> None:
-    decision = decide(Answer(Kind.SUCCEEDED, 200, resource_location="https://graph/r"), STATE, 10.0, TIMING)
+    decision = decide(
+        Answer(Kind.SUCCEEDED, 200, resource_location="https://graph/r"), STATE, 10.0, TIMING, next_poll=PLANNED
+    )
     assert isinstance(decision, Finish) and decision.needs_result
-    bare = decide(Answer(Kind.SUCCEEDED, 200), STATE, 10.0, TIMING)
+    bare = decide(Answer(Kind.SUCCEEDED, 200), STATE, 10.0, TIMING, next_poll=PLANNED)
     assert isinstance(bare, Finish) and bare.status == "succeeded" and not bare.needs_result
 
 
@@ -61,16 +65,22 @@ def test_status_succeeded_asks_for_the_result_get() -> None:
     ],
 )
 def test_status_refusals_end_failed(kind: Kind, code: str) -> None:
-    decision = decide(Answer(kind, 400, error=GRAPH_ERROR), STATE, 10.0, TIMING)
+    decision = decide(Answer(kind, 400, error=GRAPH_ERROR), STATE, 10.0, TIMING, next_poll=PLANNED)
     assert isinstance(decision, Finish) and decision.status == "failed" and not decision.needs_result
     assert decision.error is not None and decision.error["code"] == code
 
 
 def test_status_transient_backs_off_then_gives_up() -> None:
-    decision = decide(Answer(Kind.TRANSIENT, 503, retry_after=7.2, reason="Graph answered 503"), STATE, 10.0, TIMING)
+    decision = decide(
+        Answer(Kind.TRANSIENT, 503, retry_after=7.2, reason="Graph answered 503"),
+        STATE,
+        10.0,
+        TIMING,
+        next_poll=PLANNED,
+    )
     assert isinstance(decision, Reschedule) and decision.delay >= 8 and decision.status is None
     worn = PollState("op-1", 1, polls=5, transient_failures=3)
-    ended = decide(Answer(Kind.TRANSIENT, 503, reason="Graph answered 503"), worn, 10.0, TIMING)
+    ended = decide(Answer(Kind.TRANSIENT, 503, reason="Graph answered 503"), worn, 10.0, TIMING, next_poll=PLANNED)
     assert isinstance(ended, Finish) and ended.error is not None and ended.error["code"] == "graphUnavailable"
 
 

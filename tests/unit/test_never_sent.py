@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from shared.api.problems import Problem
+from shared.operations import outcome as start_outcome
 from shared.operations import phases
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
-from shared.operations import write_ahead as start_flow
 from shared.operations.record import PREPARED, STARTING
 from tests.unit.fakes import GRAPH, FakeClock, accepted, fake_runtime, workbook_url
 
@@ -99,7 +99,7 @@ def test_a_start_never_sent_ends_start_not_sent_for_a_get_not_outcome_unknown(cl
     clock.advance(phases.PREPARED_WINDOW_SECONDS)
     operation_id = the_record(f)["PartitionKey"]
     seen = run(operation_reads.get(rt, operation_id)).operation
-    assert seen.status == "failed" and seen.error["code"] == start_flow.NOT_SENT and f.graph.calls == []
+    assert seen.status == "failed" and seen.error["code"] == start_outcome.NOT_SENT and f.graph.calls == []
     assert "nothing was done" in seen.error["message"]
 
 
@@ -156,7 +156,7 @@ def test_a_start_that_may_have_been_sent_keeps_outcome_unknown_after_a_window_fr
     assert busy.value.status == 429 and int(busy.value.headers["Retry-After"]) == window
     clock.advance(window)
     late = start(rt)
-    assert late.operation.error["code"] == start_flow.OUTCOME_UNKNOWN and len(f.graph.calls) == 1
+    assert late.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN and len(f.graph.calls) == 1
 
 
 def test_a_cancel_before_the_mark_means_the_request_is_never_sent(clock: FakeClock) -> None:

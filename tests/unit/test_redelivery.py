@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.delivery.claims import STALLED_CHAIN_SECONDS, claim_held, claim_lease, redelivery_wait
+from shared.delivery.claims import STALLED_CHAIN_SECONDS, claim_held, claim_lease, operation_ledger, redelivery_wait
 from shared.operations.record import WEBHOOK_DELIVERED, WEBHOOK_FAILED, WEBHOOK_PENDING, Operation, iso
 
 T0 = 1_764_000_000.0
@@ -33,11 +33,13 @@ def test_the_lease_covers_the_post_timeout():
 
 
 def test_an_unclaimed_attempt_is_free():
-    assert claim_held(op(webhook_state=WEBHOOK_PENDING), 1, T0, LEASE) is None
+    assert claim_held(operation_ledger(op(webhook_state=WEBHOOK_PENDING)), 1, T0, LEASE) is None
 
 
 def test_a_claimed_attempt_holds_for_the_lease_then_can_be_taken_over():
-    claimed = op(webhook_state=WEBHOOK_PENDING, webhook_claimed_attempt=1, webhook_last_attempt_at=iso(T0))
+    claimed = operation_ledger(
+        op(webhook_state=WEBHOOK_PENDING, webhook_claimed_attempt=1, webhook_last_attempt_at=iso(T0))
+    )
     assert claim_held(claimed, 1, T0 + 1, LEASE) == pytest.approx(LEASE - 1)
     assert claim_held(claimed, 1, T0 + LEASE + 0.001, LEASE) is None  # the holder died: take over
     assert claim_held(claimed, 2, T0 + 1, LEASE) is None  # a claim is for one attempt only

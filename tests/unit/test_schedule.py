@@ -1,4 +1,5 @@
-"""Properties of the poll schedules (shared.schedule.plans) and their use by shared.graph.lro.decide."""
+"""Properties of the poll schedules (shared.schedule.plans, shared.schedule.learned) and their use by
+shared.graph.lro.decide. The rules of which plan a new operation gets are tests/unit/test_learned.py's."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from statistics import NormalDist
 import pytest
 
 from shared.graph.answers import Answer, Kind
-from shared.graph.lro import PollState, Reschedule, decide, status_retry_after
+from shared.graph.lro import PollState, Reschedule, decide
+from shared.schedule.clock import status_retry_after
 from shared.schedule.history import DurationHistory
-from shared.schedule.plans import COLD, ColdPolicy, LearnedPolicy, Plan, Schedule, learned_plan
+from shared.schedule.learned import LearnedPolicy, learned_plan
+from shared.schedule.plans import COLD, ColdPolicy, Plan, Schedule
 from shared.schedule.timing import Timing
 
 DEFAULT = Timing(initial=1.0, maximum=240.0, timeout=3600.0, max_transient_failures=8)
@@ -101,7 +104,7 @@ def test_decide_with_a_schedule_never_waits_past_the_deadline(timing):
             elapsed = rng.uniform(0, timing.timeout - 0.01)
             decision = decide(RUNNING, STATE, elapsed, timing, next_poll=schedule.next_poll)
             assert isinstance(decision, Reschedule)
-            # delays are whole seconds rounded up (polling._bounded), so the poll that finds the deadline passed
+            # delays are whole seconds rounded up (clock.until_deadline), so the poll that finds the deadline passed
             # lands less than a second after it, never a schedule gap after it
             assert elapsed + decision.delay < timing.timeout + 1
 
@@ -139,12 +142,7 @@ def test_status_retry_after_is_the_time_to_the_poll_decide_plans():
             elapsed = rng.uniform(0, 3000)
             decision = decide(RUNNING, STATE, elapsed, DEFAULT, next_poll=schedule.next_poll)
             assert isinstance(decision, Reschedule)
-            assert status_retry_after(elapsed, DEFAULT, next_poll=schedule.next_poll) == max(1, decision.delay)
-
-
-def test_the_hooks_default_to_the_doubling_schedule():
-    assert decide(RUNNING, STATE, 5.0, DEFAULT).delay == 3  # polls at 1, 2, 4, 8
-    assert status_retry_after(5.0, DEFAULT) == 3
+            assert status_retry_after(elapsed, schedule.next_poll) == max(1, decision.delay)
 
 
 # --- relative lag ------------------------------------------------------------------------------------
@@ -193,8 +191,9 @@ def test_learned_window_spans_the_samples_quantiles(seed):
     history = history_of([median * math.exp(rng.gauss(0, sigma)) for _ in range(rng.randint(3, 64))])
     policy = LearnedPolicy()
     plan = learned_plan(history, DEFAULT, policy=policy)
-    low, high = history.quantile(policy.low_quantile), history.quantile(policy.high_quantile)
-    assert plan.start <= low and plan.end >= min(high, DEFAULT.timeout)
+    low = history.quantile(policy.low_quantile)
+    assert plan.start <= low and plan.end == math.ceil(DEFAULT.timeout)  # learned gaps to the deadline
+    assert plan.early is None  # enough runs of its own: only fillers before the window
     # widened below the sample's quantile by at least z * s / sqrt(n), s no less than the prior's share
     n = history.size
     least_spread = math.sqrt(policy.prior_weight * policy.prior_spread**2 / (policy.prior_weight + n - 1))
@@ -202,7 +201,6 @@ def test_learned_window_spans_the_samples_quantiles(seed):
     assert plan.start <= low * math.exp(-z_low * least_spread / math.sqrt(n)) + 1e-9
     # widened by at most z * s / sqrt(n) with s at most the pooled spread: never absurdly wide
     assert plan.start >= low * math.exp(-3.0 * max(sigma * 1.5, policy.prior_spread) / math.sqrt(history.size)) - 1
-    assert plan.end <= high * math.exp(3.0 * max(sigma * 1.5, policy.prior_spread) / math.sqrt(history.size)) + 1
 
 
 def test_the_window_converges_on_the_kinds_quantiles_as_runs_accumulate():
@@ -212,15 +210,15 @@ def test_the_window_converges_on_the_kinds_quantiles_as_runs_accumulate():
     true_low = 100.0 * math.exp(0.3 * NormalDist().inv_cdf(policy.low_quantile))
     true_high = 100.0 * math.exp(0.3 * NormalDist().inv_cdf(policy.high_quantile))
     one, many = learned_plan(history_of(runs[:1]), DEFAULT), learned_plan(history_of(runs), DEFAULT)
-    assert math.log(one.end / one.start) > 1.4 * math.log(many.end / many.start)  # one run: the prior's width
+    assert one.start < 0.6 * runs[0]  # one run: the prior's width below it
     assert 0.8 * true_low <= many.start <= 1.1 * true_low
-    assert 0.8 * true_high <= many.end <= 1.3 * true_high
+    assert true_high < many.end  # the window does not close before the kind's slow runs
 
 
 def test_a_hint_alone_centres_the_window_on_it():
     plan = learned_plan(None, DEFAULT, hint=300.0)
-    assert not plan.cold and plan.start < 300 < plan.end
-    assert plan.end / plan.start < 20
+    assert not plan.cold and 100 < plan.start < 300 < plan.end
+    assert plan.early is not None and plan.early < plan.start  # one run's worth: a guard band of cold gaps
 
 
 def test_history_beats_a_hint():
@@ -234,6 +232,27 @@ def test_plan_encoding_round_trip_and_garbage_is_cold():
     assert COLD.encode() == "" and Plan.decode("") == COLD
     for text in (None, "1,2", "a,b,c", "0,10,0.1", "5,10,-1", "5,10,nan", "5,10,0.001", "5,10,2", "5,99999999999,0.1"):
         assert Plan.decode(text) == COLD
+    for text in ("5,10,0.1,6", "5,10,0.1,-1", "5,10,0.1,x", "5,10,0.1,2,3"):  # early after the window, or garbage
+        assert Plan.decode(text) == COLD
+
+
+def test_a_plan_with_fillers_only_keeps_the_three_number_format_and_early_ones_add_a_fourth():
+    assert Plan(84, 696, 0.12).encode() == "84,696,0.12"  # what records written before hold, and mean
+    assert Plan.decode("84,696,0.12") == Plan(84, 696, 0.12) == Plan.decode("84,696,0.12,84")
+    assert Plan(84, 3600, 0.12, 42).encode() == "84,3600,0.12,42"
+    assert Plan.decode("84,3600,0.12,42") == Plan(84, 3600, 0.12, 42)
+    assert Plan.decode("84,3600,0.12,0") == Plan(84, 3600, 0.12, 0)
+
+
+def test_a_guard_band_leads_to_the_window_with_the_cold_gaps_and_fillers_before_it():
+    offsets = list(itertools.takewhile(lambda o: o <= 700, Schedule(Plan(600, 3600, 0.12, 300), DEFAULT).offsets()))
+    assert offsets[:2] == [60, 300]  # fillers, never more than the cap apart, landing on `early`
+    guard = [(a, b - a) for a, b in itertools.pairwise(offsets) if 300 <= a < 600]
+    assert guard and all(g == math.floor(0.2 * a) for a, g in guard)  # the cold gaps from `early` on
+    inside = [(a, b - a) for a, b in itertools.pairwise(offsets) if a >= 600]
+    assert inside and all(g == math.floor(0.12 * a) for a, g in inside)
+    from_creation = list(itertools.islice(Schedule(Plan(600, 3600, 0.12, 0), DEFAULT).offsets(), 5))
+    assert from_creation == list(itertools.islice(Schedule(COLD, DEFAULT).offsets(), 5))  # early 0: cold from 0
 
 
 def test_observed_duration_lies_between_the_previous_poll_and_this_one():

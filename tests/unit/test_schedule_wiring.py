@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from shared.api.problems import Problem
-from shared.graph.lro import PollState, whole_seconds
+from shared.graph.lro import PollState
 from shared.operations import poll_step as poller
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
-from shared.operations.lifecycle import history_keys_for, schedule_for
 from shared.operations.record import Operation, iso, parse_iso
+from shared.schedule.clock import schedule_for, whole_seconds
+from shared.schedule.history import history_keys
 from shared.schedule.plans import Plan
 from shared.schedule.timing import Timing
 from tests.unit.fakes import GRAPH, FakeClock, accepted, fake_runtime, running
@@ -48,8 +49,8 @@ class World:
         store = self.rt.history
         assert store is not None
         for i, seconds in enumerate(durations):
-            for key in history_keys_for("default", action, WORKBOOK):
-                asyncio.run(store.merge(key, seconds, f"past-{action}-{i}"))
+            keys = history_keys("default", action, WORKBOOK)
+            asyncio.run(store.record(keys, seconds, f"past-{action}-{i}", 1_767_225_000.0 + i))
 
     def start(self, **extra: Any) -> operations.Reply:
         body = {"workbook": WORKBOOK, "action": "createSession", "parameters": {"persistChanges": True}, **extra}

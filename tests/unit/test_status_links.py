@@ -13,7 +13,14 @@ from urllib.parse import parse_qs
 import pytest
 
 from shared.crypto.keyring import KeyringError
-from shared.crypto.status_links import LINK_LIFETIME_SECONDS, LinkRefused, LinkSigner, link_expiry, parse_link_keys
+from shared.crypto.status_links import (
+    LINK_LIFETIME_SECONDS,
+    LinkRefused,
+    LinkSigner,
+    link_expiry,
+    link_params,
+    parse_link_keys,
+)
 
 KEY_A = base64.b64encode(b"a" * 32).decode()
 KEY_B = base64.b64encode(b"b" * 32).decode()
@@ -50,6 +57,10 @@ def test_the_same_operation_always_gets_the_same_url():
         (lambda se, sig: (se, None), "no credential"),
         (lambda se, sig: ("\uff11\uff12", sig), "whole number"),  # full-width digits pass str.isdigit
         (lambda se, sig: ("9" * 13, sig), "whole number"),
+        # issue 18 item 9b: the MAC covers int(se), so "0" + se was a second URL with the same signature
+        (lambda se, sig: ("0" + se, sig), "leading zeros"),
+        (lambda se, sig: ("000" + se, sig), "leading zeros"),
+        (lambda se, sig: ("0", sig), "leading zeros"),
     ],
 )
 def test_a_tampered_url_is_refused(mutate, reason):
@@ -84,9 +95,30 @@ def test_rotation_old_urls_keep_working_while_the_old_key_is_listed():
         retired.verify(OP, se, sig, NOW)
 
 
-def test_without_keys_nothing_opens():
-    with pytest.raises(LinkRefused, match="not enabled"):
+def test_without_keys_nothing_opens_and_nothing_is_signed():
+    # The runtime always has a key (shared/runtime/link_key.py); a signer without one fails loudly, never
+    # falling back to an unsigned URL.
+    with pytest.raises(LinkRefused, match="no status-link key"):
         LinkSigner(()).verify(OP, "1", "k1.x", NOW)
+    with pytest.raises(LinkRefused, match="no status-link key"):
+        LinkSigner(()).query(OP, 1)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["se=1&se=2&sig=k1.x", "se=1&sig=k1.x&sig=k1.y", "sig=k1.x&se=1&se=1", "se=1&sig=k1.x&sig=k1.x"],
+    ids=["two se", "two sig", "se repeated alike", "sig repeated alike"],
+)
+def test_a_url_with_se_or_sig_twice_is_refused_not_read_first_wins(query):
+    # issue 18 item 9b: the first of two values was taken; hosts disagree on which (devhost: first; the
+    # Functions host joins them with a comma), so neither is
+    with pytest.raises(LinkRefused, match="once"):
+        link_params(query)
+
+
+def test_link_params_reads_each_once():
+    assert link_params("se=17&sig=k1.abc&other=1&other=2") == ("17", "k1.abc")
+    assert link_params("") == (None, None)
 
 
 def test_bad_keys_are_a_settings_error_that_names_the_setting():

@@ -11,10 +11,10 @@ import pytest
 
 from shared.api.problems import Problem
 from shared.api.responses import json_response
+from shared.crypto.page_tokens import TokenRefused, page_tokens, scope
 from shared.graph.answers import graph_error, result_from
 from shared.operations.reads import list_page, parse_top
 from shared.operations.record import Operation, to_entity
-from shared.operations.store import BadContinuation, decode_continuation
 from shared.wire.strict_json import JsonRefused, dumps, loads, nesting_depth
 from tests.unit.fakes import fake_runtime
 
@@ -92,11 +92,11 @@ def b64(raw: bytes) -> str:
     [b64(b"[" * 5000 + b"]" * 5000), b64(b'{"a":NaN}'), b64(b'{"a":' + b"9" * 5000 + b"}")],
     ids=["deep", "NaN", "5000 digits"],
 )
-def test_a_hostile_continuation_token_is_a_storage_error(token):
-    # The store raises its own error; the HTTP side (operations.list_operations) answers it with a 400 naming
-    # continuationToken (tests/e2e/test_bad_input.py::test_a_hostile_continuation_token_is_a_problem).
-    with pytest.raises(BadContinuation):
-        decode_continuation(token)
+def test_a_hostile_continuation_token_is_refused_unread(token):
+    # Unsigned, so refused before its payload is parsed; the HTTP side (operations.reads.list_page) answers it with
+    # a 400 naming continuationToken (tests/e2e/test_bad_input.py::test_a_hostile_continuation_token_is_a_problem).
+    with pytest.raises(TokenRefused):
+        page_tokens((("k1", b"k" * 32),)).open(token, scope(reads_all=False, owner="default", status=None))
 
 
 def test_the_http_side_answers_a_bad_continuation_token_with_a_400_naming_it(clock):

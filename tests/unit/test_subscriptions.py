@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
 
 from shared.api.problems import Problem
-from shared.delivery.fanout_rules import (
-    FANOUT_MAX_TRIES,
-    Drop,
-    Go,
-    Wait,
-    attempt_verdict,
-    fanout_verdict,
-    jitter,
-    needs_first_attempt,
-    planned_delay,
-)
-from shared.delivery.policy import Retry, RetryPolicy, decide
-from shared.operations.record import Operation
+from shared.delivery.claims import Drop, Go, Wait, attempt_verdict, claim_lease
+from shared.delivery.fanout_rules import FANOUT_MAX_TRIES, fanout_verdict, needs_first_attempt, subscription_ledger
+from shared.delivery.policy import Retry, RetryPolicy, decide, jitter
+from shared.operations.record import Operation, iso
 from shared.storage.messages import (
     BadMessage,
     FanoutTask,
@@ -220,12 +212,33 @@ def test_delivery_entity_round_trip():
         last_error="receiver answered 503",
         last_attempt_at="2024-05-01T12:00:00.000Z",
         next_attempt_at=1714564900.0,
+        claimed_attempt=3,
     )
     entity = delivery_to_entity(d)
     assert entity["PartitionKey"] == OP_ID and entity["RowKey"] == "subdelivery-" + "s" * 48
     assert delivery_from_entity(entity) == d
     fresh = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=1.0)
     assert delivery_from_entity(delivery_to_entity(fresh)) == fresh
+
+
+def test_a_delivery_entity_written_before_claims_had_a_field_still_decodes():
+    """Exactly the properties the version before wrote (its attempt counter counted claimed attempts)."""
+    old = {
+        "PartitionKey": OP_ID,
+        "RowKey": "subdelivery-" + "s" * 48,
+        "EventId": "evt-1",
+        "Since": 1714564800.5,
+        "State": "pending",
+        "Attempts": 1,
+        "LastStatus": "",
+        "LastError": "",
+        "LastAttemptAt": "2024-05-01T12:00:00.000Z",
+        "NextAttemptAt": "",
+    }
+    d = delivery_from_entity(old)
+    assert (d.attempts, d.claimed_attempt, d.state, d.last_status) == (1, None, PENDING, None)
+    ledger = subscription_ledger(d)
+    assert ledger.attempts == 1 and ledger.claimed_attempt is None  # its queued attempt 2 may run
 
 
 # --- queue messages ---------------------------------------------------------------------------
@@ -272,42 +285,65 @@ def test_only_an_unclaimed_delivery_gets_its_first_attempt_queued():
     assert not needs_first_attempt(fresh.with_(state=UNSUBSCRIBED))
 
 
+LEASE = claim_lease(15.0)
+
+
+def verdict(d: SubscriptionDelivery | None, task: SubscriptionAttempt, now: float) -> Any:
+    """The one webhook attempt protocol's verdict (shared/delivery/claims.py) over a subscription delivery."""
+    return attempt_verdict(subscription_ledger(d) if d else None, task.event_id, task.attempt, now, LEASE)
+
+
 def test_an_attempt_runs_only_when_the_delivery_expects_it():
     d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0)
     task = SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 1)
-    assert attempt_verdict(d, task, 10.0) == Go()
-    assert isinstance(attempt_verdict(d.with_(attempts=1), task, 10.0), Drop)  # a copy of a claimed attempt
-    assert isinstance(attempt_verdict(d.with_(state=DELIVERED, attempts=1), task, 10.0), Drop)
+    assert verdict(d, task, 10.0) == Go()
+    assert isinstance(verdict(d.with_(attempts=1), task, 10.0), Drop)  # a copy of an attempt already recorded
+    assert isinstance(verdict(d.with_(state=DELIVERED, attempts=1), task, 10.0), Drop)
     assert isinstance(
-        attempt_verdict(d.with_(state=PENDING, attempts=1), SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 3), 10.0),
+        verdict(d.with_(state=PENDING, attempts=1), SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 3), 10.0),
         Drop,
     )  # from the future
-    assert isinstance(attempt_verdict(None, task, 10.0), Drop)
-    assert isinstance(attempt_verdict(d, SubscriptionAttempt(OP_ID, "s" * 48, "evt-2", 1), 10.0), Drop)
+    assert isinstance(verdict(None, task, 10.0), Drop)
+    assert isinstance(verdict(d, SubscriptionAttempt(OP_ID, "s" * 48, "evt-2", 1), 10.0), Drop)
 
 
-def test_an_early_safety_net_message_waits_for_retry_after():
+def test_a_copy_of_a_claimed_attempt_waits_for_the_claims_lease():
+    d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0, claimed_attempt=1, last_attempt_at=iso(10.0))
+    task = SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 1)
+    held = verdict(d, task, 12.0)
+    assert isinstance(held, Wait) and held.delay == math.ceil(LEASE - 2) + 1
+    assert verdict(d, task, 10.0 + LEASE + 0.001) == Go()  # the holder died: taken over
+
+
+def test_an_early_message_waits_for_retry_after():
     d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0, attempts=1, next_attempt_at=100.0)
     task = SubscriptionAttempt(OP_ID, "s" * 48, "evt-1", 2)
-    assert attempt_verdict(d, task, 40.0) == Wait(60, "the retry is not due yet (Retry-After)")
-    assert attempt_verdict(d, task, 99.5) == Go()
+    assert verdict(d, task, 40.0) == Wait(60, "the retry is not due yet (Retry-After)")
+    assert verdict(d, task, 99.5) == Go()
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5])
-def test_the_safety_net_is_due_when_the_verdict_retries(attempt):
+def test_every_delivery_of_one_attempt_plans_the_same_retry(attempt):
+    """The jitter is seeded by the webhook-id and the attempt: a copy or a take-over plans what the first did."""
     d = SubscriptionDelivery(OP_ID, "s" * 48, "evt-1", since=0.0)
-    policy = RetryPolicy()
-    verdict = decide(
-        status=500,
-        retry_after=None,
-        error=None,
-        refused=False,
-        attempt=attempt,
-        elapsed=0,
-        policy=policy,
-        rng=jitter(d, attempt),
-    )
-    assert isinstance(verdict, Retry) and verdict.delay == planned_delay(d, attempt, policy)
+
+    def planned(webhook_id: str) -> int:
+        decided = decide(
+            status=500,
+            retry_after=None,
+            error=None,
+            refused=False,
+            attempt=attempt,
+            elapsed=0,
+            policy=RetryPolicy(),
+            rng=jitter(webhook_id, attempt),
+        )
+        assert isinstance(decided, Retry)
+        return decided.delay
+
+    assert planned(d.webhook_id) == planned(d.webhook_id)
+    others = {planned(delivery_id(f"evt-{n}", "s" * 48)) for n in range(20)}
+    assert len(others) > 1  # other webhooks spread out
 
 
 @pytest.mark.parametrize("name", ["actions", "statuses", "callbackFormat"])

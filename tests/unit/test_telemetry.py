@@ -25,8 +25,8 @@ from opentelemetry.trace import SpanKind
 from shared.graph.lro import Finish, PollState
 from shared.observability import telemetry
 from shared.operations import poll_step as poller
-from shared.operations.lifecycle import detection_lag, schedule_for
 from shared.operations.record import Operation, iso
+from shared.schedule.clock import detection_lag, schedule_for
 from shared.schedule.timing import Timing
 from shared.storage.messages import (
     MAX_TRACE_CHARS,

@@ -15,9 +15,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from shared.api.problems import Problem
+from shared.operations import outcome as start_outcome
 from shared.operations import phases
 from shared.operations import start as operations
-from shared.operations import write_ahead as start_flow
 from shared.operations.record import ANSWERED, STARTING
 from tests.unit.fakes import (
     FakeClock,
@@ -40,7 +40,7 @@ LOCATION = workbook_url() + "/operations/o1"
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """The outcome write's retry pauses cost wall time, not behaviour."""
-    monkeypatch.setattr(start_flow, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(start_outcome, "OUTCOME_WRITE_BACKOFF", (0.0, 0.0, 0.0))
 
 
 def sync_row() -> Any:
