@@ -24,10 +24,11 @@ class Answer:
         return found if isinstance(found, dict) else None
 
     def names(self, name: str) -> bool:
-        """Whether the problem names `name` as the field at fault (its `field`, or one of its `errors`)."""
+        """Whether the problem names `name` as the field at fault (its `field`, or one of its `errors`), or a part
+        of it (`parameters.values[0][0]` names `parameters.values`)."""
         problem = self.problem or {}
         fields = {problem.get("field"), *(e.get("field") for e in problem.get("errors") or [] if isinstance(e, dict))}
-        return name in fields
+        return any(isinstance(f, str) and (f == name or f.startswith((name + "[", name + "."))) for f in fields)
 
 
 def send(
