@@ -18,6 +18,7 @@ from shared.operations.listing import INDEX_PREFIX, index_partition
 from shared.operations.record import NOT_STARTED, Operation, iso, new_operation_id
 from shared.operations.retention import DAY
 from shared.operations.store import IDEMPOTENCY_PREFIX
+from shared.runtime.link_key import CONTAINER as LINK_KEY_CONTAINER
 from shared.schedule.history import history_keys
 from shared.subscriptions.record import DELIVERY_ROW_PREFIX, FANOUT_ROW_KEY, PARTITION_PREFIX
 from tests.unit.fakes import FakeClock, FakeQueue, fake_runtime
@@ -116,6 +117,7 @@ def test_the_docs_give_every_kind_the_bridge_writes_a_lifetime() -> None:
         "poll message": "`POLL_QUEUE`",
         "webhook message": "`WEBHOOK_QUEUE`",
         "poison messages": "`-poison`",
+        "status-link key": f"`{LINK_KEY_CONTAINER}`",
     }
     rows = {
         line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "---" not in line
