@@ -30,7 +30,10 @@ class PinnedResolver(AbstractResolver):
 
     async def addresses(self, host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:
         lookup = self._getaddrinfo or asyncio.get_running_loop().getaddrinfo
-        infos = await lookup(host, port, type=socket.SOCK_STREAM)  # gaierror: a connection failure, retried
+        try:
+            infos = await lookup(host, port, type=socket.SOCK_STREAM)  # gaierror: a connection failure, retried
+        except UnicodeError:  # IDNA refuses the name itself (an empty or over-long label): no lookup can help
+            raise Refused(f"{host[:100]!r} is not a host name") from None
         found: list[tuple[socket.AddressFamily, str]] = []
         for family, _type, _proto, _canon, sockaddr in infos:
             text = str(sockaddr[0]).split("%", 1)[0]

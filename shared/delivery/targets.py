@@ -172,6 +172,20 @@ def inet_aton(name: str) -> int | None:
     return address
 
 
+_LABEL = re.compile(r"[a-z0-9-]{1,63}")
+
+
+def _valid_host(host: str, *, bracketed: bool) -> bool:
+    """A DNS name a resolver accepts (RFC 1035 lengths: labels of 1-63, 253 in all; no empty label, which IDNA
+    encoding refuses with an exception rather than a lookup failure), or a bracketed IPv6 address."""
+    if bracketed:
+        try:
+            return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+        except ValueError:
+            return False
+    return 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in host.split("."))
+
+
 def check_url(url: str, policy: OutboundPolicy) -> SplitResult:
     """Static checks (no DNS): scheme, user info, port, length, literal addresses, the allowlist."""
     if len(url) > MAX_URL_LENGTH:
@@ -195,6 +209,8 @@ def check_url(url: str, policy: OutboundPolicy) -> SplitResult:
     host = parts.hostname.lower().rstrip(".")
     if "%" in host:  # a percent-encoded host (or an IPv6 zone): no webhook receiver needs one
         raise Refused("the host must not be percent-encoded")
+    if not _valid_host(host, bracketed="[" in parts.netloc):
+        raise Refused("the host must be a DNS name (letters, digits, hyphens; dot-separated labels) or an IP address")
     if policy.allowed_hosts and not _host_allowed(host, policy.allowed_hosts):
         raise Refused(f"host {host} is not in WEBHOOK_ALLOWED_HOSTS")
     if not policy.allow_private and (host in ("localhost", "localhost.localdomain") or host.endswith(".localhost")):
