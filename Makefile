@@ -83,7 +83,7 @@ console-screenshots: install browser
 	CONSOLE_SCREENSHOTS=docs $(VENV)/bin/pytest tests/e2e/test_console.py -q
 
 fuzz: install
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/pytest tests/e2e/test_api_schema.py -q -s
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/pytest tests/e2e/test_api_schema.py -q -s --timeout=0
 
 audit: install
 	$(PY) -m tools.audit requirements.txt

@@ -110,6 +110,19 @@ def record_schemas() -> dict[str, dict[str, Any]]:
             "properties": {
                 "value": {"type": "array", "items": ref("Operation")},
                 "nextLink": {"type": "string", "format": "uri"},
+                "damaged": {
+                    "type": "array",
+                    "description": "Operations of this page whose stored record cannot be read (left out of value)",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "code", "property"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "code": {"type": "string", "enum": ["recordDamaged"]},
+                            "property": {"type": "string"},
+                        },
+                    },
+                },
             },
         },
         "Problem": {

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import azure.functions as func
 
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem
-from shared.operations.record import Operation, Reply, status_url, to_json
+from shared.operations.record import DamagedRecord, Operation, Reply, status_url, to_json
 from shared.wire.strict_json import dumps
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,18 @@ def reply_response(
 
 
 def page_response(
-    operations: list[Operation], continuation: str | None, list_url: str, status: str | None, top: int | None
+    operations: list[Operation],
+    continuation: str | None,
+    list_url: str,
+    status: str | None,
+    top: int | None,
+    damaged: Sequence[DamagedRecord] = (),
 ) -> func.HttpResponse:
-    """A page of the list; `nextLink` carries the (signed) continuation token and the same filter."""
+    """A page of the list; `nextLink` carries the (signed) continuation token and the same filter. Records of the
+    page that cannot be read are named in `damaged`, left out of `value`: the rest of the page still answers."""
     body: dict[str, Any] = {"value": [to_json(op) for op in operations]}
+    if damaged:
+        body["damaged"] = [{"id": d.operation_id, "code": "recordDamaged", "property": d.prop} for d in damaged]
     if continuation:
         query = {k: v for k, v in (("status", status), ("top", top)) if v is not None}
         query["continuationToken"] = continuation

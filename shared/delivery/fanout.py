@@ -25,7 +25,7 @@ from shared.delivery.attempt import Attempted, Delivery, Target, run
 from shared.delivery.claims import Drop, Ledger, Wait
 from shared.delivery.fanout_rules import fanout_verdict, needs_first_attempt, subscription_ledger
 from shared.delivery.policy import Delivered, GiveUp, Retry
-from shared.operations.record import FANOUT_PENDING, Operation, is_operation_id, iso
+from shared.operations.record import FANOUT_PENDING, DamagedRecord, Operation, is_operation_id, iso
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
 from shared.storage.messages import (
@@ -62,6 +62,8 @@ async def handle_message(rt: Runtime, text: str) -> None:
             await _attempt(rt, decode_subscription_attempt(text))
     except BadMessage as exc:
         log.error("dropping unreadable subscription message: %s", exc)
+    except DamagedRecord as exc:  # reported where it was read; retrying cannot make it readable
+        log.error("dropping subscription message for %s: its record is damaged", exc.operation_id)
 
 
 async def _fanout(rt: Runtime, task: FanoutTask) -> None:

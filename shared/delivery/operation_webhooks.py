@@ -20,6 +20,7 @@ from shared.observability import telemetry
 from shared.operations.record import (
     WEBHOOK_DELIVERED,
     WEBHOOK_FAILED,
+    DamagedRecord,
     Operation,
     is_operation_id,
     iso,
@@ -129,7 +130,11 @@ async def handle_message(rt: Runtime, text: str) -> None:
     except BadMessage as exc:
         log.error("dropping unreadable webhook message: %s", exc)
         return
-    op = await rt.store.get(task.operation_id) if is_operation_id(task.operation_id) else None
+    try:
+        op = await rt.store.get(task.operation_id) if is_operation_id(task.operation_id) else None
+    except DamagedRecord:  # reported where it was read; retrying cannot make it readable
+        log.error("dropping webhook message for %s: its record is damaged", task.operation_id)
+        return
     if op is None:
         log.error("dropping webhook message for unknown operation %s", task.operation_id[:40])
         return

@@ -30,7 +30,10 @@ class PinnedResolver(AbstractResolver):
 
     async def addresses(self, host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:
         lookup = self._getaddrinfo or asyncio.get_running_loop().getaddrinfo
-        infos = await lookup(host, port, type=socket.SOCK_STREAM)  # gaierror: a connection failure, retried
+        try:
+            infos = await lookup(host, port, type=socket.SOCK_STREAM)  # gaierror: a connection failure, retried
+        except UnicodeError:  # IDNA refuses the name itself (an empty or over-long label): no lookup can help
+            raise Refused(f"{host[:100]!r} is not a host name") from None
         found: list[tuple[socket.AddressFamily, str]] = []
         for family, _type, _proto, _canon, sockaddr in infos:
             text = str(sockaddr[0]).split("%", 1)[0]
@@ -64,11 +67,14 @@ class PinnedResolver(AbstractResolver):
 
 
 async def check_target(url: str, policy: OutboundPolicy, resolver: PinnedResolver) -> None:
-    """Everything a delivery will check, without sending anything: used when an operation is created."""
+    """Everything a delivery will check, without sending anything: used when an operation or a subscription is
+    created. A name is resolved whatever WEBHOOK_ALLOW_PRIVATE_NETWORKS says, since a platform address is refused
+    even then; with it on, a name that does not resolve (yet) is left to the delivery, as before."""
     parts = check_url(url, policy)
     host = parts.hostname or ""
-    if literal_address(host) is None and not policy.allow_private:
+    if literal_address(host) is None:
         try:
             await resolver.addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
         except socket.gaierror as exc:
-            raise Refused(f"{host} does not resolve ({exc.strerror})") from None
+            if not policy.allow_private:
+                raise Refused(f"{host} does not resolve ({exc.strerror})") from None

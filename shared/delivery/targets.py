@@ -46,15 +46,74 @@ def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
     return False
 
 
+# Azure's platform endpoints, which the host of a function app trusts: refused whatever
+# WEBHOOK_ALLOW_PRIVATE_NETWORKS says. learn.microsoft.com, "What is IP address 168.63.129.16?": a virtual public IP
+# of the host node (the VM agent, DNS, health probes, DHCP; "only the internal Azure platform can source a
+# message from this IP address"); "Azure Instance Metadata Service": 169.254.169.254, "treat 169.254.169.254 the
+# same as 168.63.129.16". The link-local ranges around it hold nothing a webhook receiver could be.
+WIRESERVER = ipaddress.ip_address("168.63.129.16")
+PLATFORM_NETWORKS: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.ip_network("168.63.129.16/32"), "platform address (Azure's WireServer, 168.63.129.16)"),
+    (
+        ipaddress.ip_network("169.254.0.0/16"),
+        "link-local address (this includes the instance metadata service 169.254.169.254)",
+    ),
+    (ipaddress.ip_network("fe80::/10"), "link-local address"),
+)
+# IPv6 prefixes that carry an IPv4 address a translator or tunnel connects to (RFC 6052 NAT64: the well-known
+# prefix and the local-use one of RFC 8215; RFC 4291 IPv4-compatible, RFC 6145 IPv4-translated; 6to4 and Teredo
+# are Python's `sixtofour` and `teredo`).
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address carries, in whatever form a host or network might act on."""
+    value = int(address)
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d
+        found.append(address.ipv4_mapped)
+    if value >> 32 == 0 and value > 1:  # ::a.b.c.d (IPv4-compatible; :: and ::1 are themselves)
+        found.append(ipaddress.IPv4Address(value))
+    if value >> 32 == 0xFFFF0000:  # ::ffff:0:a.b.c.d (IPv4-translated)
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address in NAT64_WELL_KNOWN:
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address in NAT64_LOCAL_USE:  # /48: octets 1-2 in bits 48-63, bits 64-71 zero, octets 3-4 in bits 72-87
+        found.append(ipaddress.IPv4Address(((value >> 64) & 0xFFFF) << 16 | (value >> 40) & 0xFFFF))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)  # (server, client), the client already de-obfuscated
+    return found
+
+
+def platform_refusal(address: IPAddress) -> str | None:
+    """Why an address is one of Azure's platform endpoints (in any form), or None."""
+    inner: list[IPAddress] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        inner += embedded_ipv4(address)
+    for candidate in inner:
+        for network, reason in PLATFORM_NETWORKS:
+            if candidate.version == network.version and candidate in network:
+                return reason if candidate == address else f"IPv6 form of {candidate}: {reason}"
+    return None
+
+
 def refusal(address: IPAddress, policy: OutboundPolicy) -> str | None:
-    """Why an address may not be called, or None when it may."""
+    """Why an address may not be called, or None when it may. Platform endpoints are refused always; the
+    private, loopback and reserved ranges unless the policy allows private networks (development)."""
+    if platform := platform_refusal(address):
+        return platform
     if policy.allow_private or any(address in net for net in policy.extra_allowed_networks):
         return None
     if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            inner = refusal(mapped, policy)
-            return f"IPv6 form of {mapped}: {inner}" if inner else None
+        carried = embedded_ipv4(address)
+        for inner_address in carried:
+            if inner := refusal(inner_address, policy):
+                return f"IPv6 form of {inner_address}: {inner}"
+        if address.ipv4_mapped is not None or address.sixtofour is not None:
+            return None  # the IPv4 address it carries decides, and it is public
     if address.is_unspecified:
         return "unspecified address"
     if address.is_loopback:
@@ -75,6 +134,8 @@ def refusal(address: IPAddress, policy: OutboundPolicy) -> str | None:
 def literal_address(host: str) -> IPAddress | None:
     """The address a host names literally, including resolver shorthands such as 127.1 or 2130706433."""
     name = host.strip("[]").lower()
+    if name.endswith(".") and ":" not in name:
+        name = name[:-1]  # a trailing dot: the same address
     try:
         return ipaddress.ip_address(name)
     except ValueError:
@@ -111,6 +172,20 @@ def inet_aton(name: str) -> int | None:
     return address
 
 
+_LABEL = re.compile(r"[a-z0-9-]{1,63}")
+
+
+def _valid_host(host: str, *, bracketed: bool) -> bool:
+    """A DNS name a resolver accepts (RFC 1035 lengths: labels of 1-63, 253 in all; no empty label, which IDNA
+    encoding refuses with an exception rather than a lookup failure), or a bracketed IPv6 address."""
+    if bracketed:
+        try:
+            return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+        except ValueError:
+            return False
+    return 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in host.split("."))
+
+
 def check_url(url: str, policy: OutboundPolicy) -> SplitResult:
     """Static checks (no DNS): scheme, user info, port, length, literal addresses, the allowlist."""
     if len(url) > MAX_URL_LENGTH:
@@ -132,12 +207,15 @@ def check_url(url: str, policy: OutboundPolicy) -> SplitResult:
     if port is not None and port != default and port < 1024 and port != 443:
         raise Refused(f"port {port} is not allowed (use 443 or a port from 1024 up)")
     host = parts.hostname.lower().rstrip(".")
+    if "%" in host:  # a percent-encoded host (or an IPv6 zone): no webhook receiver needs one
+        raise Refused("the host must not be percent-encoded")
+    if not _valid_host(host, bracketed="[" in parts.netloc):
+        raise Refused("the host must be a DNS name (letters, digits, hyphens; dot-separated labels) or an IP address")
     if policy.allowed_hosts and not _host_allowed(host, policy.allowed_hosts):
         raise Refused(f"host {host} is not in WEBHOOK_ALLOWED_HOSTS")
-    if not policy.allow_private:
-        if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-            raise Refused(f"{host} is a loopback name")
-        address = literal_address(host)
-        if address is not None and (reason := refusal(address, policy)):
-            raise Refused(f"{address} is a {reason}" if not reason.startswith("IPv6") else f"{host}: {reason}")
+    if not policy.allow_private and (host in ("localhost", "localhost.localdomain") or host.endswith(".localhost")):
+        raise Refused(f"{host} is a loopback name")
+    address = literal_address(host)
+    if address is not None and (reason := refusal(address, policy)):
+        raise Refused(f"{address} is a {reason}" if not reason.startswith("IPv6") else f"{host}: {reason}")
     return parts

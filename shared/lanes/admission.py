@@ -33,9 +33,10 @@ from shared.operations.outcome import end_start, resume_start
 from shared.operations.record import (
     FAILED,
     NOT_STARTED,
-    STARTING,
+    PREPARED,
     TIMED_OUT,
     WAITING,
+    DamagedRecord,
     Operation,
     iso,
     parse_iso,
@@ -166,7 +167,7 @@ async def _begin(
     try:
         intent = await rt.store.update(
             with_event(
-                op.with_(status=NOT_STARTED, start_phase=STARTING, updated_at=iso(now), started_at=iso(now)),
+                op.with_(status=NOT_STARTED, start_phase=PREPARED, updated_at=iso(now), started_at=iso(now)),
                 iso(now),
                 "status",
                 status=NOT_STARTED,
@@ -193,6 +194,7 @@ async def _begin(
     except start_flow.NotSent as exc:
         if exc.graph_status == 429:
             await note_throttle(rt, intent, exc.retry_after, time.time())
+        intent = exc.intent or intent  # as this request last wrote it (`starting` once marked)
         if http:
             await start_flow.abandon(rt, intent, key_hash)  # frees the slot too (on_terminal)
             if exc.problem is None:
@@ -279,13 +281,22 @@ async def handle_message(rt: Runtime, text: str) -> None:
     await advance_lane(rt, lane)
 
 
+async def _member(rt: Runtime, operation_id: str) -> Operation | None:
+    """A lane member's record; one that cannot be read (reported) counts as gone: it will never be started or
+    end by itself, so it must not hold the workbook."""
+    try:
+        return await rt.store.get(operation_id)
+    except DamagedRecord:
+        return None
+
+
 async def _gone(rt: Runtime, state: LaneState, now: float) -> tuple[frozenset[str], dict[str, Operation]]:
     """Holders and the first waiters (as many as could take a free slot) whose record is terminal or missing."""
     gone: set[str] = set()
     seen: dict[str, Operation] = {}
     live = 0
     for holder in state.holders:
-        op = await rt.store.get(holder.operation_id)
+        op = await _member(rt, holder.operation_id)
         if op is None or op.terminal:
             gone.add(holder.operation_id)
         else:
@@ -295,7 +306,7 @@ async def _gone(rt: Runtime, state: LaneState, now: float) -> tuple[frozenset[st
     for waiter in state.waiting:
         if free <= 0:
             break
-        op = await rt.store.get(waiter.operation_id)
+        op = await _member(rt, waiter.operation_id)
         if op is None or op.terminal:
             gone.add(waiter.operation_id)
         else:
@@ -325,10 +336,12 @@ async def advance_lane(rt: Runtime, lane: str) -> None:
     if throttle_wait(state, now) > 0:
         return
     for holder in state.holders:
-        op = await rt.store.get(holder.operation_id)
+        op = await _member(rt, holder.operation_id)
         if op is None or op.terminal:
             await release_slot(rt, lane, holder.operation_id)
         elif op.status == WAITING:
             await start_deferred(rt, op)
         elif op.start_phase:  # a start that died half way: finish it as a GET would (never sent twice)
-            await resume_start(rt, op, time.time(), retry=False)
+            op = await resume_start(rt, op, time.time(), retry=False)
+            if op.status == WAITING:  # it died before sending: send it now
+                await start_deferred(rt, op)

@@ -82,6 +82,18 @@ async def on_terminal(rt: Runtime, op: Operation) -> None:
         )
 
 
+async def free_damaged(rt: Runtime, lane: str | None, operation_id: str) -> None:
+    """A member whose record cannot be read any more (shared/operations/damaged.py) gives up its slot or its place,
+    so its workbook's next request goes ahead. Never raises: the lease or the next advance frees it otherwise."""
+    if not enabled(rt) or not lane:
+        return
+    try:
+        await release_slot(rt, lane, operation_id)
+        log.warning("operation %s: its record is damaged; its place in lane %s was freed", operation_id, lane)
+    except Exception:
+        log.warning("could not free the lane slot of damaged operation %s", operation_id, exc_info=True)
+
+
 async def with_position(rt: Runtime, op: Operation) -> Operation:
     """A waiting record with its place in line (0: it holds the slot and is being started). A waiting record
     in no line (a crash between its write and its admission) is admitted again."""

@@ -58,6 +58,12 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("bridge.webhook.dead_lettered", "counter", "{event}", "Webhook events given up (dead-lettered)"),
     MetricSpec("bridge.lane.wait", "histogram", "s", "Time a start waited in its workbook's lane"),
     MetricSpec("bridge.queue.poison", "gauge", "{message}", "Messages in a poison queue (approximate)"),
+    MetricSpec(
+        "bridge.records.damaged",
+        "counter",
+        "{record}",
+        "Stored operation records that could not be read, by the read that met them and the property at fault",
+    ),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(spec.name for spec in METRICS)
 
@@ -306,3 +312,8 @@ def lane_wait(seconds: float) -> None:
 
 def poison_messages(queue: str, count: int) -> None:
     _instruments.set("bridge.queue.poison", count, {"messaging.destination.name": queue})
+
+
+def damaged_record(read: str, prop: str) -> None:
+    """A stored record could not be read (shared/operations/damaged.py); the log line names the operation."""
+    _instruments.add("bridge.records.damaged", 1, {"bridge.record.read": read, "bridge.record.property": prop})

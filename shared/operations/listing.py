@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -22,7 +22,8 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.crypto.page_tokens import Position
-from shared.operations.record import ROW_KEY, Operation, from_entity
+from shared.operations.damaged import decoded
+from shared.operations.record import ROW_KEY, DamagedRecord, Operation
 
 log = logging.getLogger("shared.operations.store")  # the index's log lines keep their category
 
@@ -30,13 +31,14 @@ INDEX_PREFIX = "owner-"  # the owner index: PK owner-<sha256(owner)[:32]>, RK th
 INDEX_ORPHAN_SECONDS = 300.0  # an index entry this old whose record is missing is a crash's leftover
 INDEX_MAX_SCANNED = 1000  # per page: a rare status filter answers a short page with a continuation instead
 
-Get = Callable[[str], Awaitable[Operation | None]]
+Get = Callable[[str], Awaitable[Operation | DamagedRecord | None]]  # a record that cannot be read: its DamagedRecord
 
 
 @dataclass(frozen=True)
 class Page:
     operations: list[Operation]
     continuation: Position | None  # where the next page starts; None on the last page
+    damaged: list[DamagedRecord] = field(default_factory=list)  # left out of `operations`, flagged in the answer
 
 
 def index_partition(owner: str) -> str:
@@ -92,11 +94,15 @@ async def scan(table: TableClient, status: str | None, top: int, position: Posit
         continuation_token=position  # type: ignore[arg-type]
     )
     operations: list[Operation] = []
+    damaged: list[DamagedRecord] = []
     async for page in pages:
         async for entity in page:
-            operations.append(from_entity(dict(entity), entity.metadata.get("etag")))
+            try:
+                operations.append(decoded(entity, entity.metadata.get("etag"), "list"))
+            except DamagedRecord as exc:
+                damaged.append(exc)
         break
-    return Page(operations, _position(getattr(pages, "continuation_token", None)))
+    return Page(operations, _position(getattr(pages, "continuation_token", None)), damaged)
 
 
 def _position(token: Any) -> Position | None:
@@ -115,10 +121,11 @@ async def list_indexed(
     The entry's Status narrows a status filter inside the partition; the record read decides (a stale
     entry, left by a crash between the record's write and the entry's, is skipped and repaired). At most
     INDEX_MAX_SCANNED entries are examined per page, then the page ends early with a continuation.
-    Entries whose record is missing are skipped (and removed once old)."""
+    Entries whose record is missing are skipped (and removed once old); damaged records are flagged."""
     after = (position or {}).get("after")
     partition = index_partition(owner)
     found: list[Operation] = []
+    damaged: list[DamagedRecord] = []
     scanned = 0
     last: str | None = after
     while len(found) < top and scanned < INDEX_MAX_SCANNED:
@@ -128,6 +135,9 @@ async def list_indexed(
         records = await asyncio.gather(*(get(str(e["RowKey"])) for e in entries))
         for entry, op in zip(entries, records, strict=True):
             last = str(entry["RowKey"])
+            if isinstance(op, DamagedRecord):
+                damaged.append(op)  # in the owner's partition: theirs, whatever its Owner now says
+                continue
             if op is None:
                 await _drop_orphan(table, entry)
                 continue
@@ -138,8 +148,8 @@ async def list_indexed(
                 if len(found) == top:
                     break
         if len(entries) < want and (not entries or last == str(entries[-1]["RowKey"])):
-            return Page(found, None)  # the partition is exhausted and every entry was examined
-    return Page(found, {"after": last} if last else None)
+            return Page(found, None, damaged)  # the partition is exhausted and every entry was examined
+    return Page(found, {"after": last} if last else None, damaged)
 
 
 async def _index_entries(

@@ -14,15 +14,14 @@ from typing import Any
 from shared.api.problems import Problem
 from shared.operations.finish import Ending, Write, finish, guarded, settle
 from shared.operations.lifecycle import OUTCOME_FIELDS
-from shared.operations.record import ACTIVE, ANSWERED, FAILED, STARTING, Operation, parse_iso, status_url
+from shared.operations.phases import Phase, judge
+from shared.operations.record import ACTIVE, ANSWERED, FAILED, WAITING, Operation, iso, parse_iso, status_url
 from shared.operations.store import Conflict
 from shared.runtime.worker import Runtime
 from shared.schedule.clock import first_poll_delay
 from shared.storage.messages import PollState
 
 log = logging.getLogger("shared.operations.start")  # the start's log lines keep the category they had
-
-IDEMPOTENCY_IN_FLIGHT_SECONDS = 60.0
 
 OUTCOME_UNKNOWN = "graphOutcomeUnknown"
 
@@ -199,16 +198,50 @@ async def complete_start(rt: Runtime, op: Operation, *, retry: bool, key_hash: s
 
 
 async def resume_start(rt: Runtime, op: Operation, now: float, *, retry: bool) -> Operation:
-    """Finish a start its request left undone. `starting` past the in-flight window: the request died after
-    (maybe) sending the Excel request, so the outcome is unknown: it ends failed, never re-sent. `answered`:
-    queue the follow-up (at once for a retry with the key; after a grace period for a GET)."""
-    if op.start_phase == STARTING and now - parse_iso(op.updated_at) >= IDEMPOTENCY_IN_FLIGHT_SECONDS:
-        unknown = Ending(FAILED, error=unknown_error("the request that sent it did not finish"))
-        ended = await _finish_answered(rt, op, unknown, now, guarded(rt, OUTCOME_FIELDS), None, sent=False)
+    """Finish a start its request left undone (shared/operations/phases.py says what a stale phase means).
+    `prepared` past its window: never sent, nothing was done; a lane's request goes back in line, any other ends
+    `failed` / startNotSent (a keyed retry sends it instead: shared/operations/start.py). `starting` past its
+    window: maybe sent, the outcome is unknown: it ends failed, never re-sent. `answered`: queue the follow-up
+    (at once for a retry with the key; after a grace period for a GET)."""
+    verdict, _ = judge(op.start_phase, now - parse_iso(op.updated_at), rt.settings.graph_timeout)
+    if verdict is Phase.NOT_SENT and op.lane_request is not None:
+        return await _back_in_line(rt, op, now)
+    if verdict in (Phase.NOT_SENT, Phase.UNKNOWN):
+        error = (
+            dict(NOT_SENT_ERROR)
+            if verdict is Phase.NOT_SENT
+            else unknown_error("the request that sent it did not finish")
+        )
+        ended = await _finish_answered(
+            rt, op, Ending(FAILED, error=error), now, guarded(rt, OUTCOME_FIELDS), None, sent=False
+        )
         if ended is None:
             return await rt.store.get(op.id) or op
-        log.warning("operation %s: the start's outcome is unknown; ended as failed", op.id)
+        log.warning(
+            "operation %s: its start %s; ended as failed",
+            op.id,
+            "was never sent" if verdict is Phase.NOT_SENT else "has an unknown outcome",
+        )
         return await complete_start(rt, ended, retry=False)
     if op.start_phase == ANSWERED and (retry or now - parse_iso(op.updated_at) >= FOLLOW_UP_GRACE_SECONDS):
         return await complete_start(rt, op, retry=True)
     return op
+
+
+NOT_SENT = "startNotSent"
+NOT_SENT_ERROR = {
+    "code": NOT_SENT,
+    "message": "The bridge stopped before the Excel request was sent to Graph, so nothing was done. Send the "
+    "request again (with a new Idempotency-Key).",
+}
+
+
+async def _back_in_line(rt: Runtime, op: Operation, now: float) -> Operation:
+    """A lane's request that was never sent: `waiting` again, holding its slot, for the lane to send."""
+    back = op.with_(status=WAITING, start_phase=None, updated_at=iso(now))
+    try:
+        back = await rt.store.update(back, {"status", "start_phase", "updated_at"})
+    except Conflict:
+        return await rt.store.get(op.id) or op
+    log.warning("operation %s: its deferred start was never sent; waiting again", op.id)
+    return back

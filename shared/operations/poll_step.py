@@ -25,6 +25,7 @@ from shared.operations import finish as ending
 from shared.operations.chain import Verdict, is_last_delivery, judge
 from shared.operations.lifecycle import TERMINAL_FIELDS
 from shared.operations.record import (
+    DamagedRecord,
     Operation,
     is_operation_id,
     iso,
@@ -57,10 +58,20 @@ async def handle_message(rt: Runtime, text: str, dequeue_count: int, message_id:
         if live is None:
             return
         await poll_once(rt, *live)
+    except DamagedRecord as exc:
+        await _end_damaged_chain(rt, exc)
     except Exception as exc:
         if not is_last_delivery(dequeue_count, rt.settings.poll_max_dequeue_count):
             raise
         await _give_up(rt, state, dequeue_count, message_id, exc)
+
+
+async def _end_damaged_chain(rt: Runtime, damaged: DamagedRecord) -> None:
+    """A record this code cannot read (reported where it was read): retrying cannot help and poisoning the
+    message tells nobody more, so the chain ends here and its lane slot goes to the workbook's next request.
+    Its own GET names it; the purge retires it once stranded (shared/operations/purge.py)."""
+    log.error("operation %s: poll message dropped, its record is damaged; its chain ends", damaged.operation_id)
+    await lane_slots.free_damaged(rt, damaged.lane, damaged.operation_id)
 
 
 async def _own_chain(

@@ -13,10 +13,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from shared.lanes import slots as lane_slots
+from shared.operations.damaged import retire
 from shared.operations.finish import Ending, finish, guarded
-from shared.operations.record import FAILED, ROW_KEY, Operation
-from shared.operations.retention import STRANDED_AFTER_SECONDS, is_expired, is_stranded
+from shared.operations.record import FAILED, ROW_KEY, DamagedRecord, Operation
+from shared.operations.retention import DELETE, RETIRE, STRANDED_AFTER_SECONDS, damaged_fate, is_expired, is_stranded
 from shared.operations.store import IDEMPOTENCY_ROW_KEY
+from shared.operations.sweeps import Swept, sweep
 from shared.runtime.worker import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,10 +36,13 @@ class PurgeReport:
     keys: int = 0
     stranded: int = 0
     skipped: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # records met that could not be read (deleted, retired or kept)
+    retired: int = 0  # damaged active records ended `failed` (recordDamaged)
+    swept: list[Swept] = field(default_factory=list)  # per round: durations, lanes, orphaned index entries
 
     @property
     def total(self) -> int:
-        return self.records + self.keys + self.stranded
+        return self.records + self.keys + self.stranded + self.retired + sum(s.total for s in self.swept)
 
 
 async def run(
@@ -49,14 +55,18 @@ async def run(
         await _fail_stranded(rt, now, batch, report)
         await _purge_records(rt, now, batch, report)
         await _purge_keys(rt, now, batch, report)
+        report.swept.append(await sweep(rt, now, batch))  # what carries no expiry of its own (sweeps.py)
         if report.total - before < batch:
             break  # nothing more (or less than a batch) this run
     log.info(
-        "purge: %s records (%s rows), %s idempotency keys deleted; %s stranded operations failed",
+        "purge: %s records (%s rows), %s idempotency keys deleted; %s stranded operations failed; "
+        "%s damaged records met (%s retired)",
         report.records,
         report.rows,
         report.keys,
         report.stranded,
+        len(report.damaged),
+        report.retired,
     )
     return report
 
@@ -66,7 +76,8 @@ async def _fail_stranded(rt: Runtime, now: float, batch: int, report: PurgeRepor
     webhook, fan-out, metric and lane slot, its sealed credential erased), as the poller's finish would. One that
     moved meanwhile was not stranded after all: skipped."""
     created_before = now - rt.timing.timeout - STRANDED_AFTER_SECONDS
-    for op in await rt.store.stale_active_records(created_before, batch):
+    damaged: list[DamagedRecord] = []
+    for op in await rt.store.stale_active_records(created_before, batch, damaged):
         if not is_stranded(op, rt.timing.timeout, now):
             continue
         error = {
@@ -76,27 +87,58 @@ async def _fail_stranded(rt: Runtime, now: float, batch: int, report: PurgeRepor
         if await finish(rt, op, Ending(FAILED, error=error), now, guarded(rt), generation=op.generation + 1):
             report.stranded += 1
             log.warning("operation %s was stranded; failed by the purge", op.id)
+    await _damaged(rt, damaged, now, report)
 
 
 async def _purge_records(rt: Runtime, now: float, batch: int, report: PurgeReport) -> None:
-    for op in await rt.store.expired_records(now, batch):
+    damaged: list[DamagedRecord] = []
+    for op in await rt.store.expired_records(now, batch, damaged):
         if not is_expired(op, rt.store.retention_seconds, now):
             report.skipped.append(op.id)
             continue
         await purge_operation(rt, op, report)
+    await _damaged(rt, damaged, now, report)
+
+
+async def _damaged(rt: Runtime, found: list[DamagedRecord], now: float, report: PurgeReport) -> None:
+    """Records a query met that cannot be read (already reported by the store): one never stops the run. By the
+    rules for readable ones (retention.damaged_fate), an expired one is deleted with everything kept for it, a
+    stranded one is ended `failed` / recordDamaged (so it expires in turn) and its lane slot freed; others stay."""
+    for damaged in found:
+        if damaged.operation_id not in report.damaged:
+            report.damaged.append(damaged.operation_id)
+        fate = damaged_fate(damaged.raw, rt.store.retention_seconds, rt.timing.timeout, now)
+        if fate == DELETE:
+            await _delete_operation(rt, damaged.operation_id, damaged.owner or "", damaged.etag, report)
+        elif fate == RETIRE:
+            error = {
+                "code": "recordDamaged",
+                "message": f"The stored record could not be read (its {damaged.prop} property) and nothing was "
+                "polling it; the retention purge ended it. Check the workbook.",
+            }
+            if await retire(rt.store.table, damaged, now, rt.store.retention_seconds, error):
+                report.retired += 1
+                log.warning("operation %s: damaged and stranded; ended as failed by the purge", damaged.operation_id)
+                await lane_slots.free_damaged(rt, damaged.lane, damaged.operation_id)
 
 
 async def purge_operation(rt: Runtime, op: Operation, report: PurgeReport | None = None) -> bool:
     """Delete one expired operation: its index entry, its partition's other rows (fan-out marker,
     subscription deliveries), its result blobs, then the record itself if unchanged. True once the record is
     gone; a crash part way leaves the record, so the next run repeats the (idempotent) deletes."""
-    await rt.store.delete_index(op.owner or "", op.id)
-    rows = [row for row in await rt.store.partition_rows(op.id) if row != ROW_KEY]
+    return await _delete_operation(rt, op.id, op.owner or "", op.etag, report)
+
+
+async def _delete_operation(
+    rt: Runtime, operation_id: str, owner: str, etag: str | None, report: PurgeReport | None
+) -> bool:
+    await rt.store.delete_index(owner, operation_id)
+    rows = [row for row in await rt.store.partition_rows(operation_id) if row != ROW_KEY]
     for row in rows:
-        await rt.store.delete_row(op.id, row)
+        await rt.store.delete_row(operation_id, row)
     if rt.store.results is not None:  # big results' blobs go before the record that points to them
-        await rt.store.results.delete_operation(op.id)
-    if not await rt.store.delete_row(op.id, ROW_KEY, op.etag):
+        await rt.store.results.delete_operation(operation_id)
+    if not await rt.store.delete_row(operation_id, ROW_KEY, etag):
         return False  # changed since read (a redelivery?): the next run looks again
     if report is not None:
         report.records += 1
@@ -109,7 +151,15 @@ async def _purge_keys(rt: Runtime, now: float, batch: int, report: PurgeReport) 
     stored): deleted, so the key can start a new operation."""
     claimed_before = now - rt.store.retention_seconds
     async for partition, operation_id in rt.store.old_idempotency_claims(claimed_before, batch):
-        if operation_id and await rt.store.get(operation_id) is not None:
+        if operation_id and await _kept(rt, operation_id):
             continue  # its record is still kept (a long operation, or not expired yet)
         if await rt.store.delete_row(partition, IDEMPOTENCY_ROW_KEY):
             report.keys += 1
+
+
+async def _kept(rt: Runtime, operation_id: str) -> bool:
+    """Whether an operation's record is still there; a damaged one is (the key goes when the record does)."""
+    try:
+        return await rt.store.get(operation_id, read="purge") is not None
+    except DamagedRecord:
+        return True

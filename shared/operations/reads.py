@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.api.identity import Caller
 from shared.api.problems import FieldError, Problem, invalid, not_found
@@ -24,6 +24,7 @@ from shared.operations.record import (  # Reply lives with the record: shared/ap
     STATUSES,
     TIMED_OUT,
     WAITING,
+    DamagedRecord,
     Operation,
     Reply,
     is_operation_id,
@@ -99,15 +100,38 @@ async def load_for(rt: Runtime, operation_id: str, access: Access | None) -> Ope
     a caller sees the operations they own (or all, with the read-all role)."""
     if isinstance(access, StatusLink):
         _check_link(rt, operation_id, access)
-        op = await rt.store.get(operation_id)
+        op = await _stored(rt, operation_id, None)
         if op is None:
             raise not_found(operation_id)
         return op
     caller = access or Caller(rt.settings.default_owner)
-    op = await rt.store.get(operation_id) if is_operation_id(operation_id) else None
+    op = await _stored(rt, operation_id, caller) if is_operation_id(operation_id) else None
     if op is None or not caller.may_see(op.owner or rt.settings.default_owner):  # ownerless: older records
         raise not_found(operation_id)
     return op
+
+
+def damaged_problem(damaged: DamagedRecord) -> Problem:
+    """The answer about a record that cannot be read (shared/operations/damaged.py reported it): a server-side
+    fault, named, that no retry of the same request will fix; the rest of the caller's operations are unaffected."""
+    return Problem(
+        500,
+        "recordDamaged",
+        "The operation's stored record cannot be read",
+        f"The stored record of operation {damaged.operation_id} is damaged (its {damaged.prop} property); its "
+        "poll chain has stopped. An operator must repair or delete it; the caller's other operations are unaffected.",
+        extra={"operationId": damaged.operation_id, "property": damaged.prop},
+    )
+
+
+async def _stored(rt: Runtime, operation_id: str, caller: Caller | None) -> Operation | None:
+    """The record; a damaged one is this caller's problem to see only if it is theirs (else it is absent)."""
+    try:
+        return await rt.store.get(operation_id)
+    except DamagedRecord as exc:
+        if caller is None or caller.may_see(exc.owner or rt.settings.default_owner):
+            raise damaged_problem(exc) from None
+        return None
 
 
 def _check_link(rt: Runtime, operation_id: str, link: StatusLink) -> None:
@@ -165,6 +189,7 @@ class Listed:
 
     operations: list[Operation]
     continuation: str | None
+    damaged: list[DamagedRecord] = field(default_factory=list)  # records of the page that cannot be read
 
 
 async def list_page(
@@ -194,7 +219,8 @@ async def list_page(
             errors=[FieldError("continuationToken", "use the value from a previous page's nextLink")],
         ) from None
     page = await rt.store.list(status, count, position, None if caller.reads_all else caller.owner)
-    return Listed(page.operations, tokens.issue(page.continuation, list_scope) if page.continuation else None)
+    continuation = tokens.issue(page.continuation, list_scope) if page.continuation else None
+    return Listed(page.operations, continuation, page.damaged)
 
 
 FAILURE_STATUS = {FAILED: 422, TIMED_OUT: 422, CANCELED: 409}

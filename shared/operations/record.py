@@ -16,7 +16,10 @@ CALLBACK_FORMATS = (BINARY, STRUCTURED)
 
 NOT_STARTED, RUNNING = "notStarted", "running"
 WAITING = "waiting"  # accepted, in its workbook's lane, not sent to Graph yet (shared/lanes/line.py)
-STARTING, ANSWERED = "starting", "answered"  # Operation.start_phase
+# Operation.start_phase (shared/operations/phases.py): the intent is stored `prepared` (nothing sent yet), marked
+# `starting` just before the Excel request goes out (it may have reached Graph from then on), `answered` once
+# Graph's answer is stored. Records from before `prepared` existed were stored `starting`, which stays "maybe sent".
+PREPARED, STARTING, ANSWERED = "prepared", "starting", "answered"
 SUCCEEDED, FAILED, TIMED_OUT, CANCELED = "succeeded", "failed", "timedOut", "canceled"
 ACTIVE = frozenset({NOT_STARTED, RUNNING, WAITING})
 TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELED})
@@ -90,8 +93,9 @@ class Operation:
     callback_format: str | None = None  # BINARY | STRUCTURED; None on older records: structured
     fanout_state: str | None = None  # "pending" from the terminal write on (done: a marker entity, fanout.py)
     expires_at: str | None = None  # terminal: when the purge may delete it (stamped by the store, retention.py)
-    # Write-ahead of the start (operations.py): "starting" from before the Excel request until Graph's answer is
-    # stored, "answered" from then until the follow-up (first poll, or webhook and fan-out) is queued; else None.
+    # Write-ahead of the start (shared/operations/write_ahead.py): "prepared" from the intent's write until just
+    # before the Excel request, "starting" from then until Graph's answer is stored, "answered" from then until the
+    # follow-up (first poll, or webhook and fan-out) is queued; else None.
     start_phase: str | None = None
     result_blob: str | None = None  # the result is in this blob of RESULTS_CONTAINER (shared/storage/result_blobs.py)
     chain_message: str | None = None  # the queue message id that last claimed the poll chain (poller.py)
@@ -185,21 +189,101 @@ def to_entity(op: Operation, only: set[str] | None = None) -> dict[str, Any]:
     return entity
 
 
+class DamagedRecord(ValueError):
+    """A stored operation entity this code cannot read: one property damaged by a bug or a manual edit, a value
+    another app version wrote, a property missing. `prop` names the property and `reason` says what is wrong
+    (never its value, except for the enumerated ones). The store adds what it could still read: the record's
+    owner and lane (for access checks and freeing its lane slot), its ETag and its raw properties (the purge)."""
+
+    def __init__(self, operation_id: str, prop: str, reason: str) -> None:
+        super().__init__(f"the stored record of operation {operation_id} is damaged: {prop} {reason}")
+        self.operation_id, self.prop, self.reason = operation_id, prop, reason
+        self.owner: str | None = None
+        self.lane: str | None = None
+        self.etag: str | None = None
+        self.raw: dict[str, Any] = {}
+
+
+START_PHASES = (PREPARED, STARTING, ANSWERED)
+_REQUIRED = ("status", "created_at", "updated_at")
+_COUNTS = ("poll_count", "generation", "webhook_attempts", "lane_attempts")
+_NUMBERS = (*_COUNTS, "webhook_last_status", "webhook_claimed_attempt")
+_TIMES = (
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "webhook_last_attempt_at",
+    "webhook_next_attempt_at",
+    "webhook_dead_lettered_at",
+    "expires_at",
+    "started_at",
+)
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "status": STATUSES,
+    "webhook_state": WEBHOOK_STATES,
+    "callback_format": CALLBACK_FORMATS,
+    "fanout_state": (FANOUT_PENDING,),
+    "start_phase": START_PHASES,
+}
+_SHAPES: dict[str, tuple[type, ...]] = {"error": (dict,), "lane_request": (dict,), "history": (list,)}
+
+
+def _property(name: str, value: Any) -> Any:
+    """One stored property as the record holds it; ValueError saying what is wrong with it."""
+    if value is None or value == "":
+        if name in _REQUIRED:
+            raise ValueError("is missing")
+        return {"webhook_state": WEBHOOK_NONE, "fail_on_error": False}.get(name, 0 if name in _COUNTS else None)
+    if name in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
+            raise ValueError("is not a whole number")
+        return int(value)
+    if name == "fail_on_error":
+        if not isinstance(value, bool):
+            raise ValueError("is not a boolean")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"is not text ({type(value).__name__})")
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ValueError(f"has a value this version does not know: {value[:40]!r}")
+    if name in _TIMES:
+        try:
+            parse_iso(value)
+        except ValueError:
+            raise ValueError("is not a time (YYYY-MM-DDTHH:MM:SS.mmmZ)") from None
+    return value
+
+
+def _json_property(name: str, raw: Any) -> Any:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ValueError(f"is not text ({type(raw).__name__})")
+    try:
+        value = loads_stored(raw)
+    except ValueError:  # JsonRefused is one
+        raise ValueError("is not JSON") from None
+    if value is not None and name in _SHAPES and not isinstance(value, _SHAPES[name]):
+        raise ValueError(f"is not a JSON {_SHAPES[name][0].__name__.replace('dict', 'object')}")
+    if name == "history" and value is not None and not all(isinstance(event, dict) for event in value):
+        raise ValueError("holds an event that is not a JSON object")
+    return value
+
+
 def from_entity(entity: dict[str, Any], etag: str | None = None) -> Operation:
-    kwargs: dict[str, Any] = {"id": entity["PartitionKey"], "etag": etag}
-    for name, prop in _ENTITY_NAMES.items():
-        value = entity.get(prop)
-        kwargs[name] = None if value == "" else value
-    for name, prop in _JSON_FIELDS.items():
-        raw = entity.get(prop)
-        kwargs[name] = loads_stored(raw) if raw else None
-    for name in ("poll_count", "generation", "webhook_attempts", "lane_attempts"):
-        kwargs[name] = int(kwargs[name] or 0)
-    for name in ("webhook_last_status", "webhook_claimed_attempt"):
-        if kwargs[name] is not None:
-            kwargs[name] = int(kwargs[name])
-    kwargs["webhook_state"] = kwargs["webhook_state"] or WEBHOOK_NONE
-    kwargs["fail_on_error"] = bool(kwargs["fail_on_error"])
+    """The record an entity holds; DamagedRecord (naming the property) when it cannot be read as one."""
+    operation_id = entity.get("PartitionKey")
+    if not isinstance(operation_id, str) or not is_operation_id(operation_id):
+        raise DamagedRecord(str(operation_id)[:40], "PartitionKey", "is not an operation id")
+    kwargs: dict[str, Any] = {"id": operation_id, "etag": etag}
+    for name, prop in (*_ENTITY_NAMES.items(), *_JSON_FIELDS.items()):
+        try:
+            if name in _JSON_FIELDS:
+                kwargs[name] = _json_property(name, entity.get(prop))
+            else:
+                kwargs[name] = _property(name, entity.get(prop))
+        except ValueError as exc:
+            raise DamagedRecord(operation_id, prop, str(exc)) from None
     return Operation(**kwargs)
 
 

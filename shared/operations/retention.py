@@ -5,7 +5,10 @@ No I/O here: shared/operations/purge.py and shared/operations/store.py act on th
 
 from __future__ import annotations
 
-from shared.operations.record import ACTIVE, Operation, iso, parse_iso
+from collections.abc import Mapping
+from typing import Any
+
+from shared.operations.record import ACTIVE, TERMINAL, Operation, iso, parse_iso
 
 DAY = 86_400.0
 DEFAULT_RETENTION_DAYS = 30
@@ -34,6 +37,36 @@ def is_stranded(op: Operation, operation_timeout: float, now: float) -> bool:
         return False
     limit = operation_timeout + STRANDED_AFTER_SECONDS
     return now - parse_iso(op.created_at) > limit and now - parse_iso(op.updated_at) > STRANDED_AFTER_SECONDS
+
+
+DELETE, RETIRE = "delete", "retire"
+
+
+def _time(raw: Mapping[str, Any], name: str) -> float | None:
+    value = raw.get(name)
+    try:
+        return parse_iso(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def damaged_fate(raw: Mapping[str, Any], retention_seconds: float, operation_timeout: float, now: float) -> str | None:
+    """What the purge does with a record it cannot read, judged on the few properties that still read
+    (shared/operations/damaged.py FATE_PROPERTIES) by the rules that hold for readable ones: DELETE a terminal one
+    once it has expired, RETIRE (end it failed, so that it expires in turn) an active one once it is stranded,
+    None otherwise (kept as it is; its own GET reports it). A property it needs that does not read: None."""
+    status = raw.get("Status")
+    if status in TERMINAL:
+        expiry = _time(raw, "ExpiresAt")
+        completed = _time(raw, "CompletedAt")
+        if expiry is None and completed is not None:
+            expiry = completed + retention_seconds
+        return DELETE if expiry is not None and expiry <= now else None
+    created, updated = _time(raw, "CreatedAt"), _time(raw, "UpdatedAt")
+    if status not in ACTIVE or created is None or updated is None:
+        return None
+    stranded = now - created > operation_timeout + STRANDED_AFTER_SECONDS and now - updated > STRANDED_AFTER_SECONDS
+    return RETIRE if stranded else None
 
 
 def message_ttl(delay: int, life: float) -> int:

@@ -15,10 +15,12 @@ from shared.delivery.targets import Refused
 from shared.lanes import admission as lane_flow
 from shared.lanes import slots as lane_slots
 from shared.observability import telemetry
-from shared.operations.outcome import IDEMPOTENCY_IN_FLIGHT_SECONDS, resume_start
+from shared.operations.outcome import resume_start
+from shared.operations.phases import Phase, claim_left, judge, retry_after
 from shared.operations.reads import rearm_if_stalled, reply_for
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
-    STARTING,
+    PREPARED,
+    WAITING,
     Operation,
     Reply,
     new_operation_id,
@@ -111,16 +113,22 @@ async def start(
                 )
             existing = await rt.store.get(claim.operation_id)
             if existing is not None:
-                in_flight = now - parse_iso(existing.updated_at) < IDEMPOTENCY_IN_FLIGHT_SECONDS
-                if existing.start_phase == STARTING and in_flight:
-                    raise _in_progress()
+                phase, left = judge(
+                    existing.start_phase, now - parse_iso(existing.updated_at), rt.settings.graph_timeout
+                )
+                if phase is Phase.IN_FLIGHT:
+                    raise _in_progress(left)
+                if phase is Phase.NOT_SENT and existing.status != WAITING and isinstance(request, StartRequest):
+                    # The first attempt died before sending: nothing was done, so this request sends it.
+                    op = await _send(rt, request, existing, Acting(caller, assertion), key_hash)
+                    return reply_for(rt, op, time.time(), created=bool(op.callback_sealed))
                 # The same request again: finish what the first one left (never send the Excel request again).
                 resumed = await resume_start(rt, existing, now, retry=True)
                 return reply_for(
                     rt, await rearm_if_stalled(rt, resumed, now), now, created=bool(resumed.callback_sealed)
                 )
-            if now - claim.created_at < IDEMPOTENCY_IN_FLIGHT_SECONDS:
-                raise _in_progress()
+            if left := claim_left(now - claim.created_at):
+                raise _in_progress(left)
             # The first attempt died before writing its intent, so it never called Graph: take over.
             operation_id = claim.operation_id
     acting = Acting(caller, assertion, rt.settings.keyring.seal(assertion, operation_id) if assertion else None)
@@ -140,15 +148,16 @@ async def start(
     return reply_for(rt, op, time.time(), created=bool(op.callback_sealed))  # after Graph's answer: the poll is queued
 
 
-def _in_progress() -> Problem:
+def _in_progress(left: float) -> Problem:
     # 429, not 409: Logic Apps' default retry policy retries 408, 429 and 5xx but never 409
-    # (error-exception-handling.md), and this request will succeed once the first one is stored.
+    # (error-exception-handling.md), and this request will succeed once the first one is stored. Retry-After:
+    # the seconds left of the first request's window (shared/operations/phases.py), after which it is judged.
     return Problem(
         429,
         "requestInProgress",
         "A request with this Idempotency-Key is in progress",
         "Retry after the number of seconds in Retry-After.",
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(retry_after(left))},
     )
 
 
@@ -173,9 +182,9 @@ async def _start(
     acting: Acting,
     key_hash: str | None,
 ) -> Operation:
-    """Write-ahead: the intent (`starting`) is stored before the Excel request, Graph's answer (`answered`)
-    right after it, and only then is the follow-up queued (complete_start)."""
-    intent = (await record_for(rt, request, operation_id, now, base_url, acting)).with_(start_phase=STARTING)
+    """Write-ahead: the intent (`prepared`) is stored before the Excel request, marked `starting` just before it
+    is sent, Graph's answer (`answered`) stored right after it, and only then is the follow-up queued."""
+    intent = (await record_for(rt, request, operation_id, now, base_url, acting)).with_(start_phase=PREPARED)
     try:
         intent = await rt.store.create(intent)
     except Conflict:
@@ -185,10 +194,18 @@ async def _start(
         return await resume_start(rt, existing, now, retry=True)
     except Exception:
         raise await unstored(rt, operation_id, key_hash) from None
+    return await _send(rt, request, intent, acting, key_hash)
+
+
+async def _send(
+    rt: Runtime, request: StartRequest, intent: Operation, acting: Acting, key_hash: str | None
+) -> Operation:
+    """Send a `prepared` intent (this request's own, or one whose request died before sending it); when Graph
+    did not do the work, remove it and answer why."""
     try:
         return await send_start(rt, request, intent, acting.assertion, key_hash)
     except NotSent as exc:
-        await abandon(rt, intent, key_hash)
+        await abandon(rt, exc.intent or intent, key_hash)
         if exc.problem is None:
             raise exc.__cause__ or exc from None
         raise exc.problem from None

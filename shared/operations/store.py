@@ -21,8 +21,9 @@ from azure.data.tables.aio import TableClient
 
 from shared.crypto.page_tokens import Position
 from shared.operations import listing
+from shared.operations.damaged import decoded
 from shared.operations.listing import Page
-from shared.operations.record import ROW_KEY, Operation, from_entity, iso, to_entity
+from shared.operations.record import ROW_KEY, DamagedRecord, Operation, iso, to_entity
 from shared.operations.result_size import needs_blob
 from shared.operations.retention import DAY, DEFAULT_RETENTION_DAYS, expires_at
 from shared.storage.result_blobs import ResultBlobs
@@ -138,12 +139,19 @@ class OperationStore:
             raise Conflict(op.id) from None
         return op.with_(etag=meta.get("etag"))
 
-    async def get(self, operation_id: str) -> Operation | None:
+    async def get(self, operation_id: str, *, read: str = "get") -> Operation | None:
+        """The record, None if absent; DamagedRecord (reported) if it cannot be read."""
         try:
             entity = await self._table.get_entity(operation_id, ROW_KEY)
         except ResourceNotFoundError:
             return None
-        return await self._hydrated(from_entity(dict(entity), entity.metadata.get("etag")))
+        return await self._hydrated(decoded(entity, entity.metadata.get("etag"), read))
+
+    async def _listed(self, operation_id: str) -> Operation | DamagedRecord | None:
+        try:
+            return await self.get(operation_id, read="list")
+        except DamagedRecord as exc:
+            return exc
 
     async def update(self, op: Operation, changed: set[str]) -> Operation:
         """Merge `changed` fields, only if the entity is still the one `op` was read as (its ETag)."""
@@ -169,10 +177,14 @@ class OperationStore:
 
     async def delete(self, operation_id: str) -> None:
         """Delete the record, then its index entry (a crash in between leaves an entry that is skipped)."""
-        op = await self.get(operation_id)
+        try:
+            op = await self.get(operation_id)
+            owner = None if op is None else op.owner or ""
+        except DamagedRecord as exc:
+            owner = exc.owner or ""
         await self._table.delete_entity(operation_id, ROW_KEY)
-        if op is not None:
-            await self.delete_index(op.owner or "", operation_id)
+        if owner is not None:
+            await self.delete_index(owner, operation_id)
 
     async def list(self, status: str | None, top: int, continuation: Position | None, owner: str | None = None) -> Page:
         """Newest first; only `owner`'s operations (their index partition) unless owner is None (read-all).
@@ -185,10 +197,12 @@ class OperationStore:
         return await listing.scan(self._table, status, top, continuation, owner)
 
     async def list_indexed(self, owner: str, status: str | None, top: int, continuation: Position | None) -> Page:
-        return await listing.list_indexed(self._table, self.get, owner, status, top, continuation)
+        return await listing.list_indexed(self._table, self._listed, owner, status, top, continuation)
 
     # Purge (shared/operations/purge.py decides; these read and delete).
-    async def expired_records(self, now: float, limit: int) -> builtins.list[Operation]:
+    async def expired_records(
+        self, now: float, limit: int, damaged: builtins.list[DamagedRecord] | None = None
+    ) -> builtins.list[Operation]:
         """Terminal records whose ExpiresAt has passed; older records without one: CompletedAt + retention."""
         cutoff = iso(now - self.retention_seconds)
         # the SDK substitutes @names between spaces only: keep them apart from the parentheses
@@ -196,20 +210,30 @@ class OperationStore:
             "RowKey eq @rk and ((ExpiresAt ge '2' and ExpiresAt le @now ) or "
             "(CompletedAt ge '2' and CompletedAt le @cutoff ))"
         )
-        return await self._records(query, {"rk": ROW_KEY, "now": iso(now), "cutoff": cutoff}, limit)
+        return await self._records(query, {"rk": ROW_KEY, "now": iso(now), "cutoff": cutoff}, limit, damaged)
 
-    async def stale_active_records(self, created_before: float, limit: int) -> builtins.list[Operation]:
+    async def stale_active_records(
+        self, created_before: float, limit: int, damaged: builtins.list[DamagedRecord] | None = None
+    ) -> builtins.list[Operation]:
         """Active records created before `created_before` (candidates for the stranded check)."""
         query = (
             "RowKey eq @rk and (Status eq 'notStarted' or Status eq 'running' or Status eq 'waiting' )"
             " and CreatedAt lt @before"
         )  # waiting: a lane that lost every message (shared/lanes/admission.py)
-        return await self._records(query, {"rk": ROW_KEY, "before": iso(created_before)}, limit)
+        return await self._records(query, {"rk": ROW_KEY, "before": iso(created_before)}, limit, damaged)
 
-    async def _records(self, query: str, parameters: dict[str, Any], limit: int) -> builtins.list[Operation]:
+    async def _records(
+        self, query: str, parameters: dict[str, Any], limit: int, damaged: builtins.list[DamagedRecord] | None
+    ) -> builtins.list[Operation]:
+        """Up to `limit` records; the damaged ones met on the way go to `damaged` (when given), not counted."""
         found: builtins.list[Operation] = []
         async for entity in self._table.query_entities(query, parameters=parameters, results_per_page=limit):
-            found.append(from_entity(dict(entity), entity.metadata.get("etag")))
+            try:
+                found.append(decoded(entity, entity.metadata.get("etag"), "purge"))
+            except DamagedRecord as exc:
+                if damaged is not None and len(damaged) < limit:
+                    damaged.append(exc)
+                continue
             if len(found) >= limit:
                 break
         return found

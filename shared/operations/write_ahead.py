@@ -1,11 +1,13 @@
 """The start's write-ahead pieces that the HTTP side (shared/operations/start.py) and the lane's deferred start
-(shared/lanes/admission.py) share: the intent record, sending the Excel request, abandoning an intent (Graph's
-answer and what follows it are shared/operations/outcome.py's). Both use cases import this module, so neither
+(shared/lanes/admission.py) share: the intent record, sending the Excel request (after its ETag-guarded `starting`
+mark: shared/operations/phases.py), abandoning an intent (Graph's answer and what follows it are
+shared/operations/outcome.py's). Both use cases import this module, so neither
 imports the other (see docs/design.md, "Write-ahead at start").
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -21,13 +23,16 @@ from shared.graph.actions import table as action_table
 from shared.graph.answers import innermost_code
 from shared.graph.client import RequestNotSendable, TransportFailure
 from shared.graph.lro import Accepted, Ended, GraphRefused, decide_start
-from shared.graph.tokens import DelegatedCredentialError, delegated_tokens
+from shared.graph.tokens import DelegatedCredentialError, TokenSource, delegated_tokens
 from shared.lanes import slots as lane_slots
 from shared.operations.finish import Ending
 from shared.operations.outcome import end_start, record_outcome, unknown_error
+from shared.operations.phases import send_deadline
 from shared.operations.record import (  # Reply lives with the record: shared/api/responses.py imports no use case
     FAILED,
     NOT_STARTED,
+    ROW_KEY,
+    STARTING,
     SUCCEEDED,
     WEBHOOK_NONE,
     WEBHOOK_PENDING,
@@ -63,7 +68,7 @@ async def record_for(
 ) -> Operation:
     """A new operation's record (`notStarted`) from its request, with the poll plan its kind has learned
     (shared/schedule/learning.py: plan_for). Each caller sets its own phase on it: tracked as is, the start's intent
-    `starting`, a lane's `waiting`."""
+    `prepared`, a lane's `waiting`."""
     plan = await plan_for(
         rt.history, rt.timing, acting.caller.owner, request.action, request.workbook, request.expected_duration
     )
@@ -119,10 +124,14 @@ def _reached_graph(exc: TransportFailure) -> bool:
 
 
 async def abandon(rt: Runtime, intent: Operation, key_hash: str | None) -> None:
-    """Graph refused (or was never reached): remove the intent and free the key, so a retry starts afresh."""
+    """Graph refused (or was never reached): remove the intent and free the key, so a retry starts afresh. Only if
+    the record is still the one this request wrote (its ETag): one a retry took over, or a cancel ended, stays."""
     try:
-        await rt.store.delete(intent.id)
-    except Exception:  # left as `starting`: a retry with the key then ends it as graphOutcomeUnknown (safe side)
+        if not await rt.store.delete_row(intent.id, ROW_KEY, intent.etag):
+            log.info("operation %s changed since its intent was written (taken over or ended): kept", intent.id)
+            return
+        await rt.store.delete_index(intent.owner or "", intent.id)
+    except Exception:  # left as it is: a retry with the key, a GET or the purge ends it (safe side)
         log.exception("could not remove the intent of operation %s", intent.id)
         return
     if key_hash:
@@ -147,6 +156,7 @@ class NotSent(Exception):
         self.graph_status = graph_status
         self.retry_after = retry_after
         self.error = error
+        self.intent: Operation | None = None  # the record as this request last wrote it (to abandon it by its ETag)
 
     @property
     def retryable(self) -> bool:
@@ -157,44 +167,94 @@ class NotSent(Exception):
 async def send_start(
     rt: Runtime, request: StartRequest, intent: Operation, assertion: str | None, key_hash: str | None
 ) -> Operation:
-    """Send the Excel request of a stored intent (`starting`) and record Graph's answer: the one start path of
-    the HTTP request and of a deferred start from the workbook's lane. NotSent when Graph did not do the work."""
-    operation_id = intent.id
+    """Send the Excel request of a stored intent (`prepared`) and record Graph's answer: the one start path of
+    the HTTP request, of a keyed retry that takes a dead one over, and of a deferred start from the workbook's
+    lane. NotSent when Graph did not do the work (its `intent` is the record as this request last wrote it). When
+    the `starting` mark loses to another writer (a retry took it over, a cancel or a GET ended it) nothing is
+    sent and the record is answered as it is."""
     async with delegated_tokens(rt.settings, assertion) as tokens:  # closed when the request is answered
         try:
+            claimed = await _claim_sending(rt, intent, tokens)
+        except NotSent as exc:
+            exc.intent = intent
+            raise
+        if claimed is None:
+            return await rt.store.get(intent.id) or intent
+        try:
+            return await _exchange(rt, request, claimed, tokens, key_hash)
+        except NotSent as exc:
+            exc.intent = claimed
+            raise
+
+
+def _delegated(exc: DelegatedCredentialError) -> NotSent:
+    """The caller's credential cannot give a Graph token: Graph was not called (or answered 401)."""
+    status = 401 if exc.code == "delegatedCredentialExpired" else 403
+    problem = Problem(status, exc.code, "Graph cannot be called on your behalf", str(exc))
+    return NotSent(problem, 401, error={"code": exc.code, "message": str(exc)})
+
+
+async def _claim_sending(rt: Runtime, intent: Operation, tokens: TokenSource | None) -> Operation | None:
+    """The token first (failing there sends nothing), then `starting`: the ETag-guarded mark that from now on the
+    request may reach Graph. None when another writer got there first: this request must not send."""
+    try:
+        await (tokens or rt.tokens).token()
+    except DelegatedCredentialError as exc:
+        raise _delegated(exc) from None
+    except Exception as exc:  # azure-identity fails before any request to Graph
+        raise NotSent(None) from exc
+    try:
+        return await rt.store.update(
+            intent.with_(start_phase=STARTING, updated_at=iso(time.time())), {"start_phase", "updated_at"}
+        )
+    except Conflict:
+        log.info("operation %s: its start was taken over or ended meanwhile; this request sends nothing", intent.id)
+        return None
+    except Exception as exc:
+        log.warning("operation %s: could not mark its start (%s); nothing was sent", intent.id, type(exc).__name__)
+        problem = Problem(
+            503,
+            "storageUnavailable",
+            "The operation could not be stored",
+            "Nothing was sent to Graph; retry the request.",
+            headers={"Retry-After": "5"},
+        )
+        raise NotSent(problem) from None
+
+
+async def _exchange(
+    rt: Runtime, request: StartRequest, intent: Operation, tokens: TokenSource | None, key_hash: str | None
+) -> Operation:
+    """The Excel request of a marked intent, cut at `send_deadline` (past it the outcome is unknown), and Graph's
+    answer stored."""
+    operation_id = intent.id
+    try:
+        async with asyncio.timeout(send_deadline(rt.settings.graph_timeout)):
             response = await rt.graph.start(action_table.request_for(rt.settings.graph_base_url, request), tokens)
-        except RequestNotSendable as exc:  # never sent, and never sendable: ends now, not retried, not a 500
-            log.error("start of operation %s cannot be sent: %s", operation_id, exc)
-            error = {"code": "requestNotSendable", "message": f"{exc}; Graph was not called."}
-            return await end_start(rt, intent, Ending(FAILED, error=error), time.time(), key_hash)
-        except TransportFailure as exc:
-            if not _reached_graph(exc):
-                raise NotSent(
-                    Problem(
-                        503,
-                        "graphUnavailable",
-                        "Graph did not answer",
-                        f"{exc}; the request never reached Graph and nothing was stored; retry.",
-                        headers={"Retry-After": "5"},
-                    )
-                ) from None
-            log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, exc)
-            return await end_start(rt, intent, Ending(FAILED, error=unknown_error(str(exc))), time.time(), key_hash)
-        except DelegatedCredentialError as exc:
+    except RequestNotSendable as exc:  # never sent, and never sendable: ends now, not retried, not a 500
+        log.error("start of operation %s cannot be sent: %s", operation_id, exc)
+        error = {"code": "requestNotSendable", "message": f"{exc}; Graph was not called."}
+        return await end_start(rt, intent, Ending(FAILED, error=error), time.time(), key_hash)
+    except (TransportFailure, TimeoutError) as exc:
+        if isinstance(exc, TransportFailure) and not _reached_graph(exc):
             raise NotSent(
                 Problem(
-                    401 if exc.code == "delegatedCredentialExpired" else 403,
-                    exc.code,
-                    "Graph cannot be called on your behalf",
-                    str(exc),
-                ),
-                401,
-                error={"code": exc.code, "message": str(exc)},
+                    503,
+                    "graphUnavailable",
+                    "Graph did not answer",
+                    f"{exc}; the request never reached Graph and nothing was stored; retry.",
+                    headers={"Retry-After": "5"},
+                )
             ) from None
-        except Exception as exc:
-            # Anything else fails before a request is sent (the token: azure-identity raises before any I/O to
-            # Graph), or after Graph answered 401 to it: either way Graph did not do the work.
-            raise NotSent(None) from exc
+        detail = str(exc) or "no answer in time"
+        log.warning("start of operation %s: %s after sending; its outcome is unknown", operation_id, detail)
+        return await end_start(rt, intent, Ending(FAILED, error=unknown_error(detail)), time.time(), key_hash)
+    except DelegatedCredentialError as exc:  # a refresh after Graph answered 401: Graph did not do the work
+        raise _delegated(exc) from None
+    except Exception as exc:
+        # Anything else fails before a request is sent, or after Graph answered 401 to it: either way Graph did
+        # not do the work.
+        raise NotSent(None) from exc
     answered = time.time()
     decision = decide_start(
         response.status, response.headers, response.body, request.action, rt.graph.trusted, rt.settings.graph_origin

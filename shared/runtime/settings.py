@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,12 @@ AZURITE_CONNECTION_STRING = (
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
 STORAGE_SETTING = "AzureWebJobsStorage"
+# Numbers in settings are ASCII: `str.isdigit` also accepts "²" (which int() then refuses) and "٣" (which int()
+# reads as 3), and float() reads any Unicode decimal digit and "1_000": each a setting nobody meant.
+_WHOLE = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_ASCII_NAME = re.compile(r"[A-Za-z0-9-]+")
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 
 
 class SettingsError(ValueError):
@@ -105,10 +112,9 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not _DECIMAL.fullmatch(raw):
+        raise SettingsError(f"{name} must be a number of seconds (ASCII digits), got {raw!r}")
+    value = float(raw)
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     return value
@@ -118,8 +124,8 @@ def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int)
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    if not _WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high} (ASCII digits), got {raw!r}")
     return int(raw)
 
 
@@ -134,7 +140,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 def _storage_name(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
-    if not (3 <= len(value) <= 56) or not value.replace("-", "").isalnum() or value != value.lower():
+    if not (3 <= len(value) <= 56) or not _ASCII_NAME.fullmatch(value) or value != value.lower():
         raise SettingsError(f"{name} must be 3-56 lower-case letters, digits or dashes, got {value!r}")
     return value
 
@@ -238,7 +244,7 @@ def max_dequeue_count(env: Mapping[str, str], host_json: Path = HOST_JSON) -> in
             raw = str(json.loads(host_json.read_text(encoding="utf-8"))["extensions"]["queues"]["maxDequeueCount"])
         except (OSError, ValueError, KeyError, TypeError):
             raw = "5"
-    if not raw.isdigit() or int(raw) < 1:
+    if not _WHOLE.fullmatch(raw) or int(raw) < 1:
         raise SettingsError(f"{MAX_DEQUEUE_OVERRIDE} must be a whole number of at least 1, got {raw!r}")
     return int(raw)
 
@@ -248,7 +254,7 @@ def _container_name(value: str) -> str:
     # (learn.microsoft.com, "Naming and referencing containers, blobs, and metadata").
     if (
         not 3 <= len(value) <= 63
-        or not value.replace("-", "").isalnum()
+        or not _ASCII_NAME.fullmatch(value)
         or value != value.lower()
         or value[0] == "-"
         or value[-1] == "-"
@@ -281,6 +287,6 @@ def _owner(value: str) -> str:
 
 
 def _table_name(value: str, setting: str = "OPERATIONS_TABLE") -> str:
-    if not (3 <= len(value) <= 63) or not value.isalnum() or not value[0].isalpha():
+    if not _TABLE_NAME.fullmatch(value):
         raise SettingsError(f"{setting} must be 3-63 letters or digits starting with a letter: {value!r}")
     return value

@@ -35,6 +35,11 @@ class HistoryStore:
     async def close(self) -> None:
         await self._table.close()
 
+    @property
+    def table(self) -> TableClient:
+        """The history table (the purge deletes summaries no finish touched for long: shared/operations/sweeps.py)."""
+        return self._table
+
     async def _entity(self, key: Key) -> dict[str, Any] | None:
         try:
             return dict(await self._table.get_entity(*key))

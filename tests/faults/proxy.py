@@ -24,7 +24,9 @@ So the SDKs' own retry policies see what they would see in Azure: 500/503 are re
 
 Actions: `fail` (an Azure error answer; not forwarded), `reset` (TCP reset, not forwarded: the request never
 reached storage), `lose` (forwarded and done by storage, then the connection is reset: the caller cannot know it
-worked), `delay` (`seconds`, then forwarded), `drop` (not forwarded, the connection closed without an answer).
+worked), `delay` (`seconds`, then forwarded), `drop` (not forwarded, the connection closed without an answer),
+`damage` (a write of an operation record forwarded with one JSON property made unreadable, `HistoryJson`: storage
+keeps a record the app cannot decode, as a bug, a manual edit or another app version would leave it).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from aiohttp import web
 from devhost.services import AzuritePorts
 
 SERVICES = ("blob", "queue", "table")
-ACTIONS = ("fail", "reset", "lose", "delay", "drop")
+ACTIONS = ("fail", "reset", "lose", "delay", "drop", "damage")
+DAMAGED_PROPERTY, DAMAGED_VALUE = "HistoryJson", "{damaged by the fault proxy"
 ERRORS = {  # Common REST API error codes: code -> (status, message)
     "InternalError": (500, "The server encountered an internal error. Please retry the request."),
     "OperationTimedOut": (500, "The operation could not be completed within the permitted time."),
@@ -277,6 +280,8 @@ class FaultProxy:
                 continue
             if rule.call is not None and rule.call != label:
                 continue
+            if rule.action == "damage" and not record_write(entry):
+                continue
             with self._lock:
                 if rule.spent:
                     continue
@@ -332,6 +337,8 @@ class FaultProxy:
             raise asyncio.CancelledError  # nothing is answered; aiohttp drops the handler quietly
         if rule is not None and rule.action == "delay":
             await asyncio.sleep(rule.seconds)
+        if rule is not None and rule.action == "damage":
+            body = _damaged(body)
         status, headers, payload = await self._forward(service, request, body)
         entry.upstream_status = status
         if status is None:
@@ -366,6 +373,25 @@ class FaultProxy:
                 return answer.status, out, payload
         except (TimeoutError, aiohttp.ClientError):
             return None, {}, b""
+
+
+def record_write(entry: Entry) -> bool:
+    """A table write of an operation record (insert, merge or replace of RowKey `operation`)."""
+    if entry.service != "table" or entry.method not in ("POST", "PUT", "PATCH", "MERGE"):
+        return False
+    try:
+        body = json.loads(entry.text)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("RowKey") == "operation"
+
+
+def _damaged(body: bytes) -> bytes:
+    """The same write with one property the app cannot decode."""
+    entity = json.loads(body)
+    entity[DAMAGED_PROPERTY] = DAMAGED_VALUE
+    entity.pop(f"{DAMAGED_PROPERTY}@odata.type", None)
+    return json.dumps(entity).encode()
 
 
 def _cut(request: web.Request, *, reset: bool) -> None:

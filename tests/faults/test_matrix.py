@@ -25,7 +25,8 @@ from tests.e2e.harness import Bridge, Emulator, WebhookReceiver, new_item
 
 from .cases import SDK_ATTEMPTS, WORKLOADS, Outcome, run_operation, terminal_writes
 from .conftest import ProxiedBridgeFactory
-from .proxy import Entry, FaultProxy
+from .damage import Damaged, run_damaged
+from .proxy import Entry, FaultProxy, record_write
 
 FULL = os.environ.get("FAULTS_FULL") == "1"
 ACTIONS = os.environ.get("FAULTS_ACTIONS", "fail").split(",")
@@ -147,6 +148,48 @@ def test_fault_matrix(make_proxied_bridge: ProxiedBridgeFactory, emulator: Emula
     assert all(fired), [o.name for o, n in zip(outcomes, fired, strict=True) if not n]
     bad = [row for row, o in zip(rows, outcomes, strict=True) if not o.ok]
     assert not bad, figures + "\n" + "\n".join(bad)
+
+
+def test_a_damaged_record(
+    make_proxied_bridge: ProxiedBridgeFactory, emulator: Emulator, receiver: WebhookReceiver
+) -> None:
+    """Next to the storage faults: each write of the operation's record, in turn, stored damaged (tests/faults/
+    damage.py says what must hold). All cases at once on one bridge, with a normal operation beside them."""
+    bridge, proxy = make_proxied_bridge("matrix-damage", POLL_MAX_DELAY_SECONDS="1")
+    normal = run_operation(bridge, proxy, emulator, receiver, "normal", quiet=8)
+    assert normal.ok, normal
+    entries = [e for e in proxy.log(mentioning=normal.item) if e.seq < normal.settled_at]
+    calls = discover(proxy, entries, normal.started_at)
+    made = [e for e in entries if proxy.label(e) not in SKIPPED_CALLS]  # the entries discover() named, in order
+    writes = [call for call, entry in zip(calls, made, strict=True) if record_write(entry)]
+    assert len({step for step, _, _ in writes}) >= 2, writes  # the start's and the poll step's writes at least
+    print("\ndamage: record writes", *writes, sep="\n  ")
+
+    def run(case: tuple[str, str, int]) -> Damaged:
+        step, call, occurrence = case
+        item = new_item()
+        rule = f"{step}: {call} #{occurrence + 1} damage"
+        proxy.track(item)
+        proxy.add_rule(match=item, call=call, skip=occurrence, times=1, action="damage", name=rule)
+        return run_damaged(bridge, proxy, emulator, receiver, rule, item)
+
+    with ThreadPoolExecutor(max_workers=len(writes) + 1) as pool:
+        beside = pool.submit(run_operation, bridge, proxy, emulator, receiver, "beside", quiet=8)
+        outcomes = list(pool.map(run, writes))
+    fired = [next(r.fired for r in proxy.rules if r.name == o.name) for o in outcomes]
+    rows = [
+        f"{o.name:<60} fired={n} ending={o.ending or '-'} excel={o.excel_starts} terminal={o.terminal_writes} "
+        f"events={o.webhook_events} poisoned={o.poisoned} gets={o.answers[-3:]} {o.problem}"
+        for o, n in zip(outcomes, fired, strict=True)
+    ]
+    print(
+        "\n".join(
+            ["", f"damaged cases={len(outcomes)} isolated={sum(o.ending == 'isolated' for o in outcomes)}", *rows]
+        )
+    )
+    assert all(fired), rows  # every case really stored a damaged record
+    assert all(o.ok for o in outcomes), "\n".join(r for r, o in zip(rows, outcomes, strict=True) if not o.ok)
+    assert beside.result().ok, beside.result()  # the rest keep working
 
 
 def _answers(codes: list[int]) -> str:

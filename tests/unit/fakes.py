@@ -37,6 +37,7 @@ import asyncio
 import base64
 import copy
 import inspect
+import ipaddress
 import itertools
 import json
 import re
@@ -44,6 +45,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -56,6 +58,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableEntity, UpdateMode
+from yarl import URL
 
 from shared.delivery import operation_webhooks as deliverer
 from shared.delivery.resolver import PinnedResolver
@@ -361,6 +364,10 @@ class FakeTable(Faults):
         self.table_name = name
         self.entities: dict[tuple[str, str], dict[str, Any]] = {}
         self.etags: dict[tuple[str, str], str] = {}
+        # The service's own `Timestamp` of each entity: the time of its last write ("Understanding the Table service
+        # data model", system properties). Not a property of the stored dict: the SDK hands it back as metadata,
+        # and a filter may compare it (`Timestamp lt @before`, a datetime parameter).
+        self.stamps: dict[tuple[str, str], datetime] = {}
         self.created = False
         self.closed = False
         self.calls: list[tuple[str, str, str]] = []  # (method, PartitionKey, RowKey)
@@ -383,6 +390,7 @@ class FakeTable(Faults):
     def _stamp(self, key: tuple[str, str]) -> dict[str, Any]:
         etag = f"W/\"datetime'{next(self._versions)}'\""
         self.etags[key] = etag
+        self.stamps[key] = datetime.fromtimestamp(time.time(), UTC)
         return {"etag": etag, "date": time.time()}
 
     def _entity(self, key: tuple[str, str], select: list[str] | None = None) -> TableEntity:
@@ -390,7 +398,7 @@ class FakeTable(Faults):
         entity = TableEntity(
             **{k: copy.deepcopy(v) for k, v in stored.items() if select is None or k in select or k in key}
         )
-        entity._metadata = {"etag": self.etags[key], "timestamp": None}
+        entity._metadata = {"etag": self.etags[key], "timestamp": self.stamps.get(key)}
         return entity
 
     @staticmethod
@@ -487,6 +495,7 @@ class FakeTable(Faults):
         self._condition(key, etag, match_condition)
         del self.entities[key]
         del self.etags[key]
+        self.stamps.pop(key, None)
 
     def query_entities(
         self,
@@ -500,7 +509,11 @@ class FakeTable(Faults):
         if self.check("query_entities", query_filter) is not None:
             raise NotImplementedError("query_entities is not async: give it sync `before` actions only")
         where = _Filter(query_filter, parameters or {})
-        rows = [self._entity(k, select) for k in sorted(self.entities) if where.matches(self.entities[k])]
+        rows = [
+            self._entity(k, select)
+            for k in sorted(self.entities)
+            if where.matches({**self.entities[k], "Timestamp": self.stamps.get(k)})
+        ]
         return _Pages(rows, results_per_page)
 
 
@@ -755,11 +768,35 @@ class _Response:
 _FORBIDDEN_IN_HEADERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # aiohttp 3.x http_writer._FORBIDDEN_HEADER_CHARS_RE
 
 
+class _Resolving:
+    """A POST through a session whose connector resolves names with a resolver (the webhook session's
+    PinnedResolver): aiohttp's TCPConnector asks the resolver for every host that is not an IP literal before
+    connecting, and a refusal there means nothing was sent (so no call is recorded)."""
+
+    def __init__(self, http: FakeHTTP, url: Any, kwargs: dict[str, Any]) -> None:
+        self._http, self._url, self._kwargs = http, url, kwargs
+        self._response: _Response | None = None
+
+    async def __aenter__(self) -> _Response:
+        target = URL(str(self._url), encoded=True)
+        try:
+            ipaddress.ip_address((target.host or "").strip("[]"))
+        except ValueError:
+            await self._http.resolver.resolve(target.host or "", target.port or 443)
+        self._response = self._http._answer("POST", self._url, **self._kwargs)
+        return await self._response.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class FakeHTTP:
     """The `aiohttp.ClientSession` methods GraphClient (`request`) and webhooks.deliver (`post`) use. Each URL
-    answers from its own script in order; `always(url, answer)` answers every further call alike."""
+    answers from its own script in order; `always(url, answer)` answers every further call alike. With a
+    `resolver` (the webhook session's), a POST first resolves its host through it, as the real connector does."""
 
     def __init__(self) -> None:
+        self.resolver: Any = None
         self.scripts: dict[tuple[str, str], list[Reply]] = {}
         self.sticky: dict[tuple[str, str], Reply] = {}
         self.calls: list[Call] = []
@@ -800,7 +837,9 @@ class FakeHTTP:
     def request(self, method: str, url: Any, **kwargs: Any) -> _Response:
         return self._answer(method, url, **kwargs)
 
-    def post(self, url: Any, **kwargs: Any) -> _Response:
+    def post(self, url: Any, **kwargs: Any) -> _Response | _Resolving:
+        if self.resolver is not None:
+            return _Resolving(self, url, kwargs)
         return self._answer("POST", url, **kwargs)
 
     async def close(self) -> None:
@@ -899,6 +938,7 @@ def fake_runtime(**env: str) -> tuple[Runtime, Fakes]:
         history=HistoryStore(fakes.history),  # type: ignore[arg-type]
         lanes=LaneStore(fakes.table) if settings.workbook_concurrency > 0 else None,  # type: ignore[arg-type]
     )
+    fakes.webhooks.resolver = rt.resolver  # as build_runtime's webhook session resolves through it
     return rt, fakes
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -20,6 +21,7 @@ from shared.graph import tokens as auth
 from shared.graph.tokens import DelegatedCredentialError
 from shared.operations import changes as operation_changes
 from shared.operations import outcome as start_outcome
+from shared.operations import phases
 from shared.operations import reads as operation_reads
 from shared.operations import start as operations
 from shared.operations import write_ahead as start_flow
@@ -62,6 +64,11 @@ ROWS = workbook_url() + "/tables/T/rows"
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
+
+
+def outcome_write(entity: dict[str, Any]) -> bool:
+    """The write of Graph's answer (it carries `answered`), not the `starting` mark before the request."""
+    return entity.get("StartPhase") == ANSWERED
 
 
 def body(**changes: Any) -> bytes:
@@ -169,12 +176,13 @@ def test_a_callback_whose_name_resolves_to_a_private_address_is_a_400(clock: Fak
 def test_a_replay_while_the_first_request_is_in_flight_is_a_429_and_later_ends_unknown(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     f.graph.script("POST", SESSION, accepted(LOC))
-    f.table.fail("update_entity", times=4)  # Graph's answer cannot be written: the record stays `starting`
+    f.table.fail("update_entity", times=4, match=outcome_write)  # Graph's answer cannot be written: it stays `starting`
     first = problem(lambda: start(rt, key="key-1"))
     assert first.status == 503 and first.extra["reachedGraph"] is True
     busy = problem(lambda: start(rt, key="key-1"))
-    assert (busy.status, busy.code, busy.headers["Retry-After"]) == (429, "requestInProgress", "1")
-    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    window = str(math.ceil(phases.sending_window(rt.settings.graph_timeout)))  # all of it left: the clock stood still
+    assert (busy.status, busy.code, busy.headers["Retry-After"]) == (429, "requestInProgress", window)
+    clock.advance(phases.sending_window(rt.settings.graph_timeout) + 1)
     later = start(rt, key="key-1")
     assert later.operation.status == "failed" and later.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
     assert len(f.graph.calls) == 1  # never sent twice
@@ -187,7 +195,7 @@ def test_a_key_whose_first_request_died_before_its_intent_is_taken_over(clock: F
         start(rt, key="key-1")
     busy = problem(lambda: start(rt, key="key-1"))
     assert busy.status == 429
-    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(phases.PREPARED_WINDOW_SECONDS + 1)
     f.graph.script("POST", SESSION, accepted(LOC))
     taken = start(rt, key="key-1")
     claim = [e for (p, _), e in f.table.entities.items() if p.startswith("idem-")]
@@ -208,7 +216,7 @@ def test_an_intent_whose_id_is_already_stored_resumes_that_record(clock: FakeClo
     f.table.fail("create_entity", asyncio.CancelledError(), match=lambda e: e["RowKey"] == "operation")
     with pytest.raises(asyncio.CancelledError):
         start(rt, key="key-1")
-    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(phases.PREPARED_WINDOW_SECONDS + 1)
     [claim] = [e for (p, _), e in f.table.entities.items() if p.startswith("idem-")]
 
     def first_attempt_wrote_it_meanwhile() -> None:
@@ -296,7 +304,7 @@ def test_a_token_failure_before_sending_removes_the_intent_and_raises(clock: Fak
 def test_an_outcome_write_that_fails_once_is_retried(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     f.graph.script("POST", SESSION, accepted(LOC))
-    f.table.fail("update_entity", times=1)
+    f.table.fail("update_entity", times=1, match=outcome_write)
     answer = start(rt)
     assert answer.operation.operation_url == LOC and len(poll_messages(f)) == 1
 
@@ -313,7 +321,7 @@ def test_a_result_that_cannot_be_stored_keeps_the_outcome_and_says_so(clock: Fak
 def test_an_outcome_that_cannot_be_stored_even_without_its_result_is_a_503(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     f.graph.script("POST", SESSION, reply(201, {"id": "session-1", "persistChanges": True}))
-    f.table.fail("update_entity", times=5)
+    f.table.fail("update_entity", times=5, match=outcome_write)
     refused = problem(lambda: start(rt, key="k"))
     assert refused.status == 503 and "same Idempotency-Key" in refused.detail
 
@@ -341,7 +349,7 @@ def test_an_outcome_write_whose_reply_was_lost_finishes_the_stored_answer(clock:
         [key] = [k for k in f.table.entities if k[1] == "operation"]
         f.table.touch(*key, StartPhase=ANSWERED, OperationUrl=LOC)
 
-    f.table.before("update_entity", our_write_landed)
+    f.table.before("update_entity", our_write_landed, match=outcome_write)
     answer = start(rt)
     assert answer.operation.start_phase is None and len(poll_messages(f)) == 1
 
@@ -369,7 +377,7 @@ def test_a_follow_up_whose_marker_write_conflicts_answers_the_fresh_record(clock
         [key] = [k for k in f.table.entities if k[1] == "operation"]
         f.table.touch(*key, ClientReference="other")
 
-    f.table.before("update_entity", someone_else, skip=1)  # after the outcome write, before the marker's
+    f.table.before("update_entity", someone_else, match=lambda e: e.get("StartPhase") == "")  # the follow-up marker
     answer = start(rt)
     assert answer.operation.client_reference == "other" and answer.operation.start_phase == ANSWERED
 
@@ -512,7 +520,7 @@ def test_get_finishes_an_answered_start_its_request_left(clock: FakeClock) -> No
 def test_get_ends_a_start_left_starting_as_unknown(clock: FakeClock) -> None:
     rt, _ = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=STARTING, operation_url=None)
-    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(phases.sending_window(rt.settings.graph_timeout) + 1)
     answer = run(operation_reads.get(rt, op.id))
     assert answer.operation.status == "failed" and answer.operation.error["code"] == start_outcome.OUTCOME_UNKNOWN
 
@@ -520,7 +528,7 @@ def test_get_ends_a_start_left_starting_as_unknown(clock: FakeClock) -> None:
 def test_an_unknown_outcome_write_that_conflicts_answers_the_fresh_record(clock: FakeClock) -> None:
     rt, f = fake_runtime()
     op = stored(rt, status="notStarted", start_phase=STARTING, operation_url=None)
-    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    clock.advance(phases.sending_window(rt.settings.graph_timeout) + 1)
     f.table.before("update_entity", lambda: f.table.touch(op.id, "operation", Status="canceled", StartPhase=""))
     assert run(operation_reads.get(rt, op.id)).operation.status == "canceled"
 
@@ -772,7 +780,7 @@ def test_an_outcome_conflict_whose_reread_fails_is_a_503_that_reached_graph(cloc
         f.table.touch(*key, ClientReference="x")
         f.table.fail("get_entity")
 
-    f.table.before("update_entity", conflict_then_unreadable)
+    f.table.before("update_entity", conflict_then_unreadable, match=outcome_write)
     refused = problem(lambda: start(rt, key="k"))
     assert refused.status == 503 and refused.extra["reachedGraph"] and "could not be confirmed" in refused.detail
 

@@ -154,3 +154,44 @@ def test_extra_allowed_networks_are_for_tests_only() -> None:
 def test_unencoded_urls_are_refused(url: str) -> None:
     with pytest.raises(Refused, match="encoded URL"):
         check_url(url, STRICT)
+
+
+# make fuzz (schemathesis, 600 s) found a subscription whose callbackUrl host began with a dot answered 500: with
+# private networks allowed the name is now resolved at submit, and IDNA encoding refuses an empty label with a
+# UnicodeError (not a lookup failure); and "http://0000*" was accepted although the OpenAPI pattern says a host is
+# letters, digits, dots and hyphens. A host is a DNS name or an IP address, checked before any lookup.
+BAD_HOSTS = [".s10pnplkqjty6mlbx", "a..b.example.com", "0000*", "exa_mple.com", "x" * 64 + ".com", "h!st.com"]
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+@pytest.mark.parametrize("policy", [STRICT, OutboundPolicy(allow_private=True)], ids=["strict", "private allowed"])
+def test_a_host_that_is_no_dns_name_is_refused_before_any_lookup(host: str, policy: OutboundPolicy) -> None:
+    lookup, calls = fake_lookup(["93.184.216.34"])
+    with pytest.raises(Refused, match="DNS name"):
+        asyncio.run(check_target(f"https://{host}:42500/hook#x", policy, PinnedResolver(policy, lookup)))
+    assert calls == []
+
+
+def test_a_name_idna_refuses_is_refused_not_raised_by_the_resolver() -> None:
+    resolver = PinnedResolver(OutboundPolicy(allow_private=True))  # the real loop.getaddrinfo
+    with pytest.raises(Refused, match="not a host name"):
+        asyncio.run(resolver.addresses(".s10pnplkqjty6mlbx", 443))
+
+
+def test_a_subscription_with_such_a_callback_is_a_400_naming_it() -> None:
+    import json
+
+    from shared.api.identity import Caller
+    from shared.api.problems import Problem
+    from shared.subscriptions import api as subscription_api
+    from tests.unit.fakes import fake_runtime
+
+    rt, f = fake_runtime(WEBHOOK_ALLOW_PRIVATE_NETWORKS="true")
+    body = {
+        "actions": ["createTableRow"],
+        "callbackUrl": "https://.S10PNPLKqjtY6MLBx:42500#19[fC,[@a4&!PYugk;MRfSn#qw*",
+    }
+    with pytest.raises(Problem) as caught:
+        asyncio.run(subscription_api.create(rt, json.dumps(body).encode(), "https://b/api", Caller("default")))
+    assert caught.value.status == 400 and [e.field for e in caught.value.errors] == ["callbackUrl"]
+    assert f.table.entities == {}

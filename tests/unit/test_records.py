@@ -164,7 +164,15 @@ def test_to_entity_only_limits_fields():
 
 
 def test_from_entity_defaults_for_missing_properties():
-    op = from_entity({"PartitionKey": "8285435199999a1b2c3d4e5", "Status": "running", "Workbook": "/me/drive/items/x"})
+    op = from_entity(
+        {
+            "PartitionKey": "8285435199999a1b2c3d4e5",
+            "Status": "running",
+            "Workbook": "/me/drive/items/x",
+            "CreatedAt": "2024-05-01T12:00:00.000Z",  # a record without these is damaged (test_damaged_records.py)
+            "UpdatedAt": "2024-05-01T12:00:00.000Z",
+        }
+    )
     assert op.poll_count == 0 and op.generation == 0 and op.webhook_attempts == 0
     assert op.webhook_state == WEBHOOK_NONE
     assert op.result is None and op.error is None

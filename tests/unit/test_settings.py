@@ -267,3 +267,88 @@ def test_lane_settings_are_checked(name, value):
 
 def test_workbook_concurrency_zero_turns_the_lane_off():
     assert load_settings({**env(), "WORKBOOK_CONCURRENCY": "0"}).workbook_concurrency == 0
+
+
+# Issue 18, item 9a: `str.isdigit` and `float` accept digits that are not ASCII. "²" passed isdigit and then
+# made int() raise ValueError (an unexpected error, answered 500 internalError); "٣" (Arabic-Indic three) and
+# U+FF13 (fullwidth three) were read as 3. A setting is an ASCII number or the bridge is misconfigured.
+NOT_ASCII_NUMBERS = ["\u00b2", "\u0663", "\uff13", "1\u00b2", "\u0664.5", "1_000", "\u00bd"]
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_NUMBERS, ids=ascii)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RETENTION_DAYS",
+        "WORKBOOK_CONCURRENCY",
+        "POLL_INITIAL_DELAY_SECONDS",
+        "POLL_MAX_DELAY_SECONDS",
+        "OPERATION_TIMEOUT_SECONDS",
+        "POLL_MAX_TRANSIENT_FAILURES",
+        "WEBHOOK_RETRY_INITIAL_DELAY_SECONDS",
+        "WEBHOOK_RETRY_WINDOW_SECONDS",
+        "LANE_LEASE_SECONDS",
+        "AzureFunctionsJobHost__extensions__queues__maxDequeueCount",
+    ],
+)
+def test_a_number_setting_that_is_not_ascii_is_a_settings_error_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env(**{name: value}))
+    assert name in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OPERATIONS_TABLE", "ops\u00e9"),  # str.isalnum: a letter, but not one a table name may hold
+        ("OPERATIONS_TABLE", "ops\u0663"),
+        ("DURATION_HISTORY_TABLE", "dur\u00b2"),
+        ("RESULTS_CONTAINER", "results-\u0663"),
+        ("POLL_QUEUE", "polls-\u00e9"),
+        ("WEBHOOK_QUEUE", "hooks-\u0663"),
+    ],
+    ids=ascii,
+)
+def test_a_storage_name_that_is_not_ascii_is_a_settings_error_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env(**{name: value}))
+    assert name in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "attribute", "expected"),
+    [
+        ("RETENTION_DAYS", "7", "retention_days", 7),
+        ("POLL_INITIAL_DELAY_SECONDS", " 2.5 ", "poll_initial_delay", 2.5),
+        ("POLL_INITIAL_DELAY_SECONDS", ".5", "poll_initial_delay", 0.5),
+        ("OPERATION_TIMEOUT_SECONDS", "1e3", "operation_timeout", 1000.0),
+        ("POLL_MAX_TRANSIENT_FAILURES", "8", "max_transient_failures", 8),
+    ],
+)
+def test_ascii_numbers_still_parse(name: str, value: str, attribute: str, expected: object) -> None:
+    assert getattr(load_settings(env(**{name: value})), attribute) == expected
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663"], ids=ascii)
+def test_the_http_answer_to_a_non_ascii_setting_is_misconfigured_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """What a caller sees when RETENTION_DAYS holds "²": `misconfigured` naming the setting, not `internalError`
+    (the worker builds its runtime, and so reads its settings, on the first request: function_app._run)."""
+    import asyncio
+    import json
+
+    import azure.functions as func
+
+    import function_app
+
+    async def runtime() -> object:
+        return load_settings(env(RETENTION_DAYS=value))
+
+    monkeypatch.setattr(function_app, "get_runtime", runtime)
+    request = func.HttpRequest("GET", "https://bridge.example.test/api/operations", body=b"", params={})
+    response = asyncio.run(function_app.list_operations(request))
+    problem = json.loads(response.get_body())
+    assert (response.status_code, problem["code"]) == (500, "misconfigured")
+    assert "RETENTION_DAYS" in problem["detail"]
+    assert response.mimetype == "application/problem+json"

@@ -16,6 +16,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from shared.api.problems import Problem
 from shared.operations import outcome as start_outcome
+from shared.operations import phases
 from shared.operations import start as operations
 from shared.operations.record import ANSWERED, STARTING
 from tests.unit.fakes import (
@@ -120,7 +121,7 @@ def test_an_intent_left_starting_ends_unknown_on_a_keyed_retry_after_the_in_flig
     with pytest.raises(Problem) as busy:
         start(rt)  # within the window: the first request may still be running
     assert busy.value.status == 429
-    clock.advance(start_outcome.IDEMPOTENCY_IN_FLIGHT_SECONDS)  # the window has passed
+    clock.advance(phases.sending_window(rt.settings.graph_timeout))  # the window has passed
     late = start(rt)
     assert late.operation.status == "failed" and late.operation.error is not None
     assert late.operation.error["code"] == "graphOutcomeUnknown" and len(f.graph.calls) == 1
