@@ -86,10 +86,17 @@ def test_fault_matrix(make_proxied_bridge: ProxiedBridgeFactory, emulator: Emula
     runs: list[tuple[str, Bridge, FaultProxy, Case]] = []
     for workload in WORKLOADS:
         bridge, proxy = make_proxied_bridge(f"matrix-{workload}", POLL_MAX_DELAY_SECONDS="1")
-        normal = run_operation(bridge, proxy, emulator, receiver, "normal", quiet=8, workload=workload)
-        assert normal.ok, normal
-        entries = [e for e in proxy.log(mentioning=normal.item) if e.seq < normal.settled_at]
-        calls = discover(proxy, entries, normal.started_at)
+        # Two fault-free runs; only the calls both made are cases. Some calls depend on timing (a fan-out message
+        # that meets a record not yet terminal waits and is queued again; under load such a call appears in one run
+        # and not the next), and a case whose call was never made tests nothing.
+        seen: list[list[tuple[str, str, int]]] = []
+        for attempt in range(2):
+            normal = run_operation(bridge, proxy, emulator, receiver, f"normal {attempt}", quiet=8, workload=workload)
+            assert normal.ok, normal
+            entries = [e for e in proxy.log(mentioning=normal.item) if e.seq < normal.settled_at]
+            seen.append(discover(proxy, entries, normal.started_at))
+        calls = [call for call in seen[0] if call in seen[1]]
+        print(f"\n{workload}: left out, made in one fault-free run only:", sorted(set(seen[0]) ^ set(seen[1])))
         steps = Counter(step for step, _, _ in calls)
         assert steps["start"] >= 3 and steps["delivery"] >= 2, calls  # claim, create, send; read, record, delete
         assert workload == "bigrow" or steps["poll"] >= 3, calls  # read, update, send (a synchronous answer: none)
